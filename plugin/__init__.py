@@ -1,0 +1,1 @@
+"""PBX side of pbxsync: directory, bookings, AMI, AUTOCALL, FastAGI, LDAP, the daemon and the CLI."""

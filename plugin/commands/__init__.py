@@ -1,0 +1,1 @@
+"""CLI subcommands. Each module has `register(subparsers)`; `plugin.cli` lists the modules."""

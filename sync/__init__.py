@@ -1,0 +1,1 @@
+"""Exchange side of pbxsync: sources, the SQLite store and the sync engine. Knows nothing about the PBX."""

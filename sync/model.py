@@ -1,0 +1,140 @@
+"""Plain data shared by the sources, the store and the planners.
+
+These are the only shapes that cross from a source (EWS, Graph, a simulator) into the store. All
+datetimes are timezone-aware UTC; a source converts before it builds these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+def utc_text(moment: datetime) -> str:
+    """The one text form of an instant: UTC, whole seconds, sortable ("2026-11-27T09:00:00+00:00")."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: pbxsync only handles timezone-aware instants")
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def parse_utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+class Folder(StrEnum):
+    CONTACTS = "contacts"
+    CALENDAR = "calendar"
+
+
+class PhoneKind(StrEnum):
+    BUSINESS = "business"
+    MOBILE = "mobile"
+    HOME = "home"
+    FAX = "fax"
+    OTHER = "other"
+
+
+class AttendeeKind(StrEnum):
+    REQUIRED = "required"
+    OPTIONAL = "optional"
+    RESOURCE = "resource"
+
+
+class ResponseType(StrEnum):
+    """An attendee's answer, as Exchange names it (EWS ResponseTypeType, Graph responseStatus)."""
+
+    UNKNOWN = "unknown"
+    ORGANIZER = "organizer"
+    TENTATIVE = "tentative"
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    NO_RESPONSE = "noresponse"
+
+
+@dataclass(frozen=True)
+class PhoneNumber:
+    kind: PhoneKind
+    raw: str
+    e164: str | None  # "+49301234711" when parseable with the configured default region
+    digits: str  # every digit of `raw`, for contains-matching ("*4711*")
+
+
+@dataclass(frozen=True)
+class Contact:
+    item_id: str
+    change_key: str
+    display_name: str
+    given_name: str = ""
+    surname: str = ""
+    company: str = ""
+    title: str = ""
+    emails: tuple[str, ...] = ()
+    phones: tuple[PhoneNumber, ...] = ()
+
+
+@dataclass(frozen=True)
+class Attendee:
+    email: str  # lower-case SMTP or an internal X.500 address; "" when Exchange gave none
+    name: str
+    kind: AttendeeKind
+    response: ResponseType
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One occurrence of a meeting as one mailbox sees it (a single meeting is its own occurrence)."""
+
+    item_id: str
+    change_key: str
+    uid: str  # iCalendar UID (UID / iCalUId); the dedupe key across mailboxes
+    start: datetime  # UTC
+    end: datetime  # UTC
+    timezone: str = "UTC"  # the organizer's original time zone id (IANA or Windows)
+    recurrence_id: datetime | None = None  # original start of this occurrence in its series, UTC
+    series_item_id: str = ""  # ItemId of the series master, so a master deletion removes its occurrences
+    subject: str = ""
+    location: str = ""
+    organizer_email: str = ""
+    organizer_name: str = ""
+    attendees: tuple[Attendee, ...] = ()
+    is_cancelled: bool = False
+    is_all_day: bool = False
+
+    @property
+    def occurrence_key(self) -> str:
+        """Which occurrence of the meeting this is: RecurrenceId when recurring, else the start."""
+        return utc_text(self.recurrence_id or self.start)
+
+
+@dataclass(frozen=True)
+class ContactChanges:
+    """One incremental contacts sync result. `complete` is False when paging was cut short."""
+
+    upserts: tuple[Contact, ...] = ()
+    deleted_item_ids: tuple[str, ...] = ()
+    sync_state: str = ""
+    complete: bool = True
+
+
+@dataclass(frozen=True)
+class CalendarChanges:
+    """What the calendar folder sync noticed since `sync_state` (items are series masters or singles)."""
+
+    changed_item_ids: tuple[str, ...] = ()
+    deleted_item_ids: tuple[str, ...] = ()
+    sync_state: str = ""
+    complete: bool = True
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changed_item_ids or self.deleted_item_ids)
+
+
+@dataclass(frozen=True)
+class CalendarWindow:
+    """Every occurrence in [start, end) of one mailbox, fetched completely, or the fetch failed."""
+
+    start: datetime
+    end: datetime
+    occurrences: tuple[Occurrence, ...] = field(default_factory=tuple)

@@ -1,0 +1,1 @@
+"""Exchange sources: EWS (exchangelib) and Microsoft Graph, behind one protocol."""

@@ -1,0 +1,28 @@
+"""The contract every Exchange source fulfils. The sync engine talks only to this."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from sync.model import CalendarChanges, CalendarWindow, ContactChanges
+
+
+class MailboxSource(Protocol):
+    """Reads one Exchange organisation. Methods raise `sync.errors.SourceError` subclasses only.
+
+    `mailbox` is the user's primary SMTP address. Sync states are opaque strings the source made;
+    "" means "from the beginning".
+    """
+
+    async def sync_contacts(self, mailbox: str, sync_state: str) -> ContactChanges: ...
+
+    async def sync_calendar(self, mailbox: str, sync_state: str) -> CalendarChanges: ...
+
+    async def calendar_window(self, mailbox: str, start: datetime, end: datetime) -> CalendarWindow: ...
+
+    async def resolve_address(self, mailbox: str, address: str) -> str | None:
+        """Map an internal address (X.500 / legacyExchangeDN) to an SMTP address, or None."""
+        ...
+
+    async def close(self) -> None: ...
