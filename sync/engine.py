@@ -1,0 +1,201 @@
+"""The sync engine: one pass over the PBX users' mailboxes, each user isolated from the others.
+
+For each user and folder: read the stored sync state, fetch from the source, plan (sync.plan, pure),
+then write the data, the new sync state and the success mark in ONE transaction. A source error is
+recorded on that folder and changes nothing else; an unexpected bug in one user's pass is logged and
+recorded the same way, so one mailbox can never stop or corrupt another's sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sync.config import Config, UserConfig
+from sync.errors import (
+    SourceAccessError,
+    SourceAuthError,
+    SourceBusyError,
+    SourceDataError,
+    SourceError,
+    StoreError,
+)
+from sync.model import CalendarWindow, Folder, Occurrence, utc_text
+from sync.plan import internal_addresses, plan_calendar, plan_contacts, sync_window, with_resolved_addresses
+from sync.sources.base import MailboxSource
+from sync.store import calendar as calendar_store
+from sync.store import contacts as contact_store
+from sync.store import folders
+from sync.store.db import Store
+
+log = logging.getLogger("pbxsync.sync")
+
+MAX_RESOLVES_PER_PASS = 200
+
+
+@dataclass
+class FolderResult:
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    error: str | None = None
+    error_kind: str | None = None
+    skipped_view: bool = False  # calendar: folder sync saw no change, so no CalendarView was needed
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class UserSummary:
+    extension: str
+    mailbox: str
+    contacts: FolderResult | None = None
+    calendar: FolderResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(r is None or r.ok for r in (self.contacts, self.calendar))
+
+
+@dataclass
+class PassSummary:
+    started: datetime
+    users: list[UserSummary] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(u.ok for u in self.users)
+
+    @property
+    def calendar_changed(self) -> bool:
+        return any(u.calendar is not None and (u.calendar.added or u.calendar.updated or u.calendar.deleted)
+                   for u in self.users)
+
+
+def error_kind(exc: BaseException) -> str:
+    for cls, kind in ((SourceAuthError, "auth"), (SourceAccessError, "access"), (SourceBusyError, "busy"),
+                      (SourceDataError, "data"), (SourceError, "source"), (StoreError, "store")):
+        if isinstance(exc, cls):
+            return kind
+    return "internal"
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
+AfterPass = Callable[[PassSummary], Awaitable[None]]
+
+
+class SyncEngine:
+    def __init__(self, store: Store, source: MailboxSource, config: Config) -> None:
+        self.store = store
+        self.source = source
+        self.config = config
+        self._limit = asyncio.Semaphore(config.sync.concurrency)
+        self._user_locks: dict[str, asyncio.Lock] = {}
+
+    async def sync_all(self, now: datetime, users: Iterable[UserConfig] | None = None) -> PassSummary:
+        chosen = list(self.config.users if users is None else users)
+        summary = PassSummary(now)
+        summary.users = list(await asyncio.gather(*(self.sync_user(u, now) for u in chosen)))
+        return summary
+
+    async def sync_user(self, user: UserConfig, now: datetime) -> UserSummary:
+        mailbox = user.mailbox.lower()
+        lock = self._user_locks.setdefault(mailbox, asyncio.Lock())
+        result = UserSummary(user.extension, mailbox)
+        async with lock, self._limit:  # a timer pass and a "Sync now" for one user never overlap
+            if user.sync_contacts:
+                result.contacts = await self._guarded(mailbox, Folder.CONTACTS, now, self._sync_contacts)
+            if user.sync_calendar:
+                result.calendar = await self._guarded(mailbox, Folder.CALENDAR, now, self._sync_calendar)
+        return result
+
+    async def _guarded(self, mailbox: str, folder: Folder, now: datetime,
+                       work: Callable[[str, datetime], Awaitable[FolderResult]]) -> FolderResult:
+        try:
+            return await work(mailbox, now)
+        except Exception as exc:
+            kind = error_kind(exc)
+            if kind == "internal":
+                log.exception("sync of %s %s failed unexpectedly", mailbox, folder.value)
+            else:
+                log.warning("sync of %s %s failed (%s): %s", mailbox, folder.value, kind, one_line(exc))
+            try:
+                await folders.record_failure(self.store, mailbox, folder, now, one_line(exc), kind)
+            except StoreError as store_exc:
+                log.error("could not record the failure of %s %s: %s", mailbox, folder.value, store_exc)
+            return FolderResult(error=one_line(exc), error_kind=kind)
+
+    async def _sync_contacts(self, mailbox: str, now: datetime) -> FolderResult:
+        state = await folders.folder_state(self.store, mailbox, Folder.CONTACTS)
+        changes = await self.source.sync_contacts(mailbox, state.sync_state)
+        stored = await contact_store.contact_change_keys(self.store, mailbox)
+        plan = plan_contacts(stored, changes)
+        async with self.store.transaction() as conn:
+            await contact_store.apply_contact_plan(conn, mailbox, plan, now)
+            await folders.record_success(conn, mailbox, Folder.CONTACTS, now, changes.sync_state)
+        log.info("contacts of %s: %d added, %d updated, %d deleted", mailbox,
+                 len(plan.inserts), len(plan.updates), len(plan.deletes))
+        return FolderResult(len(plan.inserts), len(plan.updates), len(plan.deletes))
+
+    async def _sync_calendar(self, mailbox: str, now: datetime) -> FolderResult:
+        state = await folders.folder_state(self.store, mailbox, Folder.CALENDAR)
+        changes = await self.source.sync_calendar(mailbox, state.sync_state)
+        start, end = sync_window(now, self.config.sync.days_back, self.config.sync.days_ahead)
+        window_moved = (state.window_start, state.window_end) != (start, end)
+        window: CalendarWindow | None = None
+        if changes.has_changes or window_moved or not changes.complete or state.last_success is None:
+            window = await self.source.calendar_window(mailbox, start, end)
+            window = CalendarWindow(window.start, window.end, await self._resolve(mailbox, window.occurrences, now))
+        stored = await calendar_store.occurrence_refs(self.store, mailbox)
+        plan = plan_calendar(stored, changes.deleted_item_ids, window)
+        async with self.store.transaction() as conn:
+            await calendar_store.apply_calendar_plan(conn, mailbox, plan, now)
+            # The folder's sync state advances only together with the data it describes.
+            await folders.record_success(conn, mailbox, Folder.CALENDAR, now, changes.sync_state,
+                                         (start, end) if window is not None else None)
+        log.info("calendar of %s: %d added, %d updated, %d deleted%s", mailbox, len(plan.inserts),
+                 len(plan.updates), len(plan.deletes), "" if window is not None else " (no change)")
+        return FolderResult(len(plan.inserts), len(plan.updates), len(plan.deletes), skipped_view=window is None)
+
+    async def _resolve(self, mailbox: str, occurrences: tuple[Occurrence, ...],
+                       now: datetime) -> tuple[Occurrence, ...]:
+        """Replace internal X.500 addresses by SMTP, through the cache and then ResolveNames."""
+        wanted = internal_addresses(occurrences)
+        if not wanted:
+            return tuple(with_resolved_addresses(o, {}) for o in occurrences)
+        known: dict[str, str] = {}
+        cached: set[str] = set()
+        async with self.store.conn.execute(
+            f"SELECT address, smtp FROM address_cache WHERE address IN ({','.join('?' * len(wanted))})",
+            sorted(wanted),
+        ) as cur:
+            async for address, smtp in cur:
+                cached.add(str(address))
+                if smtp:
+                    known[str(address)] = str(smtp).lower()
+        fresh: list[tuple[str, str | None]] = []
+        for address in sorted(wanted - cached)[:MAX_RESOLVES_PER_PASS]:
+            try:
+                smtp = await self.source.resolve_address(mailbox, address)
+            except SourceError as exc:
+                log.warning("could not resolve an internal address for %s: %s", mailbox, one_line(exc))
+                break  # try again next pass; unresolved addresses simply stay unmatched
+            fresh.append((address, smtp.lower() if smtp else None))
+            if smtp:
+                known[address] = smtp.lower()
+        if fresh:
+            async with self.store.transaction() as conn:
+                await conn.executemany(
+                    "INSERT OR REPLACE INTO address_cache (address, smtp, resolved_at) VALUES (?, ?, ?)",
+                    [(a, s, utc_text(now)) for a, s in fresh],
+                )
+        return tuple(with_resolved_addresses(o, known) for o in occurrences)

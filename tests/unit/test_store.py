@@ -1,0 +1,109 @@
+"""The store: migrations, refusal of a newer schema, atomic transactions, and lossless round trips."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosqlite
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sync.errors import SchemaTooNewError, StoreError
+from sync.model import Contact, Occurrence
+from sync.plan import CalendarPlan, ContactPlan
+from sync.store import calendar as calendar_store
+from sync.store import contacts as contact_store
+from sync.store.db import latest_version, open_store
+from tests.strategies import contacts, occurrences
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+async def test_new_database_is_migrated_to_the_latest_version(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "db" / "pbxsync.db")
+    async with store.conn.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    async with store.conn.execute("PRAGMA journal_mode") as cur:
+        mode = await cur.fetchone()
+    await store.close()
+    assert row is not None and row[0] == latest_version()
+    assert mode is not None and mode[0] == "wal"
+
+
+async def test_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    async with aiosqlite.connect(path) as conn:
+        await conn.execute(f"PRAGMA user_version = {latest_version() + 1}")
+        await conn.commit()
+    with pytest.raises(SchemaTooNewError, match="newer than this pbxsync"):
+        await open_store(path)
+
+
+async def test_garbage_file_is_a_clear_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="unusable"):
+        await open_store(path)
+
+
+async def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "t.db")
+    contact = Contact("id1", "ck1", "Alice")
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as conn:
+            await contact_store.apply_contact_plan(conn, "a@example.com", ContactPlan(inserts=(contact,)), NOW)
+            raise RuntimeError("crash mid-write")
+    assert await contact_store.list_contacts(store) == []
+    await store.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(contacts, max_size=5, unique_by=lambda c: c.item_id))
+def test_contacts_round_trip(batch: list[Contact]) -> None:
+    async def scenario() -> list[Contact]:
+        store = await open_store(":memory:")
+        async with store.transaction() as conn:
+            await contact_store.apply_contact_plan(conn, "a@example.com", ContactPlan(inserts=tuple(batch)), NOW)
+        rows = await contact_store.list_contacts(store, "a@example.com")
+        await store.close()
+        return [r.contact for r in rows]
+
+    stored = asyncio.run(scenario())
+    assert sorted(stored, key=lambda c: c.item_id) == sorted(batch, key=lambda c: c.item_id)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(occurrences(), max_size=5, unique_by=lambda o: o.item_id))
+def test_occurrences_round_trip(batch: list[Occurrence]) -> None:
+    async def scenario() -> list[Occurrence]:
+        store = await open_store(":memory:")
+        async with store.transaction() as conn:
+            await calendar_store.apply_calendar_plan(conn, "a@example.com", CalendarPlan(inserts=tuple(batch)), NOW)
+        rows = await calendar_store.load_occurrences(store)
+        await store.close()
+        return [r.occurrence for r in rows]
+
+    stored = asyncio.run(scenario())
+    assert sorted(stored, key=lambda o: o.item_id) == sorted(batch, key=lambda o: o.item_id)
+
+
+async def test_search_finds_every_number_form() -> None:
+    from sync.model import PhoneKind
+    from sync.phones import normalise_number, phone_number
+
+    store = await open_store(":memory:")
+    alice = Contact("c1", "k1", "Alice Müller", company="Acme GmbH",
+                    phones=(phone_number(PhoneKind.BUSINESS, "+49 30 1234-4711", "DE"),))
+    bob = Contact("c2", "k2", "Bob Stone", phones=(phone_number(PhoneKind.MOBILE, "0170 1234567", "DE"),))
+    async with store.transaction() as conn:
+        await contact_store.apply_contact_plan(conn, "a@example.com", ContactPlan(inserts=(alice, bob)), NOW)
+    for query in ("03012344711", "+493012344711", "4711", "030 1234 4711", "müller", "acme"):
+        n = normalise_number(query, "DE")
+        found = await contact_store.search_contacts(store, query, n.e164, n.digits)
+        assert [r.contact.display_name for r in found] == ["Alice Müller"], query
+    n = normalise_number("100%", "DE")
+    assert await contact_store.search_contacts(store, "100%", n.e164, n.digits) == []
+    await store.close()
