@@ -14,7 +14,13 @@ from sync.store.db import Store, open_store
 
 
 def config_from(args: argparse.Namespace) -> Config:
-    return load_config(getattr(args, "config", None))
+    """Load the config and set up logging for a one-shot command: warnings only, unless --debug."""
+    from plugin.logs import setup_logging
+
+    config = load_config(getattr(args, "config", None))
+    debug = bool(getattr(args, "debug", False))
+    setup_logging("warning", getattr(args, "log_format", None) or config.log.format, debug=debug, config=config)
+    return config
 
 
 async def store_from(config: Config) -> Store:

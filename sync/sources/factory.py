@@ -1,0 +1,16 @@
+"""Builds the configured Exchange source. The only place that knows which backends exist."""
+
+from __future__ import annotations
+
+from sync.config import Config
+from sync.sources.base import MailboxSource
+
+
+def make_source(config: Config) -> MailboxSource:
+    if config.exchange.backend == "graph":
+        from sync.sources.graph import GraphSource
+
+        return GraphSource(config.exchange, config.sync)
+    from sync.sources.ews import EwsSource
+
+    return EwsSource(config.exchange, config.users, config.sync.default_region)
