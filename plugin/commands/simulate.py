@@ -1,0 +1,79 @@
+"""`pbxsync simulate exchange --data FILE --listen 127.0.0.1:PORT`: run a simulated peer by hand."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import threading
+from typing import Any
+
+from sync.errors import UserError
+
+_LISTEN = re.compile(r"^(127\.0\.0\.1|localhost):(\d{1,5})$")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("simulate", help="run a simulated Exchange (or PBX) for demos and tests")
+    peers = parser.add_subparsers(dest="peer", metavar="PEER")
+    peers.required = True
+    exchange = peers.add_parser("exchange", help="EWS SOAP + autodiscover on loopback, from a JSON data file")
+    exchange.add_argument("--data", required=True, metavar="FILE", help="mailbox data file (docs/exchange-ews.md)")
+    exchange.add_argument("--listen", default="127.0.0.1:8443", metavar="127.0.0.1:PORT",
+                          help="loopback address to listen on (port 0 = any free port)")
+    exchange.set_defaults(handler=run_exchange)
+    # --- asterisk (AMI) simulator: owned by the AMI/AUTOCALL helper ---
+    asterisk = peers.add_parser("asterisk", help="a simulated Asterisk AMI on loopback (scripted phones)")
+    asterisk.add_argument("--listen", default="127.0.0.1:5038", metavar="127.0.0.1:PORT",
+                          help="loopback address to listen on (port 0 = any free port)")
+    asterisk.add_argument("--phones", metavar="FILE",
+                          help='JSON {"101": "answer", "199": "busy", "198": "no_answer"} (default: 1XX answer)')
+    asterisk.add_argument("--username", default="pbxsync", help="AMI user the simulator accepts")
+    asterisk.add_argument("--secret", default="pbxsync", help="its secret (a test value; never a real one)")
+    asterisk.set_defaults(handler=run_asterisk)
+    # --- end asterisk ---
+
+
+def run_exchange(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    from sync.simulator.ews_server import EwsSimulator
+    from sync.simulator.mailboxes import Organisation
+
+    match = _LISTEN.match(args.listen)
+    if not match or int(match[2]) > 65535:
+        raise UserError(f"--listen: expected 127.0.0.1:PORT (loopback only), got {args.listen!r}")
+    org = Organisation.load_file(args.data)
+    sim = EwsSimulator(org, port=int(match[2])).start()
+    print(f"EWS simulator: {sim.ews_url}", flush=True)
+    print(f"autodiscover:  {sim.autodiscover_url}", flush=True)
+    print(f"mailboxes:     {', '.join(u.email for u in org.users())}", flush=True)
+    try:
+        (stop or threading.Event()).wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    return 0
+
+
+# --- asterisk (AMI) simulator: owned by the AMI/AUTOCALL helper ---
+async def run_asterisk(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
+    from plugin.ami.simulator import AsteriskSimulator, Phone, SimUser, load_phones
+
+    match = _LISTEN.match(args.listen)
+    if not match or int(match[2]) > 65535:
+        raise UserError(f"--listen: expected 127.0.0.1:PORT (loopback only), got {args.listen!r}")
+    try:
+        phones = load_phones(args.phones) if args.phones else [Phone(str(n)) for n in range(100, 200)]
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--phones: {exc}") from None
+    sim = AsteriskSimulator(users=[SimUser(args.username, args.secret)], phones=phones)
+    port = await sim.start("127.0.0.1", int(match[2]))
+    print(f"AMI simulator: 127.0.0.1:{port} (user {args.username})", flush=True)
+    print(f"phones:        {', '.join(sorted(p.extension + '=' + p.behaviour.value for p in phones)[:10])}"
+          f"{' ...' if len(phones) > 10 else ''}", flush=True)
+    try:
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await sim.stop()
+    return 0
+# --- end asterisk ---

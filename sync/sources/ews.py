@@ -1,0 +1,453 @@
+"""The EWS source: Exchange on-premises through exchangelib (unmodified).
+
+exchangelib is synchronous, so every call runs in `asyncio.to_thread`, behind one asyncio.Semaphore per
+mailbox account sized to `exchange.max_connections`, which is also exchangelib's HTTP session pool size.
+Its exceptions never leave this module: `_map_error` turns them into `sync.errors` SourceError subclasses
+with one-line messages that name the mailbox and the Exchange error code, never a credential.
+
+Back-off: exchangelib runs with `FailFast`, and this module retries ErrorServerBusy itself, sleeping the
+server's BackOffMilliseconds while the total stays within `max_busy_wait_seconds`; beyond that it raises
+SourceBusyError(retry_after). We do not use exchangelib's `FaultTolerance` because it also treats HTTP 401
+as throttling (a wrong password would look like a busy server for up to max_wait) and retries connection
+errors for as long, which would stall one user's pass instead of reporting it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import requests
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    IMPERSONATION,
+    NTLM,
+    Account,
+    Build,
+    Configuration,
+    Credentials,
+    EWSDateTime,
+    EWSTimeZone,
+    FailFast,
+    Version,
+)
+from exchangelib import errors as ews_errors
+from exchangelib.autodiscover.protocol import AutodiscoverProtocol
+from exchangelib.items import ID_ONLY
+from exchangelib.properties import RecurringMasterItemId
+from exchangelib.protocol import BaseProtocol
+from exchangelib.services import ResolveNames, SyncFolderItems
+
+from sync.config import ExchangeConfig, UserConfig
+from sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, SourceDataError, SourceError
+from sync.model import (
+    Attendee,
+    AttendeeKind,
+    CalendarChanges,
+    CalendarWindow,
+    Contact,
+    ContactChanges,
+    Occurrence,
+    PhoneKind,
+    PhoneNumber,
+    ResponseType,
+)
+from sync.phones import phone_number
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CONTACT_FIELDS = ("display_name", "given_name", "surname", "company_name", "job_title", "email_addresses",
+                  "phone_numbers")
+OCCURRENCE_FIELDS = ("uid", "subject", "location", "start", "end", "_start_timezone", "_end_timezone",
+                     "is_all_day", "is_cancelled", "type", "recurrence_id", "organizer", "required_attendees",
+                     "optional_attendees", "resources")
+MAX_TEXT = 1024  # subjects, names and locations beyond this are cut: they are displayed and dialled, never kept whole
+_VERSIONS = {"Exchange2010": Build(14, 0), "Exchange2010_SP1": Build(14, 1), "Exchange2010_SP2": Build(14, 2),
+             "Exchange2013": Build(15, 0), "Exchange2016": Build(15, 1), "Exchange2019": Build(15, 2)}
+_PHONE_KINDS = {"BusinessPhone": PhoneKind.BUSINESS, "BusinessPhone2": PhoneKind.BUSINESS,
+                "CompanyMainPhone": PhoneKind.BUSINESS, "MobilePhone": PhoneKind.MOBILE,
+                "CarPhone": PhoneKind.MOBILE, "HomePhone": PhoneKind.HOME, "HomePhone2": PhoneKind.HOME,
+                "BusinessFax": PhoneKind.FAX, "HomeFax": PhoneKind.FAX, "OtherFax": PhoneKind.FAX}
+_RESPONSES = {"Unknown": ResponseType.UNKNOWN, "Organizer": ResponseType.ORGANIZER,
+              "Tentative": ResponseType.TENTATIVE, "Accept": ResponseType.ACCEPT, "Decline": ResponseType.DECLINE,
+              "NoResponseReceived": ResponseType.NO_RESPONSE}
+_UTC_TZ = EWSTimeZone("UTC")
+
+
+def clean_text(value: object, limit: int = MAX_TEXT) -> str:
+    """Untrusted Exchange text -> printable, bounded text (control characters become spaces)."""
+    if not isinstance(value, str):
+        return ""
+    cut = value[:limit]
+    if cut.isprintable():  # the common case, without a per-character loop
+        return cut.strip()
+    return "".join(ch if ch.isprintable() else " " for ch in cut).strip()
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    return " ".join(text.split())[:limit]
+
+
+def _map_error(exc: BaseException, mailbox: str) -> SourceError:
+    """Any exchangelib/requests failure -> one SourceError subclass with a one-line, secret-free message."""
+    name = type(exc).__name__
+    who = f"EWS {mailbox}"
+    if isinstance(exc, SourceError):
+        return exc
+    if isinstance(exc, ews_errors.UnauthorizedError):
+        return SourceAuthError(f"{who}: Exchange refused the credentials (HTTP 401)")
+    if isinstance(exc, ews_errors.ErrorNonExistentMailbox):
+        return SourceAccessError(f"{who}: the mailbox does not exist on Exchange (ErrorNonExistentMailbox)")
+    if isinstance(exc, (ews_errors.ErrorAccessDenied, ews_errors.ErrorImpersonateUserDenied,
+                        ews_errors.ErrorImpersonationFailed, ews_errors.ErrorItemNotFound)):
+        return SourceAccessError(f"{who}: access denied ({name})")
+    if isinstance(exc, ews_errors.RateLimitError):
+        return SourceBusyError(f"{who}: Exchange is busy (asked to wait {exc.wait:.0f}s)", float(exc.wait))
+    if isinstance(exc, ews_errors.ErrorServerBusy):
+        return SourceBusyError(f"{who}: Exchange is busy (ErrorServerBusy)", exc.back_off)
+    if isinstance(exc, ews_errors.ErrorInvalidSyncStateData):
+        return SourceDataError(f"{who}: Exchange rejected the stored sync state (ErrorInvalidSyncStateData)")
+    if isinstance(exc, ews_errors.AutoDiscoverFailed):
+        return SourceError(f"{who}: autodiscover failed ({_one_line(str(exc), 120)})")
+    if isinstance(exc, ews_errors.ErrorTimeoutExpired | requests.ConnectionError | requests.Timeout |
+                  ssl.SSLError | ConnectionError):
+        return SourceError(f"{who}: cannot reach Exchange ({name})")
+    if isinstance(exc, ews_errors.TransportError) and "certificate" in str(exc).lower():
+        return SourceError(f"{who}: TLS certificate not trusted (set exchange.ca_file or fix the server)")
+    if isinstance(exc, ews_errors.ResponseMessageError):
+        return SourceError(f"{who}: Exchange error {name}")
+    if isinstance(exc, ews_errors.TransportError):
+        return SourceDataError(f"{who}: unusable response from Exchange ({name})")
+    return SourceDataError(f"{who}: unexpected data from Exchange ({name})")
+
+
+class _CaFileAdapter(requests.adapters.HTTPAdapter):
+    """Verifies server certificates against the admin's CA bundle (exchange.ca_file)."""
+
+    ca_file = ""
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.ca_file:
+            kwargs["verify"] = self.ca_file
+        return super().send(request, *args, **kwargs)
+
+
+@dataclass
+class _Slot:
+    account: Account
+    semaphore: asyncio.Semaphore
+
+
+class EwsSource:
+    """MailboxSource over EWS. One exchangelib Account per mailbox, created on first use and reused."""
+
+    def __init__(self, exchange: ExchangeConfig, users: Sequence[UserConfig], default_region: str = "DE", *,
+                 max_busy_wait_seconds: float = 60.0, page_size: int = 200, max_pages: int = 100,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if exchange.auth not in ("basic", "ntlm"):
+            raise SourceAuthError(f"EWS: auth = {exchange.auth!r} is not supported over EWS here; "
+                                  "use basic or ntlm, or backend = \"graph\" for OAuth")
+        self.exchange = exchange
+        self.users = {u.mailbox.lower(): u for u in users}
+        self.default_region = default_region
+        self.max_busy_wait_seconds = max_busy_wait_seconds
+        self.page_size = page_size
+        self.max_pages = max_pages
+        self._sleep = sleep
+        self._slots: dict[str, _Slot] = {}
+        self._slot_locks: dict[str, asyncio.Lock] = {}
+        self._version = Version(build=_VERSIONS.get(exchange.version, Build(15, 1)))
+        self._auth_type = NTLM if exchange.auth == "ntlm" else BASIC
+        _configure_tls(exchange)
+
+    # ---- accounts
+
+    def _credentials(self, mailbox: str) -> tuple[Credentials, str]:
+        if self.exchange.impersonation:
+            return Credentials(self.exchange.username, self.exchange.password.reveal()), IMPERSONATION
+        user = self.users.get(mailbox.lower())
+        if user is None or not user.username:
+            raise SourceAuthError(f"EWS {mailbox}: no credentials configured for this mailbox")
+        return Credentials(user.username, user.password.reveal()), DELEGATE
+
+    def _endpoint(self, mailbox: str, credentials: Credentials) -> str:
+        if self.exchange.server:
+            return self.exchange.server
+        if self.exchange.autodiscover_url:
+            # SOAP GetUserSettings against the configured autodiscover endpoint (no DNS guessing).
+            protocol = AutodiscoverProtocol(config=Configuration(
+                service_endpoint=self.exchange.autodiscover_url, credentials=credentials,
+                auth_type=self._auth_type, retry_policy=FailFast()))
+            try:
+                response = protocol.get_user_settings(user=mailbox, settings=["external_ews_url",
+                                                                               "auto_discover_smtp_address"])
+                if isinstance(response, Exception):
+                    raise response
+                response.raise_errors()
+            finally:
+                protocol.close()
+            url = response.ews_url
+        else:
+            from exchangelib.autodiscover import Autodiscovery
+
+            ad_response, protocol = Autodiscovery(email=mailbox, credentials=credentials).discover()
+            url = ad_response.ews_url
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise SourceDataError(f"EWS {mailbox}: autodiscover gave no EWS URL")
+        return url
+
+    def _make_account(self, mailbox: str) -> Account:
+        credentials, access = self._credentials(mailbox)
+        config = Configuration(
+            service_endpoint=self._endpoint(mailbox, credentials), credentials=credentials,
+            version=self._version, auth_type=self._auth_type, retry_policy=FailFast(),
+            max_connections=self.exchange.max_connections)
+        return Account(primary_smtp_address=mailbox, config=config, autodiscover=False, access_type=access,
+                       default_timezone=_UTC_TZ, locale="en_US")
+
+    async def _slot(self, mailbox: str) -> _Slot:
+        key = mailbox.lower()
+        slot = self._slots.get(key)
+        if slot is not None:
+            return slot
+        lock = self._slot_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                account = await self._call(mailbox, None, self._make_account, mailbox)
+                slot = _Slot(account, asyncio.Semaphore(self.exchange.max_connections))
+                self._slots[key] = slot
+        return slot
+
+    async def _call(self, mailbox: str, slot: _Slot | None, fn: Callable[..., T], *args: Any) -> T:
+        """Run one synchronous exchangelib job in a thread, with bounded ErrorServerBusy back-off."""
+        def job() -> T:
+            waited = 0.0
+            while True:
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # exchangelib warns on unknown zones; we handle None
+                        return fn(*args)
+                except ews_errors.ErrorServerBusy as exc:
+                    back_off = float(exc.back_off or 1.0)
+                    if waited + back_off > self.max_busy_wait_seconds:
+                        raise SourceBusyError(
+                            f"EWS {mailbox}: Exchange is busy (asked to wait {back_off:.1f}s)", back_off) from None
+                    log.info("EWS %s: server busy, backing off %.1fs", mailbox, back_off)
+                    self._sleep(back_off)
+                    waited += back_off
+                except SourceError:
+                    raise
+                except Exception as exc:
+                    mapped = _map_error(exc, mailbox)
+                    log.debug("EWS %s: %s (%r)", mailbox, mapped, exc, exc_info=True)
+                    raise mapped from None
+
+        if slot is None:
+            return await asyncio.to_thread(job)
+        async with slot.semaphore:
+            return await asyncio.to_thread(job)
+
+    # ---- MailboxSource
+
+    async def sync_contacts(self, mailbox: str, sync_state: str) -> ContactChanges:
+        slot = await self._slot(mailbox)
+        return await self._call(mailbox, slot, self._fetch_contacts, slot.account, sync_state)
+
+    def _fetch_contacts(self, account: Account, sync_state: str) -> ContactChanges:
+        # Mapping (phone parsing above all) runs here in the worker thread, off the event loop.
+        upserts, deleted, state, complete = self._sync_folder(account, "contacts", sync_state, CONTACT_FIELDS)
+        contacts: dict[str, Contact] = {}
+        for item in upserts:
+            contact = self._contact(item)
+            if contact is not None:
+                contacts[contact.item_id] = contact  # duplicates: the last one wins
+        gone = tuple(dict.fromkeys(i for i in deleted if i not in contacts))
+        return ContactChanges(tuple(contacts.values()), gone, state, complete)
+
+    async def sync_calendar(self, mailbox: str, sync_state: str) -> CalendarChanges:
+        slot = await self._slot(mailbox)
+        upserts, deleted, state, complete = await self._call(
+            mailbox, slot, self._sync_folder, slot.account, "calendar", sync_state, ())
+        changed = tuple(dict.fromkeys(str(i.id) for i in upserts if getattr(i, "id", None)))
+        return CalendarChanges(changed, tuple(dict.fromkeys(deleted)), state, complete)
+
+    async def calendar_window(self, mailbox: str, start: datetime, end: datetime) -> CalendarWindow:
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("calendar_window needs timezone-aware datetimes")
+        slot = await self._slot(mailbox)
+        return await self._call(mailbox, slot, self._fetch_window, slot.account, start, end)
+
+    def _fetch_window(self, account: Account, start: datetime, end: datetime) -> CalendarWindow:
+        items, masters = self._view(account, start, end)
+        found: dict[str, Occurrence] = {}
+        for item in items:
+            occ = self._occurrence(item, masters)
+            if occ is not None:
+                found.setdefault(occ.item_id, occ)  # duplicates: the first one wins
+        return CalendarWindow(start.astimezone(UTC), end.astimezone(UTC), tuple(found.values()))
+
+    async def resolve_address(self, mailbox: str, address: str) -> str | None:
+        slot = await self._slot(mailbox)
+        return await self._call(mailbox, slot, self._resolve, slot.account, address)
+
+    async def close(self) -> None:
+        slots, self._slots = list(self._slots.values()), {}
+        for slot in slots:
+            await asyncio.to_thread(slot.account.protocol.close)
+
+    # ---- synchronous exchangelib work (runs in threads)
+
+    def _sync_folder(self, account: Account, which: str, sync_state: str,
+                     fields: Iterable[str]) -> tuple[list[Any], list[str], str, bool]:
+        folder = account.contacts if which == "contacts" else account.calendar
+        additional = {f for f in folder.normalize_fields(fields=list(fields)) if not f.field.is_attribute}
+        upserts: list[Any] = []
+        deleted: list[str] = []
+        state = sync_state or None
+        for _ in range(self.max_pages):
+            svc = SyncFolderItems(account=account)
+            for change, item in svc.call(folder=folder, shape=ID_ONLY, additional_fields=additional,
+                                         sync_state=state, ignore=None,
+                                         max_changes_returned=self.page_size, sync_scope=None):
+                if isinstance(item, Exception):
+                    raise item
+                if change == SyncFolderItems.DELETE:
+                    deleted.append(str(item.id))
+                elif change in (SyncFolderItems.CREATE, SyncFolderItems.UPDATE):
+                    upserts.append(item)
+            new_state = svc.sync_state
+            if not isinstance(new_state, str) or not new_state:
+                raise SourceDataError(f"EWS {account.primary_smtp_address}: no SyncState in the response")
+            done = bool(svc.includes_last_item_in_range) or new_state == state
+            state = new_state
+            if done:
+                return upserts, deleted, state, True
+        return upserts, deleted, state or "", False  # cut short: the engine keeps going next pass
+
+    def _view(self, account: Account, start: datetime, end: datetime) -> tuple[list[Any], dict[str, str]]:
+        view = account.calendar.view(start=EWSDateTime.from_datetime(start.astimezone(UTC)).astimezone(_UTC_TZ),
+                                     end=EWSDateTime.from_datetime(end.astimezone(UTC)).astimezone(_UTC_TZ))
+        items = [i for i in view.only(*OCCURRENCE_FIELDS) if not isinstance(i, Exception)]
+        # One GetItem for all series masters in the window: occurrence -> its master's ItemId.
+        firsts: dict[str, Any] = {}
+        for item in items:
+            if item.type in ("Occurrence", "Exception") and item.uid not in firsts:
+                firsts[item.uid] = item
+        masters: dict[str, str] = {}
+        if firsts:
+            ids = [RecurringMasterItemId(id=i.id, changekey=i.changekey) for i in firsts.values()]
+            for master in account.fetch(ids=ids, only_fields=["uid"]):
+                if not isinstance(master, Exception) and master.uid:
+                    masters[master.uid] = str(master.id)
+        return items, masters
+
+    def _resolve(self, account: Account, address: str) -> str | None:
+        try:
+            results = list(ResolveNames(protocol=account.protocol).call(
+                unresolved_entries=[address], parent_folders=None, return_full_contact_data=False,
+                search_scope=None, contact_data_shape=None))
+        except ews_errors.ErrorNameResolutionNoResults:
+            return None
+        for result in results:
+            if isinstance(result, ews_errors.ErrorNameResolutionNoResults):
+                return None
+            if isinstance(result, Exception):
+                raise result
+            email = getattr(result, "email_address", None)
+            if isinstance(email, str) and "@" in email and email.lower().startswith("/") is False:
+                return email.lower()
+        return None
+
+    # ---- mapping exchangelib objects to sync.model
+
+    def _contact(self, item: Any) -> Contact | None:
+        item_id = getattr(item, "id", None)
+        if not item_id:
+            return None
+        phones: list[PhoneNumber] = []
+        for entry in item.phone_numbers or ():
+            number = getattr(entry, "phone_number", None)
+            if isinstance(number, str):
+                phone = phone_number(_PHONE_KINDS.get(entry.label, PhoneKind.OTHER), number, self.default_region)
+                if phone.digits:
+                    phones.append(phone)
+        emails = tuple(clean_text(e.email, 320) for e in (item.email_addresses or ())
+                       if isinstance(getattr(e, "email", None), str) and e.email.strip())
+        given, surname = clean_text(item.given_name), clean_text(item.surname)
+        return Contact(
+            item_id=str(item_id), change_key=str(item.changekey or ""),
+            display_name=clean_text(item.display_name) or f"{given} {surname}".strip(),
+            given_name=given, surname=surname, company=clean_text(item.company_name),
+            title=clean_text(item.job_title), emails=emails, phones=tuple(phones))
+
+    def _occurrence(self, item: Any, masters: dict[str, str]) -> Occurrence | None:
+        tz = item._start_timezone
+        zone_id = getattr(tz, "ms_id", None) or getattr(tz, "key", None) or "UTC"
+        try:
+            start, end = _instant(item.start, tz, False), _instant(item.end, tz, item.is_all_day)
+        except (TypeError, ValueError):
+            log.warning("EWS: skipping calendar item with unusable start/end")
+            return None
+        if start is None or end is None or not getattr(item, "id", None):
+            return None
+        organizer = item.organizer
+        attendees: list[Attendee] = []
+        for kind, group in ((AttendeeKind.REQUIRED, item.required_attendees),
+                            (AttendeeKind.OPTIONAL, item.optional_attendees),
+                            (AttendeeKind.RESOURCE, item.resources)):
+            for att in group or ():
+                box = att.mailbox
+                attendees.append(Attendee(
+                    email=clean_text(getattr(box, "email_address", ""), 320).lower(),
+                    name=clean_text(getattr(box, "name", "")), kind=kind,
+                    response=_RESPONSES.get(att.response_type or "", ResponseType.UNKNOWN)))
+        recurrence_id = _instant(item.recurrence_id, tz, False) if item.recurrence_id else None
+        uid = clean_text(item.uid, 2048)
+        return Occurrence(
+            item_id=str(item.id), change_key=str(item.changekey or ""), uid=uid, start=start, end=end,
+            timezone=clean_text(zone_id, 128) or "UTC", recurrence_id=recurrence_id,
+            series_item_id=masters.get(uid, "") if item.type in ("Occurrence", "Exception") else "",
+            subject=clean_text(item.subject), location=clean_text(item.location),
+            organizer_email=clean_text(getattr(organizer, "email_address", ""), 320).lower(),
+            organizer_name=clean_text(getattr(organizer, "name", "")),
+            attendees=tuple(attendees), is_cancelled=bool(item.is_cancelled), is_all_day=bool(item.is_all_day))
+
+
+def _instant(value: Any, tz: Any, is_end_of_all_day: bool) -> datetime | None:
+    """exchangelib start/end -> aware UTC. All-day values come as dates (end inclusive, in the meeting zone)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime from Exchange")
+        return datetime.fromtimestamp(value.timestamp(), UTC)  # EWSDateTime refuses a stdlib tz
+    if isinstance(value, date):
+        zone = ZoneInfo(tz.key) if tz is not None and getattr(tz, "key", None) else UTC
+        day = value + timedelta(days=1) if is_end_of_all_day else value
+        return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+    raise TypeError(type(value).__name__)
+
+
+def _configure_tls(exchange: ExchangeConfig) -> None:
+    """exchangelib takes its HTTP adapter class process-wide; pick it from this config."""
+    from exchangelib.protocol import NoVerifyHTTPAdapter
+
+    if not exchange.verify_tls:
+        log.warning("exchange.verify_tls = false: TLS certificates of Exchange are NOT verified")
+        BaseProtocol.HTTP_ADAPTER_CLS = NoVerifyHTTPAdapter
+    elif exchange.ca_file:
+        _CaFileAdapter.ca_file = exchange.ca_file
+        BaseProtocol.HTTP_ADAPTER_CLS = _CaFileAdapter
+    else:
+        BaseProtocol.HTTP_ADAPTER_CLS = requests.adapters.HTTPAdapter
