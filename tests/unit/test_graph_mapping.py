@@ -1,0 +1,274 @@
+"""Graph JSON -> sync.model, on payloads shaped like Microsoft's published Graph v1.0 examples
+(event "get" with several locations, calendarView delta rows, contact "get", error bodies)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from sync.errors import SourceDataError
+from sync.model import AttendeeKind, PhoneKind, ResponseType
+from sync.secrets import Secret
+from sync.sources.graph import phone_builder
+from sync.sources.graph_auth import AppCredentials, describe_token_error, scope_for
+from sync.sources.graph_client import GraphClient, retry_after_seconds
+from sync.sources.graph_mapping import (
+    contact_to_model,
+    event_to_occurrence,
+    is_removed,
+    parse_date_time_time_zone,
+    removed_row,
+)
+
+# As in Microsoft's "get an event with multiple locations" example: Pacific time, three locations
+# joined by Outlook into location.displayName, attendees who have not answered yet.
+EVENT_WITH_LOCATIONS: dict[str, Any] = {
+    "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('cd209b0b')/events/$entity",
+    "@odata.etag": 'W/"y53lbKSkBkaMWkpVbfxXRwAAAXY9Mw=="',
+    "id": "AAMkADAGAADDdm4NAAA=",
+    "createdDateTime": "2017-10-30T17:30:32.1652186Z",
+    "lastModifiedDateTime": "2017-10-30T17:32:08.2466081Z",
+    "changeKey": "y53lbKSkBkaMWkpVbfxXRwAAAXY9Mw==",
+    "categories": [],
+    "originalStartTimeZone": "Pacific Standard Time",
+    "originalEndTimeZone": "Pacific Standard Time",
+    "iCalUId": ("040000008200E00074C5B7101A82E00800000000D02AC02D9F51D301000000000000000010000000"
+                "9AB6F6F3B0B8C847A8B5E1FE0C5D9F3D"),
+    "reminderMinutesBeforeStart": 15,
+    "isReminderOn": True,
+    "hasAttachments": False,
+    "subject": "Plan summer company picnic",
+    "bodyPreview": "Let's kick-start this event planning!",
+    "importance": "normal",
+    "sensitivity": "normal",
+    "isAllDay": False,
+    "isCancelled": False,
+    "isOrganizer": True,
+    "responseRequested": True,
+    "seriesMasterId": None,
+    "showAs": "busy",
+    "type": "singleInstance",
+    "webLink": "https://outlook.office365.com/owa/?itemid=AAMkADAGAADDdm4NAAA%3D&exvsurl=1&path=/calendar/item",
+    "onlineMeetingUrl": None,
+    "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
+    "body": {"contentType": "html", "content": "<html></html>"},
+    "start": {"dateTime": "2017-11-02T18:00:00.0000000", "timeZone": "Pacific Standard Time"},
+    "end": {"dateTime": "2017-11-02T19:00:00.0000000", "timeZone": "Pacific Standard Time"},
+    "location": {"displayName": "Conf Room 3; Fourth Coffee; Home Office", "locationType": "default"},
+    "locations": [
+        {"displayName": "Conf Room 3", "locationType": "default"},
+        {"displayName": "Fourth Coffee", "locationType": "default",
+         "address": {"street": "4567 Main St", "city": "Redmond", "state": "WA",
+                     "countryOrRegion": "US", "postalCode": "32008"},
+         "coordinates": {"latitude": 47.672, "longitude": -102.103}},
+        {"displayName": "Home Office", "locationType": "default"},
+    ],
+    "recurrence": None,
+    "attendees": [
+        {"type": "required", "status": {"response": "none", "time": "0001-01-01T00:00:00Z"},
+         "emailAddress": {"name": "Dana Swope", "address": "DanaS@contoso.onmicrosoft.com"}},
+        {"type": "optional", "status": {"response": "tentativelyAccepted", "time": "2017-10-31T08:00:00Z"},
+         "emailAddress": {"name": "Alex Wilber", "address": "AlexW@contoso.onmicrosoft.com"}},
+        {"type": "resource", "status": {"response": "accepted", "time": "2017-10-31T08:00:00Z"},
+         "emailAddress": {"name": "Conf Room 3", "address": "ConfRoom3@contoso.onmicrosoft.com"}},
+    ],
+    "organizer": {"emailAddress": {"name": "Megan Bowen", "address": "MeganB@contoso.onmicrosoft.com"}},
+}
+
+# A calendarView delta row for an exception of a series (Prefer: outlook.timezone="UTC").
+EXCEPTION_ROW: dict[str, Any] = {
+    "@odata.type": "#microsoft.graph.event",
+    "@odata.etag": 'W/"EZ9r3czxY0m2jz8c45czkwAAFXcvIw=="',
+    "id": "AAMkADAGAADDdm4NAAA=_20171106T170000Z",
+    "changeKey": "EZ9r3czxY0m2jz8c45czkwAAFXcvIw==",
+    "originalStartTimeZone": "W. Europe Standard Time",
+    "originalEndTimeZone": "W. Europe Standard Time",
+    "iCalUId": ("040000008200E00074C5B7101A82E00807E10B06D02AC02D9F51D301000000000000000010000000"
+                "9AB6F6F3B0B8C847A8B5E1FE0C5D9F3D"),
+    "subject": "Weekly sync (moved)",
+    "isAllDay": False,
+    "isCancelled": False,
+    "seriesMasterId": "AAMkADAGAADDdm4MAAA=",
+    "type": "exception",
+    "originalStart": "2017-11-06T17:00:00Z",
+    "start": {"dateTime": "2017-11-06T18:30:00.0000000", "timeZone": "UTC"},
+    "end": {"dateTime": "2017-11-06T19:00:00.0000000", "timeZone": "UTC"},
+    "location": {"displayName": "PBX AUTOCALL"},
+    "locations": [{"displayName": "PBX AUTOCALL", "locationType": "default"}],
+    "attendees": [{"type": "required", "status": {"response": "declined", "time": "2017-11-01T08:00:00Z"},
+                   "emailAddress": {"name": "Bob", "address": "bob@example.com"}}],
+    "organizer": {"emailAddress": {"name": "Alice", "address": "alice@example.com"}},
+}
+
+REMOVED_ROW = {"@odata.type": "#microsoft.graph.event", "id": "AAMkADAGAADDdm4OAAA=",
+               "@removed": {"reason": "deleted"}}
+
+# As in Microsoft's "get contact" example.
+CONTACT: dict[str, Any] = {
+    "@odata.etag": 'W/"EQAAABYAAACq4BmhGrmrS4ECfSGwAUH4AAAIkx+q"',
+    "id": "AAMkAGI2THk0AAA=",
+    "createdDateTime": "2017-03-22T08:12:03Z",
+    "lastModifiedDateTime": "2017-03-22T08:12:04Z",
+    "changeKey": "EQAAABYAAACq4BmhGrmrS4ECfSGwAUH4AAAIkx+q",
+    "categories": [],
+    "parentFolderId": "AAMkAGI2AAEOAAA=",
+    "birthday": None,
+    "fileAs": "Bansky, Pavel",
+    "displayName": "Pavel Bansky",
+    "givenName": "Pavel",
+    "surname": "Bansky",
+    "title": None,
+    "jobTitle": "Web Marketing Manager",
+    "companyName": "Contoso",
+    "homePhones": ["030 1234567"],
+    "mobilePhone": "+49 171 2345678",
+    "businessPhones": ["+1 732 555 0102", "  "],
+    "emailAddresses": [{"address": "pavelb@contoso.onmicrosoft.com", "name": "Pavel Bansky"}],
+    "homeAddress": {}, "businessAddress": {}, "otherAddress": {},
+}
+
+
+phone = phone_builder("DE")
+
+
+def test_event_with_several_locations_in_pacific_time() -> None:
+    occ = event_to_occurrence(EVENT_WITH_LOCATIONS)
+    assert occ.start == datetime(2017, 11, 3, 1, tzinfo=UTC)  # 18:00 PDT
+    assert occ.end == datetime(2017, 11, 3, 2, tzinfo=UTC)
+    assert occ.timezone == "Pacific Standard Time"
+    assert occ.location == "Conf Room 3; Fourth Coffee; Home Office"
+    assert occ.uid == EVENT_WITH_LOCATIONS["iCalUId"] and occ.recurrence_id is None and occ.series_item_id == ""
+    assert (occ.organizer_email, occ.organizer_name) == ("meganb@contoso.onmicrosoft.com", "Megan Bowen")
+    assert [(a.email, a.kind, a.response) for a in occ.attendees] == [
+        ("danas@contoso.onmicrosoft.com", AttendeeKind.REQUIRED, ResponseType.UNKNOWN),
+        ("alexw@contoso.onmicrosoft.com", AttendeeKind.OPTIONAL, ResponseType.TENTATIVE),
+        ("confroom3@contoso.onmicrosoft.com", AttendeeKind.RESOURCE, ResponseType.ACCEPT),
+    ]
+    assert occ.change_key == EVENT_WITH_LOCATIONS["changeKey"] and not occ.is_cancelled
+
+
+def test_locations_missing_from_display_name_are_appended() -> None:
+    event = copy.deepcopy(EVENT_WITH_LOCATIONS)
+    event["location"] = {"displayName": "PBX"}
+    assert event_to_occurrence(event).location == "PBX; Conf Room 3; Fourth Coffee; Home Office"
+    event["location"] = None
+    assert event_to_occurrence(event).location == "Conf Room 3; Fourth Coffee; Home Office"
+
+
+def test_exception_row_keeps_series_identity() -> None:
+    occ = event_to_occurrence(EXCEPTION_ROW, series_uid="040000008200E00074C5B7101A82E008SERIES")
+    assert occ.uid == "040000008200E00074C5B7101A82E008SERIES"  # the series' UID, as EWS reports it
+    assert occ.series_item_id == "AAMkADAGAADDdm4MAAA="
+    assert occ.recurrence_id == datetime(2017, 11, 6, 17, tzinfo=UTC)
+    assert occ.start == datetime(2017, 11, 6, 18, 30, tzinfo=UTC)
+    assert occ.occurrence_key == "2017-11-06T17:00:00+00:00"
+    assert occ.attendees[0].response is ResponseType.DECLINE
+    assert occ.timezone == "W. Europe Standard Time"
+
+
+def test_occurrence_without_original_start_uses_its_start() -> None:
+    row = dict(EXCEPTION_ROW, type="occurrence")
+    del row["originalStart"]
+    assert event_to_occurrence(row).recurrence_id == datetime(2017, 11, 6, 18, 30, tzinfo=UTC)
+
+
+def test_all_day_event_in_its_zone() -> None:
+    row = dict(EXCEPTION_ROW, type="singleInstance", seriesMasterId=None, isAllDay=True,
+               start={"dateTime": "2017-11-06T00:00:00.0000000", "timeZone": "W. Europe Standard Time"},
+               end={"dateTime": "2017-11-07T00:00:00.0000000", "timeZone": "W. Europe Standard Time"})
+    occ = event_to_occurrence(row)
+    assert occ.is_all_day and occ.start == datetime(2017, 11, 5, 23, tzinfo=UTC)
+    assert occ.end == datetime(2017, 11, 6, 23, tzinfo=UTC)
+
+
+def test_removed_row() -> None:
+    assert is_removed(REMOVED_ROW) and not is_removed(EXCEPTION_ROW)
+    gone = removed_row(REMOVED_ROW)
+    assert (gone.item_id, gone.reason) == ("AAMkADAGAADDdm4OAAA=", "deleted")
+
+
+def test_contact_example() -> None:
+    contact = contact_to_model(CONTACT, phone)
+    assert (contact.display_name, contact.given_name, contact.surname) == ("Pavel Bansky", "Pavel", "Bansky")
+    assert (contact.company, contact.title) == ("Contoso", "Web Marketing Manager")
+    assert contact.emails == ("pavelb@contoso.onmicrosoft.com",)
+    assert [(p.kind, p.e164, p.digits) for p in contact.phones] == [
+        (PhoneKind.BUSINESS, "+17325550102", "17325550102"),
+        (PhoneKind.HOME, "+49301234567", "0301234567"),
+        (PhoneKind.MOBILE, "+491712345678", "491712345678"),
+    ]
+
+
+@pytest.mark.parametrize("change", [
+    {"start": {"dateTime": "2017-11-06T18:30:00", "timeZone": "Mars/Olympus_Mons"}},
+    {"start": {"dateTime": "yesterday", "timeZone": "UTC"}},
+    {"start": "2017-11-06T18:30:00Z"},
+    {"end": {"dateTime": "2017-11-06T10:00:00", "timeZone": "UTC"}},  # before the start
+    {"subject": ["not", "text"]},
+    {"attendees": "everyone"},
+    {"attendees": [{"type": "required", "emailAddress": "bob@example.com"}]},
+    {"isCancelled": "no"},
+    {"type": "somethingElse"},
+    {"type": "seriesMaster"},
+    {"seriesMasterId": None},
+    {"iCalUId": None},
+    {"id": ""},
+    {"id": "x" * 5000},
+])
+def test_hostile_event_values_are_data_errors(change: dict[str, Any]) -> None:
+    with pytest.raises(SourceDataError):
+        event_to_occurrence({**EXCEPTION_ROW, **change})
+
+
+@pytest.mark.parametrize("change", [
+    {"businessPhones": "+1 732 555 0102"}, {"businessPhones": [42]}, {"mobilePhone": 4711},
+    {"emailAddresses": ["pavelb@contoso.onmicrosoft.com"]}, {"displayName": {"a": 1}}, {"id": None},
+])
+def test_hostile_contact_values_are_data_errors(change: dict[str, Any]) -> None:
+    with pytest.raises(SourceDataError):
+        contact_to_model({**CONTACT, **change}, phone)
+
+
+def test_control_characters_and_huge_strings_are_cleaned() -> None:
+    occ = event_to_occurrence({**EXCEPTION_ROW, "subject": "Hi\r\nAction: Originate\x00" + "x" * 20000})
+    assert "\r" not in occ.subject and "\n" not in occ.subject and len(occ.subject) <= 1024
+
+
+def test_seven_digit_fractions_and_windows_zones() -> None:
+    moment = parse_date_time_time_zone({"dateTime": "2026-03-29T01:30:00.1234567", "timeZone":
+                                        "W. Europe Standard Time"}, "x")
+    assert moment == datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
+    assert retry_after_seconds("Wed, 21 Oct 2026 07:28:00 GMT", now=datetime(2026, 10, 21, 7, 27, 30,
+                                                                               tzinfo=UTC).timestamp()) == 30.0
+
+
+def test_links_to_other_hosts_are_refused() -> None:
+    client = GraphClient("https://graph.microsoft.com/v1.0", tokens=None)  # type: ignore[arg-type]
+    ok = "https://graph.microsoft.com/v1.0/users/a@b/contacts/delta?$deltatoken=x"
+    assert client.check_link(ok, "deltaLink") == ok
+    for bad in ("https://evil.example/v1.0/users/a@b/contacts/delta", "http://graph.microsoft.com/v1.0/x",
+                "https://graph.microsoft.com.evil.example/v1.0/x", 42):
+        with pytest.raises(SourceDataError):
+            client.check_link(bad, "nextLink")
+    client.close()
+
+
+def test_token_error_is_one_line_without_secret() -> None:
+    creds = AppCredentials("https://login.microsoftonline.com", "tenant-1", "client-1", Secret("s3cr3t"))
+    text = describe_token_error({"error": "invalid_client", "error_description":
+                                 "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 1 s3cr3t"}, creds)
+    assert text == ("Graph: Entra ID refused the app client-1 in tenant tenant-1: invalid_client (AADSTS7000215)"
+                    " - client secret or certificate wrong, expired or revoked")
+
+
+def test_scope_follows_the_cloud() -> None:
+    assert scope_for("https://graph.microsoft.com/v1.0") == "https://graph.microsoft.com/.default"
+    assert scope_for("https://microsoftgraph.chinacloudapi.cn/v1.0") == "https://microsoftgraph.chinacloudapi.cn/.default"
