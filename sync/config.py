@@ -37,6 +37,7 @@ class UserConfig:
     sync_calendar: bool = True
     username: str = ""  # per-user credentials when [exchange] impersonation = false
     password: Secret = EMPTY_SECRET
+    ldap_password: Secret = EMPTY_SECRET  # lets the user's phone bind as uid=<extension>,<ldap.base_dn>
 
     @property
     def mailbox(self) -> str:
@@ -89,6 +90,7 @@ class PbxConfig:
     rooms: list[str] = field(default_factory=list)
     action_timeout_seconds: float = 10.0
     ping_interval_seconds: float = 20.0
+    md5_login: bool = False  # AMI Challenge/MD5 login: the secret never crosses the wire
     voicemail_directory: bool = False  # merge Asterisk's voicemail users into the directory
     voicemail_refresh_minutes: int = 60
 
@@ -117,6 +119,9 @@ class AgiConfig:
     listen: str = "127.0.0.1:4573"
     max_connections: int = 200
     idle_timeout_seconds: float = 10.0
+    # Mailboxes whose contacts name callers for every user (after the called user's own contacts);
+    # empty = every synced mailbox.
+    callerid_shared_mailboxes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,11 @@ class LdapConfig:
     ldaps_listen: str = ""
     size_limit: int = 500
     max_connections: int = 500
+    shared_mailboxes: list[str] = field(default_factory=lambda: ["*"])  # "*" = every synced mailbox
+    time_limit_seconds: float = 10.0  # server-side cap on one search
+    idle_timeout_seconds: float = 300.0  # idle connections are closed
+    max_request_bytes: int = 65536  # a larger LDAP message is a protocol error
+    refresh_seconds: float = 5.0  # how often the store is checked for changes (0 = only on refresh())
 
 
 @dataclass(frozen=True)
@@ -328,6 +338,14 @@ def _semantic_problems(cfg: Config) -> list[str]:
     _check_listen(p, "control.metrics_listen", cfg.control.metrics_listen, allow_empty=True)
     if bool(cfg.ldap.tls_cert) != bool(cfg.ldap.tls_key):
         p.append("ldap.tls_cert/tls_key: give both or neither")
+    if cfg.ldap.ldaps_listen and not cfg.ldap.tls_cert:
+        p.append("ldap.ldaps_listen: needs tls_cert and tls_key")
+    if cfg.ldap.size_limit < 0 or cfg.ldap.max_connections < 1 or cfg.ldap.max_request_bytes < 1024:
+        p.append("ldap.size_limit/max_connections/max_request_bytes: size_limit >= 0 (0 = none), "
+                 "max_connections >= 1, max_request_bytes >= 1024")
+    if cfg.ldap.time_limit_seconds < 0 or cfg.ldap.refresh_seconds < 0 or cfg.ldap.idle_timeout_seconds <= 0:
+        p.append("ldap.time_limit_seconds/refresh_seconds/idle_timeout_seconds: must not be negative "
+                 "(idle_timeout_seconds > 0)")
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         p.append("log.level: must be debug, info, warning or error")
     if cfg.log.format not in ("text", "json"):

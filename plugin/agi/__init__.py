@@ -1,0 +1,1 @@
+"""FastAGI services for the dialplan: caller-ID names and booked-room admission."""

@@ -1,0 +1,71 @@
+"""The FastAGI part of the daemon: one server with the `/callerid` and `/room` routes.
+
+The daemon's wiring adds it with `agi_specs(ctx)` (see plugin.daemon.wiring.PARTS); standalone use:
+
+    server = build_agi_server(config, store, clock)   # a FastAgiServer
+    await server.start()  ...  await server.close()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from plugin.agi.callerid import CallerIdLookup, CallerIdService
+from plugin.agi.room import Clock, RoomService
+from plugin.agi.server import AgiLimits, FastAgiServer, Handler
+from plugin.daemon.http import split_listen
+from plugin.daemon.service import Health, Service, ServiceSpec
+from plugin.directory import Directory
+from sync.config import Config
+from sync.store.db import Store
+
+if TYPE_CHECKING:
+    from plugin.daemon.wiring import DaemonContext
+
+
+def build_agi_server(config: Config, store: Store, clock: Clock,
+                     directory: Callable[[], Directory] | None = None) -> FastAgiServer:
+    host, port = split_listen(config.agi.listen)
+    limits = AgiLimits(idle_timeout_seconds=config.agi.idle_timeout_seconds,
+                       max_connections=config.agi.max_connections)
+    lookup = CallerIdLookup(store, config, directory)
+    routes: dict[str, Handler] = {
+        "callerid": CallerIdService(lookup),
+        "room": RoomService(store, config, clock),
+    }
+    server = FastAgiServer(routes, host, port, limits)
+    server.on_close.append(lookup.close)
+    return server
+
+
+class AgiService(Service):
+    name = "agi"
+
+    def __init__(self, server: FastAgiServer) -> None:
+        super().__init__()
+        self.server = server
+
+    async def start(self) -> None:
+        await self.server.start()
+
+    async def stop(self) -> None:
+        await self.server.close()
+        await super().stop()
+
+    def health(self) -> Health:
+        if self.server.server is None:
+            return Health(False, "not listening")
+        s = self.server
+        return Health(True, f"FastAGI listening on {s.address}",
+                      {"listen": s.address, "active": s.active, "served": s.served, "rejected": s.rejected})
+
+
+def agi_specs(ctx: DaemonContext) -> list[ServiceSpec]:
+    cfg = ctx.config
+    if not cfg.agi.enabled:
+        return []
+    directory = ctx.shared.get("directory")  # a Callable[[], Directory] if another part provides one
+    settings = (cfg.agi, cfg.sync.default_region, cfg.users, cfg.conference)
+    return [ServiceSpec("agi", lambda: AgiService(build_agi_server(cfg, ctx.store, ctx.clock, directory)),
+                        settings)]
