@@ -1,0 +1,1 @@
+"""Exchange meetings -> PBX conference bookings: location grammar, planner, rooms, store."""

@@ -1,0 +1,376 @@
+"""The booking planner: synced meeting copies + directory + existing bookings + now -> actions.
+
+Pure: no IO, no clock. The rules (docs/meetings.md explains them for people):
+
+- Copies are grouped by meeting key (UID, plus RecurrenceId for a series occurrence). The organizer's
+  own copy is the truth; without it, the most recently stored copy is.
+- A cancelled flag on any copy cancels, for good (Exchange cannot un-cancel a meeting).
+- A missing copy only means something for a mailbox whose last calendar sync succeeded and whose window
+  covers the meeting ("trusted"). The organizer's copy gone from a trusted calendar where it was seen
+  before cancels the booking; an invitee's copy gone marks that invitee deleted (not called). Anything
+  missing from an untrusted mailbox changes nothing: a failed fetch never cancels.
+- Bookings that have ended are history and never change.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from plugin.booking.location import parse_location
+from plugin.booking.model import (
+    ActionKind,
+    Booking,
+    BookingAction,
+    BookingDraft,
+    CopyState,
+    MailboxCopy,
+    MailboxSync,
+    MeetingKey,
+    Participant,
+    Role,
+    StoredState,
+    meeting_key,
+)
+from plugin.booking.rooms import RoomRequest, assign_rooms
+from plugin.directory import Directory, DirectoryEntry
+from sync.model import AttendeeKind, Occurrence, utc_text
+
+CANCELLED_IN_EXCHANGE = "cancelled by the organizer in Exchange"
+ORGANIZER_DELETED = "deleted from the organizer's calendar (or moved out of the synced window)"
+GONE_EVERYWHERE = "gone from every synced calendar that held it (the organizer's calendar is not synced)"
+NOT_A_CONFERENCE = "the location no longer has an entry starting with PBX"
+ALL_DAY = "all-day events are not booked: give the meeting a start and an end time"
+ENDS_BEFORE_START = "the meeting ends before it starts"
+NO_DURATION = "the meeting has no duration (it ends when it starts)"
+NO_ORGANIZER = "the meeting has no organizer e-mail address"
+MAX_NOTES = 12  # history lines per change; 5,000 new invitees are summarized
+
+
+def organizer_not_a_user(email: str) -> str:
+    return f"the organizer {email} is not a PBX user"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    draft: BookingDraft
+    booking: Booking | None
+    wants_room: bool  # a scheduled booking (or one that would be, given a free room)
+    unchanged: bool = False  # no new evidence: its current room stays allowed whatever the config says
+
+
+class _Planner:
+    def __init__(self, mailboxes: Mapping[str, MailboxSync], directory: Directory, now: datetime) -> None:
+        self.mailboxes = mailboxes
+        self.directory = directory
+        self.now = now
+
+    def sync_of(self, entry: DirectoryEntry | None) -> MailboxSync | None:
+        """The sync status of a PBX user's calendar, or None when it is not synced at all."""
+        if entry is None or not entry.sync_calendar or not entry.mailbox:
+            return None
+        return self.mailboxes.get(entry.mailbox, MailboxSync(entry.mailbox, trusted=False))
+
+    # -- one meeting ---------------------------------------------------------------------------------
+
+    def plan_meeting(self, copies: list[MailboxCopy], booking: Booking | None) -> _Candidate | None:
+        """What this meeting's booking should become; None = nothing to store."""
+        if not copies:
+            return self._gone(booking) if booking else None
+        organizer = self._organizer(copies)
+        held_by = {c.mailbox for c in copies}
+        org_sync = self.sync_of(organizer)
+        organizer_copy = next((c for c in copies if organizer and c.mailbox == organizer.mailbox), None)
+        if any(c.occurrence.is_cancelled for c in copies):
+            return self._cancel(booking, CANCELLED_IN_EXCHANGE)
+        if booking and booking.draft.reason == CANCELLED_IN_EXCHANGE:
+            return None  # final: a stale copy elsewhere must not bring it back
+        if (organizer_copy is None and org_sync is not None and booking is not None
+                and booking.draft.organizer_copy_seen):
+            if org_sync.covers(booking.draft.start, booking.draft.end):
+                return self._cancel(booking, ORGANIZER_DELETED)
+            return None  # the organizer's calendar did not answer: trust nothing else about it
+        truth = (organizer_copy or max(copies, key=lambda c: (c.updated_at, c.mailbox))).occurrence
+        request = parse_location(truth.location)
+        if request is None:
+            return self._cancel(booking, NOT_A_CONFERENCE) if booking else None
+        if booking is None and max(truth.start, truth.end) <= self.now:
+            return None  # never booked and already over: nothing to do
+        participants, unmatched = self._participants(truth, organizer, held_by, booking)
+        reason = self._rejection(truth, organizer)
+        draft = BookingDraft(
+            uid=meeting_key(truth)[0],
+            recurrence_key=meeting_key(truth)[1],
+            subject=truth.subject,
+            location=truth.location,
+            start=truth.start,
+            end=truth.end,
+            timezone=truth.timezone,
+            autocall=request.autocall,
+            state=StoredState.REJECTED if reason else StoredState.SCHEDULED,
+            reason=reason,
+            room=booking.draft.room if booking else None,
+            organizer_email=self.directory.smtp(truth.organizer_email),
+            organizer_extension=organizer.extension if organizer else None,
+            organizer_copy_seen=organizer_copy is not None or bool(booking and booking.draft.organizer_copy_seen),
+            participants=participants,
+            unmatched=unmatched,
+        )
+        return _Candidate(draft, booking, wants_room=reason is None)
+
+    def _organizer(self, copies: list[MailboxCopy]) -> DirectoryEntry | None:
+        for copy in sorted(copies, key=lambda c: c.mailbox):
+            if copy.occurrence.organizer_email.strip():
+                return self.directory.match(copy.occurrence.organizer_email)
+        return None
+
+    def _gone(self, booking: Booking) -> _Candidate | None:
+        """No synced calendar holds the meeting any more. Cancel only on trustworthy evidence."""
+        draft = booking.draft
+        if draft.state is StoredState.CANCELLED:
+            return None
+        organizer = self.directory.match(draft.organizer_email)
+        org_sync = self.sync_of(organizer)
+        if org_sync is not None:
+            if draft.organizer_copy_seen and org_sync.covers(draft.start, draft.end):
+                return self._cancel(booking, ORGANIZER_DELETED)
+            return None
+        holders = [self.sync_of(self.directory.by_extension(p.extension))
+                   for p in draft.participants if p.copy_state is not CopyState.UNKNOWN]
+        if holders and all(h is not None and h.covers(draft.start, draft.end) for h in holders):
+            return self._cancel(booking, GONE_EVERYWHERE)
+        return None
+
+    def _cancel(self, booking: Booking | None, reason: str) -> _Candidate | None:
+        if booking is None or booking.draft.state is StoredState.CANCELLED:
+            return None
+        return _Candidate(replace(booking.draft, state=StoredState.CANCELLED, reason=reason), booking, False)
+
+    def _rejection(self, truth: Occurrence, organizer: DirectoryEntry | None) -> str | None:
+        if truth.is_all_day:
+            return ALL_DAY
+        if truth.end < truth.start:
+            return ENDS_BEFORE_START
+        if truth.end == truth.start:
+            return NO_DURATION
+        if not truth.organizer_email.strip():
+            return NO_ORGANIZER
+        if organizer is None:
+            return organizer_not_a_user(self.directory.smtp(truth.organizer_email))
+        return None
+
+    def _copy_state(self, entry: DirectoryEntry, truth: Occurrence, held_by: set[str],
+                    before: Participant | None) -> CopyState:
+        previous = before.copy_state if before else CopyState.UNKNOWN
+        sync = self.sync_of(entry)
+        if sync is None:
+            return CopyState.UNKNOWN
+        if entry.mailbox in held_by:
+            return CopyState.PRESENT
+        if previous is not CopyState.UNKNOWN and sync.covers(truth.start, truth.end):
+            return CopyState.DELETED
+        return previous
+
+    def _participants(self, truth: Occurrence, organizer: DirectoryEntry | None, held_by: set[str],
+                      booking: Booking | None) -> tuple[tuple[Participant, ...], tuple[str, ...]]:
+        before = {p.extension: p for p in booking.draft.participants} if booking else {}
+        people: list[Participant] = []
+        seen: set[str] = set()
+        if organizer is not None:
+            seen.add(organizer.extension)
+            people.append(Participant(
+                extension=organizer.extension,
+                email=organizer.mailbox,
+                name=organizer.name or truth.organizer_name,
+                role=Role.HOST,
+                response="organizer",
+                copy_state=CopyState.PRESENT if organizer.mailbox in held_by else CopyState.UNKNOWN,
+            ))
+        unmatched: dict[str, None] = {}
+        for attendee in truth.attendees:
+            if attendee.kind is AttendeeKind.RESOURCE or not attendee.email.strip():
+                continue
+            entry = self.directory.match(attendee.email)
+            if entry is None:
+                unmatched.setdefault(self.directory.smtp(attendee.email), None)
+                continue
+            if entry.extension in seen:
+                continue
+            seen.add(entry.extension)
+            people.append(Participant(
+                extension=entry.extension,
+                email=entry.mailbox,
+                name=entry.name or attendee.name,
+                role=Role.OPTIONAL if attendee.kind is AttendeeKind.OPTIONAL else Role.REQUIRED,
+                response=str(attendee.response),
+                copy_state=self._copy_state(entry, truth, held_by, before.get(entry.extension)),
+            ))
+        # Uninvited people stay (their ids are referenced by call attempts) but are never called.
+        people.extend(replace(p, invited=False) for p in (booking.draft.participants if booking else ())
+                      if p.extension not in seen)
+        return tuple(people), tuple(unmatched)
+
+
+def _room_order(candidate: _Candidate, now: datetime) -> tuple[int, int, str, str, str]:
+    booking = candidate.booking
+    if booking is not None:
+        held = booking.draft.state is StoredState.SCHEDULED and booking.draft.room is not None
+        tier = 0 if held and booking.draft.start <= now else 1 if held else 2
+        return (tier, booking.id, "", "", "")
+    draft = candidate.draft
+    return (3, 0, utc_text(draft.start), draft.uid, draft.recurrence_key)
+
+
+def _label(candidate: _Candidate) -> str:
+    # No booking id here: a new booking has none yet, and the reason must not change once it gets one.
+    draft = candidate.draft
+    return f'"{draft.subject[:60]}" of {draft.organizer_extension} ({_span(draft)})'
+
+
+def plan_bookings(
+    copies: Sequence[MailboxCopy],
+    mailboxes: Mapping[str, MailboxSync],
+    directory: Directory,
+    existing: Sequence[Booking],
+    rooms: Sequence[str],
+    now: datetime,
+) -> list[BookingAction]:
+    """The actions that bring `existing` in line with the synced meetings, in a deterministic order.
+
+    `copies` from mailboxes that are not calendar-synced PBX users are ignored (a removed user's stale
+    rows must not keep meetings alive). `mailboxes` says which calendars are trusted and over which window.
+    """
+    planner = _Planner(mailboxes, directory, now)
+    synced = directory.calendar_mailboxes()
+    grouped: dict[MeetingKey, list[MailboxCopy]] = defaultdict(list)
+    for copy in copies:
+        if copy.mailbox in synced:
+            grouped[meeting_key(copy.occurrence)].append(copy)
+    by_key = {b.key: b for b in existing}
+
+    candidates: list[_Candidate] = []
+    for key in sorted(set(grouped) | set(by_key)):
+        booking = by_key.get(key)
+        if booking is not None and booking.draft.end <= now:
+            # History never changes; a past scheduled booking still holds its room for overlap checks.
+            if booking.draft.state is StoredState.SCHEDULED and booking.draft.room:
+                candidates.append(_Candidate(booking.draft, booking, wants_room=True))
+            continue
+        planned = planner.plan_meeting(grouped.get(key, []), booking)
+        if planned is not None:
+            candidates.append(planned)
+        elif booking is not None:
+            # Unchanged: a scheduled booking keeps competing for (and normally keeping) its room.
+            wants = booking.draft.state is StoredState.SCHEDULED
+            candidates.append(_Candidate(booking.draft, booking, wants_room=wants, unchanged=True))
+
+    final = _with_rooms(candidates, rooms, directory, now)
+    actions: list[BookingAction] = []
+    for candidate in final:
+        action = _action(candidate)
+        if action is not None:
+            actions.append(action)
+    return actions
+
+
+def _with_rooms(candidates: list[_Candidate], pool: Sequence[str], directory: Directory,
+                now: datetime) -> list[_Candidate]:
+    """Give every booking that wants a room one, or turn it into a rejection with the conflict."""
+    wanting = sorted((c for c in candidates if c.wants_room), key=lambda c: _room_order(c, now))
+    requests = []
+    for c in wanting:
+        organizer = directory.by_extension(c.draft.organizer_extension or "")
+        requests.append(RoomRequest(
+            label=_label(c),
+            start=c.draft.start,
+            end=c.draft.end,
+            preferred_room=organizer.room if organizer else "",
+            current_room=c.booking.draft.room if c.booking else None,
+            pinned=_room_order(c, now)[0] == 0,
+            keep_current=c.unchanged,
+        ))
+    placed: dict[int, _Candidate] = {}
+    for c, choice in zip(wanting, assign_rooms(requests, pool), strict=True):
+        if choice.room is not None:
+            draft = replace(c.draft, room=choice.room, state=StoredState.SCHEDULED, reason=None)
+        else:
+            draft = replace(c.draft, room=None, state=StoredState.REJECTED, reason=choice.conflict)
+        placed[id(c)] = replace(c, draft=draft)
+    existing = sorted((placed.get(id(c), c) for c in candidates if c.booking is not None),
+                      key=lambda c: c.booking.id if c.booking else 0)
+    # New bookings are created in room-priority order, so their ids keep that order next time.
+    created = [placed.get(id(c), c) for c in sorted(
+        (c for c in candidates if c.booking is None), key=lambda c: _room_order(c, now))]
+    return existing + created
+
+
+def _action(candidate: _Candidate) -> BookingAction | None:
+    draft, booking = candidate.draft, candidate.booking
+    if booking is None:
+        if draft.state is StoredState.SCHEDULED:
+            return BookingAction(ActionKind.CREATE, None, draft, (_booked_note(draft),))
+        if draft.state is StoredState.REJECTED:
+            return BookingAction(ActionKind.REJECT, None, draft, (f"rejected: {draft.reason}",))
+        return None
+    old = booking.draft
+    if draft == old:
+        return None
+    if draft.state is StoredState.CANCELLED:
+        return BookingAction(ActionKind.CANCEL, booking.id, draft, (f"cancelled: {draft.reason}",))
+    notes = describe_changes(old, draft)
+    if draft.state is StoredState.REJECTED and old.state is not StoredState.REJECTED:
+        return BookingAction(ActionKind.REJECT, booking.id, draft, notes)
+    return BookingAction(ActionKind.UPDATE, booking.id, draft, notes)
+
+
+def _booked_note(draft: BookingDraft) -> str:
+    called = sum(1 for p in draft.participants if p.call)
+    mode = "AUTOCALL" if draft.autocall else "dial-in"
+    return (f"booked in room {draft.room} ({mode}), {called} to call, "
+            f"{len(draft.unmatched)} unmatched")
+
+
+def _span(draft: BookingDraft) -> str:
+    return f"{utc_text(draft.start)}..{utc_text(draft.end)}"
+
+
+def describe_changes(old: BookingDraft, new: BookingDraft) -> tuple[str, ...]:
+    """Short, human history lines for what changed; bookkeeping-only changes give none."""
+    notes: list[str] = []
+    if old.state is not new.state:
+        if new.state is StoredState.REJECTED:
+            notes.append(f"rejected: {new.reason}")
+        elif new.state is StoredState.SCHEDULED:
+            notes.append(f"booked again (was {old.state.value}: {old.reason})")
+    elif new.state is StoredState.REJECTED and old.reason != new.reason:
+        notes.append(f"rejected: {new.reason}")
+    if (old.start, old.end) != (new.start, new.end):
+        notes.append(f"moved from {_span(old)} to {_span(new)}")
+    if old.room != new.room and new.room is not None and old.state is new.state:
+        notes.append(f"room {old.room} -> {new.room}")
+    if old.subject != new.subject:
+        notes.append("subject changed")
+    if old.location != new.location:
+        notes.append(f"location changed to {new.location[:80]!r}")
+    if old.autocall != new.autocall:
+        notes.append("AUTOCALL on" if new.autocall else "AUTOCALL off")
+    if old.organizer_extension != new.organizer_extension:
+        notes.append(f"organizer extension {old.organizer_extension} -> {new.organizer_extension}")
+    before = {p.extension: p for p in old.participants}
+    for p in new.participants:
+        was = before.get(p.extension)
+        if p.invited and (was is None or not was.invited):
+            notes.append(f"{p.extension} invited")
+        elif not p.invited and was is not None and was.invited:
+            notes.append(f"{p.extension} no longer invited")
+        elif was is not None and p.call != was.call:
+            notes.append(f"{p.extension} {'will' if p.call else 'will not'} be called ({p.shown_response})")
+    known = set(old.unmatched)
+    added = [a for a in new.unmatched if a not in known]
+    if added:
+        notes.append(f"{len(added)} new unmatched invitee(s)")
+    if len(notes) > MAX_NOTES:
+        notes = [*notes[:MAX_NOTES - 1], f"... and {len(notes) - MAX_NOTES + 1} more changes"]
+    return tuple(notes)

@@ -1,0 +1,104 @@
+"""`pbxsync conferences [--json] [--all]`: the conference bookings made from Exchange meetings.
+
+The JSON form is a contract (scripts and the AUTOCALL tests read it): a list of objects with `id`, `uid`,
+`subject`, `room`, `start`, `end`, `autocall`, `state`, `organizer`, `participants`, `unmatched`, `reason`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from plugin.booking.model import Booking
+from plugin.booking.store import list_bookings
+from plugin.commands.common import config_from, utc_now
+from sync.model import utc_text
+from sync.store.db import open_store
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "conferences", help="list conference bookings made from meetings",
+        description="Conference bookings made from Exchange meetings whose Location starts with PBX. "
+        "Shows upcoming and running bookings and rejections by default.")
+    parser.add_argument("--json", action="store_true", help="print the bookings as JSON (a stable contract)")
+    parser.add_argument("--all", action="store_true", help="include past and cancelled bookings")
+    parser.set_defaults(handler=run)
+
+
+def conference_json(booking: Booking, now: datetime) -> dict[str, Any]:
+    draft = booking.draft
+    return {
+        "id": booking.id,
+        "uid": draft.uid,
+        "subject": draft.subject,
+        "room": draft.room,
+        "start": utc_text(draft.start),
+        "end": utc_text(draft.end),
+        "autocall": draft.autocall,
+        "state": booking.shown_state(now).value,
+        "organizer": {"email": draft.organizer_email, "extension": draft.organizer_extension},
+        "participants": [
+            {"extension": p.extension, "email": p.email, "name": p.name, "response": p.shown_response,
+             "call": p.call}
+            for p in draft.participants if p.invited
+        ],
+        "unmatched": list(draft.unmatched),
+        "reason": draft.reason,
+    }
+
+
+def _printable(text: str, width: int) -> str:
+    clean = "".join(ch if ch.isprintable() else " " for ch in text)
+    return clean if len(clean) <= width else clean[: width - 1] + "…"
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def render_table(bookings: Sequence[Booking], now: datetime) -> str:
+    if not bookings:
+        return "no conference bookings"
+    header = ("ID", "STATE", "START (UTC)", "END (UTC)", "ROOM", "MODE", "ORGANIZER", "CALL", "UNMATCHED",
+              "SUBJECT")
+    rows: list[tuple[str, ...]] = []
+    reasons: dict[int, str] = {}
+    for b in bookings:
+        d = b.draft
+        invited = [p for p in d.participants if p.invited]
+        rows.append((
+            str(b.id), b.shown_state(now).value, _when(d.start), _when(d.end), d.room or "-",
+            "autocall" if d.autocall else "dial-in",
+            _printable(d.organizer_extension or d.organizer_email or "-", 32),
+            f"{sum(p.call for p in invited)}/{len(invited)}", str(len(d.unmatched)), _printable(d.subject, 40),
+        ))
+        if d.reason:
+            reasons[len(rows) - 1] = _printable(d.reason, 200)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
+    for i, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if i in reasons:
+            lines.append(f"    reason: {reasons[i]}")
+    return "\n".join(lines)
+
+
+async def show_conferences(database: str, as_json: bool, include_all: bool, now: datetime) -> str:
+    store = await open_store(database)
+    try:
+        bookings = await list_bookings(store, now, include_all)
+    finally:
+        await store.close()
+    if as_json:
+        return json.dumps([conference_json(b, now) for b in bookings], indent=2, ensure_ascii=False)
+    return render_table(bookings, now)
+
+
+async def run(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    print(await show_conferences(config.database, args.json, args.all, utc_now()))
+    return 0
