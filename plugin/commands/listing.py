@@ -6,7 +6,8 @@ import argparse
 from datetime import datetime
 from typing import Any
 
-from plugin.commands.common import add_json_flag, config_from, print_json, print_table, store_from
+from plugin.commands.common import add_json_flag, config_from, print_json, print_table, store_from, utc_now
+from plugin.directory import load_directory
 from sync.model import Contact, Folder, utc_text
 from sync.phones import digits_of, to_e164
 from sync.store import calendar as calendar_store
@@ -30,7 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     search.set_defaults(handler=search_contacts_cmd)
 
     users = sub.add_parser("users", help="the PBX users and the state of their sync",
-                           description="Each configured PBX user: mailbox, room, last sync success and last error "
+                           description="Each configured PBX user: mailbox, room, whether their addresses match "
+                           "meetings (conflicts, resolved internal X.500 aliases), last sync success and last error "
                            "per folder, synced counts.")
     add_json_flag(users)
     users.set_defaults(handler=users_cmd)
@@ -103,17 +105,31 @@ async def users_cmd(args: argparse.Namespace) -> int:
         states = {(s.mailbox, s.folder): s for s in await all_folder_states(store)}
         contact_counts = await contact_store.contact_counts(store)
         occurrence_counts = await calendar_store.occurrence_counts(store)
+        directory = await load_directory(store, config)
+        async with store.conn.execute(
+            "SELECT organizer_extension, count(*) FROM bookings WHERE state = 'scheduled' AND end_utc > ? "
+            "GROUP BY organizer_extension", (utc_text(utc_now()),)
+        ) as cur:
+            organized = {str(ext): int(n) async for ext, n in cur}
     finally:
         await store.close()
     out: list[dict[str, Any]] = []
     for u in config.users:
         mailbox = u.mailbox.lower()
+        entry = directory.by_extension(u.extension)
+        matched = list(entry.emails) if entry else []
+        aliases = sorted(a for a, smtp in directory.resolved.items() if smtp and smtp in matched)
+        problems = [c for c in directory.conflicts if f"extension {u.extension} " in c]
         out.append({
+
             "extension": u.extension, "name": u.name, "emails": [e.lower() for e in u.email], "room": u.room,
             "sync_contacts": u.sync_contacts, "sync_calendar": u.sync_calendar,
             "contacts": _state_json(states.get((mailbox, Folder.CONTACTS))),
             "calendar": _state_json(states.get((mailbox, Folder.CALENDAR))),
             "contact_count": contact_counts.get(mailbox, 0), "occurrence_count": occurrence_counts.get(mailbox, 0),
+            "match": {"status": "conflict" if problems else "ok", "addresses": matched,
+                      "internal_aliases": aliases, "problems": problems},
+            "upcoming_bookings_organized": organized.get(u.extension, 0),
         })
     if args.json:
         print_json(out)
@@ -128,8 +144,9 @@ async def users_cmd(args: argparse.Namespace) -> int:
             return f"ERROR {folder['error_kind']}: {folder['last_error']}"
         return f"ok {folder['last_success']}"
 
-    print_table(("EXT", "NAME", "MAILBOX", "ROOM", "CONTACTS", "CALENDAR"),
+    print_table(("EXT", "NAME", "MAILBOX", "ROOM", "MATCH", "CONTACTS", "CALENDAR"),
                 [(u["extension"], u["name"], u["emails"][0], u["room"],
+                  u["match"]["status"] if not u["match"]["problems"] else "; ".join(u["match"]["problems"]),
                   f"{u['contact_count']} · {status(u['contacts'], u['sync_contacts'])}",
                   f"{u['occurrence_count']} · {status(u['calendar'], u['sync_calendar'])}") for u in out],
                 max_width=60)
