@@ -59,14 +59,24 @@ class Store:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception: nothing is ever half-stored."""
         async with self._write_lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a task cancelled while BEGIN is queued must still roll back, or the
+                # shared connection would be left inside a transaction for the next writer.
+                await self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await self._rollback_quietly()
                 raise
             else:
                 await self.conn.execute("COMMIT")
+
+    async def _rollback_quietly(self) -> None:
+        try:
+            # aiosqlite runs statements in order on its thread, so this ROLLBACK follows the BEGIN even
+            # when the BEGIN's awaiting task was cancelled; shielded so a second cancel cannot skip it.
+            await asyncio.shield(self.conn.execute("ROLLBACK"))
+        except sqlite3.OperationalError:
+            pass  # BEGIN never ran: there is nothing to roll back
 
     async def close(self) -> None:
         await self.conn.close()

@@ -107,3 +107,31 @@ async def test_search_finds_every_number_form() -> None:
         assert [r.contact.display_name for r in found] == ["Alice Müller"], query
     assert await contact_store.search_contacts(store, "100%", to_e164("100%", "DE"), digits_of("100%")) == []
     await store.close()
+
+
+async def test_a_writer_cancelled_at_begin_leaves_no_open_transaction() -> None:
+    store = await open_store(":memory:")
+    started = asyncio.Event()
+
+    async def writer() -> None:
+        async with store.transaction() as conn:
+            started.set()
+            await conn.execute("INSERT INTO address_cache (address, smtp, resolved_at) VALUES ('x', 'y', 'z')")
+            await asyncio.Event().wait()  # hang until cancelled
+
+    for _ in range(20):  # cancel at different points, including while BEGIN is queued
+        task = asyncio.ensure_future(writer())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    task = asyncio.ensure_future(writer())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with store.transaction() as conn:  # the next writer is not "within a transaction"
+        await conn.execute("INSERT INTO address_cache (address, smtp, resolved_at) VALUES ('a', 'b', 'c')")
+    async with store.conn.execute("SELECT address FROM address_cache") as cur:
+        assert [r[0] async for r in cur] == ["a"]
+    await store.close()

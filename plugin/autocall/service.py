@@ -1,0 +1,332 @@
+"""The AUTOCALL service: an APScheduler job per AUTOCALL booking, a run loop per running meeting, the caller.
+
+- The schedule lives in APScheduler 3.11 (AsyncIOScheduler, memory job store): one `date` job per booking
+  at its start. It is rebuilt from the bookings at `start()` and re-armed by `reconcile()` after every sync,
+  so a moved booking moves its job and a cancelled one leaves none. SQLite stays the source of truth.
+- When a job fires, a run loop re-reads the booking, asks Asterisk who is in the room (ConfbridgeList,
+  plus ConfbridgeJoin/Leave events in between), asks the pure planner which calls are due and sends them.
+- Each attempt is stored (pending) BEFORE its Originate is written, under a ChannelId derived from
+  booking, participant and attempt number. Pending attempts found at start become `unknown`: they may have
+  been dialled, so they count as tries and are never re-sent as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from plugin.ami.client import AmiClient, OriginateRequest
+from plugin.ami.wire import AmiMessage, callerid, render_dial, validate_room
+from plugin.autocall.planner import Outcome, PlannedCall, PlannerSettings, plan_calls
+from plugin.autocall.store import (
+    channel_ids,
+    drain_writes,
+    load_attempts,
+    record_joined,
+    record_outcome,
+    record_planned,
+    settle_stale_pending,
+)
+from plugin.booking.model import Booking, StoredState
+from plugin.booking.store import booking_by_id, list_bookings
+from sync.config import Config
+from sync.errors import AmiPermissionError, PbxError, ValidationError
+from sync.store.db import Store
+
+log = logging.getLogger("pbxsync.autocall")
+JOB_PREFIX = "autocall-"
+ROOM_EVENTS = ("ConfbridgeJoin", "ConfbridgeLeave", "ConfbridgeEnd")
+
+
+@dataclass(frozen=True)
+class AutocallSettings:
+    dial_template: str = "PJSIP/{extension}"
+    context: str = "pbxsync-autocall"
+    planner: PlannerSettings = field(default_factory=PlannerSettings)
+    pacing_per_second: float = 0.0
+    confirm: bool = False
+    end_conference_on_cancel: bool = False
+    reconnect_wait: float = 5.0  # how long a due call waits for the AMI link before planning again
+
+    @classmethod
+    def from_config(cls, config: Config) -> AutocallSettings:
+        a = config.autocall
+        return cls(dial_template=config.pbx.dial, context=config.pbx.context,
+                   planner=PlannerSettings(retries=a.retries, retry_delay=timedelta(seconds=a.retry_delay_seconds),
+                                           grace=timedelta(minutes=a.grace_minutes),
+                                           ring_timeout=timedelta(seconds=a.ring_timeout_seconds)),
+                   pacing_per_second=a.pacing_per_second, confirm=a.confirm,
+                   end_conference_on_cancel=a.end_conference_on_cancel)
+
+
+class RoomMembers:
+    """Room membership as the ConfBridge events tell it, refreshed from ConfbridgeList when asked."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, dict[str, AmiMessage]] = {}
+
+    def on_event(self, message: AmiMessage) -> str:
+        room = message.get("Conference")
+        if message.name == "ConfbridgeJoin":
+            self._rooms.setdefault(room, {})[message.get("Uniqueid")] = message
+        elif message.name == "ConfbridgeLeave":
+            self._rooms.get(room, {}).pop(message.get("Uniqueid"), None)
+        elif message.name == "ConfbridgeEnd":
+            self._rooms.pop(room, None)
+        return room
+
+    def replace(self, room: str, members: Iterable[AmiMessage]) -> None:
+        self._rooms[room] = {m.get("Uniqueid"): m for m in members}
+
+    def members(self, room: str) -> list[AmiMessage]:
+        return list(self._rooms.get(room, {}).values())
+
+
+def present_extensions(members: Sequence[AmiMessage], our_channels: Mapping[str, str],
+                       extensions: Collection[str], dial_template: str) -> set[str]:
+    """Which participants' extensions are in the room: our calls by Uniqueid (= our ChannelId), others
+    who dialled in by their channel name (`PJSIP/101-...`) or caller number."""
+    prefixes: dict[str, str] = {}
+    for ext in extensions:
+        with contextlib.suppress(ValidationError):
+            prefixes[render_dial(dial_template, ext) + "-"] = ext
+    found: set[str] = set()
+    for m in members:
+        uid = m.get("Uniqueid")
+        if uid in our_channels:
+            found.add(our_channels[uid])
+            continue
+        channel = m.get("Channel")
+        for prefix, ext in prefixes.items():
+            if channel.startswith(prefix):
+                found.add(ext)
+        if m.get("CallerIDNum") in extensions:
+            found.add(m.get("CallerIDNum"))
+    return found
+
+
+@dataclass(frozen=True)
+class AutocallHealth:
+    scheduled_jobs: int
+    running_bookings: int
+    calls_in_flight: int
+    ami_connected: bool
+
+
+class AutocallService:
+    def __init__(self, store: Store, ami: AmiClient, settings: AutocallSettings, *,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 scheduler: AsyncIOScheduler | None = None) -> None:
+        self.store = store
+        self.ami = ami
+        self.settings = settings
+        self._now = now
+        self.scheduler = scheduler or AsyncIOScheduler(timezone=UTC)
+        self.rooms = RoomMembers()
+        self._runs: dict[int, asyncio.Task[None]] = {}
+        self._wake: dict[int, asyncio.Event] = {}
+        self._run_rooms: dict[int, str] = {}
+        self._calls: set[asyncio.Task[None]] = set()
+        self._kicked: set[int] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._background: set[asyncio.Task[object]] = set()
+
+    # ---- lifecycle (called by the daemon) -----------------------------------------------------------
+    async def start(self) -> None:
+        settled = await settle_stale_pending(self.store, self._now())
+        if settled:
+            log.warning("autocall: %d call(s) in flight when the agent stopped are marked unknown, not re-sent",
+                        settled)
+        self._unsubscribe = self.ami.subscribe(ROOM_EVENTS, self._on_room_event)
+        self.ami.on_connect(self._wake_all)
+        if not self.scheduler.running:
+            self.scheduler.start()
+        await self.reconcile()
+
+    async def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        tasks = [*self._runs.values(), *self._calls, *self._background]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        await drain_writes()
+        self._runs.clear()
+
+    def health(self) -> AutocallHealth:
+        jobs = [j for j in self.scheduler.get_jobs() if j.id.startswith(JOB_PREFIX)] if self.scheduler.running else []
+        return AutocallHealth(len(jobs), sum(not t.done() for t in self._runs.values()), len(self._calls),
+                              self.ami.connected)
+
+    async def reconcile(self, booking_ids: Iterable[int] = ()) -> None:
+        """After every sync (and at start): jobs for exactly the upcoming/running AUTOCALL bookings."""
+        now = self._now()
+        wanted = {b.id: b for b in await list_bookings(self.store, now)
+                  if b.draft.autocall and b.draft.state is StoredState.SCHEDULED and b.draft.room}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith(JOB_PREFIX) and int(job.id[len(JOB_PREFIX):]) not in wanted:
+                job.remove()
+        for booking_id in {*booking_ids, *self._runs}:
+            if booking_id not in wanted:
+                await self._retire(booking_id, now)
+        for booking in wanted.values():
+            run = self._runs.get(booking.id)
+            if run is not None and not run.done():
+                if booking.draft.start > now:  # moved later: stop now, the job fires at the new start
+                    run.cancel()
+                else:
+                    self._wake_booking(booking.id)
+                    continue
+            self.scheduler.add_job(self._fire, "date", run_date=max(booking.draft.start, now), args=[booking.id],
+                                   id=f"{JOB_PREFIX}{booking.id}", replace_existing=True,
+                                   misfire_grace_time=None, coalesce=True)
+
+    # ---- running a booking --------------------------------------------------------------------------
+    async def _fire(self, booking_id: int) -> None:
+        run = self._runs.get(booking_id)
+        if run is not None and not run.done():
+            self._wake_booking(booking_id)
+            return
+        self._runs[booking_id] = asyncio.get_running_loop().create_task(self._run(booking_id),
+                                                                          name=f"autocall-{booking_id}")
+
+    async def _retire(self, booking_id: int, now: datetime) -> None:
+        run = self._runs.pop(booking_id, None)
+        if run is not None:
+            run.cancel()
+        booking = await booking_by_id(self.store, booking_id)
+        if booking is None or booking.draft.state is not StoredState.CANCELLED:
+            return
+        draft = booking.draft
+        log.info("autocall: booking %d cancelled; no further calls", booking_id)
+        if (self.settings.end_conference_on_cancel and draft.room and draft.start <= now < draft.end
+                and booking_id not in self._kicked):
+            self._kicked.add(booking_id)
+            try:
+                kicked = await self.ami.confbridge_kick(draft.room)
+                log.info("autocall: cancelled booking %d: conference %s ended (%s)", booking_id, draft.room,
+                         "kicked everybody" if kicked else "room was empty")
+            except PbxError as exc:
+                log.error("autocall: cannot end conference %s of cancelled booking %d: %s", draft.room,
+                          booking_id, exc)
+
+    async def _run(self, booking_id: int) -> None:
+        wake = self._wake.setdefault(booking_id, asyncio.Event())
+        try:
+            while True:
+                wake.clear()
+                booking = await booking_by_id(self.store, booking_id)
+                now = self._now()
+                if booking is None or booking.draft.start > now:
+                    return
+                room = booking.draft.room or ""
+                self._run_rooms[booking_id] = room
+                in_room = await self._present(booking)
+                plan = plan_calls(booking, await load_attempts(self.store, booking_id), in_room, now,
+                                  self.settings.planner)
+                if plan.finished:
+                    log.info("autocall: booking %d settled", booking_id)
+                    return
+                if plan.calls and not self.ami.connected:
+                    await self.ami.wait_connected(self.settings.reconnect_wait)
+                    continue
+                await self._send(booking, plan.calls)
+                wait = None if plan.next_check is None else max(0.0, (plan.next_check - now).total_seconds())
+                if plan.calls and wait is None:
+                    wait = 0.0
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await wake.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("autocall: booking %d run failed", booking_id)
+        finally:
+            self._run_rooms.pop(booking_id, None)
+            if self._runs.get(booking_id) is asyncio.current_task():
+                self._runs.pop(booking_id, None)
+
+    async def _present(self, booking: Booking) -> set[str]:
+        room = booking.draft.room or ""
+        if self.ami.connected:
+            try:
+                self.rooms.replace(room, await self.ami.confbridge_list(room))
+            except PbxError as exc:
+                log.warning("autocall: ConfbridgeList %s failed (%s); using the join/leave events seen", room, exc)
+        ours = await channel_ids(self.store, booking.id)
+        for member in self.rooms.members(room):
+            if member.get("Uniqueid") in ours:  # e.g. joined while the agent was down: record it
+                await record_joined(self.store, member.get("Uniqueid"), self._now())
+        return present_extensions(self.rooms.members(room), ours, [p.extension for p in booking.draft.participants],
+                                  self.settings.dial_template)
+
+    async def _send(self, booking: Booking, calls: Sequence[PlannedCall]) -> None:
+        gap = 1.0 / self.settings.pacing_per_second if self.settings.pacing_per_second > 0 else 0.0
+        for index, call in enumerate(calls):
+            if gap and index:
+                await asyncio.sleep(gap)
+            if not await record_planned(self.store, call, self._now()):
+                continue  # already stored by an earlier pass: never send an attempt twice
+            task = asyncio.get_running_loop().create_task(self._call(booking, call))
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+
+    def originate_request(self, booking: Booking, call: PlannedCall) -> OriginateRequest:
+        draft = booking.draft
+        room = validate_room(draft.room or "")
+        confirm = "1" if self.settings.confirm else "0"
+        return OriginateRequest(
+            channel=render_dial(self.settings.dial_template, call.extension), channel_id=call.channel_id,
+            context=self.settings.context,
+            variables=(("PBXSYNC_ROOM", room), ("PBXSYNC_ROLE", "host" if call.host else "guest"),
+                       ("PBXSYNC_CONFIRM", confirm)),
+            caller_id=callerid(draft.subject, room),
+            timeout_ms=int(self.settings.planner.ring_timeout.total_seconds() * 1000))
+
+    async def _call(self, booking: Booking, call: PlannedCall) -> None:
+        reason = detail = ""
+        try:
+            result = await self.ami.originate(self.originate_request(booking, call))
+            outcome, reason, detail = Outcome(result.outcome.value), result.reason, result.detail
+        except ValidationError as exc:
+            outcome, detail = Outcome.FAILED, str(exc)
+            log.error("autocall: booking %d, extension %s: %s", booking.id, call.extension, exc)
+        except AmiPermissionError as exc:
+            outcome, detail = Outcome.FAILED, str(exc)
+            log.error("autocall: %s", exc)
+        except PbxError as exc:
+            outcome, detail = Outcome.NOT_SENT, str(exc)
+        log.info("autocall: booking %d, extension %s, attempt %d: %s", booking.id, call.extension, call.attempt,
+                 outcome.value)
+        await record_outcome(self.store, call.channel_id, outcome, reason, detail, self._now())
+        self._wake_booking(booking.id)
+
+    # ---- events ---------------------------------------------------------------------------------------
+    def _on_room_event(self, message: AmiMessage) -> None:
+        room = self.rooms.on_event(message)
+        uid = message.get("Uniqueid")
+        if message.name == "ConfbridgeJoin" and uid.startswith("pbxsync-"):
+            task = asyncio.get_running_loop().create_task(record_joined(self.store, uid, self._now()))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        for booking_id, run_room in list(self._run_rooms.items()):
+            if run_room == room:
+                self._wake_booking(booking_id)
+
+    def _wake_booking(self, booking_id: int) -> None:
+        event = self._wake.get(booking_id)
+        if event is not None:
+            event.set()
+
+    def _wake_all(self) -> None:
+        for booking_id in list(self._runs):
+            self._wake_booking(booking_id)

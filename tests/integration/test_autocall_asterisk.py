@@ -1,0 +1,227 @@
+"""AUTOCALL on the REAL Asterisk 22 (chroot from scripts/setup-asterisk.sh), with the shipped dialplan,
+confbridge profiles and the least-privilege AMI classes (read=call,system; write=originate,call,reporting).
+
+Local-channel phones from the harness: 1XX answer, 199 busy, 198 never answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plugin.ami.client import AmiClient, AmiSettings
+from plugin.autocall.planner import PlannerSettings
+from plugin.autocall.service import AutocallService, AutocallSettings
+from plugin.autocall.store import call_states
+from plugin.booking.model import ActionKind, Booking, BookingAction, BookingDraft, Participant, Role, StoredState
+from plugin.booking.store import apply_actions, booking_by_id
+from sync.secrets import Secret
+from sync.store.db import Store, open_store
+
+pytestmark = pytest.mark.asterisk
+DIALPLAN = Path(__file__).resolve().parents[2] / "dialplan"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def until(predicate: Callable[[], Any], deadline: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        assert loop.time() < end, "condition not reached before the deadline"
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+def pbx(asterisk_factory: Callable[..., Any]) -> Any:
+    return asterisk_factory(dialplan_files=[DIALPLAN / "pbxsync-autocall.conf"],
+                            confbridge_files=[DIALPLAN / "pbxsync-confbridge.conf"],
+                            ami_read="call,system", ami_write="originate,call,reporting")
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[Store]:
+    st = await open_store(":memory:")
+    yield st
+    await st.close()
+
+
+def draft(extensions: Sequence[str], start: datetime, room: str, subject: str = "Weekly sync") -> BookingDraft:
+    people = tuple(Participant(ext, f"u{ext}@example.com", f"User {ext}", Role.HOST if i == 0 else Role.REQUIRED,
+                               "organizer" if i == 0 else "accept") for i, ext in enumerate(extensions))
+    return BookingDraft(f"uid-{room}-{start.timestamp()}", "", subject, "PBX AUTOCALL", start,
+                        start + timedelta(minutes=30), "UTC", True, StoredState.SCHEDULED, None, room,
+                        people[0].email, people[0].extension, True, people)
+
+
+async def book(store: Store, d: BookingDraft) -> Booking:
+    (booking_id,) = await apply_actions(store, [BookingAction(ActionKind.CREATE, None, d, ("test",))], now())
+    found = await booking_by_id(store, booking_id)
+    assert found is not None
+    return found
+
+
+class Agent:
+    def __init__(self, pbx: Any, store: Store, planner: PlannerSettings) -> None:
+        self.ami = AmiClient(AmiSettings(host=pbx.host, port=pbx.port, username=pbx.user, secret=Secret(pbx.secret),
+                                         action_timeout=5.0, backoff_initial=0.1, backoff_max=1.0))
+        self.service = AutocallService(store, self.ami, AutocallSettings(
+            dial_template="Local/{extension}@fake-phones", planner=planner, reconnect_wait=0.5))
+
+    async def start(self) -> None:
+        self.ami.start()
+        await self.service.start()
+
+    async def stop(self) -> None:
+        await self.service.stop()
+        await self.ami.stop()
+
+
+@pytest.fixture
+async def agents() -> AsyncIterator[list[Agent]]:
+    made: list[Agent] = []
+    yield made
+    for a in made:
+        await a.stop()
+
+
+async def members(pbx: Any, room: str) -> list[dict[str, str]]:
+    async with pbx.ami() as ami:
+        try:
+            return list(await ami.action_list("ConfbridgeList", Conference=room))
+        except Exception:
+            return []
+
+
+FAST = PlannerSettings(retries=1, retry_delay=timedelta(seconds=1), grace=timedelta(minutes=10),
+                       ring_timeout=timedelta(seconds=4))
+
+
+async def test_meeting_seconds_ahead_everyone_answering_joins_busy_retried_then_given_up(
+        pbx: Any, store: Store, agents: list[Agent]) -> None:
+    booking = await book(store, draft(["101", "102", "199"], now() + timedelta(seconds=3), "8101",
+                                      subject='Board "Q4" <review>, ${EXTEN}; & more'))
+    agent = Agent(pbx, store, FAST)
+    agents.append(agent)
+    await agent.start()
+    assert agent.service.health().scheduled_jobs == 1
+
+    async def joined() -> bool:
+        return {m.get("Uniqueid", "")[:30] for m in await members(pbx, "8101")} != set() and \
+            len(await members(pbx, "8101")) == 2
+
+    await until(joined)
+    listed = await members(pbx, "8101")
+    states = await call_states(store, [booking.id])
+    await until(lambda: not agent.service.health().running_bookings)
+    states = await call_states(store, [booking.id])
+    assert {ext: (s.outcome, s.attempts) for (_, ext), s in states.items()} == {
+        "101": ("answered", 1), "102": ("answered", 1), "199": ("busy", 2)}
+    assert sorted(m["Channel"].split("-")[0] for m in listed) == ["Local/101@fake", "Local/102@fake"]
+    host = next(m for m in listed if m["Channel"].startswith("Local/101@"))
+    assert host["Admin"] == "Yes" and host["MarkedUser"] == "Yes"
+    assert host["Uniqueid"].startswith(f"pbxsync-{booking.id}-")
+    assert host["CallerIDName"] == "Board Q4 review EXTEN more"
+    assert all(m["Context"] == "pbxsync-autocall" for m in listed)
+
+
+async def test_cancelled_before_start_no_call(pbx: Any, store: Store, agents: list[Agent]) -> None:
+    start = now() + timedelta(seconds=2)
+    d = draft(["103", "104"], start, "8102")
+    booking = await book(store, d)
+    agent = Agent(pbx, store, FAST)
+    agents.append(agent)
+    await agent.start()
+    await apply_actions(store, [BookingAction(ActionKind.UPDATE, booking.id,
+                                              replace(d, state=StoredState.CANCELLED, reason="x"), ("test",))], now())
+    await agent.service.reconcile([booking.id])
+    assert agent.service.health().scheduled_jobs == 0
+    await until(lambda: now() > start + timedelta(seconds=2))
+    async with pbx.ami() as ami:
+        channels = await ami.action_list("CoreShowChannels")
+    assert [c for c in channels if "103@" in c.get("Channel", "") or "104@" in c.get("Channel", "")] == []
+    assert await call_states(store, [booking.id]) == {}
+
+
+async def test_agent_restarted_mid_meeting_calls_nobody_twice(pbx: Any, store: Store, agents: list[Agent]) -> None:
+    slow = PlannerSettings(retries=2, retry_delay=timedelta(hours=1), grace=timedelta(minutes=10),
+                           ring_timeout=timedelta(seconds=20))
+    booking = await book(store, draft(["105", "106", "198"], now() - timedelta(seconds=1), "8103"))
+    first = Agent(pbx, store, slow)
+    await first.start()
+    await until(lambda: _count(members(pbx, "8103"), 2))
+    await first.stop()  # killed while 198 still rings
+    async with pbx.ami() as watcher:
+        second = Agent(pbx, store, slow)
+        agents.append(second)
+        await second.start()
+        assert await second.ami.wait_connected(10.0)
+        # its job fired and its run planned and settled (105/106 in the room, 198 unknown: no retry yet)
+        await until(lambda: second.service.health().scheduled_jobs == 0
+                    and second.service.health().running_bookings == 0)
+        await until(lambda: _joined_recorded(store, booking.id, {"105", "106"}))
+        await second.ami.ping()
+        states = await call_states(store, [booking.id])
+        assert {ext: s.outcome for (_, ext), s in states.items()} == {
+            "105": "answered", "106": "answered", "198": "unknown"}
+        originated = [e for e in watcher.events if e.get("Event") == "OriginateResponse"]
+        new_channels = [e for e in watcher.events if e.get("Event") == "Newchannel"
+                        and any(f"/{x}@" in e.get("Channel", "") for x in ("105", "106", "198"))]
+    assert originated == [] and new_channels == []
+    assert len(await members(pbx, "8103")) == 2
+
+
+async def _count(coro: Any, n: int) -> bool:
+    return len(await coro) == n
+
+
+async def _joined_recorded(store: Store, booking_id: int, extensions: set[str]) -> bool:
+    states = await call_states(store, [booking_id])
+    return {ext for (_, ext), s in states.items() if s.joined} == extensions
+
+
+async def test_asterisk_restarted_before_start_is_survived(pbx: Any, store: Store, agents: list[Agent]) -> None:
+    agent = Agent(pbx, store, FAST)
+    agents.append(agent)
+    await agent.start()
+    assert await agent.ami.wait_connected(10.0)
+    booking = await book(store, draft(["107", "108"], now() + timedelta(seconds=4), "8104"))
+    await agent.service.reconcile([booking.id])
+    await asyncio.to_thread(pbx.restart)
+    await until(lambda: _count(members(pbx, "8104"), 2), deadline=60.0)
+    states = await call_states(store, [booking.id])
+    assert {ext: (s.outcome, s.attempts) for (_, ext), s in states.items()} == {
+        "107": ("answered", 1), "108": ("answered", 1)}
+    assert agent.ami.health().reconnects >= 1
+
+
+async def test_hostile_extensions_dial_nothing_extra(pbx: Any, store: Store, agents: list[Agent]) -> None:
+    hostile = ["109&Local/110@fake-phones", "111,PBXSYNC_ROLE=host", "${EXTEN}", "112\r\nAction: Hangup"]
+    booking = await book(store, draft(["113", *hostile], now() - timedelta(seconds=1), "8105"))
+    agent = Agent(pbx, store, FAST)
+    agents.append(agent)
+    async with pbx.ami() as watcher:
+        await agent.start()
+        await until(lambda: _count(members(pbx, "8105"), 1))
+        await until(lambda: not agent.service.health().running_bookings)
+        await agent.ami.ping()
+        dialled = sorted({e["Channel"].split("-")[0] for e in watcher.events
+                          if e.get("Event") == "Newchannel" and e.get("Channel", "").startswith("Local/")})
+    assert dialled == ["Local/113@fake"]
+    (member,) = await members(pbx, "8105")
+    assert member["Admin"] == "Yes"  # the host; nobody else was made host through a variable
+    states = await call_states(store, [booking.id])
+    assert sorted(s.outcome for s in states.values()) == ["answered", "failed", "failed", "failed", "failed"]
