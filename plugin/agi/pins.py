@@ -40,3 +40,14 @@ async def booking_pin(store: Store, booking_id: int) -> str | None:
     async with store.conn.execute("SELECT pin FROM booking_pins WHERE booking_id = ?", (booking_id,)) as cur:
         row = await cur.fetchone()
     return str(row[0]) if row else None
+
+
+async def booking_pins(store: Store, booking_ids: list[int]) -> dict[int, str]:
+    """PINs of several bookings at once (for listings)."""
+    if not booking_ids:
+        return {}
+    marks = ",".join("?" * len(booking_ids))
+    async with store.conn.execute(
+        f"SELECT booking_id, pin FROM booking_pins WHERE booking_id IN ({marks})", booking_ids
+    ) as cur:
+        return {int(b): str(p) async for b, p in cur}

@@ -1,17 +1,22 @@
 """`pbxsync conferences [--json] [--all]`: the conference bookings made from Exchange meetings.
 
 The JSON form is a contract (scripts and the AUTOCALL tests read it): a list of objects with `id`, `uid`,
-`subject`, `room`, `start`, `end`, `autocall`, `state`, `organizer`, `participants`, `unmatched`, `reason`.
+`subject`, `room`, `start`, `end`, `autocall`, `state`, `organizer`, `participants`, `unmatched`, `reason`,
+and `pin` (null unless `[conference] pins` is on). Each participant carries `outcome` (the last AUTOCALL
+attempt's outcome: answered, busy, no_answer, congestion, failed, unknown, pending; null when never called)
+and `autocall` (attempts, joined, last_attempt_at; null when never called).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from plugin.agi.pins import booking_pins
+from plugin.autocall.store import ParticipantCallState, call_states
 from plugin.booking.model import Booking
 from plugin.booking.store import list_bookings
 from plugin.commands.common import config_from, utc_now
@@ -29,8 +34,15 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def conference_json(booking: Booking, now: datetime) -> dict[str, Any]:
+def conference_json(booking: Booking, now: datetime,
+                    calls: Mapping[tuple[int, str], ParticipantCallState] | None = None,
+                    pin: str | None = None) -> dict[str, Any]:
     draft = booking.draft
+    calls = calls or {}
+
+    def call_state(extension: str) -> ParticipantCallState | None:
+        return calls.get((booking.id, extension))
+
     return {
         "id": booking.id,
         "uid": draft.uid,
@@ -43,12 +55,19 @@ def conference_json(booking: Booking, now: datetime) -> dict[str, Any]:
         "organizer": {"email": draft.organizer_email, "extension": draft.organizer_extension},
         "participants": [
             {"extension": p.extension, "email": p.email, "name": p.name, "response": p.shown_response,
-             "call": p.call}
+             "call": p.call, **_outcome_json(call_state(p.extension))}
             for p in draft.participants if p.invited
         ],
         "unmatched": list(draft.unmatched),
         "reason": draft.reason,
+        "pin": pin,
     }
+
+
+def _outcome_json(state: ParticipantCallState | None) -> dict[str, Any]:
+    if state is None:
+        return {"outcome": None, "autocall": None}
+    return {"outcome": state.outcome or None, "autocall": state.as_json()}
 
 
 def _printable(text: str, width: int) -> str:
@@ -91,10 +110,14 @@ async def show_conferences(database: str, as_json: bool, include_all: bool, now:
     store = await open_store(database)
     try:
         bookings = await list_bookings(store, now, include_all)
+        ids = [b.id for b in bookings]
+        calls = await call_states(store, ids)
+        pins = await booking_pins(store, ids)
     finally:
         await store.close()
     if as_json:
-        return json.dumps([conference_json(b, now) for b in bookings], indent=2, ensure_ascii=False)
+        return json.dumps([conference_json(b, now, calls, pins.get(b.id)) for b in bookings], indent=2,
+                          ensure_ascii=False)
     return render_table(bookings, now)
 
 

@@ -7,9 +7,9 @@ import asyncio
 import sys
 from typing import Any
 
-from plugin.booking.reconcile import ReconcileSummary, reconcile_bookings
+from plugin.after_sync import update_bookings
+from plugin.booking.reconcile import ReconcileSummary
 from plugin.commands.common import add_json_flag, config_from, print_json, store_from, utc_now
-from plugin.directory import load_directory
 from sync.config import Config, UserConfig
 from sync.engine import FolderResult, SyncEngine, UserSummary
 from sync.errors import UserError
@@ -79,8 +79,7 @@ async def run(args: argparse.Namespace) -> int:
             results.append(summary)
             if not args.json:
                 print(f"[{done}/{len(users)}] {summary_line(summary)}", flush=True)
-        directory = await load_directory(store, config)
-        bookings = await reconcile_bookings(store, directory, config, utc_now())
+        bookings = await update_bookings(store, config, utc_now())
     finally:
         await source.close()
         await store.close()

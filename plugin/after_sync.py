@@ -1,0 +1,26 @@
+"""What follows every sync pass, for the CLI's "Sync now" and the daemon alike: bookings, then PINs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from plugin.agi.pins import ensure_pins
+from plugin.booking.reconcile import ReconcileSummary, reconcile_bookings
+from plugin.directory import DirectoryEntry, load_directory
+from sync.config import Config
+from sync.store.db import Store
+
+
+async def update_bookings(store: Store, config: Config, now: datetime,
+                          extra_entries: Sequence[DirectoryEntry] = ()) -> ReconcileSummary:
+    """Reconcile the bookings with the synced calendars; give new bookings a PIN when PINs are on.
+
+    `extra_entries` are directory entries from other sources (Asterisk voicemail users); the config's
+    users take precedence over them.
+    """
+    directory = await load_directory(store, config, extra_entries)
+    summary = await reconcile_bookings(store, directory, config, now)
+    if config.conference.pins:
+        await ensure_pins(store, now)
+    return summary
