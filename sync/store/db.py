@@ -8,6 +8,7 @@ whose version is higher than the newest migration here was written by a newer pb
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -71,12 +72,11 @@ class Store:
                 await self.conn.execute("COMMIT")
 
     async def _rollback_quietly(self) -> None:
-        try:
-            # aiosqlite runs statements in order on its thread, so this ROLLBACK follows the BEGIN even
-            # when the BEGIN's awaiting task was cancelled; shielded so a second cancel cannot skip it.
+        # aiosqlite runs statements in order on its thread, so this ROLLBACK follows the BEGIN even when
+        # the BEGIN's awaiting task was cancelled; shielded so a second cancel cannot skip it. It fails
+        # only when BEGIN never ran, and then there is nothing to roll back.
+        with contextlib.suppress(sqlite3.OperationalError):
             await asyncio.shield(self.conn.execute("ROLLBACK"))
-        except sqlite3.OperationalError:
-            pass  # BEGIN never ran: there is nothing to roll back
 
     async def close(self) -> None:
         await self.conn.close()

@@ -125,11 +125,14 @@ async def test_a_pbx_meeting_becomes_a_booking_with_the_exact_json_contract(stor
         "state": "scheduled",
         "organizer": {"email": ALICE, "extension": "201"},
         "participants": [
-            {"extension": "201", "email": ALICE, "name": "Alice", "response": "organizer", "call": True},
-            {"extension": "202", "email": BOB, "name": "Bob", "response": "accept", "call": True},
+            {"extension": "201", "email": ALICE, "name": "Alice", "response": "organizer", "call": True,
+             "outcome": None, "autocall": None},
+            {"extension": "202", "email": BOB, "name": "Bob", "response": "accept", "call": True,
+             "outcome": None, "autocall": None},
         ],
         "unmatched": ["guest@partner.org"],
         "reason": None,
+        "pin": None,
     }
     assert await reconcile(store, config) == (0, 0, 0, 0)  # nothing changed, nothing written
     assert conference_json(booking, at(10, 30))["state"] == "active"
