@@ -20,6 +20,13 @@ from sync.errors import PbxsyncError, UserError
 COMMAND_MODULES = (
     "sync_cmd",
     "listing",
+    "run",
+    "status",
+    "conferences",
+    "simulate",
+    "check",
+    "demo",
+    "dialplan",
 )
 
 Handler = Callable[[argparse.Namespace], Any]
@@ -54,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code = run_handler(args.handler, args)
+    except BrokenPipeError:  # `pbxsync contacts | head`: the reader left; not an error worth a traceback
+        sys.stderr.close()
+        code = 0
     except KeyboardInterrupt:
         print("pbxsync: interrupted", file=sys.stderr)
         code = 130

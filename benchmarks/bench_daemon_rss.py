@@ -1,0 +1,215 @@
+"""Peak RSS of the agent holding 1,000 users, 100k contacts and 20k occurrences.
+
+Baseline: a bare Python process that loads the same rows (contacts, phones, occurrences) from the same
+database into lists, measured in the same run. The agent runs as `pbxsync run` with every part on (sync
+timers, bookings, AMI link + AUTOCALL against the Asterisk simulator, FastAGI, LDAP with its in-memory
+index); after it is up, it answers LDAP searches and caller-ID lookups so the indexes are warm, then its
+peak RSS (VmHWM) is read. Target: <= 200 MB.
+
+    .venv/bin/python benchmarks/bench_daemon_rss.py [--users 1000] [--contacts-per-user 100] [--occurrences 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from plugin.ami.simulator import AsteriskSimulator, SimUser  # noqa: E402
+from plugin.daemon.control_client import daemon_status  # noqa: E402
+from sync.config import load_config  # noqa: E402
+from sync.model import utc_text  # noqa: E402
+from sync.store.db import open_store  # noqa: E402
+
+TARGET_MB = 200.0
+BASELINE = r"""
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = [db.execute(q).fetchall() for q in (
+    "SELECT * FROM contacts", "SELECT * FROM contact_phones", "SELECT * FROM occurrences")]
+print(sum(len(r) for r in rows))
+print(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def peak_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        return int(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
+
+
+def fill_database(path: Path, users: int, per_user: int, occurrences: int) -> None:
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    stamp = utc_text(now)
+    db = sqlite3.connect(path)
+    with db:
+        contact_rows, phone_rows = [], []
+        cid = 0
+        for u in range(users):
+            mailbox = f"user{u:04d}@example.com"
+            for c in range(per_user):
+                cid += 1
+                given, surname = f"Given{c}", f"Surname{u}x{c}"
+                contact_rows.append((cid, mailbox, f"AAMk{u}-{c}", "ck1", f"{given} {surname}", given, surname,
+                                     f"Company {c % 97}", "Title", json.dumps([f"c{c}@partner{u}.example"]), stamp))
+                number = f"30{rng.randrange(10**7, 10**8)}"
+                phone_rows.append((cid, "business", f"+49 {number}", f"+49{number}", f"49{number}"))
+                mobile = f"171{rng.randrange(10**6, 10**7)}"
+                phone_rows.append((cid, "mobile", f"0{mobile}", f"+49{mobile}", f"0{mobile}"))
+        db.executemany("INSERT INTO contacts (id, mailbox, item_id, change_key, display_name, given_name, surname, "
+                       "company, title, emails, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)", contact_rows)
+        db.executemany("INSERT INTO contact_phones (contact_id, kind, raw, e164, digits) VALUES (?,?,?,?,?)",
+                       phone_rows)
+        occ_rows = []
+        for i in range(occurrences):
+            u = i % users
+            start = now + timedelta(hours=1 + i % 500)
+            attendees = json.dumps([{"email": f"user{(u + k) % users:04d}@example.com", "name": f"User {k}",
+                                     "kind": "required", "response": "accept"} for k in range(1, 4)])
+            occ_rows.append((f"user{u:04d}@example.com", f"OCC{i}", "ck1", f"uid-{i}", utc_text(start), None, "",
+                             utc_text(start), utc_text(start + timedelta(minutes=30)), "Europe/Berlin",
+                             f"Meeting {i}", "PBX" if i % 10 == 0 else "Room 1", f"user{u:04d}@example.com",
+                             f"User {u}", attendees, 0, 0, stamp))
+        db.executemany("INSERT INTO occurrences (mailbox, item_id, change_key, uid, occurrence_key, recurrence_id, "
+                       "series_item_id, start_utc, end_utc, timezone, subject, location, organizer_email, "
+                       "organizer_name, attendees, is_cancelled, is_all_day, updated_at) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", occ_rows)
+    db.close()
+
+
+async def _migrate(path: Path) -> None:
+    store = await open_store(path)
+    await store.close()
+
+
+def write_config(workdir: Path, users: int, ami_port: int, disabled: set[str]) -> Path:
+    lines = [f'database = "{workdir / "pbxsync.db"}"',
+             "[exchange]", 'server = "http://127.0.0.1:9/EWS/Exchange.asmx"', 'auth = "basic"',
+             'username = "svc@example.com"', 'password = "x"',
+             "[sync]", "interval_minutes = 600",  # timers armed for every user; the first is due at once
+             "[pbx]", f"port = {ami_port}", 'secret = "bench-secret"', 'rooms = ["8090", "8091"]',
+             "[agi]", f'listen = "127.0.0.1:{free_port()}"', f"enabled = {str('agi' not in disabled).lower()}",
+             "[ldap]", f'listen = "127.0.0.1:{free_port()}"', "refresh_seconds = 0",
+             f"enabled = {str('ldap' not in disabled).lower()}",
+             "[control]", f'listen = "127.0.0.1:{free_port()}"', 'metrics_listen = ""',
+             "[log]", 'level = "warning"']
+    for u in range(users):
+        lines += ["[[users]]", f'extension = "{1000 + u}"', f'email = "user{u:04d}@example.com"',
+                  f'room = "{5000 + u}"']
+    path = workdir / "pbxsync.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def exercise(config_path: Path) -> dict[str, object]:
+    """Wait for the agent, then warm its indexes with LDAP searches and caller-ID lookups."""
+    import ldap3  # type: ignore[import-untyped]
+
+    from plugin.demo import _agi_request
+
+    config = load_config(str(config_path))
+    deadline = time.monotonic() + 180
+    status = None
+    while time.monotonic() < deadline:
+        status = await asyncio.to_thread(daemon_status, config)
+        services = {s["name"]: s for s in (status or {}).get("services", [])}
+        ldap = services.get("ldap")
+        if services and all(v["state"] == "running" for v in services.values()) and (
+                ldap is None or (ldap.get("data") or {}).get("contacts")):
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise SystemExit(f"agent did not come up: {status}")
+    found = 0
+    if config.ldap.enabled:
+        ldap_host, ldap_port = config.ldap.listen.rsplit(":", 1)
+        conn = ldap3.Connection(ldap3.Server(ldap_host, port=int(ldap_port), get_info=ldap3.NONE), auto_bind=True)
+        for q in ("(|(cn=*urname1x*)(sn=*urname1x*))", "(telephoneNumber=*4711*)", "(cn=Given1*)"):
+            conn.search(config.ldap.base_dn, q, attributes=["cn", "telephoneNumber"], size_limit=500)
+            found += len(conn.response or [])
+        conn.unbind()
+    if config.agi.enabled:
+        for n in ("+49 171 1234567", "030 12345678", "0171 7654321"):
+            await _agi_request(config.agi.listen, "callerid", n, "1000")
+    return {"ldap_entries": found, "services": len(services)}
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="pbxsync-bench-rss-"))
+    db = workdir / "pbxsync.db"
+    t0 = time.monotonic()
+    await _migrate(db)
+    await asyncio.to_thread(fill_database, db, args.users, args.contacts_per_user, args.occurrences)
+    print(f"database: {args.users} users, {args.users * args.contacts_per_user} contacts, "
+          f"{args.occurrences} occurrences, {db.stat().st_size / 1e6:.0f} MB, built in {time.monotonic() - t0:.1f} s")
+
+    baseline = subprocess.run([sys.executable, "-c", BASELINE, str(db)], capture_output=True, text=True, check=True)
+    rows, baseline_kb = (int(x) for x in baseline.stdout.split())
+    print(f"baseline (bare Python loading the {rows} rows): peak RSS {baseline_kb / 1024:.1f} MB")
+
+    variants = [set(filter(None, args.disable.split(",")))]
+    if not args.disable:
+        variants.append({"ldap"})  # the breakdown: how much of it is the LDAP phonebook's index
+    results = []
+    for disabled in variants:
+        agent_kb, info = await measure_agent(workdir, args.users, disabled)
+        label = "every part on" if not disabled else f"without {', '.join(sorted(disabled))}"
+        print(f"agent (pbxsync run, {label}: {info['services']} services, {info['ldap_entries']} LDAP entries "
+              f"returned): peak RSS {agent_kb / 1024:.1f} MB, {agent_kb / baseline_kb:.2f}x the baseline")
+        results.append(agent_kb)
+    full = results[0] / 1024
+    print(f"RESULT: agent peak RSS {full:.1f} MB vs baseline {baseline_kb / 1024:.1f} MB = "
+          f"{results[0] / baseline_kb:.2f}x; target <= {TARGET_MB:.0f} MB: {'met' if full <= TARGET_MB else 'NOT met'}")
+    return 0
+
+
+async def measure_agent(workdir: Path, users: int, disabled: set[str]) -> tuple[int, dict[str, object]]:
+    ami = AsteriskSimulator(users=[SimUser("pbxsync", "bench-secret")])
+    await ami.start()
+    config_path = write_config(workdir, users, ami.port, disabled)
+    log = (workdir / "agent.log").open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "plugin.cli", "--config", str(config_path), "run"],
+                            cwd=ROOT, stdout=log, stderr=log)
+    try:
+        info = await exercise(config_path)
+        agent_kb = peak_rss_kb(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 30)
+        await ami.stop()
+        log.close()
+    return agent_kb, info
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--contacts-per-user", type=int, default=100)
+    parser.add_argument("--occurrences", type=int, default=20000)
+    parser.add_argument("--disable", default="", help="parts to leave off, for a breakdown: ldap,agi")
+    return asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())

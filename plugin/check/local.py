@@ -1,0 +1,92 @@
+"""Checks on this machine: the database file and the ports the daemon will listen on."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import sqlite3
+from pathlib import Path
+
+from plugin.check.model import CheckResult, failed, passed
+from plugin.daemon.http import split_listen
+from sync.config import Config
+from sync.store.db import latest_version
+
+
+def check_database(config: Config) -> CheckResult:
+    """Read-only: a preflight must not create or migrate the database (the daemon does that)."""
+    name = "database"
+    path = Path(config.database)
+    latest = latest_version()
+    if not path.exists():
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if os.access(parent, os.W_OK):
+            return passed(name, f"{path} does not exist yet; it is created (schema {latest}) at the first run")
+        return failed(name, f"{path} does not exist and {parent} is not writable for this user",
+                      f"create {path.parent} owned by the pbxsync user (systemd: StateDirectory=pbxsync), "
+                      "or set `database` to a writable path")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        return failed(name, f"cannot open {path}: {exc}", "check the file's owner and permissions")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        quick = conn.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        return failed(name, f"{path} is not a usable SQLite database: {exc}",
+                      "restore it from a backup (see docs/operations.md), or move it away to start afresh")
+    finally:
+        conn.close()
+    if quick != "ok":
+        return failed(name, f"{path} is damaged: {quick}", "restore it from a backup (see docs/operations.md)")
+    if version > latest:
+        return failed(name, f"{path} has schema {version}, newer than this pbxsync understands ({latest})",
+                      "install the pbxsync version that wrote it, or restore a backup made before the upgrade")
+    if not os.access(path, os.W_OK):
+        return failed(name, f"{path} is not writable for this user",
+                      "run pbxsync as the owner of the database (the pbxsync service user)")
+    if version < latest:
+        return passed(name, f"{path} opens; schema {version} is migrated to {latest} automatically at start")
+    return passed(name, f"{path} opens; schema {version} is current")
+
+
+def listeners(config: Config) -> list[tuple[str, str]]:
+    """(config key, HOST:PORT) of every socket the daemon will bind with this config."""
+    found = [("control.listen", config.control.listen)]
+    if config.control.metrics_listen:
+        found.append(("control.metrics_listen", config.control.metrics_listen))
+    if config.agi.enabled:
+        found.append(("agi.listen", config.agi.listen))
+    if config.ldap.enabled:
+        found.append(("ldap.listen", config.ldap.listen))
+        if config.ldap.ldaps_listen:
+            found.append(("ldap.ldaps_listen", config.ldap.ldaps_listen))
+    return found
+
+
+def check_port(key: str, listen: str, daemon_running: bool) -> CheckResult:
+    name = f"port {key}"
+    host, port = split_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers do
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                if daemon_running:
+                    return passed(name, f"{listen} is in use by the running pbxsync daemon")
+                return failed(name, f"{listen} is already in use by another process",
+                              f"stop that process (`ss -ltnp 'sport = :{port}'` shows it) or set {key} "
+                              "to a free port")
+            if exc.errno == errno.EACCES:
+                return failed(name, f"{listen}: permission denied (ports below 1024 need privileges)",
+                              f"use a port >= 1024 for {key}, or grant CAP_NET_BIND_SERVICE to the service")
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return failed(name, f"{listen}: {host} is not an address of this machine",
+                              f"set {key} to 127.0.0.1:{port} or an address this host has")
+            return failed(name, f"{listen}: {exc.strerror or exc}", f"choose another address for {key}")
+    return passed(name, f"{listen} is free")

@@ -1,0 +1,42 @@
+"""Runs every preflight check for a config, in the order an admin would fix things."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from plugin.check.ami import check_ami
+from plugin.check.exchange import SourceFactory, check_exchange
+from plugin.check.local import check_database, check_port, listeners
+from plugin.check.model import CheckResult, passed
+from plugin.daemon.control_client import DaemonError, daemon_status
+from sync.config import Config
+
+
+def config_result(config: Config) -> CheckResult:
+    users = len(config.users)
+    return passed("config", f"{config.path or 'config'} is valid ({users} user{'s' if users != 1 else ''}, "
+                  f"backend {config.exchange.backend})")
+
+
+def _daemon_running(config: Config) -> bool:
+    try:
+        return daemon_status(config) is not None
+    except DaemonError:
+        return False
+
+
+async def run_checks(config: Config, make_source: SourceFactory | None = None, now: datetime | None = None,
+                     within: float = 30.0) -> list[CheckResult]:
+    if make_source is None:
+        from plugin.daemon.wiring import default_source_factory
+
+        make_source = default_source_factory
+    results = [config_result(config), await asyncio.to_thread(check_database, config)]
+    exchange, ami = await asyncio.gather(
+        check_exchange(config, make_source, now or datetime.now(UTC), within),
+        check_ami(config, min(within, 10.0)))
+    results += exchange + ami
+    running = await asyncio.to_thread(_daemon_running, config)
+    results += [check_port(key, listen, running) for key, listen in listeners(config)]
+    return results

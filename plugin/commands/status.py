@@ -1,0 +1,47 @@
+"""`pbxsync status [--json]`: the running daemon's health, part by part."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from plugin.commands.common import add_json_flag, config_from, print_json, print_table
+from plugin.daemon.control_client import daemon_status
+from sync.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="health of the running daemon, part by part",
+                       description="Ask the running daemon (at [control] listen) for every part's health. "
+                       "Exits 0 when all parts are healthy, 1 when one is not, 2 when no daemon is running.")
+    add_json_flag(p)
+    p.set_defaults(handler=status)
+
+
+def not_running_message(listen: str) -> str:
+    return (f"no pbxsync daemon is running (nothing answers on control.listen {listen}); "
+            "start it with `systemctl start pbxsync` or `pbxsync run`")
+
+
+def print_status(doc: dict[str, Any]) -> None:
+    print(f"pbxsync {doc.get('version')} pid {doc.get('pid')}, running since {doc.get('started')}, "
+          f"config {doc.get('config')}: {'healthy' if doc.get('ok') else 'NOT HEALTHY'}")
+    rows = []
+    for svc in doc.get("services", []):
+        detail = svc.get("detail") or ""
+        if svc.get("restarts"):
+            detail += f" (restarted {svc['restarts']}x, last error: {svc.get('last_error')})"
+        rows.append((svc.get("name"), svc.get("state"), "ok" if svc.get("ok") else "FAIL", detail))
+    print_table(("SERVICE", "STATE", "HEALTH", "DETAIL"), rows, max_width=100)
+
+
+def status(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    doc = daemon_status(config)
+    if doc is None:
+        raise UserError(not_running_message(config.control.listen))
+    if args.json:
+        print_json(doc)
+    else:
+        print_status(doc)
+    return 0 if doc.get("ok") else 1

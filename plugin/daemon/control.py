@@ -1,0 +1,90 @@
+"""The loopback control endpoint (`pbxsync status`, `pbxsync sync` in a running daemon) and /metrics.
+
+    GET  /status          every service's health, JSON
+    POST /sync            {"user": "101"} or {} for everyone: runs a pass now, returns its summary
+    POST /reload          the same as SIGHUP
+    GET  /metrics         (on metrics_listen) Prometheus text format
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from typing import Any, Protocol
+
+from plugin import metrics
+from plugin.daemon.http import Request, Response, split_listen, start_http_server
+from plugin.daemon.service import ServerService
+from sync.engine import PassSummary
+from sync.errors import UserError
+
+log = logging.getLogger("pbxsync.daemon.control")
+
+
+class ControlTarget(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+    async def sync_now(self, extension: str | None) -> PassSummary: ...
+
+    async def reload(self) -> bool: ...
+
+
+def summary_json(summary: PassSummary) -> dict[str, Any]:
+    doc = asdict(summary)
+    doc["ok"] = summary.ok
+    for user, raw in zip(summary.users, doc["users"], strict=True):
+        raw["ok"] = user.ok
+    return doc
+
+
+def control_handler(target: ControlTarget) -> Any:
+    async def handle(request: Request) -> Response:
+        if request.path == "/status" and request.method == "GET":
+            return Response.json(target.status())
+        if request.path == "/sync" and request.method == "POST":
+            try:
+                body = request.json()
+            except (ValueError, UnicodeDecodeError):
+                return Response.error(400, "body must be JSON")
+            user = body.get("user") if isinstance(body, dict) else None
+            if user is not None and not isinstance(user, str):
+                return Response.error(400, "user must be an extension string")
+            try:
+                summary = await target.sync_now(user)
+            except UserError as exc:
+                return Response.error(404, str(exc))
+            except RuntimeError as exc:
+                return Response.error(503, str(exc))
+            return Response.json(summary_json(summary))
+        if request.path == "/reload" and request.method == "POST":
+            ok = await target.reload()
+            return Response.json({"reloaded": ok}, 200 if ok else 422)
+        if request.path in ("/status", "/sync", "/reload"):
+            return Response.error(405, "method not allowed")
+        return Response.error(404, "not found")
+
+    return handle
+
+
+async def _metrics_handler(request: Request) -> Response:
+    if request.path != "/metrics" or request.method != "GET":
+        return Response.error(404, "not found: try GET /metrics")
+    return Response(200, await metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+
+
+class ControlService(ServerService):
+    def __init__(self, listen: str, target: ControlTarget) -> None:
+        host, port = split_listen(listen)
+        handler = control_handler(target)
+        super().__init__("control", lambda: start_http_server(host, port, handler))
+
+
+class MetricsService(ServerService):
+    def __init__(self, listen: str) -> None:
+        host, port = split_listen(listen)
+        super().__init__("metrics", lambda: start_http_server(host, port, _metrics_handler))
+
+
+def dumps(doc: Any) -> str:
+    return json.dumps(doc, ensure_ascii=False, indent=2, default=str)

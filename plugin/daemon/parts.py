@@ -1,0 +1,183 @@
+"""Adapters that plug the parts that have no Service of their own into the supervisor.
+
+The AMI link, the LDAP phonebook, and the booking reconciliation after each sync. Parts that ship their
+own `<part>_specs(ctx)` (FastAGI: plugin.agi.service.agi_specs) are listed directly in the wiring.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from plugin import metrics
+from plugin.daemon.service import Health, Service
+from sync.config import Config
+from sync.engine import PassSummary
+from sync.store.db import Store
+
+log = logging.getLogger("pbxsync.daemon")
+
+
+class BrokenPart(Service):
+    """Stands in for a part whose wiring raised: shown as failed in `status`, retried with back-off."""
+
+    def __init__(self, name: str, error: str) -> None:
+        super().__init__()
+        self.name = name
+        self.error = error
+
+    async def start(self) -> None:
+        raise RuntimeError(f"cannot be set up: {self.error}")
+
+
+class AmiLinkService(Service):
+    """Runs the daemon's one AMI session (`ctx.shared["ami"]`, shared with AUTOCALL and others)."""
+
+    name = "ami"
+
+    def __init__(self, config: Config, client: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.client = client
+
+    async def start(self) -> None:
+        self.client.start()  # returns at once; the link logs in and reconnects in the background
+
+    async def stop(self) -> None:
+        await self.client.stop()
+        metrics.AMI_CONNECTED.set(0)
+        await super().stop()
+
+    def health(self) -> Health:
+        h = self.client.health()
+        metrics.AMI_CONNECTED.set(1 if h.connected else 0)
+        where = f"{self.config.pbx.host}:{self.config.pbx.port}"
+        data = {"connected": h.connected, "banner": h.banner, "reconnects": h.reconnects,
+                "last_error": h.last_error or None}
+        if h.connected:
+            return Health(True, f"logged in to {where} ({h.banner})", data)
+        return Health(False, f"not connected to {where}: {h.last_error or 'connecting'}", data)
+
+
+class AutocallAdapter(Service):
+    """plugin.autocall.service.AutocallService as a daemon service; re-armed after each sync pass."""
+
+    name = "autocall"
+
+    def __init__(self, config: Config, store: Store, clock: Any, client: Any, shared: dict[str, Any]) -> None:
+        super().__init__()
+        from plugin.autocall.service import AutocallService, AutocallSettings
+
+        self.shared = shared
+        self.store = store
+        self.clock = clock
+        self.inner = AutocallService(store, client, AutocallSettings.from_config(config), now=clock.now)
+
+    async def start(self) -> None:
+        await self.inner.start()
+        self.shared["autocall_rearm"] = self.inner.reconcile
+
+    async def stop(self) -> None:
+        if self.shared.get("autocall_rearm") == self.inner.reconcile:
+            del self.shared["autocall_rearm"]
+        await self.inner.stop()
+        # Calls still ringing were cut off: they may have been dialled, so they are recorded as `unknown`
+        # now (never re-sent as they are), not left pending for the next start to guess about.
+        from plugin.autocall.store import settle_stale_pending
+
+        settled = await settle_stale_pending(self.store, self.clock.now())
+        if settled:
+            log.info("autocall: %d call(s) still ringing at stop recorded as unknown", settled)
+        await super().stop()
+
+    def health(self) -> Health:
+        h = self.inner.health()
+        data = {"scheduled_jobs": h.scheduled_jobs, "running_bookings": h.running_bookings,
+                "calls_in_flight": h.calls_in_flight, "ami_connected": h.ami_connected}
+        detail = (f"{h.scheduled_jobs} meeting(s) scheduled, {h.running_bookings} running, "
+                  f"{h.calls_in_flight} call(s) in flight")
+        if not h.ami_connected:
+            return Health(False, detail + "; waiting for the AMI link", data)
+        return Health(True, detail, data)
+
+
+class LdapService(Service):
+    """The LDAP phonebook; re-reads the contacts after every sync pass (see `refresh_after_pass`)."""
+
+    name = "ldap"
+
+    def __init__(self, config: Config, store: Store, shared: dict[str, Any]) -> None:
+        super().__init__()
+        from plugin.ldap.server import LdapServer
+
+        self.config = config
+        self.shared = shared
+        self.server = LdapServer(config, store)
+
+    async def start(self) -> None:
+        await self.server.start()
+        self.shared["ldap"] = self.server
+
+    async def stop(self) -> None:
+        if self.shared.get("ldap") is self.server:
+            del self.shared["ldap"]
+        await self.server.stop()
+        await super().stop()
+
+    @property
+    def address(self) -> str:
+        return ":".join(str(p) for p in self.server.addresses[0]) if self.server.addresses else ""
+
+    def health(self) -> Health:
+        h = self.server.health()
+        data = {"listen": self.address, "contacts": h.get("contacts"), "connections": h.get("connections"),
+                "searches": h.get("searches")}
+        if not h.get("ok", True):
+            return Health(False, str(h.get("last_error")), data)
+        return Health(True, f"LDAP on {self.address}, {h.get('contacts')} contacts", data)
+
+
+def ldap_refresh_hook(shared: dict[str, Any]) -> Any:
+    async def refresh_after_pass(summary: PassSummary) -> None:
+        server = shared.get("ldap")
+        if server is not None and any(u.contacts is not None and u.contacts.ok for u in summary.users):
+            server.refresh()
+
+    return refresh_after_pass
+
+
+def bookings_hook(store: Store, config: Config, clock: Any, shared: dict[str, Any]) -> Any:
+    """After each pass: bookings and PINs (plugin.after_sync, as `pbxsync sync` does), then AUTOCALL re-arm."""
+
+    async def reconcile_after_pass(summary: PassSummary) -> None:
+        from plugin.after_sync import update_bookings
+
+        # Directory entries from other sources (Asterisk voicemail users), when a part provides them.
+        extra = shared.get("directory_extra", ())
+        result = await update_bookings(store, config, clock.now(), extra)
+        for action, n in (("create", result.created), ("update", result.updated), ("cancel", result.cancelled),
+                          ("reject", result.rejected)):
+            if n:
+                metrics.BOOKING_CHANGES.labels(action).inc(n)
+        shared["last_reconcile"] = result
+        rearm = shared.get("autocall_rearm")
+        if rearm is not None and result.changed:
+            await rearm(result.booking_ids)
+
+    return reconcile_after_pass
+
+
+def bookings_gauge_refresher(store: Store) -> Any:
+    """Sets pbxsync_bookings{state} and pbxsync_call_attempts{outcome} from the store at scrape time."""
+
+    async def refresh() -> None:
+        async with store.conn.execute("SELECT state, count(*) FROM bookings GROUP BY state") as cur:
+            bookings = {str(state): int(n) for state, n in await cur.fetchall()}
+        for state in {"scheduled", "cancelled", "rejected", *bookings}:
+            metrics.BOOKINGS.labels(state).set(bookings.get(state, 0))
+        async with store.conn.execute("SELECT outcome, count(*) FROM autocall_attempts GROUP BY outcome") as cur:
+            attempts = {str(outcome): int(n) for outcome, n in await cur.fetchall()}
+        for outcome in {"answered", "busy", "no_answer", "congestion", "failed", "unknown", *attempts}:
+            metrics.CALL_ATTEMPTS.labels(outcome).set(attempts.get(outcome, 0))
+
+    return refresh

@@ -1,0 +1,142 @@
+"""The contract between the daemon's supervisor and every part it runs.
+
+A part plugs in as a `Service`: `start()` acquires what it needs (binds a socket, logs in) and raises
+if it cannot; `run()` is its long-running body (the default just waits until stopped); `stop()` lets
+in-flight work finish (the supervisor gives it a deadline, then cancels `run()`); `health()` reports
+its own view. A part that raises from `start()` or `run()` is logged, shown as failed in `status`,
+and restarted with back-off by the supervisor; it is never silently lost.
+
+The wiring (`plugin.daemon.wiring`) turns the config into `ServiceSpec`s. A spec's `settings` are the
+config values the service depends on: after SIGHUP, a service whose settings changed is restarted
+with the new config, the others keep running untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+from sync.secrets import Secret
+
+
+@dataclass
+class Health:
+    """What a service says about itself. `ok` False makes `status` show it as degraded."""
+
+    ok: bool = True
+    detail: str = ""  # one line for humans: "logged in to 127.0.0.1:5038", "listening on 127.0.0.1:3890"
+    data: dict[str, Any] = field(default_factory=dict)  # JSON-able facts for `status --json`
+
+
+class Service:
+    """Base class with sensible defaults; override what the part needs."""
+
+    name: str = "service"
+
+    def __init__(self) -> None:
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        """Acquire resources. Raise (any Exception) to report failure; the supervisor retries."""
+
+    async def run(self) -> None:
+        """The long-running body. Return after `stop()`; raising counts as a crash (restarted)."""
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        """Finish in-flight work and release resources. Must be safe to call after a failed start."""
+        self._stopped.set()
+
+    def health(self) -> Health:
+        return Health()
+
+
+class ServerService(Service):
+    """An asyncio server (LDAP, FastAGI, control): `start_server` returns a started asyncio.Server."""
+
+    def __init__(self, name: str, start_server: Callable[[], Awaitable[asyncio.Server]]) -> None:
+        super().__init__()
+        self.name = name
+        self._start_server = start_server
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self.server = await self._start_server()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            # wait_closed waits for open connections too (Python 3.12+); the supervisor's deadline bounds it
+            await self.server.wait_closed()
+            self.server = None
+        await super().stop()
+
+    @property
+    def address(self) -> str:
+        if self.server is None or not self.server.sockets:
+            return ""
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return f"{host}:{port}"
+
+    def health(self) -> Health:
+        if self.server is None:
+            return Health(False, "not listening")
+        return Health(True, f"listening on {self.address}", {"listen": self.address})
+
+
+class TaskService(Service):
+    """A background coroutine (a watcher, a refresher): `body()` runs until it returns or stop() cancels it."""
+
+    def __init__(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        super().__init__()
+        self.name = name
+        self._body = body
+
+    async def run(self) -> None:
+        body = asyncio.ensure_future(self._body())
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({body, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not body.done():
+                body.cancel()
+                await asyncio.gather(body, return_exceptions=True)
+        if body.done() and not body.cancelled():
+            error = body.exception()
+            if error is not None:
+                raise error
+
+
+ServiceFactory = Callable[[], Service]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to build one named service, and which config values it depends on (see `fingerprint`)."""
+
+    name: str
+    factory: ServiceFactory
+    settings: object = None
+    critical: bool = False  # a critical service that cannot start at launch fails `pbxsync run` instead
+
+
+def fingerprint(settings: object) -> str:
+    """A digest of config values, secrets included (a rotated secret must restart its user)."""
+    return hashlib.sha256(_canonical(settings).encode()).hexdigest()
+
+
+def _canonical(value: object) -> str:
+    if isinstance(value, Secret):
+        return "S" + repr(value.reveal())
+    if is_dataclass(value) and not isinstance(value, type):
+        inner = ",".join(f"{f.name}={_canonical(getattr(value, f.name))}" for f in fields(value))
+        return f"{type(value).__name__}({inner})"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_canonical(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_canonical(k)}:{_canonical(v)}" for k, v in sorted(value.items())) + "}"
+    return repr(value)
