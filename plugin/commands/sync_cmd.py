@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        "failed. Other users are never affected by one user's failure.")
     p.add_argument("--user", metavar="EXT", action="append",
                    help="only this extension (repeatable)")
+    p.add_argument("--local", action="store_true",
+                   help="run the pass in this process even when a daemon is running "
+                   "(by default a running daemon does it, so AUTOCALL is re-armed at once)")
     add_json_flag(p)
     p.set_defaults(handler=run)
 
@@ -64,9 +67,36 @@ def bookings_json(b: ReconcileSummary) -> dict[str, int]:
     return {"created": b.created, "updated": b.updated, "cancelled": b.cancelled, "rejected": b.rejected}
 
 
+def _remote_folder(doc: dict[str, Any] | None) -> FolderResult | None:
+    if doc is None:
+        return None
+    return FolderResult(int(doc.get("added", 0)), int(doc.get("updated", 0)), int(doc.get("deleted", 0)),
+                        doc.get("error"), doc.get("error_kind"))
+
+
+def _sync_in_daemon(config: Config, users: list[UserConfig]) -> list[UserSummary] | None:
+    """"Sync now" in the running daemon; None when no daemon listens on [control] listen."""
+    from plugin.daemon.control_client import trigger_sync_in_daemon
+
+    targets: list[str | None] = [u.extension for u in users] if len(users) < len(config.users) else [None]
+    results: list[UserSummary] = []
+    for extension in targets:
+        doc = trigger_sync_in_daemon(config, extension)
+        if doc is None:
+            return None
+        for u in doc.get("users", []):
+            results.append(UserSummary(str(u.get("extension", "")), str(u.get("mailbox", "")),
+                                       _remote_folder(u.get("contacts")), _remote_folder(u.get("calendar"))))
+    return results
+
+
 async def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     users = chosen_users(config, args.user)
+    if not args.local:
+        remote = await asyncio.to_thread(_sync_in_daemon, config, users)
+        if remote is not None:
+            return _report(sorted(remote, key=lambda s: s.extension), None, args.json, "the running daemon")
     store = await store_from(config)
     source = make_source(config)
     try:
@@ -84,12 +114,26 @@ async def run(args: argparse.Namespace) -> int:
         await source.close()
         await store.close()
     results.sort(key=lambda s: s.extension)
+    return _report(results, bookings, args.json, None)
+
+
+def _report(results: list[UserSummary], bookings: ReconcileSummary | None, as_json: bool, where: str | None) -> int:
     failed = [r for r in results if not r.ok]
-    if args.json:
-        print_json({"ok": not failed, "users": [summary_json(r) for r in results], "bookings": bookings_json(bookings)})
+    if as_json:
+        print_json({"ok": not failed, "ran_in": "daemon" if where else "cli",
+                    "users": [summary_json(r) for r in results],
+                    "bookings": bookings_json(bookings) if bookings else None})
     else:
-        print(f"{len(results) - len(failed)} of {len(results)} users synced; bookings: {bookings.created} created, "
-              f"{bookings.updated} updated, {bookings.cancelled} cancelled, {bookings.rejected} rejected")
+        if where:
+            for r in results:
+                print(summary_line(r))
+        line = f"{len(results) - len(failed)} of {len(results)} users synced"
+        if where:
+            line += f" by {where}; it updated the bookings and AUTOCALL"
+        if bookings:
+            line += (f"; bookings: {bookings.created} created, {bookings.updated} updated, "
+                     f"{bookings.cancelled} cancelled, {bookings.rejected} rejected")
+        print(line)
         for r in failed:
             print(f"pbxsync: sync failed for {r.extension} ({r.mailbox})", file=sys.stderr)
     return 1 if failed else 0
