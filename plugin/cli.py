@@ -18,15 +18,15 @@ from sync.errors import PbxsyncError, UserError
 
 # Modules under plugin.commands, in --help order. Each defines register(subparsers).
 COMMAND_MODULES = (
+    "run",
+    "check",
+    "status",
     "sync_cmd",
     "listing",
-    "run",
-    "status",
     "conferences",
-    "simulate",
-    "check",
-    "demo",
     "dialplan",
+    "demo",
+    "simulate",
 )
 
 Handler = Callable[[argparse.Namespace], Any]
