@@ -16,7 +16,7 @@ from sync.config import Config
 from sync.errors import StoreError
 from sync.store.db import Store
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pbxsync.bookings")
 
 
 @dataclass(frozen=True)

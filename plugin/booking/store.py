@@ -32,7 +32,7 @@ from sync.errors import StoreError
 from sync.model import Attendee, AttendeeKind, Folder, Occurrence, ResponseType, parse_utc, utc_text
 from sync.store.db import Store
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pbxsync.bookings")
 
 EVENTS_KEPT_PER_BOOKING = 50
 

@@ -164,6 +164,9 @@ def bookings_hook(store: Store, config: Config, clock: Any, shared: dict[str, An
         if rearm is not None and result.changed:
             await rearm(result.booking_ids)
 
+    # Other parts re-run it when the directory changes between passes (voicemail users fetched after the
+    # first pass), so an AUTOCALL invitee known only to Asterisk is not missed until the next timer pass.
+    shared["rebook"] = reconcile_after_pass
     return reconcile_after_pass
 
 

@@ -116,6 +116,19 @@ def _ami(ctx: DaemonContext) -> list[ServiceSpec]:
     return [ServiceSpec("ami", lambda: AmiLinkService(cfg, client), cfg.pbx)]
 
 
+def _voicemail_directory(ctx: DaemonContext) -> list[ServiceSpec]:
+    """Asterisk's voicemail users as directory entries (`shared["directory_extra"]`) for the bookings step."""
+    cfg = ctx.config
+    if not cfg.pbx.voicemail_directory or not cfg.pbx.secret or not part_available("plugin.ami.client"):
+        ctx.shared.pop("directory_extra", None)  # switched off by a reload: stop matching voicemail users
+        return []
+    from plugin.daemon.voicemail_directory import VoicemailDirectoryService
+
+    client = ami_client(ctx)
+    return [ServiceSpec("voicemail", lambda: VoicemailDirectoryService(
+        client, ctx.shared, ctx.clock, cfg.pbx.voicemail_refresh_minutes), cfg.pbx)]
+
+
 def _autocall(ctx: DaemonContext) -> list[ServiceSpec]:
     cfg = ctx.config
     if not cfg.pbx.secret or not part_available("plugin.autocall.service"):
@@ -146,7 +159,7 @@ def _ldap(ctx: DaemonContext) -> list[ServiceSpec]:
 
 
 Part = Callable[[DaemonContext], list[ServiceSpec]]
-PARTS: list[Part] = [_control, _sync, _bookings, _ami, _autocall, _agi, _ldap]
+PARTS: list[Part] = [_control, _sync, _bookings, _ami, _voicemail_directory, _autocall, _agi, _ldap]
 
 
 def build_specs(ctx: DaemonContext) -> list[ServiceSpec]:

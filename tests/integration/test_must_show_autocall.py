@@ -1,0 +1,235 @@
+"""Issue 4's "Must show", end to end on the REAL Asterisk 22, with the real `pbxsync run` process.
+
+A real Asterisk (chroot from scripts/setup-asterisk.sh) with the shipped dialplan and confbridge files and
+an AMI user holding exactly the least-privilege classes (read=call,system; write=originate,call,reporting);
+a context of answering Local-channel test phones; the EWS simulator holding a `PBX AUTOCALL` meeting that
+starts 20 s after the data is loaded, organized by alice (101) with bob (102) and carol (103) invited, all
+three PBX users. `pbxsync --config FILE run` runs as a subprocess with the dial template
+`Local/{extension}@pbxsync-test-phones`; the test then waits (polling with a deadline, no fixed sleeps)
+until all three are in the room's ConfbridgeList and `pbxsync conferences --json` shows each participant
+answered, and stops the daemon with SIGTERM (exit 0).
+
+Why 20 s is enough: `[sync] interval_minutes = 1` spreads the users' first passes over one minute in
+config order, and the first slot is "now", so the organizer (listed first) is synced as soon as the
+daemon starts; her copy of the meeting alone makes the booking and arms its AUTOCALL timer, long before
+the start. The invitees' copies (synced 20 s and 40 s later) are the same meeting (same UID) and change
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sync.model import parse_utc
+from sync.simulator.ews_server import EwsSimulator
+from sync.simulator.mailboxes import Organisation
+from tests.asterisk_harness import AsteriskInstance
+
+pytestmark = pytest.mark.asterisk
+
+ROOT = Path(__file__).resolve().parents[2]
+DIALPLAN = ROOT / "dialplan"
+PBXSYNC = Path(sys.executable).with_name("pbxsync")  # the installed console script, as an admin runs it
+ROOM = "8201"
+PHONES_CONTEXT = "pbxsync-test-phones"
+# Answering desk phones: the Local channel's ;2 leg answers and stays; its ;1 leg runs pbxsync-autocall.
+TEST_PHONES = f"""\
+[{PHONES_CONTEXT}]
+exten => _1XX,1,NoOp(test phone ${{EXTEN}} answering)
+ same => n,Answer()
+ same => n,Wait(600)
+ same => n,Hangup()
+"""
+PEOPLE = {"101": "alice@example.com", "102": "bob@example.com", "103": "carol@example.com"}
+LEAD_SECONDS = 20
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def organisation() -> Organisation:
+    """Built at the moment the test needs it: "now+20s" counts from here."""
+    return Organisation.from_dict({
+        "domain": "example.com",
+        "users": [
+            {"email": "alice@example.com", "name": "Alice Example", "password": "alice-pw"},
+            {"email": "bob@example.com", "name": "Bob Builder", "password": "bob-pw"},
+            {"email": "carol@example.com", "name": "Carol Jones", "password": "carol-pw"},
+            {"email": "svc-pbx@example.com", "name": "PBX service", "password": "svc-pw", "can_impersonate": True},
+        ],
+        "meetings": [
+            {"uid": "must-show-autocall", "subject": "Must show: AUTOCALL", "location": "PBX AUTOCALL",
+             "organizer": {"email": "alice@example.com", "name": "Alice Example"},
+             "attendees": [{"email": "bob@example.com", "name": "Bob Builder", "response": "accept"},
+                           {"email": "carol@example.com", "name": "Carol Jones", "response": "noresponse"}],
+             "start": f"now+{LEAD_SECONDS}s", "duration_minutes": 30, "timezone": "Europe/Berlin"},
+        ],
+    }, source="must-show")
+
+
+def config_text(tmp_path: Path, ews: EwsSimulator, pbx: AsteriskInstance) -> str:
+    users = "".join(f'[[users]]\nextension = "{ext}"\nemail = "{email}"\n'
+                    + (f'room = "{ROOM}"\n' if ext == "101" else "") for ext, email in PEOPLE.items())
+    return f"""
+database = "{tmp_path / 'pbxsync.db'}"
+
+[exchange]
+server = "{ews.ews_url}"
+auth = "basic"
+username = "svc-pbx@example.com"
+password = "svc-pw"
+
+[sync]
+interval_minutes = 1
+
+{users}
+[pbx]
+host = "127.0.0.1"
+port = {pbx.port}
+username = "{pbx.user}"
+secret = "{pbx.secret}"
+dial = "Local/{{extension}}@{PHONES_CONTEXT}"
+rooms = ["{ROOM}"]
+
+[autocall]
+ring_timeout_seconds = 20
+
+[agi]
+listen = "127.0.0.1:{free_port()}"
+
+[ldap]
+listen = "127.0.0.1:{free_port()}"
+
+[control]
+listen = "127.0.0.1:{free_port()}"
+metrics_listen = "127.0.0.1:{free_port()}"
+
+[log]
+format = "json"
+"""
+
+
+@pytest.fixture
+def pbx(asterisk_factory: Callable[..., AsteriskInstance]) -> AsteriskInstance:
+    return asterisk_factory(dialplan_files=[DIALPLAN / "pbxsync-autocall.conf"],
+                            confbridge_files=[DIALPLAN / "pbxsync-confbridge.conf"],
+                            extensions=TEST_PHONES,
+                            ami_read="call,system", ami_write="originate,call,reporting")
+
+
+@pytest.fixture
+def ews() -> Iterator[EwsSimulator]:
+    with EwsSimulator(organisation()) as sim:
+        yield sim
+
+
+async def pbxsync(config: Path, *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(str(PBXSYNC), "--config", str(config), *args, cwd=ROOT,
+                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def poll(check: Callable[[], Awaitable[bool]], until: datetime, why: Callable[[], str]) -> None:
+    while not await check():
+        assert datetime.now(UTC) < until, why()
+        await asyncio.sleep(0.2)  # polling interval, not a wait for an outcome
+
+
+async def room_members(pbx: AsteriskInstance) -> list[dict[str, str]]:
+    async with pbx.ami() as ami:
+        try:
+            return await ami.action_list("ConfbridgeList", Conference=ROOM)
+        except AssertionError:  # "No active conferences." before anybody joined
+            return []
+
+
+def extension_of(channel: str) -> str:
+    return channel.split("/", 1)[1].split("@", 1)[0]  # Local/101@pbxsync-test-phones-00000003;1 -> 101
+
+
+async def test_pbxsync_run_calls_organizer_and_invitees_into_the_room(
+        tmp_path: Path, pbx: AsteriskInstance, ews: EwsSimulator) -> None:
+    assert PBXSYNC.exists(), f"the pbxsync console script is not installed next to {sys.executable}"
+    (meeting,) = ews.org.meetings("alice@example.com")
+    start = meeting.start.astimezone(UTC)
+    config = tmp_path / "pbxsync.toml"
+    config.write_text(config_text(tmp_path, ews, pbx), encoding="utf-8")
+    log = tmp_path / "agent.log"
+    with log.open("wb") as sink:
+        proc = await asyncio.create_subprocess_exec(str(PBXSYNC), "--config", str(config), "run", cwd=ROOT,
+                                                    stdout=sink, stderr=sink)
+
+    def agent_log() -> str:
+        return log.read_text(encoding="utf-8", errors="replace")[-4000:]
+
+    members: list[dict[str, str]] = []
+    try:
+        async def everybody_in_the_room() -> bool:
+            assert proc.returncode is None, f"pbxsync run exited with {proc.returncode}\n{agent_log()}"
+            members[:] = await room_members(pbx)
+            return {extension_of(m["Channel"]) for m in members} == set(PEOPLE)
+
+        # Before the start nobody is called; by a generous margin after it, all three are in the room.
+        await poll(everybody_in_the_room, start + timedelta(seconds=30),
+                   lambda: f"not all in room {ROOM}: {members}\n{agent_log()}\n{pbx.log_tail(40)}")
+        joined_at = datetime.now(UTC)
+        assert joined_at >= start
+        print(f"all three in room {ROOM} {(joined_at - start).total_seconds():.2f} s after the start")
+
+        doc: list[dict[str, Any]] = []
+
+        async def everybody_answered() -> bool:
+            code, out, err = await pbxsync(config, "conferences", "--json")
+            assert code == 0, err
+            doc[:] = json.loads(out)
+            return len(doc) == 1 and all(p["outcome"] == "answered" for p in doc[0]["participants"])
+
+        await poll(everybody_answered, datetime.now(UTC) + timedelta(seconds=15),
+                   lambda: f"conferences --json: {json.dumps(doc, indent=1)}\n{agent_log()}")
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 30)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+    assert proc.returncode == 0, agent_log()
+    text = log.read_text(encoding="utf-8")
+    assert '"msg": "stopped"' in text and "Traceback" not in text, agent_log()
+    assert pbx.secret not in text and "svc-pw" not in text
+
+    (booking,) = doc
+    assert booking["autocall"] is True and booking["room"] == ROOM and booking["state"] == "active"
+    assert booking["organizer"] == {"email": "alice@example.com", "extension": "101"}
+    booked_start = parse_utc(booking["start"])
+    assert abs(booked_start - start) < timedelta(seconds=1)  # EWS carries whole seconds
+    people = {p["extension"]: p for p in booking["participants"]}
+    assert {ext: p["email"] for ext, p in people.items()} == PEOPLE
+    for p in people.values():
+        assert p["outcome"] == "answered" and p["autocall"]["attempts"] == 1
+        assert parse_utc(p["autocall"]["last_attempt_at"]) >= booked_start  # called at the start, not before
+
+    # The room's members are pbxsync's calls (its ChannelId), through the shipped dialplan and profiles.
+    assert all(m["Uniqueid"].startswith(f"pbxsync-{booking['id']}-") for m in members), members
+    assert all(m["Context"] == "pbxsync-autocall" for m in members), members
+    roles = {extension_of(m["Channel"]): (m["Admin"], m["MarkedUser"]) for m in members}
+    assert roles == {"101": ("Yes", "Yes"), "102": ("No", "No"), "103": ("No", "No")}
