@@ -134,6 +134,7 @@ class Booking:
     id: int
     draft: BookingDraft
     created_at: str = ""
+    updated_at: str = ""  # when the booking last changed: copies older than this are stale evidence
 
     @property
     def key(self) -> MeetingKey:

@@ -92,6 +92,11 @@ class _Planner:
             if org_sync.covers(booking.draft.start, booking.draft.end):
                 return self._cancel(booking, ORGANIZER_DELETED)
             return None  # the organizer's calendar did not answer: trust nothing else about it
+        if organizer_copy is None and booking is not None and all(c.updated_at < booking.updated_at for c in copies):
+            # Only attendee copies, all older than what the booking already reflects: one of them cannot
+            # move or cancel it (an attendee's deletion only drops that attendee), so only the copy
+            # states are brought up to date.
+            return self._copy_states_only(booking, held_by)
         truth = (organizer_copy or max(copies, key=lambda c: (c.updated_at, c.mailbox))).occurrence
         request = parse_location(truth.location)
         if request is None:
@@ -119,6 +124,19 @@ class _Planner:
             unmatched=unmatched,
         )
         return _Candidate(draft, booking, wants_room=reason is None)
+
+    def _copy_states_only(self, booking: Booking, held_by: set[str]) -> _Candidate | None:
+        draft = booking.draft
+        people = []
+        for p in draft.participants:
+            entry = self.directory.by_extension(p.extension)
+            state = (self._copy_state(entry, draft.start, draft.end, held_by, p)
+                     if entry is not None and p.role is not Role.HOST else p.copy_state)
+            people.append(replace(p, copy_state=state))
+        if tuple(people) == draft.participants:
+            return None
+        return _Candidate(replace(draft, participants=tuple(people)), booking,
+                          wants_room=draft.state is StoredState.SCHEDULED)
 
     def _organizer(self, copies: list[MailboxCopy]) -> DirectoryEntry | None:
         for copy in sorted(copies, key=lambda c: c.mailbox):
@@ -161,7 +179,7 @@ class _Planner:
             return organizer_not_a_user(self.directory.smtp(truth.organizer_email))
         return None
 
-    def _copy_state(self, entry: DirectoryEntry, truth: Occurrence, held_by: set[str],
+    def _copy_state(self, entry: DirectoryEntry, start: datetime, end: datetime, held_by: set[str],
                     before: Participant | None) -> CopyState:
         previous = before.copy_state if before else CopyState.UNKNOWN
         sync = self.sync_of(entry)
@@ -169,7 +187,7 @@ class _Planner:
             return CopyState.UNKNOWN
         if entry.mailbox in held_by:
             return CopyState.PRESENT
-        if previous is not CopyState.UNKNOWN and sync.covers(truth.start, truth.end):
+        if previous is not CopyState.UNKNOWN and sync.covers(start, end):
             return CopyState.DELETED
         return previous
 
@@ -205,7 +223,7 @@ class _Planner:
                 name=entry.name or attendee.name,
                 role=Role.OPTIONAL if attendee.kind is AttendeeKind.OPTIONAL else Role.REQUIRED,
                 response=str(attendee.response),
-                copy_state=self._copy_state(entry, truth, held_by, before.get(entry.extension)),
+                copy_state=self._copy_state(entry, truth.start, truth.end, held_by, before.get(entry.extension)),
             ))
         # Uninvited people stay (their ids are referenced by call attempts) but are never called.
         people.extend(replace(p, invited=False) for p in (booking.draft.participants if booking else ())

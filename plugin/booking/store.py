@@ -38,7 +38,7 @@ EVENTS_KEPT_PER_BOOKING = 50
 
 _BOOKING_COLUMNS = ("id, uid, recurrence_key, subject, location, start_utc, end_utc, timezone, autocall, "
                     "state, reason, room, organizer_email, organizer_extension, organizer_copy_seen, "
-                    "created_at")
+                    "created_at, updated_at")
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ async def _bookings(store: Store, where: str, params: Sequence[object]) -> list[
         async for booking_id, address in cur:
             unmatched.setdefault(booking_id, []).append(address)
     return [Booking(r[0], _draft(r, tuple(people.get(r[0], ())), tuple(unmatched.get(r[0], ()))),
-                    created_at=r[15]) for r in rows]
+                    created_at=r[15], updated_at=r[16]) for r in rows]
 
 
 async def load_bookings_for_planning(store: Store, horizon: datetime, uids: Collection[str]) -> list[Booking]:

@@ -241,8 +241,11 @@ class BookingMachine(RuleBasedStateMachine):
             assert must <= calls <= must | may, (m, draft.participants)
 
     async def _reconcile(self) -> ReconcileSummary:
-        first = await reconcile_bookings(self.store, DIRECTORY, CONFIG, NOW)
-        again = await reconcile_bookings(self.store, DIRECTORY, CONFIG, NOW)
+        # Like the daemon, reconcile right after the syncs: a booking's updated_at then tells which
+        # stored copies are older than the evidence it already reflects.
+        now = self._sync_time()
+        first = await reconcile_bookings(self.store, DIRECTORY, CONFIG, now)
+        again = await reconcile_bookings(self.store, DIRECTORY, CONFIG, now)
         assert not again.changed, f"reconcile is not idempotent: {again}"
         return first
 
@@ -260,9 +263,13 @@ class BookingMachine(RuleBasedStateMachine):
                 "VALUES (?, 'calendar', ?, 'ErrorServerBusy', 'busy') ON CONFLICT (mailbox, folder) DO UPDATE "
                 "SET last_error = excluded.last_error, error_kind = excluded.error_kind", (mailbox, utc_text(NOW)))
 
+    def _sync_time(self) -> datetime:
+        """The clock of the model: one second per mailbox sync, all before the first meeting."""
+        return NOW - timedelta(hours=1) + timedelta(seconds=self.syncs)
+
     async def _write_mailbox(self, mailbox: str) -> None:
         self.syncs += 1
-        stamp = f"2026-12-01T07:{self.syncs // 60:02d}:{self.syncs % 60:02d}+00:00"
+        stamp = utc_text(self._sync_time())
         async with self.store.transaction() as conn:
             await conn.execute("DELETE FROM occurrences WHERE mailbox = ?", (mailbox,))
             for m in self.meetings:

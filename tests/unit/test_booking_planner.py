@@ -395,3 +395,23 @@ def test_past_bookings_are_history_and_never_change() -> None:
 
 def test_a_meeting_already_over_when_first_seen_is_not_booked() -> None:
     assert plan(copies((ALICE, occ(start=at(6))))) == []
+
+
+def test_a_stale_attendee_copy_cannot_cancel_after_the_fresher_copy_is_deleted() -> None:
+    """The organizer's calendar is not synced. Carol's fresh copy (now PBX) booked the meeting; Bob's copy is
+    older (from before the organizer added PBX). Carol deleting her copy must only drop Carol."""
+    dave_meeting = occ(organizer=DAVE, attendees=(person(BOB), person(CAROL)))
+    bob_stale = MailboxCopy(BOB, replace(dave_meeting, item_id="b", location="Room 4"), "2026-12-01T07:00:00+00:00")
+    carol_fresh = MailboxCopy(CAROL, replace(dave_meeting, item_id="c"), "2026-12-01T07:00:05+00:00")
+    (created,) = plan([bob_stale, carol_fresh])
+    booked = Booking(1, created.draft, updated_at="2026-12-01T07:00:06+00:00")
+    assert booked.draft.state is StoredState.SCHEDULED
+    actions = plan([bob_stale], [booked])
+    assert [a.kind for a in actions] == [ActionKind.UPDATE]
+    after = actions[0].draft
+    assert after.state is StoredState.SCHEDULED and after.location == "PBX"
+    states = {p.extension: p.copy_state for p in after.participants}
+    assert states["203"] is CopyState.DELETED and states["202"] is CopyState.PRESENT
+    # A copy that changed after the booking did is evidence again: Bob's newer copy without PBX cancels.
+    bob_newer = replace(bob_stale, updated_at="2026-12-01T07:00:09+00:00")
+    assert [a.draft.state for a in plan([bob_newer], [booked])] == [StoredState.CANCELLED]
