@@ -152,7 +152,10 @@ class SyncEngine:
         start, end = sync_window(now, self.config.sync.days_back, self.config.sync.days_ahead)
         window_moved = (state.window_start, state.window_end) != (start, end)
         window: CalendarWindow | None = None
-        if changes.has_changes or window_moved or not changes.complete or state.last_success is None:
+        # After a failed attempt the source may already have reported (and forgotten) changes the store
+        # never received (Graph advances its in-memory mirror), so the window is fetched again.
+        if (changes.has_changes or window_moved or not changes.complete or state.last_success is None
+                or state.last_error is not None):
             window = await self.source.calendar_window(mailbox, start, end)
             window = CalendarWindow(window.start, window.end, await self._resolve(mailbox, window.occurrences, now))
         stored = await calendar_store.occurrence_refs(self.store, mailbox)

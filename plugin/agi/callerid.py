@@ -29,7 +29,6 @@ from plugin.directory import Directory, normalize_address
 from sync import phones
 from sync.config import Config
 from sync.errors import StoreError
-from sync.model import PhoneKind
 from sync.store.db import Store
 
 log = logging.getLogger("pbxsync.agi.callerid")
@@ -80,15 +79,9 @@ def choose_contact(candidates: Sequence[Candidate], own_mailbox: str,
 
 
 def normalise(raw: str, region: str) -> tuple[str | None, str]:
-    """(E.164 or None, digits) exactly as `sync.phones` normalises stored numbers.
-
-    sync.phones is being settled by two helpers with two function names; accept either until it is one."""
-    by_number = getattr(phones, "normalise_number", None)
-    if by_number is not None:
-        n = by_number(raw, region)
-        return n.e164, n.digits
-    p = phones.normalise_phone(PhoneKind.OTHER, raw, region)  # type: ignore[attr-defined,unused-ignore]
-    return (p.e164, p.digits) if p is not None else (None, "")
+    """(E.164 or None, digits) exactly as `sync.phones` normalises stored numbers."""
+    n = phones.normalise_number(raw, region)
+    return n.e164, n.digits
 
 
 def called_extension(env_get: Callable[[str, str], str], args: Sequence[str]) -> str:

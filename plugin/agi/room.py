@@ -9,7 +9,8 @@ a PIN (table booking_pins, migration 0004), the caller is asked for it with GET 
 Variables set for the dialplan (every value sanitised):
   PBXSYNC_ROOM_ADMIT    yes | no
   PBXSYNC_ROOM_PROFILE  host (the caller's extension is the organizer's) | guest
-  PBXSYNC_ROOM_REASON   booked | open | not-booked | too-early | wrong-pin | no-pin
+  PBXSYNC_ROOM_REASON   booked | open | not-booked | too-early | wrong-pin | no-pin (none entered, or
+                        PINs are on and the booking has none yet: refused, never admitted without one)
   PBXSYNC_ROOM_BOOKING  the booking id, or empty
   PBXSYNC_ROOM          the room number (digits/letters only)
 """
@@ -71,8 +72,11 @@ def decide_admission(room: str, caller: str, bookings: Sequence[RoomBooking], no
     if running:
         booking = min(running, key=lambda b: (b.start, b.id))  # overlap is prevented; be stable anyway
         profile = "host" if caller and caller == booking.organizer_extension else "guest"
-        pin = booking.pin if pins and booking.pin else None
-        return RoomDecision(True, profile, "booked", booking.id, pin)
+        if pins and not booking.pin:
+            # PINs are on but this booking has none yet (not generated since it was booked or since PINs
+            # were switched on): refuse rather than admit anyone without one.
+            return RoomDecision(False, profile, "no-pin", booking.id)
+        return RoomDecision(True, profile, "booked", booking.id, booking.pin if pins else None)
     if room in open_rooms:
         return RoomDecision(True, "guest", "open")
     upcoming = [b for b in bookings if b.room == room and now < b.start - early_join]

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
@@ -49,6 +48,7 @@ from sync.simulator.mailboxes import (
     Organisation,
     resolve_timezone,
 )
+from sync.simulator.serving import BackgroundServer
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 10  # Graph's default for calendarView delta pages
@@ -117,7 +117,7 @@ class HttpError(Exception):
         self.status, self.body, self.headers = status, body, headers or {}
 
 
-class GraphSimulator:
+class GraphSimulator(BackgroundServer):
     """HTTPS server on 127.0.0.1. `start()`/`stop()` or a context manager; thread-safe."""
 
     def __init__(self, org: Organisation, app: AppRegistration | None = None, *, tls_dir: str | Path,
@@ -129,18 +129,13 @@ class GraphSimulator:
         self.state = GraphState()
         self.endless_next_links = False
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
-        self._httpd.daemon_threads = True
+        httpd = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.tls.cert_file, self.tls.key_file)
-        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
-        self._thread: threading.Thread | None = None
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        super().__init__(httpd, "graph-simulator")
 
     # ---- lifecycle
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
 
     @property
     def base_url(self) -> str:
@@ -154,26 +149,6 @@ class GraphSimulator:
     @property
     def graph_endpoint(self) -> str:
         return f"{self.base_url}/v1.0"
-
-    def start(self) -> GraphSimulator:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, name="graph-simulator", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> GraphSimulator:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     # ---- test controls
 

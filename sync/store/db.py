@@ -62,19 +62,20 @@ class Store:
         async with self._write_lock:
             try:
                 # Inside the try: a task cancelled while BEGIN is queued must still roll back, or the
-                # shared connection would be left inside a transaction for the next writer.
+                # shared connection would be left inside a transaction for the next writer. The same
+                # holds for a COMMIT that fails (a deferred constraint, SQLITE_BUSY, I/O): SQLite keeps
+                # the transaction open then, and every later BEGIN would fail.
                 await self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
+                await self.conn.execute("COMMIT")
             except BaseException:
                 await self._rollback_quietly()
                 raise
-            else:
-                await self.conn.execute("COMMIT")
 
     async def _rollback_quietly(self) -> None:
-        # aiosqlite runs statements in order on its thread, so this ROLLBACK follows the BEGIN even when
-        # the BEGIN's awaiting task was cancelled; shielded so a second cancel cannot skip it. It fails
-        # only when BEGIN never ran, and then there is nothing to roll back.
+        # aiosqlite runs statements in order on its thread, so this ROLLBACK follows the BEGIN even
+        # when the BEGIN's awaiting task was cancelled; shielded so a second cancel cannot skip it.
+        # OperationalError: no transaction is open (BEGIN never ran, or SQLite already rolled back).
         with contextlib.suppress(sqlite3.OperationalError):
             await asyncio.shield(self.conn.execute("ROLLBACK"))
 

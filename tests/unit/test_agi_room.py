@@ -46,6 +46,12 @@ def test_open_rooms_admit_guests_outside_bookings_and_other_rooms_do_not_count()
 def test_pin_is_required_only_when_pins_are_on() -> None:
     assert decide_admission("8001", "1", [booking(pin="4242")], T0, EARLY, (), pins=True).pin == "4242"
     assert decide_admission("8001", "1", [booking(pin="4242")], T0, EARLY, (), pins=False).pin is None
+
+
+def test_pins_on_and_a_booking_without_a_pin_refuses_instead_of_admitting_without_one() -> None:
+    d = decide_admission("8001", "101", [booking()], T0, EARLY, (), pins=True)
+    assert (d.admit, d.reason, d.booking_id, d.needs_pin) == (False, "no-pin", booking().id, False)
+    assert decide_admission("8001", "101", [booking()], T0, EARLY, (), pins=False).admit
     assert pin_matches("4242#", "4242") and pin_matches("4242", "4242")
     assert not pin_matches("4243", "4242") and not pin_matches(None, "4242") and not pin_matches("", "4242")
 

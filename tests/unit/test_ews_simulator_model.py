@@ -95,3 +95,19 @@ def test_unauthenticated_request_gets_401() -> None:
             urllib.request.urlopen(request, timeout=5)
         assert caught.value.code == 401
         assert caught.value.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_a_simulator_stops_cleanly_without_having_started_and_twice() -> None:
+    import threading
+
+    from sync.simulator.ews_server import EwsSimulator
+    from sync.simulator.mailboxes import Organisation
+
+    sim = EwsSimulator(Organisation())
+    stopper = threading.Thread(target=lambda: (sim.stop(), sim.stop()), daemon=True)
+    stopper.start()
+    stopper.join(timeout=10)
+    assert not stopper.is_alive(), "stop() without start() hung waiting for a serve loop that never ran"
+    with EwsSimulator(Organisation()) as running:
+        assert running.port > 0
+    running.stop()  # a second stop after the context manager's is harmless

@@ -135,3 +135,25 @@ async def test_a_writer_cancelled_at_begin_leaves_no_open_transaction() -> None:
     async with store.conn.execute("SELECT address FROM address_cache") as cur:
         assert [r[0] async for r in cur] == ["a"]
     await store.close()
+
+
+async def test_a_failed_commit_rolls_back_and_leaves_the_store_usable() -> None:
+    import sqlite3
+
+    store = await open_store(":memory:")
+    try:
+        # A deferred foreign key is checked at COMMIT: the COMMIT fails and SQLite keeps the transaction open.
+        await store.conn.execute("CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)")
+        await store.conn.execute("CREATE TEMP TABLE child (parent_id INTEGER REFERENCES parent (id) "
+                                 "DEFERRABLE INITIALLY DEFERRED)")
+        with pytest.raises(sqlite3.IntegrityError):
+            async with store.transaction() as conn:
+                await conn.execute("INSERT INTO address_cache (address, smtp, resolved_at) VALUES ('x', 'y', 'z')")
+                await conn.execute("INSERT INTO child (parent_id) VALUES (42)")
+        assert not store.conn.in_transaction
+        async with store.transaction() as conn:  # the next writer is not "within a transaction"
+            await conn.execute("INSERT INTO address_cache (address, smtp, resolved_at) VALUES ('a', 'b', 'c')")
+        async with store.conn.execute("SELECT address FROM address_cache") as cur:
+            assert [r[0] async for r in cur] == ["a"]  # nothing of the failed transaction was kept
+    finally:
+        await store.close()

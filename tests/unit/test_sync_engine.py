@@ -144,6 +144,41 @@ async def test_a_failed_view_does_not_advance_the_folder_state(store: Store) -> 
     assert [r.occurrence.item_id for r in await calendar_store.load_occurrences(store)] == ["o1"]
 
 
+class ViewFailsOnce(FakeSource):
+    """Reports a change once (like Graph's in-memory mirror), then its view fails on that pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next_view = False
+
+    async def calendar_window(self, mailbox: str, start: datetime, end: datetime) -> CalendarWindow:
+        if self.fail_next_view:
+            self.fail_next_view = False
+            self.views += 1
+            raise SourceError("connection reset during the view")
+        return await super().calendar_window(mailbox, start, end)
+
+
+async def test_a_change_seen_in_a_failed_pass_is_not_lost_in_the_next(store: Store) -> None:
+    src = ViewFailsOnce()
+    src.occurrences["alice@example.com"] = [occ("o1", NOW + timedelta(days=1))]
+    engine = SyncEngine(store, src, config())
+    await engine.sync_all(NOW)
+    src.occurrences["alice@example.com"] = []  # cancelled in Exchange; the source reports it only once
+    src.calendar_changed["alice@example.com"] = True
+    src.fail_next_view = True
+    failed = await engine.sync_all(NOW + timedelta(minutes=1))
+    assert not failed.ok
+    assert [r.occurrence.item_id for r in await calendar_store.load_occurrences(store)] == ["o1"]
+    states = {(s.mailbox, s.folder.value): s for s in await all_folder_states(store)}
+    assert states[("alice@example.com", "calendar")].last_error == "connection reset during the view"
+    summary = await engine.sync_all(NOW + timedelta(minutes=2))  # the folder sync now says "no change"
+    assert summary.ok
+    alice = next(u for u in summary.users if u.extension == "101")
+    assert alice.calendar is not None and not alice.calendar.skipped_view and alice.calendar.deleted == 1
+    assert await calendar_store.load_occurrences(store) == []
+
+
 async def test_item_id_only_deletion_of_a_series_master_removes_its_occurrences(store: Store) -> None:
     src = FakeSource()
     src.occurrences["alice@example.com"] = [occ("s1-a", NOW + timedelta(days=1), series="s1"),
