@@ -18,10 +18,12 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from plugin import metrics
 from sync.errors import PbxError
 
 log = logging.getLogger("pbxsync.agi")
@@ -65,7 +67,8 @@ def sanitize_value(value: str, max_length: int = MAX_VALUE_LENGTH) -> str:
         cat = unicodedata.category(ch)
         out.append(" " if cat.startswith(("C", "Z")) else ch)
     text = " ".join("".join(out).split())
-    text = text.replace("${", "{").replace("$[", "[")
+    while "${" in text or "$[" in text:  # once is not enough: "$${X}" would become "${X}"
+        text = text.replace("${", "{").replace("$[", "[")
     return text[:max_length].rstrip()
 
 
@@ -180,6 +183,10 @@ class AgiSession:
         self._writer = writer
         self._limits = limits
         self.hung_up = False
+        # What the request came to, for the pbxsync_agi_requests_total metric: "ok", or "miss" (nothing
+        # found) / "rejected" (refused) set by the handler or its wiring; the server sets "error".
+        self.result = "ok"
+        self.variables: dict[str, str] = {}  # what SET VARIABLE set, sanitised (Asterisk accepted it)
 
     async def command(self, line: str, reply_timeout: float | None = None) -> AgiReply:
         """Send one command line (already sanitised) and read its reply."""
@@ -223,7 +230,10 @@ class AgiSession:
     async def set_variable(self, name: str, value: str, max_length: int = MAX_VALUE_LENGTH) -> AgiReply:
         if not _VARIABLE_NAME.match(name):
             raise AgiError(f"invalid variable name {name[:40]!r}")
-        return await self.command(f"SET VARIABLE {name} {quote(value, max_length)}")
+        reply = await self.command(f"SET VARIABLE {name} {quote(value, max_length)}")
+        if reply.ok:
+            self.variables[name] = sanitize_value(value, max_length)
+        return reply
 
     async def get_variable(self, name: str) -> str | None:
         if not _VARIABLE_NAME.match(name):
@@ -264,6 +274,7 @@ def _check_file(name: str) -> None:
 
 
 Handler = Callable[[AgiSession], Awaitable[None]]
+UNKNOWN_SERVICE = "unknown"  # the metrics' service label for requests refused before a route was chosen
 
 
 class FastAgiServer:
@@ -314,6 +325,7 @@ class FastAgiServer:
         try:
             if self.active >= self.limits.max_connections:
                 self.rejected += 1
+                metrics.AGI_REQUESTS.labels(UNKNOWN_SERVICE, "rejected").inc()
                 log.warning("FastAGI: refusing %s: %d connections open (limit)", peer, self.active)
                 return
             self.active += 1
@@ -337,23 +349,34 @@ class FastAgiServer:
             request = await read_request(reader, self.limits)
         except AgiRequestError as exc:
             self.rejected += 1
+            metrics.AGI_REQUESTS.labels(UNKNOWN_SERVICE, "rejected").inc()
             log.warning("FastAGI: %s: bad request, closed: %s", peer, exc)
             return
         handler = self.routes.get(request.path)
         if handler is None:
             self.rejected += 1
+            metrics.AGI_REQUESTS.labels(UNKNOWN_SERVICE, "rejected").inc()  # the path is hostile: no label
             log.warning("FastAGI: %s: unknown service %r, closed", peer, request.path[:40])
             return
         session = AgiSession(request, reader, writer, self.limits)
+        started = time.perf_counter()
+        result = "error"  # unless the handler ends: a timeout or cancellation is an error too
         try:
             await handler(session)
             self.served += 1
-        except AgiHangup:
+            result = session.result
+        except AgiHangup:  # callers hang up (e.g. during PIN entry): not a failure of ours
+            result = session.result
             log.info("FastAGI: %s: /%s: channel hung up", peer, request.path)
         except (AgiError, OSError) as exc:
             log.warning("FastAGI: %s: /%s failed: %s", peer, request.path, exc)
         except Exception:  # a bug in a handler must not take the server down
             log.exception("FastAGI: %s: /%s crashed", peer, request.path)
+        finally:
+            metrics.AGI_DURATION.labels(request.path).observe(time.perf_counter() - started)
+            metrics.AGI_REQUESTS.labels(request.path, result).inc()
+            if result == "error":
+                metrics.ERRORS.labels("agi").inc()
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:

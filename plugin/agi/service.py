@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from plugin.agi.callerid import CallerIdLookup, CallerIdService
+from plugin.agi.callerid import SOURCE_VARIABLE, CallerIdLookup, CallerIdService
 from plugin.agi.room import Clock, RoomService
-from plugin.agi.server import AgiLimits, FastAgiServer, Handler
+from plugin.agi.server import AgiLimits, AgiSession, FastAgiServer, Handler
 from plugin.daemon.http import split_listen
 from plugin.daemon.service import Health, Service, ServiceSpec
 from plugin.directory import Directory
@@ -24,6 +24,17 @@ if TYPE_CHECKING:
     from plugin.daemon.wiring import DaemonContext
 
 
+def with_result(handler: Handler, variable: str, value: str, result: str) -> Handler:
+    """`handler`, marking the request `result` (for the metrics) when it set `variable` to `value`."""
+
+    async def run(session: AgiSession) -> None:
+        await handler(session)
+        if session.variables.get(variable) == value:
+            session.result = result
+
+    return run
+
+
 def build_agi_server(config: Config, store: Store, clock: Clock,
                      directory: Callable[[], Directory] | None = None) -> FastAgiServer:
     host, port = split_listen(config.agi.listen)
@@ -31,8 +42,8 @@ def build_agi_server(config: Config, store: Store, clock: Clock,
                        max_connections=config.agi.max_connections)
     lookup = CallerIdLookup(store, config, directory)
     routes: dict[str, Handler] = {
-        "callerid": CallerIdService(lookup),
-        "room": RoomService(store, config, clock),
+        "callerid": with_result(CallerIdService(lookup), SOURCE_VARIABLE, "none", "miss"),
+        "room": with_result(RoomService(store, config, clock), "PBXSYNC_ROOM_ADMIT", "no", "rejected"),
     }
     server = FastAgiServer(routes, host, port, limits)
     server.on_close.append(lookup.close)

@@ -540,6 +540,9 @@ class AsteriskSimulator:
     async def _action_originate(self, session: Session, msg: AmiMessage) -> None:
         self.originates.append(msg)
         self.originate_times.append(self.clock())
+        if not msg.get("Channel"):  # manager.c action_originate checks this first, before Async
+            self._reply(session, msg, "Error", ("Message", "Channel not specified"))
+            return
         if msg.get("Async").lower() in ("true", "yes", "1"):
             self._reply(session, msg, "Success", ("Message", "Originate successfully queued"))
             self._spawn(self._run_call(msg))

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from plugin import metrics
 from plugin.ami.client import AmiClient, OriginateRequest
 from plugin.ami.wire import AmiMessage, callerid, render_dial, validate_room
 from plugin.autocall.planner import Outcome, PlannedCall, PlannerSettings, plan_calls
@@ -231,15 +232,15 @@ class AutocallService:
                 room = booking.draft.room or ""
                 self._run_rooms[booking_id] = room
                 in_room = await self._present(booking)
-                plan = plan_calls(booking, await load_attempts(self.store, booking_id), in_room, now,
-                                  self.settings.planner)
+                attempts = await load_attempts(self.store, booking_id)
+                plan = plan_calls(booking, attempts, in_room, now, self.settings.planner)
                 if plan.finished:
                     log.info("autocall: booking %d settled", booking_id)
                     return
                 if plan.calls and not self.ami.connected:
                     await self.ami.wait_connected(self.settings.reconnect_wait)
                     continue
-                await self._send(booking, plan.calls)
+                await self._send(booking, plan.calls, first=not attempts)
                 wait = None if plan.next_check is None else max(0.0, (plan.next_check - now).total_seconds())
                 if plan.calls and wait is None:
                     wait = 0.0
@@ -269,14 +270,17 @@ class AutocallService:
         return present_extensions(self.rooms.members(room), ours, [p.extension for p in booking.draft.participants],
                                   self.settings.dial_template)
 
-    async def _send(self, booking: Booking, calls: Sequence[PlannedCall]) -> None:
+    async def _send(self, booking: Booking, calls: Sequence[PlannedCall], *, first: bool = False) -> None:
+        """`first`: the booking had no attempt stored before this pass, so its first call is the booking's
+        first Originate (the one CALL_START_SKEW measures)."""
         gap = 1.0 / self.settings.pacing_per_second if self.settings.pacing_per_second > 0 else 0.0
         for index, call in enumerate(calls):
             if gap and index:
                 await asyncio.sleep(gap)
             if not await record_planned(self.store, call, self._now()):
                 continue  # already stored by an earlier pass: never send an attempt twice
-            task = asyncio.get_running_loop().create_task(self._call(booking, call))
+            task = asyncio.get_running_loop().create_task(self._call(booking, call, first=first))
+            first = False
             self._calls.add(task)
             task.add_done_callback(self._calls.discard)
 
@@ -292,10 +296,13 @@ class AutocallService:
             caller_id=callerid(draft.subject, room),
             timeout_ms=int(self.settings.planner.ring_timeout.total_seconds() * 1000))
 
-    async def _call(self, booking: Booking, call: PlannedCall) -> None:
+    async def _call(self, booking: Booking, call: PlannedCall, *, first: bool = False) -> None:
         reason = detail = ""
         try:
-            result = await self.ami.originate(self.originate_request(booking, call))
+            request = self.originate_request(booking, call)
+            if first:
+                metrics.CALL_START_SKEW.observe((self._now() - booking.draft.start).total_seconds())
+            result = await self.ami.originate(request)
             outcome, reason, detail = Outcome(result.outcome.value), result.reason, result.detail
         except ValidationError as exc:
             outcome, detail = Outcome.FAILED, str(exc)
@@ -308,6 +315,7 @@ class AutocallService:
         log.info("autocall: booking %d, extension %s, attempt %d: %s", booking.id, call.extension, call.attempt,
                  outcome.value)
         await record_outcome(self.store, call.channel_id, outcome, reason, detail, self._now())
+        metrics.CALLS.labels(outcome.value).inc()
         self._wake_booking(booking.id)
 
     # ---- events ---------------------------------------------------------------------------------------

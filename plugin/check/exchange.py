@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from plugin.check.model import CheckResult, failed, passed, skipped
@@ -88,15 +89,17 @@ async def _probe(source: MailboxSource, user: UserConfig, now: datetime, within:
     return None
 
 
+@runtime_checkable
+class _KnowsEndpoint(Protocol):
+    """A source that can tell its EWS URL per mailbox (sync.sources.ews.EwsSource), without importing
+    exchangelib here."""
+
+    def endpoint_for(self, mailbox: str) -> str: ...
+
+
 def _endpoint_of(source: MailboxSource, mailbox: str) -> str:
-    """The EWS URL the source uses for a mailbox (after autodiscover), when it can tell."""
-    describe = getattr(source, "endpoint_for", None)
-    if callable(describe):
-        return str(describe(mailbox))
-    slot = getattr(source, "_slots", {}).get(mailbox.lower())
-    account = getattr(slot, "account", None)
-    protocol = getattr(account, "protocol", None)
-    return str(getattr(protocol, "service_endpoint", "") or "")
+    """The EWS URL the source uses for a mailbox (after autodiscover), "" when it cannot tell."""
+    return source.endpoint_for(mailbox) if isinstance(source, _KnowsEndpoint) else ""
 
 
 async def check_exchange(config: Config, make_source: SourceFactory, now: datetime,

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 
 from sync.simulator.ews_xml import (
     AUTODISCOVER_NS,
@@ -49,8 +48,9 @@ from sync.simulator.mailboxes import (
     decode_sync_state,
     encode_sync_state,
 )
+from sync.simulator.serving import BackgroundServer
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pbxsync.simulator.ews")
 
 EWS_PATH = "/ews/exchange.asmx"
 AUTODISCOVER_PATH = "/autodiscover/autodiscover.svc"
@@ -362,20 +362,31 @@ class EwsOperations:
                         f"<t:Resolution>{mailbox_xml(user.email, user.name)}</t:Resolution></m:ResolutionSet>")
 
 
-class EwsSimulator:
+_CLIENT_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """socketserver prints a whole traceback to stderr for any error in a request thread. A client that
+    hangs up mid-request (tests cancelling, exchangelib timing out) is normal here: one debug line; any
+    other error: one warning line, never a traceback."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        exc = sys.exc_info()[1]
+        peer = client_address[0] if isinstance(client_address, tuple) and client_address else client_address
+        if isinstance(exc, _CLIENT_GONE):
+            log.debug("simulator: client %s went away mid-request (%s)", peer, type(exc).__name__)
+        else:
+            log.warning("simulator: request from %s failed: %s: %s", peer, type(exc).__name__, exc)
+
+
+class EwsSimulator(BackgroundServer):
     """The HTTP server. Thread-safe; `start()`/`stop()` or use as a context manager."""
 
     def __init__(self, org: Organisation, host: str = "127.0.0.1", port: int = 0,
                  server_version: tuple[int, int, int, int] = (15, 1, 2507, 6)) -> None:
         self.org = org
         self.server_version = server_version
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        super().__init__(QuietHTTPServer((host, port), _make_handler(self)), "ews-simulator")
 
     @property
     def base_url(self) -> str:
@@ -388,29 +399,6 @@ class EwsSimulator:
     @property
     def autodiscover_url(self) -> str:
         return f"{self.base_url}/autodiscover/autodiscover.svc"
-
-    def start(self) -> EwsSimulator:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, name="ews-simulator", daemon=True)
-            self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._httpd.serve_forever()
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> EwsSimulator:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     # ---- responses
 

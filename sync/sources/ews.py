@@ -63,7 +63,7 @@ from sync.model import (
 )
 from sync.phones import phone_number
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pbxsync.exchange.ews")
 T = TypeVar("T")
 
 CONTACT_FIELDS = ("display_name", "given_name", "surname", "company_name", "job_title", "email_addresses",
@@ -301,6 +301,14 @@ class EwsSource:
         slot = await self._slot(mailbox)
         return await self._call(mailbox, slot, self._resolve, slot.account, address)
 
+    def endpoint_for(self, mailbox: str) -> str:
+        """The EWS URL in use for `mailbox`: `[exchange] server`, else what autodiscover found when the
+        mailbox was first used; "" while autodiscover has not run for it yet."""
+        slot = self._slots.get(mailbox.lower())
+        if slot is not None:
+            return str(slot.account.protocol.service_endpoint)
+        return self.exchange.server
+
     async def close(self) -> None:
         slots, self._slots = list(self._slots.values()), {}
         for slot in slots:
@@ -338,7 +346,12 @@ class EwsSource:
     def _view(self, account: Account, start: datetime, end: datetime) -> tuple[list[Any], dict[str, str]]:
         view = account.calendar.view(start=EWSDateTime.from_datetime(start.astimezone(UTC)).astimezone(_UTC_TZ),
                                      end=EWSDateTime.from_datetime(end.astimezone(UTC)).astimezone(_UTC_TZ))
-        items = [i for i in view.only(*OCCURRENCE_FIELDS) if not isinstance(i, Exception)]
+        items = list(view.only(*OCCURRENCE_FIELDS))
+        for item in items:
+            # The window is only worth anything complete: the engine deletes what it no longer holds,
+            # so one item Exchange failed to return must fail the fetch, not vanish from it.
+            if isinstance(item, Exception):
+                raise item
         # One GetItem for all series masters in the window: occurrence -> its master's ItemId.
         firsts: dict[str, Any] = {}
         for item in items:

@@ -42,7 +42,7 @@ from sync.sources.graph_auth import AppCredentials, TokenProvider, scope_for
 from sync.sources.graph_client import ClientLimits, DeltaGoneError, GraphClient, Sleep, user_path
 from sync.sources.graph_mapping import PhoneBuilder, contact_to_model, event_to_occurrence, is_removed, removed_row
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pbxsync.exchange.graph")
 
 STATE_VERSION = 1
 MAX_CONTACT_FOLDERS = 200

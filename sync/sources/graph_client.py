@@ -29,7 +29,7 @@ from requests.adapters import HTTPAdapter
 from sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, SourceDataError, SourceError
 from sync.sources.graph_auth import PinnedSession, TokenProvider
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pbxsync.exchange.graph")
 
 MAX_RESPONSE_BYTES = 50 * 1024 * 1024  # one Graph page is a few hundred kB; more is not a page
 

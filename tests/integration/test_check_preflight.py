@@ -8,11 +8,13 @@ import json
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from plugin.ami.simulator import ALL_CLASSES, AsteriskSimulator, SimUser
+from plugin.check.exchange import check_exchange
 from plugin.check.model import Outcome
 from plugin.check.runner import run_checks
 from plugin.commands import check as check_cmd
@@ -147,6 +149,14 @@ async def test_a_refused_mailbox_and_bad_credentials(tmp_path: Path, ews: EwsSim
     results = await run_checks(cfg, ews_source, within=10)
     auth = by_name(results)["exchange authentication"].line()  # type: ignore[attr-defined]
     assert auth.startswith("FAIL") and "check [exchange] username (svc-pbx@example.com), password" in auth
+
+
+async def test_autodiscover_line_names_the_ews_url_found(tmp_path: Path, ews: EwsSimulator) -> None:
+    cfg = make_config(tmp_path, ews, free_port())
+    cfg = replace(cfg, exchange=replace(cfg.exchange, server="", autodiscover_url=ews.autodiscover_url))
+    results = await check_exchange(cfg, ews_source, datetime.now(UTC), within=10)
+    line = by_name(results)["exchange autodiscover"].line()  # type: ignore[attr-defined]
+    assert line.startswith("PASS") and f"alice@example.com -> {ews.ews_url}" in line
 
 
 async def test_a_taken_port_and_a_newer_database_fail(tmp_path: Path, ews: EwsSimulator,

@@ -183,9 +183,13 @@ async def test_server_busy_back_off_is_honoured_then_bounded(sim: EwsSimulator, 
 
 async def test_autodiscover_finds_the_simulator(sim: EwsSimulator, org: Organisation) -> None:
     source, _ = make_source(sim, server="", autodiscover_url=sim.autodiscover_url)
+    assert source.endpoint_for(ALICE) == ""  # not used yet: autodiscover has not run for it
     changes = await source.sync_contacts(ALICE, "")
     assert len(changes.upserts) == 2
     assert org.counters.get("GetUserSettings") == 1
+    assert source.endpoint_for(ALICE.upper()) == sim.ews_url
+    configured, _ = make_source(sim)
+    assert configured.endpoint_for(BOB) == sim.ews_url  # [exchange] server: no autodiscover needed
 
 
 async def test_resolve_x500(sim: EwsSimulator) -> None:

@@ -207,6 +207,8 @@ def test_parse_reply() -> None:
     ("back\\slash", '"back\\\\slash"'),
     ("line\r\nbreak\0nul\ttab", '"line break nul tab"'),
     ("${SHELL(rm -rf /)}", '"{SHELL(rm -rf /)}"'),
+    ("$${SHELL(id)}", '"{SHELL(id)}"'),
+    ("$$$[1+1]", '"[1+1]"'),
     ("x" * 1000, '"' + "x" * 256 + '"'),
     ("Jürgen Weiß", '"Jürgen Weiß"'),
 ])
