@@ -1,7 +1,12 @@
 """`agi://HOST:PORT/room`: may this caller join this conference room now?
 
-The room is the first AGI argument (`AGI(agi://.../room,${EXTEN})`), else `agi_extension`; the caller is
-`agi_callerid`. A room is open while a scheduled booking runs in it, from `[conference]
+The room is the first AGI argument (`AGI(agi://.../room,${EXTEN})`), else `agi_extension`. The caller is
+the endpoint of `agi_channel` when that is a phone's own channel (`PJSIP/101-0000002a` -> 101): Asterisk
+authenticated that device, whereas a caller ID arrives from outside and can be forged, so an external
+caller sending "101" over a trunk (`PJSIP/mytrunk-...`) is never taken for host 101. Only for channels
+that name no device (Local/..., created by the dialplan itself) is `agi_callerid` used.
+
+A room is open while a scheduled booking runs in it, from `[conference]
 early_join_minutes` before its start until its end. Rooms listed in `[conference] open_rooms` are open
 at any time outside bookings too (as guests). When `[conference] pins` is on and the running booking has
 a PIN (table booking_pins, migration 0004), the caller is asked for it with GET DATA (three tries) before admission.
@@ -65,6 +70,15 @@ class RoomDecision:
         return self.admit and self.pin is not None
 
 
+_DEVICE_CHANNEL = re.compile(r"^(?:PJSIP|SIP|IAX2|DAHDI)/(?P<endpoint>[^/;@-]{1,64})-[0-9A-Fa-f]+$")
+
+
+def caller_identity(channel: str, callerid: str) -> str:
+    """Who is calling, for the host check: the authenticated device's endpoint, else the caller ID."""
+    device = _DEVICE_CHANNEL.match(channel.strip())
+    return device["endpoint"] if device else callerid.strip()[:32]
+
+
 def decide_admission(room: str, caller: str, bookings: Sequence[RoomBooking], now: datetime,
                      early_join: timedelta, open_rooms: Collection[str], pins: bool) -> RoomDecision:
     """Pure: admission for `caller` dialling `room` at `now`, given the room's bookings."""
@@ -126,7 +140,7 @@ class RoomService:
     async def __call__(self, session: AgiSession) -> None:
         request = session.request
         room = (request.args[0] if request.args else request.get("extension")).strip()
-        caller = request.get("callerid").strip()[:32]
+        caller = caller_identity(request.get("channel"), request.get("callerid"))
         await session.set_variable("PBXSYNC_ROOM_ADMIT", "no")  # first: any failure below leaves "no"
         if not _ROOM.match(room):
             await self._tell(session, RoomDecision(False, "guest", "not-booked"), "")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from plugin.agi.room import RoomBooking, RoomService, decide_admission, pin_matches, room_bookings
+from plugin.agi.room import RoomBooking, RoomService, caller_identity, decide_admission, pin_matches, room_bookings
 from plugin.agi.server import FastAgiServer
 from sync.config import ConferenceConfig, Config
 from sync.model import utc_text
@@ -158,3 +158,26 @@ async def test_ensure_pins_gives_each_running_booking_one(store: Store) -> None:
     pin = await booking_pin(store, other)
     assert pin is not None and len(pin) == 6 and pin.isdigit()
     assert await ensure_pins(store, T0) == 0
+
+
+@pytest.mark.parametrize(("channel", "callerid", "caller"), [
+    ("PJSIP/101-0000002a", "555", "101"),        # a phone's own channel: its endpoint, whatever it claims
+    ("PJSIP/mytrunk-0000002b", "101", "mytrunk"),  # an outside caller forging 101 over a trunk
+    ("SIP/102-000000ff", "", "102"),
+    ("Local/101@from-internal-00000001;2", "101", "101"),  # no device: the caller ID
+    ("", " 103 ", "103"),
+])
+def test_caller_identity_prefers_the_authenticated_device(channel: str, callerid: str, caller: str) -> None:
+    assert caller_identity(channel, callerid) == caller
+
+
+async def test_a_forged_caller_id_over_a_trunk_is_never_the_host(store: Store) -> None:
+    await insert_booking(store, "8001", T0, T0 + timedelta(hours=1))
+    server = FastAgiServer({"room": RoomService(store, Config(), FixedClock(T0))}, "127.0.0.1", 0)
+    await server.start()
+    try:
+        commands = await fake_asterisk(server.port, env_block("room", callerid="101", arg_1="8001",
+                                                              channel="PJSIP/mytrunk-00000007"))
+    finally:
+        await server.close()
+    assert 'SET VARIABLE PBXSYNC_ROOM_PROFILE "guest"' in commands
