@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from plugin.agi.identity import may_claim_extension
 from plugin.agi.server import AgiSession
 from plugin.directory import Directory, normalize_address
 from sync import phones
@@ -142,12 +143,14 @@ class CallerIdLookup:
             self._reader.close()
             self._reader = None
 
-    async def lookup(self, caller: str, called: str = "") -> CallerIdResult:
+    async def lookup(self, caller: str, called: str = "", channel: str = "") -> CallerIdResult:
         caller = caller.strip()[:64]
         if caller.lower() in _NOT_A_NUMBER:
             return NONE
         directory = self.directory()
-        internal = directory.by_extension(caller)
+        # A colleague's name only for a call that may be from that colleague: not for a trunk presenting
+        # an internal extension (caller IDs from outside can be forged).
+        internal = directory.by_extension(caller) if may_claim_extension(channel, caller) else None
         if internal is not None and internal.name.strip():
             return CallerIdResult(internal.name.strip(), "extension", internal.mailbox)
         called_entry = directory.by_extension(called) if called else None
@@ -168,7 +171,7 @@ class CallerIdService:
         request = session.request
         caller = request.get("callerid")
         called = called_extension(request.get, request.args)
-        result = await self.lookup.lookup(caller, called)
+        result = await self.lookup.lookup(caller, called, request.get("channel"))
         if result.name:
             await session.set_variable("CALLERID(name)", result.name, MAX_NAME_LENGTH)
         await session.set_variable(SOURCE_VARIABLE, result.source)

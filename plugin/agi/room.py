@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from plugin.agi.identity import caller_identity
 from plugin.agi.server import AgiSession
 from sync.config import Config
 from sync.model import parse_utc, utc_text
@@ -68,15 +69,6 @@ class RoomDecision:
     @property
     def needs_pin(self) -> bool:
         return self.admit and self.pin is not None
-
-
-_DEVICE_CHANNEL = re.compile(r"^(?:PJSIP|SIP|IAX2|DAHDI)/(?P<endpoint>[^/;@-]{1,64})-[0-9A-Fa-f]+$")
-
-
-def caller_identity(channel: str, callerid: str) -> str:
-    """Who is calling, for the host check: the authenticated device's endpoint, else the caller ID."""
-    device = _DEVICE_CHANNEL.match(channel.strip())
-    return device["endpoint"] if device else callerid.strip()[:32]
 
 
 def decide_admission(room: str, caller: str, bookings: Sequence[RoomBooking], now: datetime,

@@ -85,6 +85,14 @@ async def test_extension_of_a_pbx_user_names_the_user(store: Store) -> None:
     await add_contact(store, "alice@example.com", "Not This", "102")
     result = await CallerIdLookup(store, make_config()).lookup("102", "101")
     assert (result.name, result.source) == ("Bob Builder", "extension")
+    from_phone = await CallerIdLookup(store, make_config()).lookup("102", "101", "PJSIP/102-0000000a")
+    assert (from_phone.name, from_phone.source) == ("Bob Builder", "extension")
+
+
+async def test_a_trunk_presenting_an_internal_extension_does_not_get_the_colleagues_name(store: Store) -> None:
+    await add_contact(store, "alice@example.com", "Contact With That Number", "102")
+    result = await CallerIdLookup(store, make_config()).lookup("102", "101", "PJSIP/mytrunk-0000000b")
+    assert (result.name, result.source) == ("Contact With That Number", "contact")
 
 
 async def test_short_unparseable_numbers_match_on_digits(store: Store) -> None:

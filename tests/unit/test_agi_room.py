@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from plugin.agi.room import RoomBooking, RoomService, caller_identity, decide_admission, pin_matches, room_bookings
+from plugin.agi.identity import caller_identity
+from plugin.agi.room import RoomBooking, RoomService, decide_admission, pin_matches, room_bookings
 from plugin.agi.server import FastAgiServer
 from sync.config import ConferenceConfig, Config
 from sync.model import utc_text
