@@ -1,0 +1,127 @@
+"""One search against one index snapshot: scope, filter, visibility, limits and sort. No IO.
+
+`now` is injected (a monotonic clock) so time limits are testable without waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from plugin.ldap.index import Entry, Index, normalise_dn
+from plugin.ldap.numbers import NumberForms
+from plugin.ldap.protocol import ResultCode, Scope, SearchRequest, SortKey
+from plugin.ldap.query import compile_filter, evaluate, plan
+from plugin.ldap.schema import attribute_index
+
+_CHECK_EVERY = 256
+
+
+@dataclass(slots=True)
+class Outcome:
+    entries: list[Entry] = field(default_factory=list)
+    code: ResultCode = ResultCode.SUCCESS
+    diagnostic: str = ""
+    matched_dn: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    include_base: bool
+    contacts: str | int | None  # "all", one entry id, or None
+
+
+def _resolve(index: Index, base: str, scope: Scope) -> _Target | Outcome:
+    key = normalise_dn(base)
+    if key in ("", index.base_key):  # an empty base (some phones) means the phonebook
+        return _Target(scope != Scope.ONE, "all" if scope != Scope.BASE else None)
+    entry_id = index.by_dn.get(key)
+    if entry_id is not None:
+        return _Target(False, None if scope == Scope.ONE else entry_id)
+    if key.endswith("," + index.base_key):
+        return Outcome(code=ResultCode.NO_SUCH_OBJECT, diagnostic="no such entry", matched_dn=index.base_dn)
+    if index.base_key.endswith("," + key) and scope != Scope.BASE:
+        # Searching from a parent such as dc=example,dc=com: the phonebook lies below it.
+        direct_child = index.base_key[: -len(key) - 1].count(",") == 0
+        if scope == Scope.SUB:
+            return _Target(True, "all")
+        return _Target(direct_child, None)
+    return Outcome(code=ResultCode.NO_SUCH_OBJECT, diagnostic=f"the phonebook is at {index.base_dn}")
+
+
+def size_limit(requested: int, server_cap: int) -> int:
+    """The effective limit, 0 meaning none."""
+    limits = [n for n in (requested, server_cap) if n > 0]
+    return min(limits) if limits else 0
+
+
+def run_search(index: Index, req: SearchRequest, visible: frozenset[str] | None, forms: NumberForms, *,
+               size_cap: int, time_cap: float, now: Callable[[], float], collect_all: bool = False) -> Outcome:
+    """Matching entries in display-name order. With `collect_all` (sort/paging) the size limit is
+    applied by the caller after ordering, so every match is gathered."""
+    target = _resolve(index, req.base, req.scope)
+    if isinstance(target, Outcome):
+        return target
+    limit = size_limit(req.size_limit, size_cap)
+    stop_after = 0 if collect_all or not limit else limit + 1
+    time_budget = min(t for t in (float(req.time_limit or 0) or float("inf"), time_cap or float("inf")))
+    deadline = now() + time_budget
+    out = Outcome()
+    found = out.entries
+    if target.include_base and evaluate(req.filter, index.base, forms) is True:
+        found.append(index.base)
+    if isinstance(target.contacts, int):
+        entry = index.entries[target.contacts]
+        if (visible is None or entry.mailbox in visible) and evaluate(req.filter, entry, forms) is True:
+            found.append(entry)
+    elif target.contacts == "all":
+        planned = plan(req.filter, index, forms, stop_after if visible is None else 0)
+        ids: Iterable[int] = range(len(index.entries)) if planned is None else planned[0]
+        exact = planned is not None and planned[1]
+        match = compile_filter(req.filter, forms) if not exact else None
+        entries = index.entries
+        checked = 0
+        for i in ids:
+            checked += 1
+            if checked % _CHECK_EVERY == 0 and now() > deadline:
+                out.code = ResultCode.TIME_LIMIT_EXCEEDED
+                out.diagnostic = "time limit exceeded"
+                return out
+            entry = entries[i]
+            if visible is not None and entry.mailbox not in visible:
+                continue
+            if match is None or match(entry) is True:
+                found.append(entry)
+                if len(found) == stop_after:
+                    break
+    if not collect_all:
+        truncate(out, limit)
+    return out
+
+
+def truncate(out: Outcome, limit: int) -> None:
+    if limit and len(out.entries) > limit:
+        del out.entries[limit:]
+        if out.code == ResultCode.SUCCESS:
+            out.code = ResultCode.SIZE_LIMIT_EXCEEDED
+            out.diagnostic = "size limit exceeded"
+
+
+def sort_entries(index: Index, entries: list[Entry], keys: tuple[SortKey, ...]) -> tuple[int, str]:
+    """Sort in place by the keys (RFC 2891); return (sortResult code, offending attribute)."""
+    positions: list[tuple[int, bool]] = []
+    for key in keys:
+        pos = attribute_index(key.attr)
+        if pos is None:
+            return ResultCode.NO_SUCH_ATTRIBUTE, key.attr
+        positions.append((pos, key.reverse))
+    ranks = [(index.rank(pos), reverse) for pos, reverse in positions]
+
+    def sort_key(e: Entry) -> tuple[int, ...]:
+        i = e.eid
+        if i < 0:  # the base entry sorts first
+            return tuple(-1 for _ in ranks)
+        return tuple(-r[i] if reverse else r[i] for r, reverse in ranks)
+
+    entries.sort(key=sort_key)
+    return ResultCode.SUCCESS, ""
