@@ -60,7 +60,7 @@ def _access_fix(config: Config, user: UserConfig) -> str:
     ex = config.exchange
     if ex.backend == "graph":
         return ("grant the app the application permissions Calendars.Read and Contacts.Read with admin consent, "
-                f"and include {user.mailbox} in its application access policy (see docs/exchange-graph.md)")
+                f"and include {user.mailbox} in its application access policy (see docs/exchange-online-graph.md)")
     if ex.impersonation:
         return (f"give {ex.username} the ApplicationImpersonation role for this mailbox "
                 f"(New-ManagementRoleAssignment -Role ApplicationImpersonation -User {ex.username}), "
