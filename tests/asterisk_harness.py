@@ -61,6 +61,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
+from tests.ports import free_port
+
 DEFAULT_ROOT = "/var/cache/pbxsync/asterisk-sid"
 ROOT_ENV = "PBXSYNC_ASTERISK_ROOT"
 STAMP_NAME = ".pbxsync-asterisk-ready"
@@ -147,12 +149,6 @@ def sweep_stale_instances(root: Path) -> list[str]:
         shutil.rmtree(base, ignore_errors=True)
         removed.append(base.name)
     return removed
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _module_dir(root: Path) -> str:

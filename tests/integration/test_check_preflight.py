@@ -22,16 +22,13 @@ from sync.config import Config, parse_config
 from sync.simulator.ews_server import EwsSimulator
 from sync.simulator.mailboxes import Fault, Organisation
 from sync.sources.ews import EwsSource
+from tests.ports import free_port
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mailboxes.json"
 LEAST_PRIVILEGE = SimUser("pbxsync", "ami-secret", frozenset({"call", "system"}),
                           frozenset({"originate", "call", "reporting"}))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import sqlite3
 import sys
 from collections import Counter
@@ -28,6 +27,7 @@ from plugin.daemon.control_client import DaemonError, daemon_status, trigger_syn
 from sync.config import Config, load_config
 from sync.simulator.ews_server import EwsSimulator
 from sync.simulator.mailboxes import Organisation
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("PBXSYNC_CRASH_SEED", "20261127"))
@@ -68,10 +68,6 @@ DATA: dict[str, Any] = {
 EXPECTED_BOOKINGS = {"crash-early": 1, "crash-late": 1, "crash-weekly": 5}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -18,15 +17,12 @@ import pytest
 from plugin.ami.simulator import AsteriskSimulator, SimUser
 from sync.simulator.ews_server import EwsSimulator
 from sync.simulator.mailboxes import Organisation
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "mailboxes.json"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

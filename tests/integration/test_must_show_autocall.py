@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -36,6 +35,7 @@ from sync.model import parse_utc
 from sync.simulator.ews_server import EwsSimulator
 from sync.simulator.mailboxes import Organisation
 from tests.asterisk_harness import AsteriskInstance
+from tests.ports import free_port
 
 pytestmark = pytest.mark.asterisk
 
@@ -56,10 +56,6 @@ PEOPLE = {"101": "alice@example.com", "102": "bob@example.com", "103": "carol@ex
 LEAD_SECONDS = 20
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def organisation() -> Organisation:
