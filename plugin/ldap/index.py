@@ -107,13 +107,18 @@ class Entry:
                          *parts))
 
 
+_SHARED = frozenset((GIVEN_NAME, SN, ORG, TITLE))  # values many contacts have in common
+
+
 def make_entry(dn: str, mailbox: str, values: list[tuple[str, ...]], forms: NumberForms,
-               numbers: dict[int, list[tuple[str, ...]]] | None = None) -> Entry:
-    """`numbers` gives each number attribute's digit forms per value (from the stored e164/digits)."""
+               numbers: dict[int, list[tuple[str, ...]]] | None = None,
+               pool: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> Entry:
+    """`numbers` gives each number attribute's digit forms per value (from the stored e164/digits);
+    `pool` (one per build) lets entries share equal folded values of attributes that repeat."""
     match: list[tuple[str, ...]] = []
     parts = [encode_text(dn)]
-    offsets = array("I", [len(parts[0])])
-    size = offsets[0]
+    ends = [len(parts[0])]
+    size = ends[0]
     for pos in range(ATTR_COUNT):
         vals = values[pos]
         if not vals:
@@ -127,11 +132,16 @@ def make_entry(dn: str, mailbox: str, values: list[tuple[str, ...]], forms: Numb
             elif pos == OBJECT_CLASS and vals == PERSON_CLASSES:
                 match.append(_PERSON_FOLDED)
             else:
-                match.append(tuple(fold(v) for v in vals))
+                folded = tuple(fold(v) for v in vals)
+                if pool is not None and pos in _SHARED:
+                    folded = pool.setdefault(folded, folded)
+                match.append(folded)
             encoded = encode_attribute(NAMES[pos], vals)
             parts.append(encoded)
             size += len(encoded)
-        offsets.append(size)
+        ends.append(size)
+    # Built in one go (no over-allocation), two bytes per offset for all but huge entries.
+    offsets = array("H" if size < 65536 else "I", ends)
     return Entry(b"".join(parts), offsets, mailbox, tuple(match))
 
 
@@ -172,7 +182,8 @@ def _emails(text: str) -> tuple[str, ...]:
 
 
 def contact_entry(row: ContactRow, phones: Iterable[PhoneRow], base_dn: str,
-                  forms: NumberForms) -> tuple[str, Entry]:
+                  forms: NumberForms,
+                  pool: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> tuple[str, Entry]:
     """The entry and its normalised DN."""
     uid, dn = contact_dn(row.mailbox, row.item_id, base_dn)
     display = clean(row.display_name)
@@ -200,7 +211,7 @@ def contact_entry(row: ContactRow, phones: Iterable[PhoneRow], base_dn: str,
         number_forms.setdefault(pos, []).append(forms.forms(raw, phone.e164, phone.digits))
     for pos, raws in by_attr.items():
         values[pos] = tuple(raws)
-    return normalise_dn(dn), make_entry(dn, row.mailbox, values, forms, number_forms)
+    return normalise_dn(dn), make_entry(dn, row.mailbox, values, forms, number_forms, pool)
 
 
 def base_entry(base_dn: str, forms: NumberForms) -> Entry:
@@ -358,8 +369,22 @@ class Grams:
         return sorted(set(lists[0]).intersection(lists[1]))
 
 
+def message_header(size: int) -> bytes:
+    """The SEQUENCE tag and length of an LDAPMessage whose body is `size` bytes long."""
+    if size < 128:
+        return _SHORT_HEADERS[size]
+    if size < 256:
+        return bytes((0x30, 0x81, size))
+    if size < 65536:
+        return bytes((0x30, 0x82, size >> 8, size & 0xFF))
+    return b"\x30" + encode_length(size)
+
+
+_SHORT_HEADERS = [bytes((0x30, n)) for n in range(128)]
+
+
 def _message(prefix: bytes, op: bytes) -> bytes:
-    return b"\x30" + encode_length(len(prefix) + len(op)) + prefix + op
+    return message_header(len(prefix) + len(op)) + prefix + op
 
 
 @dataclass(slots=True)
@@ -374,33 +399,60 @@ class Index:
     grams: dict[int, Grams]  # per number attribute (4-grams) and for cn/displayName/sn (3-grams)
     mailboxes: frozenset[str]
     sort_ranks: dict[int, list[int]] = field(default_factory=dict)  # per attribute, built on first use
-    # Whole encoded LDAPMessages per (attribute selection, message-ID prefix): phones ask for the same
-    # attributes with the same small message IDs every time. Filled as entries are served, dropped
-    # wholesale when it grows past _OP_CACHE_BYTES.
-    op_cache: dict[tuple[tuple[int, ...] | None, bytes], list[bytes | None]] = field(default_factory=dict)
+    # Encoded SearchResultEntry ops per attribute selection, filled as entries are served: phones ask
+    # for the same few attribute lists every time. Keyed by selection only (not message ID: clients
+    # count their IDs up), so a request just wraps the cached op. Dropped wholesale past _OP_CACHE_BYTES.
+    op_cache: dict[tuple[int, ...] | None, list[bytes | None]] = field(default_factory=dict)
     op_cache_bytes: int = 0
+    # Planned candidates per (filter, need) and the base entry's verdict per filter: phones repeat the
+    # same few filters, and both are pure functions of the filter and this snapshot. Small answers only,
+    # dropped wholesale when full (see plugin.ldap.search).
+    plan_cache: dict[tuple[object, int], tuple[array[int], bool] | None] = field(default_factory=dict)
+    base_verdicts: dict[object, bool | None] = field(default_factory=dict)
 
-    def entry_message(self, entry: Entry, selection: tuple[int, ...] | None, prefix: bytes) -> bytes:
-        """The LDAPMessage (with message-ID `prefix`) carrying `entry` with the selected attributes."""
+    def entry_op(self, entry: Entry, selection: tuple[int, ...] | None) -> bytes:
+        """The SearchResultEntry op carrying `entry` with the selected attributes."""
         eid = entry.eid
         if eid < 0 or eid >= len(self.entries) or self.entries[eid] is not entry:  # base entry, or an old index
-            return _message(prefix, entry.search_entry_op() if selection is None else entry.selected_op(selection))
-        key = (selection, prefix)
-        cache = self.op_cache.get(key)
+            return entry.search_entry_op() if selection is None else entry.selected_op(selection)
+        cache = self.op_cache.get(selection)
         if cache is None:
             if len(self.op_cache) >= _OP_CACHE_SELECTIONS:
                 self.op_cache.clear()
                 self.op_cache_bytes = 0
-            cache = self.op_cache[key] = [None] * len(self.entries)
-        message = cache[eid]
-        if message is None:
-            op = entry.search_entry_op() if selection is None else entry.selected_op(selection)
-            message = cache[eid] = _message(prefix, op)
-            self.op_cache_bytes += len(message)
+            cache = self.op_cache[selection] = [None] * len(self.entries)
+        op = cache[eid]
+        if op is None:
+            op = cache[eid] = entry.search_entry_op() if selection is None else entry.selected_op(selection)
+            self.op_cache_bytes += len(op)
             if self.op_cache_bytes > _OP_CACHE_BYTES:
                 self.op_cache.clear()
                 self.op_cache_bytes = 0
-        return message
+        return op
+
+    def messages(self, entries: list[Entry], selection: tuple[int, ...] | None, prefix: bytes) -> list[bytes]:
+        """The LDAPMessage pieces (header, message ID, op per entry) carrying `entries`, to be joined."""
+        parts: list[bytes] = []
+        append = parts.append
+        cache = self.op_cache.get(selection)
+        own = self.entries
+        count = len(own)
+        id_size = len(prefix)
+        for entry in entries:
+            eid = entry.eid
+            op = cache[eid] if cache is not None and 0 <= eid < count and own[eid] is entry else None
+            if op is None:
+                op = self.entry_op(entry, selection)
+                cache = self.op_cache.get(selection)
+            size = id_size + len(op)
+            append(_SHORT_HEADERS[size] if size < 128 else message_header(size))
+            append(prefix)
+            append(op)
+        return parts
+
+    def entry_message(self, entry: Entry, selection: tuple[int, ...] | None, prefix: bytes) -> bytes:
+        """The LDAPMessage (with message-ID `prefix`) carrying `entry` with the selected attributes."""
+        return _message(prefix, self.entry_op(entry, selection))
 
     def rank(self, attr: int) -> list[int]:
         """Position of every entry when sorted by `attr` (server-side sort)."""
@@ -417,31 +469,42 @@ class Index:
 
 def build_index(contacts: Iterable[tuple[ContactRow, list[PhoneRow]]], base_dn: str,
                 forms: NumberForms) -> Index:
-    keyed = [contact_entry(row, phones, base_dn, forms) for row, phones in contacts]
+    pool: dict[tuple[str, ...], tuple[str, ...]] = {}
+    keyed = [contact_entry(row, phones, base_dn, forms, pool) for row, phones in contacts]
+    del pool
     keyed.sort(key=lambda ke: (ke[1].match[CN][0], ke[1].mailbox, ke[0]))
     built = [entry for _, entry in keyed]
     by_dn = {key: i for i, (key, _) in enumerate(keyed)}
     del keyed
-    pairs: list[list[tuple[str, int]]] = [[] for _ in range(ATTR_COUNT)]
     grams = {pos: Grams(GRAM) for pos in NUMBER_ATTRS}
     grams[CN] = grams[DISPLAY_NAME] = Grams(TEXT_GRAM)  # displayName always carries cn's value
     grams[SN] = Grams(TEXT_GRAM)
     for i, entry in enumerate(built):
         entry.eid = i
-        for pos in range(1, ATTR_COUNT):  # objectClass is the same everywhere: never indexed
-            values = entry.match[pos]
-            if values:
-                pairs[pos].extend((value, i) for value in values)
-                if pos in NUMBER_ATTRS or pos in (CN, SN):
-                    grams[pos].add(i, values)
-    columns = [Column([(i, v.replace("\0", "")) for v, i in pos_pairs]) for pos_pairs in pairs]
+        match = entry.match
+        for pos in (*NUMBER_ATTRS, CN, SN):
+            if match[pos]:
+                grams[pos].add(i, match[pos])
+    # One attribute at a time, so the (value, id) pairs of only one are alive at once (peak memory).
+    columns: list[Column] = []
+    sorted_keys: list[SortedKeys] = []
+    for pos in range(ATTR_COUNT):
+        pairs: list[tuple[str, int]] = []
+        if pos:  # objectClass is the same everywhere: never indexed
+            for i, entry in enumerate(built):
+                values = entry.match[pos]
+                if values:
+                    pairs.extend((value, i) for value in values)
+        columns.append(Column([(i, v.replace("\0", "")) for v, i in pairs]))  # id order: before sorting
+        sorted_keys.append(SortedKeys(pairs))
+        del pairs
     return Index(
         base_dn=base_dn,
         base_key=normalise_dn(base_dn),
         base=base_entry(base_dn, forms),
         entries=built,
         by_dn=by_dn,
-        sorted_keys=[SortedKeys(pos_pairs) for pos_pairs in pairs],
+        sorted_keys=sorted_keys,
         columns=columns,
         grams=grams,
         mailboxes=frozenset(e.mailbox for e in built),
@@ -457,15 +520,22 @@ _PHONES_SQL = "SELECT contact_id, kind, raw, e164, digits FROM contact_phones OR
 
 def read_contacts(conn: sqlite3.Connection) -> list[tuple[ContactRow, list[PhoneRow]]]:
     """Both tables in one read transaction, so a sync committing meanwhile is seen whole or not at all."""
+    return list(iter_contacts(conn))
+
+
+def iter_contacts(conn: sqlite3.Connection) -> Iterator[tuple[ContactRow, list[PhoneRow]]]:
+    """`read_contacts` as a stream, so a build never holds every row and every entry at once (peak
+    memory); the read transaction lasts until the stream is exhausted or closed."""
     conn.execute("BEGIN")
     try:
-        rows = conn.execute(_CONTACTS_SQL).fetchall()
         phone_rows = conn.execute(_PHONES_SQL).fetchall()
+        phones: dict[int, list[PhoneRow]] = {}
+        for contact_id, kind, raw, e164, digits in phone_rows:
+            phones.setdefault(contact_id, []).append(
+                PhoneRow(str(kind), str(raw or ""), str(e164) if e164 else None, str(digits or "")))
+        del phone_rows
+        for r in conn.execute(_CONTACTS_SQL):
+            yield (ContactRow(sys.intern(str(r[1]).lower()), str(r[2]), *(str(v or "") for v in r[3:])),
+                   phones.pop(r[0], []))
     finally:
         conn.execute("COMMIT")
-    phones: dict[int, list[PhoneRow]] = {}
-    for contact_id, kind, raw, e164, digits in phone_rows:
-        phones.setdefault(contact_id, []).append(
-            PhoneRow(str(kind), str(raw or ""), str(e164) if e164 else None, str(digits or "")))
-    return [(ContactRow(sys.intern(str(r[1]).lower()), str(r[2]), *(str(v or "") for v in r[3:])),
-             phones.get(r[0], [])) for r in rows]

@@ -5,13 +5,15 @@
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from plugin.ldap.filters import Filter
 from plugin.ldap.index import Entry, Index, normalise_dn
 from plugin.ldap.numbers import NumberForms
 from plugin.ldap.protocol import ResultCode, Scope, SearchRequest, SortKey
-from plugin.ldap.query import compile_filter, evaluate, plan
+from plugin.ldap.query import Candidates, compile_filter, evaluate, plan
 from plugin.ldap.schema import attribute_index
 
 _CHECK_EVERY = 256
@@ -49,6 +51,43 @@ def _resolve(index: Index, base: str, scope: Scope) -> _Target | Outcome:
     return Outcome(code=ResultCode.NO_SUCH_OBJECT, diagnostic=f"the phonebook is at {index.base_dn}")
 
 
+_CACHE_FILTERS = 1024  # distinct filters remembered per index snapshot
+_CACHE_IDS = 512  # longest candidate list remembered (size-limited phone searches need a few dozen)
+
+
+def _planned(index: Index, f: Filter, forms: NumberForms, need: int) -> tuple[Candidates, bool] | None:
+    """`plan`, remembered per snapshot for small answers (lists are never mutated by the caller)."""
+    key = (f, need)
+    cache = index.plan_cache
+    try:
+        return cache[key]
+    except KeyError:
+        pass
+    found = plan(f, index, forms, need)
+    cached: tuple[array[int], bool] | None = None
+    if found is not None:
+        ids, exact = found
+        if not isinstance(ids, list | array) or len(ids) > _CACHE_IDS:
+            return found  # a lazy stream (used once) or a long list
+        cached = (array("i", ids), exact)
+    if len(cache) >= _CACHE_FILTERS:
+        cache.clear()
+    cache[key] = cached
+    return cached
+
+
+def _base_verdict(index: Index, f: Filter, forms: NumberForms) -> bool | None:
+    verdicts = index.base_verdicts
+    try:
+        return verdicts[f]
+    except KeyError:
+        pass
+    if len(verdicts) >= _CACHE_FILTERS:
+        verdicts.clear()
+    verdict = verdicts[f] = evaluate(f, index.base, forms)
+    return verdict
+
+
 def size_limit(requested: int, server_cap: int) -> int:
     """The effective limit, 0 meaning none."""
     limits = [n for n in (requested, server_cap) if n > 0]
@@ -68,14 +107,14 @@ def run_search(index: Index, req: SearchRequest, visible: frozenset[str] | None,
     deadline = now() + time_budget
     out = Outcome()
     found = out.entries
-    if target.include_base and evaluate(req.filter, index.base, forms) is True:
+    if target.include_base and _base_verdict(index, req.filter, forms) is True:
         found.append(index.base)
     if isinstance(target.contacts, int):
         entry = index.entries[target.contacts]
         if (visible is None or entry.mailbox in visible) and evaluate(req.filter, entry, forms) is True:
             found.append(entry)
     elif target.contacts == "all":
-        planned = plan(req.filter, index, forms, stop_after if visible is None else 0)
+        planned = _planned(index, req.filter, forms, stop_after if visible is None else 0)
         ids: Iterable[int] = range(len(index.entries)) if planned is None else planned[0]
         exact = planned is not None and planned[1]
         match = compile_filter(req.filter, forms) if not exact else None

@@ -26,7 +26,14 @@ from typing import Any
 from plugin.ldap.access import Access, View
 from plugin.ldap.ber import BerError, frame_length, sequence, tlv
 from plugin.ldap.filters import Equality, filter_text
-from plugin.ldap.index import Entry, Index, build_index, encode_attribute, normalise_dn, read_contacts
+from plugin.ldap.index import (
+    Entry,
+    Index,
+    build_index,
+    encode_attribute,
+    iter_contacts,
+    normalise_dn,
+)
 from plugin.ldap.numbers import NumberForms
 from plugin.ldap.protocol import (
     BIND_RESPONSE,
@@ -92,12 +99,24 @@ def make_tls_context(cert: str, key: str) -> ssl.SSLContext:
     return context
 
 
+_SELECTIONS: dict[tuple[str, ...], tuple[int, ...] | None] = {}  # phones send a few attribute lists
+
+
 def select_attributes(requested: tuple[str, ...]) -> tuple[int, ...] | None:
     """Positions of the requested attributes; None means every user attribute (empty list or `*`)."""
+    try:
+        return _SELECTIONS[requested]
+    except KeyError:
+        pass
     if not requested or "*" in requested:
-        return None
-    chosen = {p for p in (attribute_index(a) for a in requested) if p is not None}
-    return tuple(sorted(chosen))  # "1.1", "+" and unknown names select nothing
+        chosen: tuple[int, ...] | None = None
+    else:  # "1.1", "+" and unknown names select nothing
+        chosen = tuple(sorted({p for p in (attribute_index(a) for a in requested) if p is not None}))
+    if len(requested) <= 32 and sum(len(a) for a in requested) <= 512:  # never remember hostile lists
+        if len(_SELECTIONS) >= 256:
+            _SELECTIONS.clear()
+        _SELECTIONS[requested] = chosen
+    return chosen
 
 
 def entry_op(entry: Entry, selection: tuple[int, ...] | None, types_only: bool) -> bytes:
@@ -243,9 +262,9 @@ class LdapServer:
         version = int(self._reader.execute("PRAGMA data_version").fetchone()[0])
         if not force and version == self._data_version:
             return None
-        rows = read_contacts(self._reader)
+        index = build_index(iter_contacts(self._reader), self.settings.base_dn, self.forms)
         self._data_version = version
-        return build_index(rows, self.settings.base_dn, self.forms)
+        return index
 
     def _close_reader(self) -> None:
         if self._reader is not None:
@@ -589,9 +608,8 @@ class _Connection(asyncio.Protocol):
             for e in entries:
                 append(wrap(prefix, entry_op(e, selection, True)))
         else:
-            entry_message = self.server.index.entry_message
-            for e in entries:
-                append(entry_message(e, selection, prefix))
+            parts = self.server.index.messages(entries, selection, prefix)
+            append = parts.append
         append(wrap(prefix, result_op(SEARCH_DONE, outcome.code, outcome.diagnostic, outcome.matched_dn),
                           controls))
         self.send(b"".join(parts))
