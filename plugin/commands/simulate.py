@@ -22,6 +22,14 @@ def register(subparsers: Any) -> None:
     exchange.add_argument("--listen", default="127.0.0.1:8443", metavar="127.0.0.1:PORT",
                           help="loopback address to listen on (port 0 = any free port)")
     exchange.set_defaults(handler=run_exchange)
+    graph = peers.add_parser("graph", help="Microsoft Graph + the Entra ID token endpoint (HTTPS) on loopback, "
+                             "from the same JSON data file; prints the [exchange] section to use")
+    graph.add_argument("--data", required=True, metavar="FILE", help="mailbox data file (docs/exchange-ews.md)")
+    graph.add_argument("--listen", default="127.0.0.1:0", metavar="127.0.0.1:PORT",
+                       help="loopback address to listen on (port 0 = any free port)")
+    graph.add_argument("--tls-dir", default="", metavar="DIR",
+                       help="where the simulator's CA certificate is written (default: a temporary folder)")
+    graph.set_defaults(handler=run_graph)
     # --- asterisk (AMI) simulator: owned by the AMI/AUTOCALL helper ---
     asterisk = peers.add_parser("asterisk", help="a simulated Asterisk AMI on loopback (scripted phones)")
     asterisk.add_argument("--listen", default="127.0.0.1:5038", metavar="127.0.0.1:PORT",
@@ -53,6 +61,17 @@ def run_exchange(args: argparse.Namespace, stop: threading.Event | None = None) 
     finally:
         sim.stop()
     return 0
+
+
+def run_graph(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    from sync.simulator.graph_server import main as graph_main
+
+    if not _LISTEN.match(args.listen):
+        raise UserError(f"--listen: expected 127.0.0.1:PORT (loopback only), got {args.listen!r}")
+    argv = ["--data", args.data, "--listen", args.listen]
+    if args.tls_dir:
+        argv += ["--tls-dir", args.tls_dir]
+    return graph_main(argv, stop)
 
 
 # --- asterisk (AMI) simulator: owned by the AMI/AUTOCALL helper ---

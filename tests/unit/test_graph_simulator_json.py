@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sync.simulator.graph_json import contact_json, event_json, occurrence_ical_uid
 from sync.simulator.mailboxes import Organisation
 from sync.sources.graph import phone_builder
@@ -71,3 +73,30 @@ def test_contact_has_microsofts_example_properties_and_round_trips() -> None:
         "Zoë Müller", "Acme GmbH", "CFO", ("zoe@acme.example",))
     assert sorted((p.kind.value, p.raw) for p in contact.phones) == [("business", "+49 30 1234-4711"),
                                                                      ("mobile", "0171 2345678")]
+
+
+def test_simulate_graph_command_prints_a_working_exchange_section(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import threading
+    import tomllib
+
+    from plugin.commands import simulate
+    from sync.config import parse_config
+
+    data = Path(__file__).resolve().parents[1] / "data" / "mailboxes.json"
+    parser = argparse.ArgumentParser()
+    simulate.register(parser.add_subparsers())
+    args = parser.parse_args(["simulate", "graph", "--data", str(data), "--listen", "127.0.0.1:0",
+                              "--tls-dir", str(tmp_path)])
+    stop = threading.Event()
+    stop.set()  # serve, print, and stop at once
+    assert simulate.run_graph(args, stop) == 0
+    out = capsys.readouterr().out
+    section = out[out.index("[exchange]"):]
+    cfg = parse_config(tomllib.loads(section))
+    assert cfg.exchange.backend == "graph" and cfg.exchange.authority.startswith("https://127.0.0.1:")
+    assert Path(cfg.exchange.ca_file).parent == tmp_path
+    bad = parser.parse_args(["simulate", "graph", "--data", str(data), "--listen", "192.168.1.1:443"])
+    with pytest.raises(Exception, match="loopback"):
+        simulate.run_graph(bad, stop)
