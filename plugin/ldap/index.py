@@ -126,13 +126,15 @@ def make_entry(dn: str, mailbox: str, values: list[tuple[str, ...]], forms: Numb
         else:
             if pos in NUMBER_ATTRS:
                 per_value = (numbers or {}).get(pos) or [forms.forms(v, None, "") for v in vals]
-                match.append(tuple(f for fs in per_value for f in fs))
+                match.append(per_value[0] if len(per_value) == 1 else tuple(f for fs in per_value for f in fs))
             elif pos == DISPLAY_NAME and values[CN] == vals:
                 match.append(match[CN])
             elif pos == OBJECT_CLASS and vals == PERSON_CLASSES:
                 match.append(_PERSON_FOLDED)
             else:
                 folded = tuple(fold(v) for v in vals)
+                if folded == vals:  # already in folded form (uid, most mail): keep one copy (memory)
+                    folded = vals
                 if pool is not None and pos in _SHARED:
                     folded = pool.setdefault(folded, folded)
                 match.append(folded)
@@ -229,17 +231,14 @@ class Column:
 
     __slots__ = ("owners", "starts", "text")
 
-    def __init__(self, values: Iterable[tuple[int, str]]) -> None:
-        parts: list[str] = []
-        starts = array("i")
-        owners = array("i")
+    def __init__(self, values: Sequence[str], owners: array[int]) -> None:
+        """`values` in id order (NULs removed by the caller); `owners[k]` is the id holding `values[k]`."""
+        starts = array("i", bytes(4 * len(values)))  # sized once: no spare room left by appends
         offset = 1
-        for owner, value in values:
-            starts.append(offset)
-            owners.append(owner)
-            parts.append(value)
+        for k, value in enumerate(values):
+            starts[k] = offset
             offset += len(value) + 1
-        self.text = "\0" + "\0".join(parts) + "\0"
+        self.text = "\0" + "\0".join(values) + "\0"
         self.starts = starts
         self.owners = owners
 
@@ -297,10 +296,13 @@ class SortedKeys:
 
     __slots__ = ("ascending", "ids", "keys")
 
-    def __init__(self, pairs: list[tuple[str, int]]) -> None:
-        pairs.sort()
-        self.keys = [k for k, _ in pairs]
-        self.ids = array("i", [i for _, i in pairs])
+    def __init__(self, values: list[str], owners: array[int]) -> None:
+        """`values` in id order, `owners[k]` the id holding `values[k]`. A stable sort of positions by
+        value keeps equal values in id order: the order of sorting (value, id) pairs, without the pairs
+        (build memory)."""
+        order = sorted(range(len(values)), key=values.__getitem__)
+        self.keys = [values[k] for k in order]
+        self.ids = array("i", [owners[k] for k in order])
         # True for the attribute entries are ordered by (cn, displayName): any key range is then an
         # ascending run of ids and needs no sorting.
         self.ascending = all(a < b for a, b in zip(self.ids, self.ids[1:], strict=False))
@@ -393,7 +395,10 @@ class Index:
     base_key: str
     base: Entry
     entries: list[Entry]  # contacts in display-name order; an entry's id is its position
-    by_dn: dict[str, int]
+    # Folded uid -> entry id. Every contact DN is `uid=<uid>,<base_dn>`, so the uid alone identifies it
+    # and the key is the uid string the entry already holds (no per-entry DN string kept: memory).
+    by_uid: dict[str, int]
+    dn_suffix: str  # what follows the uid in a contact's normalised DN (",ou=...")
     sorted_keys: list[SortedKeys]  # per attribute position (objectClass: empty)
     columns: list[Column]
     grams: dict[int, Grams]  # per number attribute (4-grams) and for cn/displayName/sn (3-grams)
@@ -409,6 +414,13 @@ class Index:
     # dropped wholesale when full (see plugin.ldap.search).
     plan_cache: dict[tuple[object, int], tuple[array[int], bool] | None] = field(default_factory=dict)
     base_verdicts: dict[object, bool | None] = field(default_factory=dict)
+
+    def find(self, key: str) -> int | None:
+        """The id of the contact whose normalised DN is `key` (see `normalise_dn`), if any."""
+        suffix = self.dn_suffix
+        if not key.startswith("uid=") or len(key) < len(suffix) + 4 or not key.endswith(suffix):
+            return None
+        return self.by_uid.get(key[4:len(key) - len(suffix)])
 
     def entry_op(self, entry: Entry, selection: tuple[int, ...] | None) -> bytes:
         """The SearchResultEntry op carrying `entry` with the selected attributes."""
@@ -474,8 +486,8 @@ def build_index(contacts: Iterable[tuple[ContactRow, list[PhoneRow]]], base_dn: 
     del pool
     keyed.sort(key=lambda ke: (ke[1].match[CN][0], ke[1].mailbox, ke[0]))
     built = [entry for _, entry in keyed]
-    by_dn = {key: i for i, (key, _) in enumerate(keyed)}
     del keyed
+    by_uid = {entry.match[UID][0]: i for i, entry in enumerate(built)}
     grams = {pos: Grams(GRAM) for pos in NUMBER_ATTRS}
     grams[CN] = grams[DISPLAY_NAME] = Grams(TEXT_GRAM)  # displayName always carries cn's value
     grams[SN] = Grams(TEXT_GRAM)
@@ -485,25 +497,29 @@ def build_index(contacts: Iterable[tuple[ContactRow, list[PhoneRow]]], base_dn: 
         for pos in (*NUMBER_ATTRS, CN, SN):
             if match[pos]:
                 grams[pos].add(i, match[pos])
-    # One attribute at a time, so the (value, id) pairs of only one are alive at once (peak memory).
+    # One attribute at a time, so the values of only one are gathered at once (peak memory).
     columns: list[Column] = []
     sorted_keys: list[SortedKeys] = []
     for pos in range(ATTR_COUNT):
-        pairs: list[tuple[str, int]] = []
+        values: list[str] = []
+        owners = array("i")
         if pos:  # objectClass is the same everywhere: never indexed
             for i, entry in enumerate(built):
-                values = entry.match[pos]
-                if values:
-                    pairs.extend((value, i) for value in values)
-        columns.append(Column([(i, v.replace("\0", "")) for v, i in pairs]))  # id order: before sorting
-        sorted_keys.append(SortedKeys(pairs))
-        del pairs
+                held = entry.match[pos]
+                if held:
+                    values.extend(held)
+                    owners.extend([i] * len(held))
+        owners = array("i", owners)  # without the spare room appends leave
+        columns.append(Column([v.replace("\0", "") for v in values], owners))
+        sorted_keys.append(SortedKeys(values, owners))
+        del values, owners
     return Index(
         base_dn=base_dn,
         base_key=normalise_dn(base_dn),
         base=base_entry(base_dn, forms),
         entries=built,
-        by_dn=by_dn,
+        by_uid=by_uid,
+        dn_suffix=normalise_dn(f"uid=x,{base_dn}")[len("uid=x"):],
         sorted_keys=sorted_keys,
         columns=columns,
         grams=grams,

@@ -37,7 +37,7 @@ def _resolve(index: Index, base: str, scope: Scope) -> _Target | Outcome:
     key = normalise_dn(base)
     if key in ("", index.base_key):  # an empty base (some phones) means the phonebook
         return _Target(scope != Scope.ONE, "all" if scope != Scope.BASE else None)
-    entry_id = index.by_dn.get(key)
+    entry_id = index.find(key)
     if entry_id is not None:
         return _Target(False, None if scope == Scope.ONE else entry_id)
     if key.endswith("," + index.base_key):

@@ -487,8 +487,9 @@ class _Connection(asyncio.Protocol):
         index = self.server.index
         key = normalise_dn(op.dn)
         entry = index.base if key == index.base_key else None
-        if entry is None and key in index.by_dn:
-            entry = index.entries[index.by_dn[key]]
+        found = index.find(key) if entry is None else None
+        if found is not None:
+            entry = index.entries[found]
         if entry is None or self.view is None or not (
                 self.view.mailboxes is None or entry.mailbox in self.view.mailboxes or entry is index.base):
             self.send(wrap(prefix, result_op(COMPARE_RESPONSE, ResultCode.NO_SUCH_OBJECT, "no such entry")))
