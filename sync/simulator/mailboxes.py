@@ -320,42 +320,32 @@ def _series_starts(meeting: MeetingRecord, until_utc: datetime) -> Iterator[date
     tz = meeting.tz
     first = meeting.start.astimezone(tz)
     wall = first.timetz().replace(tzinfo=None)
-    produced = 0
+    for produced, day in enumerate(_recurrence_days(rec, first.date())):
+        if (rec.count and produced >= rec.count) or produced >= MAX_EXPANDED_OCCURRENCES:
+            return
+        if rec.until and day > rec.until:
+            return
+        moment = datetime.combine(day, wall, tz)
+        if moment.astimezone(UTC) >= until_utc:
+            return
+        yield moment
 
-    def emit(day: date) -> datetime:
-        return datetime.combine(day, wall, tz)
 
+def _recurrence_days(rec: Recurrence, first: date) -> Iterator[date]:
+    """Every day the pattern names from `first` on, endlessly; the caller applies until/count/window."""
     if rec.pattern == "daily":
-        day = first.date()
+        day = first
         while True:
-            if rec.until and day > rec.until:
-                return
-            moment = emit(day)
-            if moment.astimezone(UTC) >= until_utc or produced >= MAX_EXPANDED_OCCURRENCES:
-                return
-            yield moment
-            produced += 1
-            if rec.count and produced >= rec.count:
-                return
+            yield day
             day += timedelta(days=rec.interval)
-    else:
-        days = sorted(rec.days or (first.weekday(),))
-        week_start = first.date() - timedelta(days=first.weekday())
-        while True:
-            for weekday in days:
-                day = week_start + timedelta(days=weekday)
-                if day < first.date():
-                    continue
-                if rec.until and day > rec.until:
-                    return
-                moment = emit(day)
-                if moment.astimezone(UTC) >= until_utc or produced >= MAX_EXPANDED_OCCURRENCES:
-                    return
-                yield moment
-                produced += 1
-                if rec.count and produced >= rec.count:
-                    return
-            week_start += timedelta(weeks=rec.interval)
+    weekdays = sorted(rec.days or (first.weekday(),))
+    week_start = first - timedelta(days=first.weekday())
+    while True:
+        for weekday in weekdays:
+            day = week_start + timedelta(days=weekday)
+            if day >= first:
+                yield day
+        week_start += timedelta(weeks=rec.interval)
 
 
 def expand(meeting: MeetingRecord, start: datetime, end: datetime) -> list[OccurrenceView]:
