@@ -13,8 +13,9 @@ from sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, Sou
 from sync.model import AttendeeKind, ResponseType
 from sync.secrets import Secret
 from sync.simulator.ews_server import EwsSimulator
-from sync.simulator.mailboxes import ContactRecord, Fault, Organisation, Phone
+from sync.simulator.mailboxes import ContactRecord, Fault, Organisation
 from sync.sources.ews import EwsSource
+from tests.source_scenarios import contacts_create_update_delete
 
 DATA = Path(__file__).parent.parent / "data" / "mailboxes.json"
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -45,23 +46,7 @@ def make_source(sim: EwsSimulator, **overrides: object) -> tuple[EwsSource, list
 
 async def test_contacts_create_update_delete_across_syncs(sim: EwsSimulator, org: Organisation) -> None:
     source, _ = make_source(sim)
-    first = await source.sync_contacts(ALICE, "")
-    assert first.complete and not first.deleted_item_ids
-    names = {c.display_name: c for c in first.upserts}
-    assert set(names) == {"Zoë Müller", "Hans Hotline"}
-    zoe = names["Zoë Müller"]
-    assert zoe.company == "Acme GmbH" and zoe.emails == ("zoe@acme.example",)
-    assert {(p.kind.value, p.e164) for p in zoe.phones} == {("business", "+493012344711"),
-                                                            ("mobile", "+491712345678")}
-    added = org.add_contact(ALICE, ContactRecord("", "", "New Person", phones=(Phone("mobile", "0151 1111"),)))
-    org.update_contact(ALICE, zoe.item_id, company="Acme AG")
-    org.delete_contact(ALICE, names["Hans Hotline"].item_id)
-    second = await source.sync_contacts(ALICE, first.sync_state)
-    assert {c.display_name: c.company for c in second.upserts} == {"Zoë Müller": "Acme AG", "New Person": ""}
-    assert second.deleted_item_ids == (names["Hans Hotline"].item_id,)
-    assert added.item_id in {c.item_id for c in second.upserts}
-    third = await source.sync_contacts(ALICE, second.sync_state)
-    assert third.upserts == () and third.deleted_item_ids == ()
+    await contacts_create_update_delete(source, org)
     await source.close()
 
 
