@@ -3,8 +3,10 @@
 Baseline: a bare Python process that loads the same rows (contacts, phones, occurrences) from the same
 database into lists, measured in the same run. The agent runs as `pbxsync run` with every part on (sync
 timers, bookings, AMI link + AUTOCALL against the Asterisk simulator, FastAGI, LDAP with its in-memory
-index); after it is up, it answers LDAP searches and caller-ID lookups so the indexes are warm, then its
-peak RSS (VmHWM) is read. Target: <= 200 MB.
+index); after it is up, it answers LDAP searches and caller-ID lookups so the indexes are warm. Then 1% of the
+contacts change in the store, the phonebook rebuilds its index while the old one still serves (the daemon's
+real peak: two indexes for a while), the searches run again, and its peak RSS (VmHWM) is read. A second run
+without the LDAP part shows how much of it the phonebook is. Target: <= 200 MB.
 
     .venv/bin/python benchmarks/bench_daemon_rss.py [--users 1000] [--contacts-per-user 100] [--occurrences 20000]
 """
@@ -31,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from plugin.ami.simulator import AsteriskSimulator, SimUser  # noqa: E402
 from plugin.daemon.control_client import daemon_status  # noqa: E402
-from sync.config import load_config  # noqa: E402
+from sync.config import Config, load_config  # noqa: E402
 from sync.model import utc_text  # noqa: E402
 from sync.store.db import open_store  # noqa: E402
 
@@ -109,7 +111,7 @@ def write_config(workdir: Path, users: int, ami_port: int, disabled: set[str]) -
              "[sync]", "interval_minutes = 600",  # timers armed for every user; the first is due at once
              "[pbx]", f"port = {ami_port}", 'secret = "bench-secret"', 'rooms = ["8090", "8091"]',
              "[agi]", f'listen = "127.0.0.1:{free_port()}"', f"enabled = {str('agi' not in disabled).lower()}",
-             "[ldap]", f'listen = "127.0.0.1:{free_port()}"', "refresh_seconds = 0",
+             "[ldap]", f'listen = "127.0.0.1:{free_port()}"', "refresh_seconds = 1",
              f"enabled = {str('ldap' not in disabled).lower()}",
              "[control]", f'listen = "127.0.0.1:{free_port()}"', 'metrics_listen = ""',
              "[log]", 'level = "warning"']
@@ -122,11 +124,7 @@ def write_config(workdir: Path, users: int, ami_port: int, disabled: set[str]) -
 
 
 async def exercise(config_path: Path) -> dict[str, object]:
-    """Wait for the agent, then warm its indexes with LDAP searches and caller-ID lookups."""
-    import ldap3  # type: ignore[import-untyped]
-
-    from plugin.demo import _agi_request
-
+    """Wait for the agent, warm its indexes, make it rebuild the LDAP index, warm them again."""
     config = load_config(str(config_path))
     deadline = time.monotonic() + 180
     status = None
@@ -140,6 +138,35 @@ async def exercise(config_path: Path) -> dict[str, object]:
         await asyncio.sleep(0.2)
     else:
         raise SystemExit(f"agent did not come up: {status}")
+    found = await warm(config)
+    if config.ldap.enabled:
+        # A sync that changes contacts makes the phonebook rebuild its index while the old one still
+        # serves: the daemon then holds two indexes for a while, which is its real peak.
+        builds = (services["ldap"].get("data") or {}).get("index_builds") or 0
+        with sqlite3.connect(config.database) as db:
+            db.execute("UPDATE contacts SET display_name = display_name || ' (changed)' WHERE id % 100 = 0")
+        while time.monotonic() < deadline + 180:
+            status = await asyncio.to_thread(daemon_status, config)
+            ldap = {s["name"]: s for s in (status or {}).get("services", [])}.get("ldap") or {}
+            if ((ldap.get("data") or {}).get("index_builds") or 0) > builds:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise SystemExit("the LDAP index was not rebuilt after the contacts changed")
+        found += await warm(config)
+        index = ldap.get("data") or {}
+        return {"ldap_entries": found, "services": len(services),
+                "ldap_index": f", LDAP index {index.get('index_mb')} MB, rebuilt once in "
+                              f"{index.get('index_build_seconds')} s"}
+    return {"ldap_entries": found, "services": len(services), "ldap_index": ""}
+
+
+async def warm(config: Config) -> int:
+    """LDAP searches and caller-ID lookups, so the indexes and answer caches are in use."""
+    import ldap3  # type: ignore[import-untyped]
+
+    from plugin.demo import _agi_request
+
     found = 0
     if config.ldap.enabled:
         ldap_host, ldap_port = config.ldap.listen.rsplit(":", 1)
@@ -151,7 +178,7 @@ async def exercise(config_path: Path) -> dict[str, object]:
     if config.agi.enabled:
         for n in ("+49 171 1234567", "030 12345678", "0171 7654321"):
             await _agi_request(config.agi.listen, "callerid", n, "1000")
-    return {"ldap_entries": found, "services": len(services)}
+    return found
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -175,7 +202,8 @@ async def main_async(args: argparse.Namespace) -> int:
         agent_kb, info = await measure_agent(workdir, args.users, disabled)
         label = "every part on" if not disabled else f"without {', '.join(sorted(disabled))}"
         print(f"agent (pbxsync run, {label}: {info['services']} services, {info['ldap_entries']} LDAP entries "
-              f"returned): peak RSS {agent_kb / 1024:.1f} MB, {agent_kb / baseline_kb:.2f}x the baseline")
+              f"returned{info['ldap_index']}): peak RSS {agent_kb / 1024:.1f} MB, "
+              f"{agent_kb / baseline_kb:.2f}x the baseline")
         results.append(agent_kb)
     full = results[0] / 1024
     print(f"RESULT: agent peak RSS {full:.1f} MB vs baseline {baseline_kb / 1024:.1f} MB = "

@@ -36,8 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from plugin.ldap.build import contact_dn
 from plugin.ldap.client import BlockingClient, search_request
-from plugin.ldap.index import contact_dn
 from plugin.ldap.sample import SampleContact, generate, write_contacts
 from sync.store.db import open_store
 

@@ -6,6 +6,7 @@ import argparse
 
 from plugin.commands.common import config_from
 from plugin.daemon.app import Daemon
+from plugin.daemon.memory import return_large_frees_to_os
 from plugin.logs import setup_from_config
 
 
@@ -22,5 +23,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 async def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     setup_from_config(config, debug=args.debug, log_format=args.log_format)
+    return_large_frees_to_os()
     daemon = Daemon(config, debug=args.debug, stop_timeout=args.stop_timeout)
     return await daemon.run()

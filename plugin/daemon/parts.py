@@ -131,7 +131,8 @@ class LdapService(Service):
     def health(self) -> Health:
         h = self.server.health()
         data = {"listen": self.address, "contacts": h.get("contacts"), "connections": h.get("connections"),
-                "searches": h.get("searches")}
+                "searches": h.get("searches"), "index_builds": h.get("index_builds"),
+                "index_build_seconds": h.get("index_build_seconds"), "index_mb": h.get("index_mb")}
         if not h.get("ok", True):
             return Health(False, str(h.get("last_error")), data)
         return Health(True, f"LDAP on {self.address}, {h.get('contacts')} contacts", data)

@@ -1,58 +1,40 @@
-"""The in-memory phonebook: entries built once from SQLite, with their BER pre-encoded and indexes.
+"""The in-memory phonebook: one immutable snapshot of every contact, in column form, with its lookups.
 
-A search never touches SQLite. `build_index` turns plain rows into an immutable `Index`; the server
-swaps in a new one when the store changes. Lookup structures:
+A search never touches SQLite. `plugin.ldap.build` makes an `Index` from the store's rows; the server
+swaps in a new one when the store changes. Per attribute position the index holds two columns (see
+`plugin.ldap.columns`): the values as served (`original`) and as compared (`folded`: caseIgnoreMatch
+forms for names, digit forms for numbers), the latter with a sorted order (equality and prefixes) and,
+for names and numbers, n-gram lists (`*mill*`, `*4711*`). Entries are ids: positions in display-name
+order, so candidates stream out already sorted and a size-limited search stops after the first matches.
+`Entry` is a two-field view of one id; nothing is kept per contact but its values (memory: ~0.5 KB per
+contact instead of ~2.6 KB as objects).
 
-- per attribute, a dict from the folded value to entry ids (equality),
-- per attribute, a "column": all folded values joined by NUL, scanned with `str.find` (substrings:
-  prefix = find("\\0x"), suffix = find("x\\0"), contains = find("x")), which is a C loop over memory.
-
-Entry ids are positions in display-name order, and every posting list and column is in id order, so
-candidates stream out already sorted and a size-limited search stops after the first matches.
+Answers are encoded from the original columns when sent, and the encoded SearchResultEntry ops are
+remembered per attribute selection in a bounded cache: phones ask for the same few attribute lists.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sqlite3
-import sys
 from array import array
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import overload
 
 from plugin.ldap.ber import SET, encode_length, encode_text, sequence, tlv
+from plugin.ldap.columns import Column, Grams
 from plugin.ldap.numbers import NumberForms
 from plugin.ldap.protocol import SEARCH_ENTRY
-from plugin.ldap.schema import (
-    ATTR_COUNT,
-    CN,
-    DISPLAY_NAME,
-    FAX,
-    GIVEN_NAME,
-    HOME_PHONE,
-    MAIL,
-    MOBILE,
-    NAMES,
-    NUMBER_ATTRS,
-    OBJECT_CLASS,
-    ORG,
-    OU,
-    SN,
-    TELEPHONE,
-    TITLE,
-    UID,
-    clean,
-    fold,
-)
+from plugin.ldap.schema import ATTR_COUNT, NAMES, NUMBER_ATTRS, OBJECT_CLASS, OU, UID, fold
 
 _ENTRY_TAG = bytes([SEARCH_ENTRY])
 PERSON_CLASSES = ("top", "person", "organizationalPerson", "inetOrgPerson")
 _PERSON_FOLDED = tuple(fold(c) for c in PERSON_CLASSES)
-_PHONE_ATTR = {"business": TELEPHONE, "other": TELEPHONE, "mobile": MOBILE, "home": HOME_PHONE, "fax": FAX}
 _EMPTY: tuple[str, ...] = ()
+ALL_POSITIONS = tuple(range(ATTR_COUNT))
+
+_OP_CACHE_SELECTIONS = 16
+_OP_CACHE_BYTES = 4 * 1024 * 1024  # encoded answers remembered, all selections together (~15k entries)
 
 
 @lru_cache(maxsize=4096)
@@ -65,310 +47,32 @@ def normalise_dn(dn: str) -> str:
     return ",".join(parts) if dn.strip() else ""
 
 
-def encode_attribute(name: str, values: Sequence[str]) -> bytes:
+def encode_attribute(name: str, values: Sequence[str | bytes]) -> bytes:
     """PartialAttribute ::= SEQUENCE { type, vals SET OF value }."""
     return sequence(encode_text(name), tlv(SET, b"".join(encode_text(v) for v in values)))
 
 
-class Entry:
-    """One served entry: BER of its DN and attributes in one blob, plus the folded values for matching."""
-
-    __slots__ = ("blob", "eid", "mailbox", "match", "offsets")
-
-    def __init__(self, blob: bytes, offsets: array[int], mailbox: str, match: tuple[tuple[str, ...], ...]) -> None:
-        self.blob = blob  # DN OCTET STRING, then each present attribute's PartialAttribute, in position order
-        self.offsets = offsets  # offsets[p]..offsets[p + 1] is attribute p (empty when absent)
-        self.mailbox = mailbox  # owner; "" for the base entry
-        self.match = match  # folded values (names) or digit forms (numbers) per attribute position
-        self.eid = -1  # position in Index.entries; -1 for the base entry
-
-    def attribute_ber(self, pos: int) -> bytes:
-        return self.blob[self.offsets[pos]:self.offsets[pos + 1]]
-
-    def has(self, pos: int) -> bool:
-        return self.offsets[pos] != self.offsets[pos + 1]
-
-    def search_entry_op(self) -> bytes:
-        """SearchResultEntry with every attribute."""
-        dn_end = self.offsets[0]
-        attrs = len(self.blob) - dn_end
-        return (bytes([SEARCH_ENTRY]) + encode_length(len(self.blob) + 1 + len(encode_length(attrs)))
-                + self.blob[:dn_end] + b"\x30" + encode_length(attrs) + self.blob[dn_end:])
-
-    def selected_op(self, positions: Iterable[int]) -> bytes:
-        offsets, blob = self.offsets, self.blob
-        parts = [blob[offsets[p]:offsets[p + 1]] for p in positions]
-        size = 0
-        for part in parts:
-            size += len(part)
-        dn_end = offsets[0]
-        inner = encode_length(size)
-        return b"".join((_ENTRY_TAG, encode_length(dn_end + 1 + len(inner) + size), blob[:dn_end], b"\x30", inner,
-                         *parts))
+_NAME_TLVS = tuple(encode_text(name) for name in NAMES)
+_PERSON_CLASSES_BER = encode_attribute(NAMES[OBJECT_CLASS], PERSON_CLASSES)
 
 
-_SHARED = frozenset((GIVEN_NAME, SN, ORG, TITLE))  # values many contacts have in common
+def _short_or_long(size: int) -> bytes:
+    return _LENGTHS[size] if size < 128 else encode_length(size)
 
 
-def make_entry(dn: str, mailbox: str, values: list[tuple[str, ...]], forms: NumberForms,
-               numbers: dict[int, list[tuple[str, ...]]] | None = None,
-               pool: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> Entry:
-    """`numbers` gives each number attribute's digit forms per value (from the stored e164/digits);
-    `pool` (one per build) lets entries share equal folded values of attributes that repeat."""
-    match: list[tuple[str, ...]] = []
-    parts = [encode_text(dn)]
-    ends = [len(parts[0])]
-    size = ends[0]
-    for pos in range(ATTR_COUNT):
-        vals = values[pos]
-        if not vals:
-            match.append(_EMPTY)
-        else:
-            if pos in NUMBER_ATTRS:
-                per_value = (numbers or {}).get(pos) or [forms.forms(v, None, "") for v in vals]
-                match.append(per_value[0] if len(per_value) == 1 else tuple(f for fs in per_value for f in fs))
-            elif pos == DISPLAY_NAME and values[CN] == vals:
-                match.append(match[CN])
-            elif pos == OBJECT_CLASS and vals == PERSON_CLASSES:
-                match.append(_PERSON_FOLDED)
-            else:
-                folded = tuple(fold(v) for v in vals)
-                if folded == vals:  # already in folded form (uid, most mail): keep one copy (memory)
-                    folded = vals
-                if pool is not None and pos in _SHARED:
-                    folded = pool.setdefault(folded, folded)
-                match.append(folded)
-            encoded = encode_attribute(NAMES[pos], vals)
-            parts.append(encoded)
-            size += len(encoded)
-        ends.append(size)
-    # Built in one go (no over-allocation), two bytes per offset for all but huge entries.
-    offsets = array("H" if size < 65536 else "I", ends)
-    return Entry(b"".join(parts), offsets, mailbox, tuple(match))
+_LENGTHS = [bytes([n]) for n in range(128)]
 
 
-@dataclass(frozen=True, slots=True)
-class ContactRow:
-    mailbox: str
-    item_id: str
-    display_name: str
-    given_name: str
-    surname: str
-    company: str
-    title: str
-    emails: str  # JSON list as stored
-
-
-@dataclass(frozen=True, slots=True)
-class PhoneRow:
-    kind: str
-    raw: str
-    e164: str | None
-    digits: str
-
-
-def contact_dn(mailbox: str, item_id: str, base_dn: str) -> tuple[str, str]:
-    """A DN that survives renames and re-syncs: a hash of the owner mailbox and Exchange item id."""
-    uid = "c" + hashlib.sha256(f"{mailbox}\0{item_id}".encode()).hexdigest()[:20]
-    return uid, f"uid={uid},{base_dn}"
-
-
-def _emails(text: str) -> tuple[str, ...]:
-    try:
-        data = json.loads(text)
-    except (ValueError, TypeError):
-        return _EMPTY
-    if not isinstance(data, list):
-        return _EMPTY
-    return tuple(dict.fromkeys(clean(e, 320) for e in data if isinstance(e, str) and clean(e, 320)))
-
-
-def contact_entry(row: ContactRow, phones: Iterable[PhoneRow], base_dn: str,
-                  forms: NumberForms,
-                  pool: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> tuple[str, Entry]:
-    """The entry and its normalised DN."""
-    uid, dn = contact_dn(row.mailbox, row.item_id, base_dn)
-    display = clean(row.display_name)
-    given, surname = clean(row.given_name), clean(row.surname)
-    mails = _emails(row.emails)
-    cn = display or " ".join(p for p in (given, surname) if p) or (mails[0] if mails else "") or uid
-    values: list[tuple[str, ...]] = [_EMPTY] * ATTR_COUNT
-    values[OBJECT_CLASS] = PERSON_CLASSES
-    values[UID] = (uid,)
-    values[CN] = (cn,)
-    values[DISPLAY_NAME] = (cn,)
-    values[SN] = (surname or cn,)  # person requires sn; phones that show "sn, givenName" still get a name
-    values[GIVEN_NAME] = (given,) if given else _EMPTY
-    values[ORG] = (clean(row.company),) if clean(row.company) else _EMPTY
-    values[TITLE] = (clean(row.title),) if clean(row.title) else _EMPTY
-    values[MAIL] = mails
-    by_attr: dict[int, list[str]] = {}
-    number_forms: dict[int, list[tuple[str, ...]]] = {}
-    for phone in phones:
-        pos = _PHONE_ATTR.get(phone.kind, TELEPHONE)
-        raw = clean(phone.raw, 64)
-        if not raw or raw in by_attr.get(pos, ()):
-            continue
-        by_attr.setdefault(pos, []).append(raw)
-        number_forms.setdefault(pos, []).append(forms.forms(raw, phone.e164, phone.digits))
-    for pos, raws in by_attr.items():
-        values[pos] = tuple(raws)
-    return normalise_dn(dn), make_entry(dn, row.mailbox, values, forms, number_forms, pool)
-
-
-def base_entry(base_dn: str, forms: NumberForms) -> Entry:
-    values: list[tuple[str, ...]] = [_EMPTY] * ATTR_COUNT
-    values[OBJECT_CLASS] = ("top", "organizationalUnit")
-    first = base_dn.split(",", 1)[0]
-    attr, _, value = first.partition("=")
-    if attr.strip().lower() == "ou":
-        values[OU] = (value.strip(),)
-    return make_entry(base_dn, "", values, forms)
-
-
-class Column:
-    """All values of one attribute joined by NUL, for substring scans in C (`str.find`)."""
-
-    __slots__ = ("owners", "starts", "text")
-
-    def __init__(self, values: Sequence[str], owners: array[int]) -> None:
-        """`values` in id order (NULs removed by the caller); `owners[k]` is the id holding `values[k]`."""
-        starts = array("i", bytes(4 * len(values)))  # sized once: no spare room left by appends
-        offset = 1
-        for k, value in enumerate(values):
-            starts[k] = offset
-            offset += len(value) + 1
-        self.text = "\0" + "\0".join(values) + "\0"
-        self.starts = starts
-        self.owners = owners
-
-    def scan(self, needle: str, anchor_start: bool, anchor_end: bool) -> Iterator[int]:
-        """Ids of entries with a value containing `needle` (at its start/end if anchored), ascending."""
-        if not self.starts:
-            return
-        pattern = ("\0" if anchor_start else "") + needle + ("\0" if anchor_end else "")
-        shift = 1 if anchor_start else 0
-        text, starts, owners = self.text, self.starts, self.owners
-        find = text.find
-        last_value = len(starts) - 1
-        end = len(text)
-        pos = 0
-        previous = -1
-        while True:
-            hit = find(pattern, pos)
-            if hit < 0:
-                return
-            k = bisect_right(starts, hit + shift) - 1  # >= 0: the text starts with a separator
-            owner = owners[k]
-            if owner != previous:
-                previous = owner
-                yield owner
-            pos = starts[k + 1] - 1 if k < last_value else end
-
-    def first(self, needle: str, anchor_start: bool, anchor_end: bool, limit: int) -> list[int]:
-        """The first `limit` ids `scan` would yield, in one tight loop."""
-        found: list[int] = []
-        if not self.starts:
-            return found
-        pattern = ("\0" if anchor_start else "") + needle + ("\0" if anchor_end else "")
-        shift = 1 if anchor_start else 0
-        text, starts, owners = self.text, self.starts, self.owners
-        find = text.find
-        last_value = len(starts) - 1
-        end = len(text)
-        pos = 0
-        previous = -1
-        while len(found) < limit:
-            hit = find(pattern, pos)
-            if hit < 0:
-                break
-            k = bisect_right(starts, hit + shift) - 1
-            owner = owners[k]
-            if owner != previous:
-                previous = owner
-                found.append(owner)
-            pos = starts[k + 1] - 1 if k < last_value else end
-        return found
-
-
-class SortedKeys:
-    """One attribute's values sorted, with their entry ids: equality and prefix lookups by bisection."""
-
-    __slots__ = ("ascending", "ids", "keys")
-
-    def __init__(self, values: list[str], owners: array[int]) -> None:
-        """`values` in id order, `owners[k]` the id holding `values[k]`. A stable sort of positions by
-        value keeps equal values in id order: the order of sorting (value, id) pairs, without the pairs
-        (build memory)."""
-        order = sorted(range(len(values)), key=values.__getitem__)
-        self.keys = [values[k] for k in order]
-        self.ids = array("i", [owners[k] for k in order])
-        # True for the attribute entries are ordered by (cn, displayName): any key range is then an
-        # ascending run of ids and needs no sorting.
-        self.ascending = all(a < b for a, b in zip(self.ids, self.ids[1:], strict=False))
-
-    def equal(self, value: str) -> list[int]:
-        lo = bisect_left(self.keys, value)
-        hi = bisect_right(self.keys, value, lo)
-        return sorted(set(self.ids[lo:hi]))
-
-    def prefix_range(self, value: str) -> tuple[int, int]:
-        lo = bisect_left(self.keys, value)
-        return lo, bisect_left(self.keys, value + "\U0010ffff", lo)
-
-    def ids_in(self, lo: int, hi: int) -> list[int]:
-        return sorted(set(self.ids[lo:hi]))
-
-
-_OP_CACHE_SELECTIONS = 16
-_OP_CACHE_BYTES = 64 * 1024 * 1024
-
-GRAM = 4  # digit n-gram length of the number index; shorter number fragments are scanned instead
-TEXT_GRAM = 3  # n-gram length of the cn/sn index
-
-
-class Grams:
-    """n-gram -> ascending entry ids: digit 4-grams for numbers (`*4711*` reads one short list) and
-    3-grams for names (`*mill*` intersects two lists instead of scanning every name)."""
-
-    __slots__ = ("n", "postings")
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.postings: dict[str, array[int]] = {}
-
-    def add(self, entry_id: int, values: tuple[str, ...]) -> None:
-        n = self.n
-        grams: set[str] = set()
-        for value in values:
-            grams.update(value[j:j + n] for j in range(len(value) - n + 1))
-        postings = self.postings
-        for gram in grams:
-            ids = postings.get(gram)
-            if ids is None:
-                postings[gram] = array("i", [entry_id])
-            else:
-                ids.append(entry_id)
-
-    def rarest(self, needle: str) -> int:
-        """How many entries hold the needle's rarest n-gram (0 if one is absent)."""
-        n, postings = self.n, self.postings
-        return min(len(postings.get(needle[j:j + n], ())) for j in range(len(needle) - n + 1))
-
-    def lookup(self, needle: str) -> list[int] | array[int]:
-        """Ascending ids of entries with a value containing `needle` (len >= n): exact when the needle is
-        one gram long, else a superset (the two rarest grams intersected)."""
-        n = self.n
-        lists: list[array[int]] = []
-        for j in range(len(needle) - n + 1):
-            ids = self.postings.get(needle[j:j + n])
-            if ids is None:
-                return []
-            lists.append(ids)
-        lists.sort(key=len)
-        if len(lists) == 1:
-            return lists[0]
-        return sorted(set(lists[0]).intersection(lists[1]))
+def _attribute_ber(pos: int, values: list[bytes]) -> bytes:
+    """`encode_attribute` for values already in UTF-8, without the intermediate objects."""
+    if len(values) == 1:
+        value = values[0]
+        body = b"\x04" + _short_or_long(len(value)) + value
+    else:
+        body = b"".join([b"\x04" + _short_or_long(len(v)) + v for v in values])
+    name = _NAME_TLVS[pos]
+    inner = len(name) + 1 + len(_short_or_long(len(body))) + len(body)
+    return b"".join((b"\x30", _short_or_long(inner), name, b"\x31", _short_or_long(len(body)), body))
 
 
 def message_header(size: int) -> bytes:
@@ -385,29 +89,97 @@ def message_header(size: int) -> bytes:
 _SHORT_HEADERS = [bytes((0x30, n)) for n in range(128)]
 
 
-def _message(prefix: bytes, op: bytes) -> bytes:
-    return message_header(len(prefix) + len(op)) + prefix + op
+class Entry:
+    """One entry of one snapshot: the contact with id `eid`, or the base entry (eid -1)."""
+
+    __slots__ = ("eid", "index")
+
+    def __init__(self, index: Index, eid: int) -> None:
+        self.index = index
+        self.eid = eid
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Entry) and other.index is self.index and other.eid == self.eid
+
+    def __hash__(self) -> int:
+        return hash((id(self.index), self.eid))
+
+    def __repr__(self) -> str:
+        return f"Entry({self.eid}, {self.dn!r})"
+
+    @property
+    def mailbox(self) -> str:
+        """The owner mailbox; "" for the base entry."""
+        return self.index.mailbox_of(self.eid)
+
+    @property
+    def dn(self) -> str:
+        return self.index.dn_of(self.eid)
+
+    def folded(self, pos: int) -> tuple[str, ...]:
+        """The values of attribute `pos` as compared: folded names, or every digit form of numbers."""
+        return self.index.folded_values(self.eid, pos)
+
+    def original(self, pos: int) -> tuple[str, ...]:
+        """The values of attribute `pos` as served."""
+        return self.index.original_values(self.eid, pos)
+
+    def has(self, pos: int) -> bool:
+        return bool(self.index.original_values(self.eid, pos))
 
 
-@dataclass(slots=True)
+class EntryList(Sequence[Entry]):
+    """The contacts of a snapshot as a sequence of views (made on access, never stored)."""
+
+    __slots__ = ("snapshot",)
+
+    def __init__(self, snapshot: Index) -> None:
+        self.snapshot = snapshot
+
+    def __len__(self) -> int:
+        return self.snapshot.count
+
+    @overload
+    def __getitem__(self, i: int) -> Entry: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Entry]: ...
+
+    def __getitem__(self, i: int | slice) -> Entry | list[Entry]:
+        if isinstance(i, slice):
+            return [Entry(self.snapshot, k) for k in range(*i.indices(self.snapshot.count))]
+        if not -self.snapshot.count <= i < self.snapshot.count:
+            raise IndexError(i)
+        return Entry(self.snapshot, i % self.snapshot.count)
+
+    def __iter__(self) -> Iterator[Entry]:
+        snapshot = self.snapshot
+        return (Entry(snapshot, i) for i in range(snapshot.count))
+
+
+@dataclass(slots=True, eq=False)
 class Index:
     base_dn: str
-    base_key: str
-    base: Entry
-    entries: list[Entry]  # contacts in display-name order; an entry's id is its position
-    # Folded uid -> entry id. Every contact DN is `uid=<uid>,<base_dn>`, so the uid alone identifies it
-    # and the key is the uid string the entry already holds (no per-entry DN string kept: memory).
-    by_uid: dict[str, int]
-    dn_suffix: str  # what follows the uid in a contact's normalised DN (",ou=...")
-    sorted_keys: list[SortedKeys]  # per attribute position (objectClass: empty)
-    columns: list[Column]
+    count: int  # contacts; ids are 0..count-1 in display-name order
+    original: list[Column | None]  # per attribute position; None where contacts never hold a value
+    folded: list[Column | None]
     grams: dict[int, Grams]  # per number attribute (4-grams) and for cn/displayName/sn (3-grams)
-    mailboxes: frozenset[str]
-    sort_ranks: dict[int, list[int]] = field(default_factory=dict)  # per attribute, built on first use
-    # Encoded SearchResultEntry ops per attribute selection, filled as entries are served: phones ask
-    # for the same few attribute lists every time. Keyed by selection only (not message ID: clients
-    # count their IDs up), so a request just wraps the cached op. Dropped wholesale past _OP_CACHE_BYTES.
-    op_cache: dict[tuple[int, ...] | None, list[bytes | None]] = field(default_factory=dict)
+    boxes: array[int]  # per id: the owner mailbox's number in `box_names`
+    box_names: tuple[str, ...]
+    base_values: tuple[tuple[str, ...], ...]  # the base entry's attributes, as served
+    forms: NumberForms  # how the stored number digits expand to the forms they match as
+    base_key: str = field(init=False)
+    dn_suffix: str = field(init=False)  # what follows the uid in a contact's normalised DN (",ou=...")
+    dn_tail: bytes = field(init=False)  # what follows the uid in a contact's DN as served
+    mailboxes: frozenset[str] = field(init=False)
+    base: Entry = field(init=False)
+    entries: EntryList = field(init=False)
+    base_folded: tuple[tuple[str, ...], ...] = field(init=False)
+    sort_ranks: dict[int, array[int]] = field(default_factory=dict)  # per attribute, built on first use
+    # Encoded SearchResultEntry ops per attribute selection and id, filled as entries are served.
+    # Keyed by selection only (not message ID: clients count their IDs up), so a request just wraps the
+    # cached op. Dropped wholesale past _OP_CACHE_BYTES.
+    op_cache: dict[tuple[int, ...] | None, dict[int, bytes]] = field(default_factory=dict)
     op_cache_bytes: int = 0
     # Planned candidates per (filter, need) and the base entry's verdict per filter: phones repeat the
     # same few filters, and both are pure functions of the filter and this snapshot. Small answers only,
@@ -415,44 +187,120 @@ class Index:
     plan_cache: dict[tuple[object, int], tuple[array[int], bool] | None] = field(default_factory=dict)
     base_verdicts: dict[object, bool | None] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.base_key = normalise_dn(self.base_dn)
+        self.dn_suffix = normalise_dn(f"uid=x,{self.base_dn}")[len("uid=x"):]
+        self.dn_tail = ("," + self.base_dn).encode()
+        self.mailboxes = frozenset(self.box_names[b] for b in set(self.boxes))
+        self.base = Entry(self, -1)
+        self.entries = EntryList(self)
+        self.base_folded = tuple(tuple(fold(v) for v in values) for values in self.base_values)
+
+    # ---- values ---------------------------------------------------------------------------------
+
+    def mailbox_of(self, eid: int) -> str:
+        return "" if eid < 0 else self.box_names[self.boxes[eid]]
+
+    def box_numbers(self, mailboxes: frozenset[str]) -> frozenset[int]:
+        """The numbers of these mailboxes, for visibility checks without making entries."""
+        return frozenset(n for n, name in enumerate(self.box_names) if name in mailboxes)
+
+    def uid_of(self, eid: int) -> bytes:
+        column = self.original[UID]
+        assert column is not None
+        return column.value(eid)
+
+    def dn_of(self, eid: int) -> str:
+        if eid < 0:
+            return self.base_dn
+        return (b"uid=" + self.uid_of(eid) + self.dn_tail).decode()
+
+    def original_values(self, eid: int, pos: int) -> tuple[str, ...]:
+        if eid < 0:
+            return self.base_values[pos]
+        if pos == OBJECT_CLASS:
+            return PERSON_CLASSES
+        column = self.original[pos]
+        return _EMPTY if column is None else tuple(v.decode() for v in column.values(eid))
+
+    def folded_values(self, eid: int, pos: int) -> tuple[str, ...]:
+        if eid < 0:
+            return self.base_folded[pos]
+        if pos == OBJECT_CLASS:
+            return _PERSON_FOLDED
+        column = self.folded[pos]
+        if column is None:
+            return _EMPTY
+        values = tuple(v.decode() for v in column.values(eid))
+        return self.forms.expand(values) if pos in NUMBER_ATTRS else values
+
     def find(self, key: str) -> int | None:
-        """The id of the contact whose normalised DN is `key` (see `normalise_dn`), if any."""
+        """The id of the contact whose normalised DN is `key` (see `normalise_dn`), if any. Every contact
+        DN is `uid=<uid>,<base_dn>`, so the uid column's sorted order is the DN lookup."""
         suffix = self.dn_suffix
         if not key.startswith("uid=") or len(key) < len(suffix) + 4 or not key.endswith(suffix):
             return None
-        return self.by_uid.get(key[4:len(key) - len(suffix)])
+        column = self.folded[UID]
+        if column is None:
+            return None
+        found = column.equal(key[4:len(key) - len(suffix)].encode())
+        return found[0] if found else None
+
+    # ---- answers --------------------------------------------------------------------------------
+
+    def encode(self, eid: int, selection: tuple[int, ...] | None, types_only: bool = False) -> bytes:
+        """The SearchResultEntry op for `eid` with the selected attributes (None: all of them)."""
+        positions = ALL_POSITIONS if selection is None else selection
+        if eid < 0:
+            dn = encode_text(self.base_dn)
+            attrs = [encode_attribute(NAMES[p], () if types_only else self.base_values[p])
+                     for p in positions if self.base_values[p]]
+        else:
+            dn = encode_text(b"uid=" + self.uid_of(eid) + self.dn_tail)
+            attrs = []
+            original = self.original
+            for pos in positions:
+                if pos == OBJECT_CLASS:
+                    attrs.append(encode_attribute(NAMES[pos], ()) if types_only else _PERSON_CLASSES_BER)
+                    continue
+                column = original[pos]
+                values = column.values(eid) if column is not None else None
+                if values:
+                    attrs.append(encode_attribute(NAMES[pos], ()) if types_only else _attribute_ber(pos, values))
+        body = b"".join(attrs)
+        inner = b"\x30" + encode_length(len(body))
+        return b"".join((_ENTRY_TAG, encode_length(len(dn) + len(inner) + len(body)), dn, inner, body))
 
     def entry_op(self, entry: Entry, selection: tuple[int, ...] | None) -> bytes:
-        """The SearchResultEntry op carrying `entry` with the selected attributes."""
+        """`encode`, remembered for this snapshot's contacts."""
         eid = entry.eid
-        if eid < 0 or eid >= len(self.entries) or self.entries[eid] is not entry:  # base entry, or an old index
-            return entry.search_entry_op() if selection is None else entry.selected_op(selection)
+        if eid < 0 or entry.index is not self:  # the base entry, or one of an older snapshot
+            return entry.index.encode(eid, selection)
         cache = self.op_cache.get(selection)
         if cache is None:
             if len(self.op_cache) >= _OP_CACHE_SELECTIONS:
-                self.op_cache.clear()
-                self.op_cache_bytes = 0
-            cache = self.op_cache[selection] = [None] * len(self.entries)
-        op = cache[eid]
+                self._drop_ops()
+            cache = self.op_cache[selection] = {}
+        op = cache.get(eid)
         if op is None:
-            op = cache[eid] = entry.search_entry_op() if selection is None else entry.selected_op(selection)
+            op = cache[eid] = self.encode(eid, selection)
             self.op_cache_bytes += len(op)
             if self.op_cache_bytes > _OP_CACHE_BYTES:
-                self.op_cache.clear()
-                self.op_cache_bytes = 0
+                self._drop_ops()
         return op
+
+    def _drop_ops(self) -> None:
+        self.op_cache.clear()
+        self.op_cache_bytes = 0
 
     def messages(self, entries: list[Entry], selection: tuple[int, ...] | None, prefix: bytes) -> list[bytes]:
         """The LDAPMessage pieces (header, message ID, op per entry) carrying `entries`, to be joined."""
         parts: list[bytes] = []
         append = parts.append
-        cache = self.op_cache.get(selection)
-        own = self.entries
-        count = len(own)
         id_size = len(prefix)
+        cache = self.op_cache.get(selection)
         for entry in entries:
-            eid = entry.eid
-            op = cache[eid] if cache is not None and 0 <= eid < count and own[eid] is entry else None
+            op = cache.get(entry.eid) if cache is not None and entry.index is self else None
             if op is None:
                 op = self.entry_op(entry, selection)
                 cache = self.op_cache.get(selection)
@@ -464,94 +312,45 @@ class Index:
 
     def entry_message(self, entry: Entry, selection: tuple[int, ...] | None, prefix: bytes) -> bytes:
         """The LDAPMessage (with message-ID `prefix`) carrying `entry` with the selected attributes."""
-        return _message(prefix, self.entry_op(entry, selection))
+        op = self.entry_op(entry, selection)
+        return message_header(len(prefix) + len(op)) + prefix + op
 
-    def rank(self, attr: int) -> list[int]:
-        """Position of every entry when sorted by `attr` (server-side sort)."""
+    # ---- ordering -------------------------------------------------------------------------------
+
+    def rank(self, attr: int) -> array[int]:
+        """Position of every entry when sorted by `attr` (server-side sort): by its first compared value,
+        entries without one last."""
         ranks = self.sort_ranks.get(attr)
         if ranks is None:
-            order = sorted(range(len(self.entries)),
-                           key=lambda i: (self.entries[i].match[attr][:1] or ("\uffff",))[0])
-            ranks = [0] * len(order)
-            for position, i in enumerate(order):
+            def first_value(i: int) -> tuple[bool, str]:
+                values = self.folded_values(i, attr)
+                return (False, values[0]) if values else (True, "")
+
+            ranks = array("I", bytes(4 * self.count))
+            for position, i in enumerate(sorted(range(self.count), key=first_value)):
                 ranks[i] = position
             self.sort_ranks[attr] = ranks
         return ranks
 
-
-def build_index(contacts: Iterable[tuple[ContactRow, list[PhoneRow]]], base_dn: str,
-                forms: NumberForms) -> Index:
-    pool: dict[tuple[str, ...], tuple[str, ...]] = {}
-    keyed = [contact_entry(row, phones, base_dn, forms, pool) for row, phones in contacts]
-    del pool
-    keyed.sort(key=lambda ke: (ke[1].match[CN][0], ke[1].mailbox, ke[0]))
-    built = [entry for _, entry in keyed]
-    del keyed
-    by_uid = {entry.match[UID][0]: i for i, entry in enumerate(built)}
-    grams = {pos: Grams(GRAM) for pos in NUMBER_ATTRS}
-    grams[CN] = grams[DISPLAY_NAME] = Grams(TEXT_GRAM)  # displayName always carries cn's value
-    grams[SN] = Grams(TEXT_GRAM)
-    for i, entry in enumerate(built):
-        entry.eid = i
-        match = entry.match
-        for pos in (*NUMBER_ATTRS, CN, SN):
-            if match[pos]:
-                grams[pos].add(i, match[pos])
-    # One attribute at a time, so the values of only one are gathered at once (peak memory).
-    columns: list[Column] = []
-    sorted_keys: list[SortedKeys] = []
-    for pos in range(ATTR_COUNT):
-        values: list[str] = []
-        owners = array("i")
-        if pos:  # objectClass is the same everywhere: never indexed
-            for i, entry in enumerate(built):
-                held = entry.match[pos]
-                if held:
-                    values.extend(held)
-                    owners.extend([i] * len(held))
-        owners = array("i", owners)  # without the spare room appends leave
-        columns.append(Column([v.replace("\0", "") for v in values], owners))
-        sorted_keys.append(SortedKeys(values, owners))
-        del values, owners
-    return Index(
-        base_dn=base_dn,
-        base_key=normalise_dn(base_dn),
-        base=base_entry(base_dn, forms),
-        entries=built,
-        by_uid=by_uid,
-        dn_suffix=normalise_dn(f"uid=x,{base_dn}")[len("uid=x"):],
-        sorted_keys=sorted_keys,
-        columns=columns,
-        grams=grams,
-        mailboxes=frozenset(e.mailbox for e in built),
-    )
+    def nbytes(self) -> int:
+        """The bytes held by the columns and lists (for the status page and the benchmarks)."""
+        seen: set[int] = set()
+        size = 0
+        for column in (*self.original, *self.folded):
+            if column is not None and id(column) not in seen:
+                seen.add(id(column))
+                size += column.nbytes()
+        for grams in self.grams.values():
+            if id(grams) not in seen:
+                seen.add(id(grams))
+                size += grams.nbytes()
+        return size + len(self.boxes) * self.boxes.itemsize
 
 
-# ---- reading the store ----------------------------------------------------------------------------
-
-_CONTACTS_SQL = ("SELECT id, mailbox, item_id, display_name, given_name, surname, company, title, emails "
-                 "FROM contacts")
-_PHONES_SQL = "SELECT contact_id, kind, raw, e164, digits FROM contact_phones ORDER BY contact_id, rowid"
-
-
-def read_contacts(conn: sqlite3.Connection) -> list[tuple[ContactRow, list[PhoneRow]]]:
-    """Both tables in one read transaction, so a sync committing meanwhile is seen whole or not at all."""
-    return list(iter_contacts(conn))
-
-
-def iter_contacts(conn: sqlite3.Connection) -> Iterator[tuple[ContactRow, list[PhoneRow]]]:
-    """`read_contacts` as a stream, so a build never holds every row and every entry at once (peak
-    memory); the read transaction lasts until the stream is exhausted or closed."""
-    conn.execute("BEGIN")
-    try:
-        phone_rows = conn.execute(_PHONES_SQL).fetchall()
-        phones: dict[int, list[PhoneRow]] = {}
-        for contact_id, kind, raw, e164, digits in phone_rows:
-            phones.setdefault(contact_id, []).append(
-                PhoneRow(str(kind), str(raw or ""), str(e164) if e164 else None, str(digits or "")))
-        del phone_rows
-        for r in conn.execute(_CONTACTS_SQL):
-            yield (ContactRow(sys.intern(str(r[1]).lower()), str(r[2]), *(str(v or "") for v in r[3:])),
-                   phones.pop(r[0], []))
-    finally:
-        conn.execute("COMMIT")
+def base_values(base_dn: str) -> tuple[tuple[str, ...], ...]:
+    values: list[tuple[str, ...]] = [_EMPTY] * ATTR_COUNT
+    values[OBJECT_CLASS] = ("top", "organizationalUnit")
+    attr, _, value = base_dn.split(",", 1)[0].partition("=")
+    if attr.strip().lower() == "ou":
+        values[OU] = (value.strip(),)
+    return tuple(values)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import TypeAlias
 
+from plugin.ldap.columns import Column
 from plugin.ldap.filters import (
     And,
     Approx,
@@ -34,7 +35,7 @@ from plugin.ldap.schema import NUMBER_ATTRS, OBJECT_CLASS, approx_key, attribute
 Matcher = Callable[[Entry], bool | None]
 
 # A prefix range / rarest n-gram list longer than this streams from a column scan instead.
-_MAX_RANGE_TO_SORT = 4000
+MAX_LIST_IDS = 4000  # also the longest n-gram list an index keeps (plugin.ldap.build)
 # An OR whose children's candidate lists hold at most this many ids is unioned eagerly.
 _MAX_UNION = 20000
 
@@ -118,7 +119,7 @@ def evaluate(f: Filter, entry: Entry, forms: NumberForms) -> bool | None:
         return None if r is None else not r
     if not isinstance(f, Extensible):
         pos = attribute_index(f.attr)
-        if pos is not None and pos != OBJECT_CLASS and not entry.match[pos]:
+        if pos is not None and pos != OBJECT_CLASS and not entry.folded(pos):
             return False
     return compile_filter(f, forms)(entry)
 
@@ -176,40 +177,40 @@ def _compile(f: Filter, forms: NumberForms) -> Matcher:
     if isinstance(f, Present):
         if pos == OBJECT_CLASS:
             return _true
-        return lambda e: bool(e.match[pos])
+        return lambda e: bool(e.folded(pos))
     number = pos in NUMBER_ATTRS
     if isinstance(f, Equality):
         if number:
             wanted = forms.assertion_forms(f.value)
-            return lambda e: any(v in wanted for v in e.match[pos])
+            return lambda e: any(v in wanted for v in e.folded(pos))
         target = fold(f.value)
-        return lambda e: target in e.match[pos]
+        return lambda e: target in e.folded(pos)
     if isinstance(f, Substrings):
         plan = substring_plan(f, number)
         ini, anys, fin = plan.initial, plan.anys, plan.final
         # The shapes phones send, without the general loop: "x*", "*x*", "*x".
         if not anys and not fin:
-            return lambda e: any(v.startswith(ini) for v in e.match[pos])
+            return lambda e: any(v.startswith(ini) for v in e.folded(pos))
         if not ini and not fin and len(anys) == 1:
             (part,) = anys
-            return lambda e: any(part in v for v in e.match[pos])
+            return lambda e: any(part in v for v in e.folded(pos))
         if not ini and not anys:
-            return lambda e: any(v.endswith(fin) for v in e.match[pos])
-        return lambda e: any(substring_match(v, ini, anys, fin) for v in e.match[pos])
+            return lambda e: any(v.endswith(fin) for v in e.folded(pos))
+        return lambda e: any(substring_match(v, ini, anys, fin) for v in e.folded(pos))
     if isinstance(f, GreaterOrEqual | LessOrEqual):
         bound = only_digits(f.value) if number else fold(f.value)
         if isinstance(f, GreaterOrEqual):
-            return lambda e: any(v >= bound for v in e.match[pos])
-        return lambda e: any(v <= bound for v in e.match[pos])
+            return lambda e: any(v >= bound for v in e.folded(pos))
+        return lambda e: any(v <= bound for v in e.folded(pos))
     # Approx
     assert isinstance(f, Approx)
     if number:
         wanted = forms.assertion_forms(f.value)
-        return lambda e: any(v in wanted for v in e.match[pos])
+        return lambda e: any(v in wanted for v in e.folded(pos))
     key = approx_key(f.value)
 
     def match_approx(e: Entry) -> bool | None:
-        for v in e.match[pos]:
+        for v in e.folded(pos):
             folded = approx_key(v)
             if folded == key or any(w.startswith(key) for w in folded.split()):
                 return True
@@ -271,40 +272,80 @@ def plan(f: Filter, index: Index, forms: NumberForms, need: int = 0) -> tuple[Ca
             return [], True  # Undefined for every entry
         if pos == OBJECT_CLASS:
             return None
-        number = pos in NUMBER_ATTRS
-        keys = index.sorted_keys[pos]
+        column = index.folded[pos]
+        if column is None:
+            return [], True  # no contact holds this attribute
+        if pos in NUMBER_ATTRS:
+            return _plan_number(f, pos, column, index, forms, need)
         if isinstance(f, Equality):
-            wanted = forms.assertion_forms(f.value) if number else frozenset({fold(f.value)})
-            lists = [keys.equal(k) for k in wanted]
-            if len(lists) == 1:
-                return lists[0], True
-            return sorted(set().union(*lists)), True
-        sub = substring_plan(f, number)
-        needle, at_start, at_end = sub.longest()
-        if not needle:
+            return column.equal(fold(f.value).encode()), True
+        sub = substring_plan(f, False)
+        text, at_start, at_end = sub.longest()
+        if not text:
             return None
+        needle = text.encode()
         one_piece = (bool(sub.initial) + len(sub.anys) + bool(sub.final)) == 1
-        # Lists cost about their length to build; a column scan about need x entries / matches values
-        # (it stops early). With a `need`, lists pay off up to ~sqrt(6 x entries) ids; without, always.
-        list_limit = min(_MAX_RANGE_TO_SORT, max(64, int((6 * len(index.entries)) ** 0.5))) if need \
-            else _MAX_RANGE_TO_SORT
+        list_limit = _list_limit(index, need)
         if at_start:
-            lo, hi = keys.prefix_range(needle)
-            if keys.ascending:
-                return keys.ids[lo:min(hi, lo + need) if need and one_piece else hi], one_piece
+            lo, hi = column.prefix_range(needle)
+            if column.ascending:
+                return column.ids_in(lo, min(hi, lo + need) if need and one_piece else hi), one_piece
             if hi - lo <= list_limit:
-                return keys.ids_in(lo, hi), one_piece
+                return column.ids_in(lo, hi), one_piece
             # else: a frequent prefix, spread over the ids: the column scan finds enough at once
         else:
             grams = index.grams.get(pos)
             if grams is not None and len(needle) >= grams.n and grams.rarest(needle) <= list_limit:
-                exact = one_piece and not at_end and len(needle) == grams.n
-                return grams.lookup(needle), exact
+                hits = grams.lookup(needle)
+                if hits is not None:
+                    return hits, one_piece and not at_end and len(needle) == grams.n
             # else: a frequent fragment: the column scan finds enough at once
         if need and one_piece:
-            return index.columns[pos].first(needle, at_start, at_end, need), True
-        return index.columns[pos].scan(needle, at_start, at_end), one_piece
+            return column.first_matches(needle, at_start, at_end, need), True
+        return column.scan(needle, at_start, at_end), one_piece
     if isinstance(f, Present):
         pos = attribute_index(f.attr)
         return ([], True) if pos is None else None
     return None
+
+
+def _list_limit(index: Index, need: int) -> int:
+    """Lists cost about their length to build; a column scan about need x entries / matches values (it
+    stops early). With a `need`, lists pay off up to ~sqrt(6 x entries) ids; without, always."""
+    return min(MAX_LIST_IDS, max(64, int((6 * index.count) ** 0.5))) if need else MAX_LIST_IDS
+
+
+def _union(parts: list[Candidates]) -> Candidates:
+    if len(parts) == 1:
+        return parts[0]
+    if all(isinstance(p, list | array) for p in parts):
+        return sorted(set().union(*parts))
+    return _dedupe(heapq.merge(*(iter(p) for p in parts)))
+
+
+def _plan_number(f: Equality | Substrings, pos: int, column: Column, index: Index, forms: NumberForms,
+                 need: int) -> tuple[Candidates, bool] | None:
+    """Candidates for a number assertion. The column holds what the forms derive from (see
+    NumberForms.stored), so a form is found through the stored values it comes from."""
+    if isinstance(f, Equality):
+        keys = {key for form in forms.assertion_forms(f.value) for key in forms.stored_keys(form)}
+        return _union([column.equal(key.encode()) for key in sorted(keys)]), True
+    sub = substring_plan(f, True)
+    text = sub.longest()[0]
+    if not text:
+        return None
+    needle = text.encode()
+    # Occurrences of the fragment in the stored digits (every form but where it starts inside a
+    # 00/0 prefix), then the numbers whose derived forms have it across that prefix.
+    exact = (len(sub.anys) == 1 and not sub.initial and not sub.final)
+    grams = index.grams.get(pos)
+    parts: list[Candidates] = []
+    if grams is not None and len(needle) >= grams.n and grams.rarest(needle) <= _list_limit(index, need):
+        hits = grams.lookup(needle)
+        if hits is not None:
+            parts.append(hits)
+            exact = exact and len(needle) == grams.n
+    if not parts:
+        parts.append(column.scan(needle, False, False))
+    parts += [column.ids_in(*column.prefix_range(p.encode())) for p in sorted(forms.overlap_prefixes(text))]
+    return _union(parts), exact

@@ -115,10 +115,11 @@ def run_search(index: Index, req: SearchRequest, visible: frozenset[str] | None,
             found.append(entry)
     elif target.contacts == "all":
         planned = _planned(index, req.filter, forms, stop_after if visible is None else 0)
-        ids: Iterable[int] = range(len(index.entries)) if planned is None else planned[0]
+        ids: Iterable[int] = range(index.count) if planned is None else planned[0]
         exact = planned is not None and planned[1]
         match = compile_filter(req.filter, forms) if not exact else None
-        entries = index.entries
+        allowed = None if visible is None else index.box_numbers(visible)
+        boxes = index.boxes
         checked = 0
         for i in ids:
             checked += 1
@@ -126,9 +127,9 @@ def run_search(index: Index, req: SearchRequest, visible: frozenset[str] | None,
                 out.code = ResultCode.TIME_LIMIT_EXCEEDED
                 out.diagnostic = "time limit exceeded"
                 return out
-            entry = entries[i]
-            if visible is not None and entry.mailbox not in visible:
+            if allowed is not None and boxes[i] not in allowed:
                 continue
+            entry = Entry(index, i)
             if match is None or match(entry) is True:
                 found.append(entry)
                 if len(found) == stop_after:

@@ -25,15 +25,9 @@ from typing import Any
 
 from plugin.ldap.access import Access, View
 from plugin.ldap.ber import BerError, frame_length, sequence, tlv
+from plugin.ldap.build import build_from_store, build_index
 from plugin.ldap.filters import Equality, filter_text
-from plugin.ldap.index import (
-    Entry,
-    Index,
-    build_index,
-    encode_attribute,
-    iter_contacts,
-    normalise_dn,
-)
+from plugin.ldap.index import Entry, Index, encode_attribute, normalise_dn
 from plugin.ldap.numbers import NumberForms
 from plugin.ldap.protocol import (
     BIND_RESPONSE,
@@ -67,7 +61,7 @@ from plugin.ldap.protocol import (
     wrap,
 )
 from plugin.ldap.query import compile_filter
-from plugin.ldap.schema import NAMES, attribute_index
+from plugin.ldap.schema import attribute_index
 from plugin.ldap.search import Outcome, run_search, size_limit, sort_entries, truncate
 from sync.config import Config
 from sync.errors import PbxsyncError, UserError
@@ -120,11 +114,7 @@ def select_attributes(requested: tuple[str, ...]) -> tuple[int, ...] | None:
 
 
 def entry_op(entry: Entry, selection: tuple[int, ...] | None, types_only: bool) -> bytes:
-    if not types_only:
-        return entry.search_entry_op() if selection is None else entry.selected_op(selection)
-    positions = range(len(NAMES)) if selection is None else selection
-    attrs = [encode_attribute(NAMES[p], ()) for p in positions if entry.has(p)]
-    return tlv(SEARCH_ENTRY, entry.blob[:entry.offsets[0]] + sequence(*attrs))
+    return entry.index.encode(entry.eid, selection, types_only)
 
 
 @dataclass(slots=True)
@@ -160,6 +150,8 @@ class LdapServer:
         self.addresses: list[tuple[str, int]] = []  # bound plain-LDAP addresses (port 0 resolved)
         self.ldaps_addresses: list[tuple[str, int]] = []
         self.loaded_at: float | None = None
+        self.builds = 0  # indexes built since start
+        self.build_seconds = 0.0  # how long the last build took
         self.last_error = ""
         self.searches = 0
         self._servers: list[asyncio.AbstractServer] = []
@@ -227,6 +219,9 @@ class LdapServer:
             "connections": len(self.connections),
             "searches": self.searches,
             "loaded_at_monotonic": self.loaded_at,
+            "index_builds": self.builds,
+            "index_build_seconds": round(self.build_seconds, 2),
+            "index_mb": round(self.index.nbytes() / 1e6, 1),
             "last_error": self.last_error,
             "ok": not self.last_error,
         }
@@ -246,10 +241,11 @@ class LdapServer:
             if index is None:
                 return False
             self.index = index
-            # The index is a few hundred thousand long-lived objects: keep them out of the cyclic GC's
-            # scans, which would otherwise stall searches for tens of milliseconds now and then.
+            # What is alive now is long-lived (the index's n-gram dictionaries, the daemon's state): keep it
+            # out of the cyclic GC's scans, which would otherwise stall searches now and then.
             gc.freeze()  # no gc.collect() first: that would stall the event loop for the whole heap
             self.loaded_at = self.clock()
+            self.builds += 1
             self.last_error = ""
             log.info("LDAP phonebook: %d contacts from %d mailboxes", len(index.entries), len(index.mailboxes))
             return True
@@ -262,7 +258,9 @@ class LdapServer:
         version = int(self._reader.execute("PRAGMA data_version").fetchone()[0])
         if not force and version == self._data_version:
             return None
-        index = build_index(iter_contacts(self._reader), self.settings.base_dn, self.forms)
+        started = time.monotonic()
+        index = build_from_store(self._reader, self.settings.base_dn, self.forms)
+        self.build_seconds = time.monotonic() - started
         self._data_version = version
         return index
 
@@ -491,7 +489,7 @@ class _Connection(asyncio.Protocol):
         if found is not None:
             entry = index.entries[found]
         if entry is None or self.view is None or not (
-                self.view.mailboxes is None or entry.mailbox in self.view.mailboxes or entry is index.base):
+                self.view.mailboxes is None or entry.mailbox in self.view.mailboxes or entry.eid < 0):
             self.send(wrap(prefix, result_op(COMPARE_RESPONSE, ResultCode.NO_SUCH_OBJECT, "no such entry")))
             return
         if attribute_index(op.attr) is None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from plugin.ldap import LdapServer
 from plugin.ldap.ber import BerError, frame_length
+from plugin.ldap.build import build_index
 from plugin.ldap.client import bind_request, paged_control, search_request, sort_control
 from plugin.ldap.filters import (
     And,
@@ -30,11 +31,11 @@ from plugin.ldap.filters import (
     decode_filter,
     encode_filter,
 )
-from plugin.ldap.index import build_index
 from plugin.ldap.numbers import NumberForms
 from plugin.ldap.protocol import Scope, SearchRequest, decode_message
 from plugin.ldap.query import candidates, compile_filter
 from plugin.ldap.sample import generate
+from plugin.ldap.schema import attribute_index
 from plugin.ldap.search import run_search
 from plugin.ldap.testing import BASE_DN, make_config, make_store
 
@@ -84,7 +85,8 @@ def test_mutated_messages_decode_or_raise_ber_error(data: bytes) -> None:
 
 
 ATTRS = ["cn", "sn", "givenName", "telephoneNumber", "mobile", "homePhone", "objectClass", "ipPhone", "o"]
-WORDS = ["mül", "Mill", "er", "anna", "4711", "030", "+49", "1", "ß", "Ö", "", " ", "person", "0049 30"]
+WORDS = ["mül", "Mill", "er", "anna", "4711", "030", "+49", "1", "ß", "Ö", "", " ", "person", "0049 30", "0", "00",
+         "004930", "04930", "0221", "9301", "0171", "+49 171", "49"]
 
 
 def leaves() -> st.SearchStrategy[Filter]:
@@ -111,7 +113,7 @@ FORMS = NumberForms("DE")
 
 
 def _rows() -> list:  # type: ignore[type-arg]
-    from plugin.ldap.index import ContactRow, PhoneRow
+    from plugin.ldap.build import ContactRow, PhoneRow
     from sync.phones import normalise_number
 
     rows = []
@@ -143,6 +145,38 @@ def test_planner_finds_exactly_what_a_full_scan_finds(f: Filter) -> None:
     if planned is not None:
         ids = list(planned)
         assert ids == sorted(set(ids))
+
+
+NUMBER_FORMS = {attr: sorted({form for e in INDEX.entries for form in e.folded(attribute_index(attr) or 0)})
+                for attr in ("telephoneNumber", "mobile", "homePhone")}
+
+
+@st.composite
+def number_fragments(draw: st.DrawFn) -> tuple[str, str]:
+    """An attribute and a piece of one of its numbers in one of its forms: across the 00/0 prefixes,
+    inside, whole."""
+    attr = draw(st.sampled_from(sorted(NUMBER_FORMS)))
+    form = draw(st.sampled_from(NUMBER_FORMS[attr]))
+    start = draw(st.integers(0, len(form) - 1))
+    return attr, form[start:draw(st.integers(start + 1, len(form)))]
+
+
+@given(number_fragments(), st.sampled_from(["equality", "initial", "any", "final"]))
+@settings(max_examples=400)
+def test_number_fragments_in_every_form_are_found(piece: tuple[str, str], where: str) -> None:
+    attr, fragment = piece
+    f: Filter = Equality(attr, fragment) if where == "equality" else Substrings(
+        attr, fragment if where == "initial" else None, (fragment,) if where == "any" else (),
+        fragment if where == "final" else None)
+    match = compile_filter(f, FORMS)
+    truth = [e.eid for e in INDEX.entries if match(e) is True]
+    assert truth or where != "any"  # the fragment comes from a stored form
+    outcome = run_search(INDEX, SearchRequest(BASE_DN, Scope.ONE, 0, 0, False, f, ()), None, FORMS,
+                         size_cap=0, time_cap=0, now=lambda: 0.0)
+    assert [e.eid for e in outcome.entries] == truth
+    limited = run_search(INDEX, SearchRequest(BASE_DN, Scope.ONE, 3, 0, False, f, ()), None, FORMS,
+                         size_cap=0, time_cap=0, now=lambda: 0.0)
+    assert [e.eid for e in limited.entries] == truth[:3]
 
 
 # ---- the live server under fuzz ---------------------------------------------------------------------

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from plugin.ldap.access import Access
+from plugin.ldap.build import ContactRow, PhoneRow, build_index, contact_dn
 from plugin.ldap.filters import parse_filter
-from plugin.ldap.index import ContactRow, PhoneRow, build_index, contact_dn
 from plugin.ldap.numbers import NumberForms
 from plugin.ldap.protocol import ResultCode, Scope, SearchRequest, SortKey
 from plugin.ldap.query import candidates, compile_filter
@@ -43,7 +43,7 @@ def search(text: str, visible: frozenset[str] | None = None, **kw: object) -> li
     request = SearchRequest(BASE_DN, Scope.ONE, 0, 0, False, parse_filter(text), ())
     outcome = run_search(INDEX, request, visible, FORMS, size_cap=0, time_cap=0, now=lambda: 0.0)
     assert outcome.code == ResultCode.SUCCESS
-    return [e.match[CN][0] for e in outcome.entries]
+    return [e.folded(CN)[0] for e in outcome.entries]
 
 
 def test_number_forms_cover_every_way_of_typing() -> None:
@@ -58,6 +58,15 @@ def test_number_forms_cover_every_way_of_typing() -> None:
     ("(telephoneNumber=*4711*)", ["jürgen müller", "reception"]),
     ("(telephoneNumber=+49 30 12344711)", ["jürgen müller"]),
     ("(telephoneNumber=0301234*)", ["jürgen müller"]),
+    # forms derived from the stored international digits, fragments across their 00 / 0 prefixes
+    ("(telephoneNumber=*0049301234*)", ["jürgen müller"]),
+    ("(telephoneNumber=004930*)", ["jürgen müller"]),
+    ("(telephoneNumber=*4930*)", ["jürgen müller"]),
+    ("(mobile=*01705*)", ["anna schmidt"]),
+    ("(mobile=*0170555*)", ["anna schmidt"]),
+    ("(telephoneNumber=*001212*)", ["strasse test"]),
+    ("(telephoneNumber=01212*)", []),  # +1 is not the default region: no trunk-prefix form
+    ("(telephoneNumber=00112125550199)", ["strasse test"]),
     ("(telephoneNumber=+4930*)", ["jürgen müller"]),
     ("(telephoneNumber=004930*4711)", ["jürgen müller"]),
     ("(mobile=*555 4711)", ["anna schmidt"]),
@@ -123,7 +132,7 @@ def test_sort_by_surname_reverse() -> None:
     outcome = run_search(INDEX, request, None, FORMS, size_cap=0, time_cap=0, now=lambda: 0.0, collect_all=True)
     code, _ = sort_entries(INDEX, outcome.entries, (SortKey("SN", True),))
     assert code == ResultCode.SUCCESS
-    assert [e.match[attribute_index("sn") or 0][0] for e in outcome.entries] == [
+    assert [e.folded(attribute_index("sn") or 0)[0] for e in outcome.entries] == [
         "strasse", "schmidt", "reception", "müller"]
     assert sort_entries(INDEX, outcome.entries, (SortKey("nope", False),))[0] == ResultCode.NO_SUCH_ATTRIBUTE
 

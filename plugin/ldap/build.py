@@ -1,0 +1,244 @@
+"""Building an index snapshot from the store's contact rows.
+
+Rows stream in (any order) and their values go straight into per-attribute column builders, so a build
+never holds an object per value: memory during a build is about the finished index plus one column.
+Entries are then put in display-name order (folded cn, then mailbox, then uid) by one permutation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import sys
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from plugin.ldap.columns import Column, ColumnBuilder, Grams
+from plugin.ldap.index import Index, base_values
+from plugin.ldap.numbers import NumberForms
+from plugin.ldap.query import MAX_LIST_IDS
+from plugin.ldap.schema import (
+    ATTR_COUNT,
+    CN,
+    DISPLAY_NAME,
+    FAX,
+    GIVEN_NAME,
+    HOME_PHONE,
+    MAIL,
+    MOBILE,
+    NUMBER_ATTRS,
+    ORG,
+    SN,
+    TELEPHONE,
+    TITLE,
+    UID,
+    clean,
+    fold,
+)
+
+GRAM = 4  # digit n-gram length of the number index; shorter number fragments are scanned instead
+TEXT_GRAM = 3  # n-gram length (UTF-8 bytes) of the cn/sn index
+
+# What contacts hold (objectClass is the same for all, ou only the base entry has; displayName is cn).
+_STORED = (UID, CN, SN, GIVEN_NAME, ORG, TITLE, MAIL, TELEPHONE, MOBILE, HOME_PHONE, FAX)
+_NAMES = (UID, CN, SN, GIVEN_NAME, ORG, TITLE, MAIL)
+_PHONE_ATTR = {"business": TELEPHONE, "other": TELEPHONE, "mobile": MOBILE, "home": HOME_PHONE, "fax": FAX}
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRow:
+    mailbox: str
+    item_id: str
+    display_name: str
+    given_name: str
+    surname: str
+    company: str
+    title: str
+    emails: str  # JSON list as stored
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneRow:
+    kind: str
+    raw: str
+    e164: str | None
+    digits: str
+
+
+def contact_dn(mailbox: str, item_id: str, base_dn: str) -> tuple[str, str]:
+    """A DN that survives renames and re-syncs: a hash of the owner mailbox and Exchange item id."""
+    uid = "c" + hashlib.sha256(f"{mailbox}\0{item_id}".encode()).hexdigest()[:20]
+    return uid, f"uid={uid},{base_dn}"
+
+
+def _emails(text: str) -> tuple[str, ...]:
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError):
+        return ()
+    if not isinstance(data, list):
+        return ()
+    return tuple(dict.fromkeys(clean(e, 320) for e in data if isinstance(e, str) and clean(e, 320)))
+
+
+def _one(text: str) -> tuple[str, ...]:
+    return (text,) if text else ()
+
+
+def contact_values(row: ContactRow, phones: Iterable[PhoneRow], forms: NumberForms
+                   ) -> tuple[dict[int, tuple[str, ...]], dict[int, tuple[str, ...]]]:
+    """One contact's values as served and as compared (numbers: as stored for comparing), per stored
+    attribute position."""
+    uid, _ = contact_dn(row.mailbox, row.item_id, "")
+    display = clean(row.display_name)
+    given, surname = clean(row.given_name), clean(row.surname)
+    mails = _emails(row.emails)
+    cn = display or " ".join(p for p in (given, surname) if p) or (mails[0] if mails else "") or uid
+    served = {UID: (uid,), CN: (cn,), SN: (surname or cn,),  # person requires sn: phones showing "sn,
+              GIVEN_NAME: _one(given), ORG: _one(clean(row.company)),  # givenName" still get a name
+              TITLE: _one(clean(row.title)), MAIL: mails}
+    compared = {pos: tuple(fold(v) for v in values) for pos, values in served.items()}
+    raws: dict[int, list[str]] = {}
+    digits: dict[int, list[str]] = {}  # what the number forms are derived from (see NumberForms.stored)
+    for phone in phones:
+        pos = _PHONE_ATTR.get(phone.kind, TELEPHONE)
+        raw = clean(phone.raw, 64)
+        if not raw or raw in raws.get(pos, ()):
+            continue
+        raws.setdefault(pos, []).append(raw)
+        digits.setdefault(pos, []).extend(forms.stored(raw, phone.e164, phone.digits))
+    for pos in NUMBER_ATTRS:
+        served[pos] = tuple(raws.get(pos, ()))
+        compared[pos] = tuple(dict.fromkeys(digits.get(pos, ())))
+    return served, compared
+
+
+def order_key(mailbox: str, cn_folded: str, uid: str) -> bytes:
+    """Display-name order: folded cn, then owner mailbox, then uid, as one bytes key (NUL sorts below
+    every character the values hold; UTF-8 byte order is code point order)."""
+    return b"\0".join((cn_folded.encode(), mailbox.encode(), uid.encode()))
+
+
+def row_order_key(row: ContactRow) -> bytes:
+    uid, _ = contact_dn(row.mailbox, row.item_id, "")
+    display = clean(row.display_name)
+    given, surname = clean(row.given_name), clean(row.surname)
+    mails = _emails(row.emails)
+    cn = display or " ".join(p for p in (given, surname) if p) or (mails[0] if mails else "") or uid
+    return order_key(row.mailbox, fold(cn), uid)
+
+
+class IndexBuilder:
+    """Appends contacts, already in display-name order, straight to the final columns: a build holds
+    no object per contact, only the columns growing (memory: about the finished index)."""
+
+    def __init__(self, base_dn: str, forms: NumberForms) -> None:
+        self.base_dn = base_dn
+        self.forms = forms
+        self.served = {pos: ColumnBuilder() for pos in _STORED}
+        self.compared = {pos: ColumnBuilder() for pos in _STORED}
+        self.boxes = array("I")
+        self.box_numbers: dict[str, int] = {}
+        self.last_key = b""
+
+    def add(self, row: ContactRow, phones: Iterable[PhoneRow]) -> None:
+        served, compared = contact_values(row, phones, self.forms)
+        key = order_key(row.mailbox, compared[CN][0], served[UID][0])
+        if key < self.last_key:
+            raise ValueError("contacts must be added in display-name order (see row_order_key)")
+        self.last_key = key
+        for pos in _STORED:
+            self.served[pos].add(v.encode() for v in served[pos])
+            self.compared[pos].add(v.encode() for v in compared[pos])
+        self.boxes.append(self.box_numbers.setdefault(row.mailbox, len(self.box_numbers)))
+
+    def finish(self) -> Index:
+        original: list[Column | None] = [None] * ATTR_COUNT
+        folded: list[Column | None] = [None] * ATTR_COUNT
+        for pos in _STORED:  # one attribute at a time, its builder freed as soon as it is done
+            compared = self.compared.pop(pos).build(sort=True)
+            served = self.served.pop(pos).build()
+            if served.text == compared.text and served.starts == compared.starts and served.first == compared.first:
+                served = compared  # uid, lower-case mail: one copy
+            original[pos], folded[pos] = served, compared
+        original[DISPLAY_NAME], folded[DISPLAY_NAME] = original[CN], folded[CN]
+        grams = {pos: _grams(GRAM, folded[pos]) for pos in NUMBER_ATTRS}
+        grams[CN] = grams[DISPLAY_NAME] = _grams(TEXT_GRAM, folded[CN])
+        grams[SN] = _grams(TEXT_GRAM, folded[SN])
+        names = tuple(sorted(self.box_numbers, key=self.box_numbers.__getitem__))
+        boxes = array("H" if len(names) < 65536 else "I", self.boxes)
+        return Index(self.base_dn, len(boxes), original, folded, grams, boxes, names, base_values(self.base_dn),
+                     self.forms)
+
+
+def _grams(n: int, column: Column | None) -> Grams:
+    grams = Grams(n, MAX_LIST_IDS)  # longer lists are never read: only their length is kept
+    if column is not None:
+        for eid in range(len(column.first) - 1 if column.first is not None else column.value_count):
+            values = column.values(eid)
+            if values:
+                grams.add(eid, [v.lstrip(b"+") for v in values])  # a fragment is digits only
+    return grams.finish()
+
+
+def build_index(contacts: Iterable[tuple[ContactRow, Iterable[PhoneRow]]], base_dn: str,
+                forms: NumberForms) -> Index:
+    """An index of rows in any order (they are sorted first: for tests and small phonebooks)."""
+    builder = IndexBuilder(base_dn, forms)
+    for row, phones in sorted(contacts, key=lambda contact: row_order_key(contact[0])):
+        builder.add(row, phones)
+    return builder.finish()
+
+
+def build_from_store(conn: sqlite3.Connection, base_dn: str, forms: NumberForms) -> Index:
+    """An index of the store's contacts, streamed in display-name order (SQLite sorts, spilling to
+    its temporary files rather than holding the rows in memory)."""
+    builder = IndexBuilder(base_dn, forms)
+    for row, phones in iter_contacts(conn):
+        builder.add(row, phones)
+    return builder.finish()
+
+
+# ---- reading the store ----------------------------------------------------------------------------
+
+# Contacts in display-name order with their phones as one JSON array each (in stored order).
+_CONTACTS_SQL = """
+SELECT c.mailbox, c.item_id, c.display_name, c.given_name, c.surname, c.company, c.title, c.emails,
+       (SELECT json_group_array(json_array(p.kind, p.raw, p.e164, p.digits))
+          FROM (SELECT kind, raw, e164, digits FROM contact_phones WHERE contact_id = c.id ORDER BY rowid) AS p)
+  FROM contacts AS c
+ ORDER BY pbxsync_ldap_order(lower(c.mailbox), c.item_id, c.display_name, c.given_name, c.surname, c.emails)
+"""
+
+
+def _sql_order_key(mailbox: str, item_id: str, display_name: str | None, given_name: str | None,
+                   surname: str | None, emails: str | None) -> bytes:
+    return row_order_key(ContactRow(mailbox, item_id, display_name or "", given_name or "", surname or "", "", "",
+                                    emails or ""))
+
+
+def _phones(text: str | None) -> list[PhoneRow]:
+    phones = []
+    for kind, raw, e164, digits in json.loads(text or "[]"):
+        phones.append(PhoneRow(str(kind), str(raw or ""), str(e164) if e164 else None, str(digits or "")))
+    return phones
+
+
+def read_contacts(conn: sqlite3.Connection) -> list[tuple[ContactRow, list[PhoneRow]]]:
+    """Both tables in one read transaction, so a sync committing meanwhile is seen whole or not at all."""
+    return list(iter_contacts(conn))
+
+
+def iter_contacts(conn: sqlite3.Connection) -> Iterator[tuple[ContactRow, list[PhoneRow]]]:
+    """`read_contacts` as a stream in display-name order; the read transaction lasts until the stream is
+    exhausted or closed."""
+    conn.create_function("pbxsync_ldap_order", 6, _sql_order_key, deterministic=True)
+    conn.execute("BEGIN")
+    try:
+        for r in conn.execute(_CONTACTS_SQL):
+            yield (ContactRow(sys.intern(str(r[0]).lower()), str(r[1]), *(str(v or "") for v in r[2:8])),
+                   _phones(r[8]))
+    finally:
+        conn.execute("COMMIT")

@@ -1,0 +1,113 @@
+"""The column store under the LDAP index, and building an index straight from the store."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plugin.daemon.memory import return_large_frees_to_os
+from plugin.ldap.build import ContactRow, PhoneRow, build_from_store, build_index, read_contacts
+from plugin.ldap.columns import Column, ColumnBuilder, Grams
+from plugin.ldap.numbers import NumberForms
+from plugin.ldap.sample import generate
+from plugin.ldap.schema import CN, MOBILE, NAMES, TELEPHONE
+from plugin.ldap.testing import BASE_DN, make_store
+
+FORMS = NumberForms("DE")
+
+
+def column_of(entries: list[list[bytes]], sort: bool = True) -> Column:
+    builder = ColumnBuilder()
+    for values in entries:
+        builder.add(values)
+    return builder.build(sort=sort)
+
+
+VALUES = st.lists(st.lists(st.text("abcü0 ", max_size=6).map(str.encode), max_size=3), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(VALUES, st.text("abcü0", min_size=1, max_size=3).map(str.encode))
+def test_lookups_agree_with_a_plain_loop(entries: list[list[bytes]], needle: bytes) -> None:
+    column = column_of(entries)
+    for eid, values in enumerate(entries):
+        assert column.values(eid) == values
+        assert column.has(eid) == bool(values)
+    assert list(column.scan(needle, False, False)) == [i for i, vs in enumerate(entries) if any(needle in v
+                                                                                               for v in vs)]
+    assert list(column.scan(needle, True, False)) == [i for i, vs in enumerate(entries)
+                                                      if any(v.startswith(needle) for v in vs)]
+    assert list(column.scan(needle, False, True)) == [i for i, vs in enumerate(entries)
+                                                      if any(v.endswith(needle) for v in vs)]
+    assert column.first_matches(needle, False, False, 2) == list(column.scan(needle, False, False))[:2]
+    assert list(column.equal(needle)) == [i for i, vs in enumerate(entries) if needle in vs]
+    lo, hi = column.prefix_range(needle)
+    assert list(column.ids_in(lo, hi)) == [i for i, vs in enumerate(entries) if any(v.startswith(needle)
+                                                                                     for v in vs)]
+
+
+def test_single_valued_sorted_column_keeps_no_extra_arrays() -> None:
+    column = column_of([[b"anna"], [b"bernd"], [b"carl"]])
+    assert column.first is None and column.order is None and column.ascending
+    assert list(column.ids_in(*column.prefix_range(b"b"))) == [1]
+    unsorted = column_of([[b"carl"], [b"anna"], [b""], [b"anna"]])
+    assert unsorted.order is not None and not unsorted.ascending
+    assert list(unsorted.equal(b"anna")) == [1, 3]
+    assert list(unsorted.equal(b"")) == [2]
+
+
+def test_bucketed_sort_orders_values_longer_and_shorter_than_the_bucket_key() -> None:
+    words = [b"abcdz", b"abc", b"abcd", b"abcda", b"b", b"", b"abcdaa", "äb".encode()]
+    column = column_of([[w] for w in words])
+    assert [column.value(k) for k in (column.order or range(len(words)))] == sorted(words)
+
+
+def test_grams_keep_counts_only_for_lists_past_the_cap() -> None:
+    grams = Grams(3, cap=2)
+    for eid, value in enumerate([b"muller", b"miller", b"mullins", b"smith"]):
+        grams.add(eid, [value])
+    assert b"ull" in grams.postings and b"ler" in grams.postings
+    grams.add(4, [b"mull"])
+    assert b"mul" not in grams.postings and grams.count(b"mul") == 3 and grams.rarest(b"mull") == 3
+    assert list(grams.lookup(b"ller") or []) == [0, 1]
+    assert grams.lookup(b"mul") is None  # only a count is left: the caller scans the column instead
+    assert grams.lookup(b"xyz") == []
+
+
+async def test_store_build_matches_the_in_memory_build(tmp_path: Path) -> None:
+    contacts = generate(300, seed=5, mailboxes=("a@example.com", "b@example.com"))
+    db = await make_store(tmp_path / "pb.db", contacts)
+    conn = sqlite3.connect(db, isolation_level=None)
+    from_store = build_from_store(conn, BASE_DN, FORMS)
+    from_rows = build_index(read_contacts(conn), BASE_DN, FORMS)
+    assert from_store.count == from_rows.count == 300
+    names = [e.folded(CN)[0] for e in from_store.entries]
+    assert names == sorted(names)
+    for a, b in zip(from_store.entries, from_rows.entries, strict=True):
+        assert a.dn == b.dn and a.mailbox == b.mailbox
+        for pos in range(len(NAMES)):
+            assert a.original(pos) == b.original(pos) and a.folded(pos) == b.folded(pos)
+        assert from_store.encode(a.eid, None) == from_rows.encode(b.eid, None)
+    by_dn = {e.dn: e for e in from_store.entries}
+    for c in contacts[:50]:  # every phone arrives with its own contact, in stored order
+        entry = next(e for e in by_dn.values() if e.original(CN) == (c.display_name,)
+                     and all(raw in e.original(TELEPHONE) + e.original(MOBILE) + e.original(NAMES.index("homePhone"))
+                             for _, raw in c.phones))
+        assert entry.mailbox == c.mailbox
+
+
+def test_hostile_values_are_served_cleaned_and_never_break_the_separators() -> None:
+    rows = [(ContactRow("a@x", "1", "Evil\0Name\r\nX", "", "", "ACME\x00", "", '["a@x\\u0000y"]'),
+             [PhoneRow("business", "+49 30\0 1234", None, "49301234")])]
+    index = build_index(rows, BASE_DN, FORMS)
+    (entry,) = index.entries
+    assert entry.original(CN) == ("EvilName\nX",)  # control characters but line breaks dropped
+    assert entry.original(TELEPHONE) == ("+49 30 1234",)
+    assert all("\0" not in v for pos in range(len(NAMES)) for v in entry.original(pos) + entry.folded(pos))
+
+
+def test_the_daemon_fixes_the_malloc_threshold() -> None:
+    assert return_large_frees_to_os() is True  # glibc: Debian, the only platform we ship for
