@@ -32,7 +32,7 @@ BOOKING_CHANGES = Counter("pbxsync_booking_changes_total", "Booking planner acti
 
 # AUTOCALL
 CALLS = Counter("pbxsync_calls_total", "AUTOCALL call attempts, by outcome",
-                ["outcome"])  # answered|busy|no_answer|congestion|failed|unknown|not_sent
+                ["outcome"])  # answered|busy|no_answer|congestion|failed|unknown|not_sent|cancelled
 CALL_ATTEMPTS = Gauge("pbxsync_call_attempts", "AUTOCALL attempts stored in the database, by outcome",
                       ["outcome"])  # set from the store at scrape time; survives restarts, unlike CALLS
 CALL_START_SKEW = Histogram("pbxsync_call_start_skew_seconds", "Scheduled start to first Originate written",

@@ -67,9 +67,16 @@ DEFAULT_ROOT = "/var/cache/pbxsync/asterisk-sid"
 ROOT_ENV = "PBXSYNC_ASTERISK_ROOT"
 STAMP_NAME = ".pbxsync-asterisk-ready"
 
-# The transcripts' test phones: answering 1XX, busy 199, never answering 198.
+# The transcripts' test phones: answering 1XX, busy 199, never answering 198; and 171, a person who
+# answers and presses 1 a second later (the DTMF crosses the Local channel to the caller's side).
 FAKE_PHONES = """\
 [fake-phones]
+exten => 171,1,NoOp(fake phone 171 answering and pressing 1)
+ same => n,Answer()
+ same => n,Wait(1)
+ same => n,SendDTMF(1)
+ same => n,Wait(600)
+ same => n,Hangup()
 exten => _1XX,1,NoOp(fake phone ${EXTEN} answering)
  same => n,Answer()
  same => n,Wait(600)

@@ -329,6 +329,20 @@ class AmiClient:
             raise
         return True
 
+    async def hangup(self, channel: str, cause: int = 16) -> bool:
+        """Hang up one channel by its exact name (cause 16: normal clearing); False when it is gone."""
+        if not channel or channel.startswith("/"):  # Asterisk reads /.../ as a regular expression
+            raise ValidationError(f"not a channel name: {channel[:80]!r}")
+        try:
+            await self.action("Hangup", [("Channel", channel), ("Cause", str(cause))])
+        except AmiPermissionError:
+            raise
+        except PbxError as exc:
+            if "No such channel" in str(exc):
+                return False
+            raise
+        return True
+
     async def voicemail_users(self) -> list[AmiMessage]:
         return await self.list_action("VoicemailUsersList")
 

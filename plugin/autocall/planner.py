@@ -27,6 +27,7 @@ class Outcome(StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"  # sent, but the link dropped before the OriginateResponse (or the agent restarted)
     NOT_SENT = "not_sent"  # stored, then AMI was down: nothing was dialled; does not count as a try
+    CANCELLED = "cancelled"  # hung up by pbxsync: the meeting was cancelled while the phone rang
 
 
 RETRIED = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.CONGESTION, Outcome.UNKNOWN})

@@ -8,6 +8,9 @@
 - Each attempt is stored (pending) BEFORE its Originate is written, under a ChannelId derived from
   booking, participant and attempt number. Pending attempts found at start become `unknown`: they may have
   been dialled, so they count as tries and are never re-sent as they are.
+- Our calls' channels are followed by their Newchannel/Hangup events. When a booking is cancelled, its
+  calls still ringing (or answered but not yet in the room, e.g. at the "press 1" prompt) are hung up
+  and recorded as `cancelled`; callers already in the room stay unless `end_conference_on_cancel`.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+import re
+import time
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -43,6 +49,16 @@ from sync.store.db import Store
 log = logging.getLogger("pbxsync.autocall")
 JOB_PREFIX = "autocall-"
 ROOM_EVENTS = ("ConfbridgeJoin", "ConfbridgeLeave", "ConfbridgeEnd")
+CHANNEL_EVENTS = ("Newchannel", "Hangup")
+CANCELLED_DETAIL = "hung up: the meeting was cancelled"
+_OUR_CHANNEL = re.compile(r"pbxsync-([0-9]{1,18})-[0-9]+-[0-9]+-[0-9a-f]{8}")  # see channel_id_for
+_REMEMBER_CANCELLED = 3600.0  # seconds a cancelled booking's late channels are still hung up
+
+
+def booking_of_channel(uniqueid: str) -> int | None:
+    """The booking whose call this channel is (our ChannelId: the first or only channel), else None."""
+    match = _OUR_CHANNEL.fullmatch(uniqueid)
+    return int(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)
@@ -135,7 +151,10 @@ class AutocallService:
         self._run_rooms: dict[int, str] = {}
         self._calls: set[asyncio.Task[None]] = set()
         self._kicked: set[int] = set()
+        self._live: dict[str, tuple[int, str]] = {}  # our ringing/up channels: Uniqueid -> (booking, name)
+        self._cancelled: dict[int, float] = {}  # booking -> when its cancellation was seen (monotonic)
         self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe_channels: Callable[[], None] | None = None
         self._background: set[asyncio.Task[object]] = set()
 
     # ---- lifecycle (called by the daemon) -----------------------------------------------------------
@@ -145,7 +164,8 @@ class AutocallService:
             log.warning("autocall: %d call(s) in flight when the agent stopped are marked unknown, not re-sent",
                         settled)
         self._unsubscribe = self.ami.subscribe(ROOM_EVENTS, self._on_room_event)
-        self.ami.on_connect(self._wake_all)
+        self._unsubscribe_channels = self.ami.subscribe(CHANNEL_EVENTS, self._on_channel_event)
+        self.ami.on_connect(self._on_connect)
         if not self.scheduler.running:
             self.scheduler.start()
         await self.reconcile()
@@ -153,8 +173,9 @@ class AutocallService:
     async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if self._unsubscribe is not None:
-            self._unsubscribe()
+        for unsubscribe in (self._unsubscribe, self._unsubscribe_channels):
+            if unsubscribe is not None:
+                unsubscribe()
         tasks = [*self._runs.values(), *self._calls, *self._background]
         for task in tasks:
             task.cancel()
@@ -209,6 +230,11 @@ class AutocallService:
             return
         draft = booking.draft
         log.info("autocall: booking %d cancelled; no further calls", booking_id)
+        self._remember_cancelled(booking_id)
+        in_room = {m.get("Uniqueid") for m in self.rooms.members(draft.room or "")}
+        for uniqueid, (owner, _) in list(self._live.items()):
+            if owner == booking_id and uniqueid not in in_room:
+                await self._hang_up(uniqueid)
         if (self.settings.end_conference_on_cancel and draft.room and draft.start <= now < draft.end
                 and booking_id not in self._kicked):
             self._kicked.add(booking_id)
@@ -219,6 +245,25 @@ class AutocallService:
             except PbxError as exc:
                 log.error("autocall: cannot end conference %s of cancelled booking %d: %s", draft.room,
                           booking_id, exc)
+
+    def _remember_cancelled(self, booking_id: int) -> None:
+        now = time.monotonic()
+        for old in [b for b, seen in self._cancelled.items() if now - seen > _REMEMBER_CANCELLED]:
+            del self._cancelled[old]
+        self._cancelled[booking_id] = now
+
+    async def _hang_up(self, uniqueid: str) -> None:
+        """Hang up one of our calls of a cancelled booking (its OriginateResponse then records it)."""
+        found = self._live.get(uniqueid)
+        if found is None:
+            return
+        booking_id, channel = found
+        try:
+            gone = not await self.ami.hangup(channel)
+            log.info("autocall: cancelled booking %d: %s %s", booking_id, channel,
+                     "had already hung up" if gone else "hung up")
+        except (PbxError, ValidationError) as exc:
+            log.error("autocall: cancelled booking %d: cannot hang up %s: %s", booking_id, channel, exc)
 
     async def _run(self, booking_id: int) -> None:
         wake = self._wake.setdefault(booking_id, asyncio.Event())
@@ -312,6 +357,8 @@ class AutocallService:
             log.error("autocall: %s", exc)
         except PbxError as exc:
             outcome, detail = Outcome.NOT_SENT, str(exc)
+        if booking.id in self._cancelled and outcome is not Outcome.ANSWERED and outcome is not Outcome.NOT_SENT:
+            outcome, detail = Outcome.CANCELLED, CANCELLED_DETAIL
         log.info("autocall: booking %d, extension %s, attempt %d: %s", booking.id, call.extension, call.attempt,
                  outcome.value)
         await record_outcome(self.store, call.channel_id, outcome, reason, detail, self._now())
@@ -323,17 +370,36 @@ class AutocallService:
         room = self.rooms.on_event(message)
         uid = message.get("Uniqueid")
         if message.name == "ConfbridgeJoin" and uid.startswith("pbxsync-"):
-            task = asyncio.get_running_loop().create_task(record_joined(self.store, uid, self._now()))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(record_joined(self.store, uid, self._now()))
         for booking_id, run_room in list(self._run_rooms.items()):
             if run_room == room:
                 self._wake_booking(booking_id)
+
+    def _on_channel_event(self, message: AmiMessage) -> None:
+        uniqueid = message.get("Uniqueid")
+        booking_id = booking_of_channel(uniqueid)
+        if booking_id is None:
+            return
+        if message.name == "Hangup":
+            self._live.pop(uniqueid, None)
+            return
+        self._live[uniqueid] = (booking_id, message.get("Channel"))
+        if booking_id in self._cancelled:  # an Originate that was on its way when the booking was cancelled
+            self._spawn(self._hang_up(uniqueid))
+
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _wake_booking(self, booking_id: int) -> None:
         event = self._wake.get(booking_id)
         if event is not None:
             event.set()
+
+    def _on_connect(self) -> None:
+        self._live.clear()  # Hangup events may have been missed while the link was down
+        self._wake_all()
 
     def _wake_all(self) -> None:
         for booking_id in list(self._runs):

@@ -75,11 +75,11 @@ async def book(store: Store, d: BookingDraft) -> Booking:
 
 
 class Agent:
-    def __init__(self, pbx: Any, store: Store, planner: PlannerSettings) -> None:
+    def __init__(self, pbx: Any, store: Store, planner: PlannerSettings, confirm: bool = False) -> None:
         self.ami = AmiClient(AmiSettings(host=pbx.host, port=pbx.port, username=pbx.user, secret=Secret(pbx.secret),
                                          action_timeout=5.0, backoff_initial=0.1, backoff_max=1.0))
         self.service = AutocallService(store, self.ami, AutocallSettings(
-            dial_template="Local/{extension}@fake-phones", planner=planner, reconnect_wait=0.5))
+            dial_template="Local/{extension}@fake-phones", planner=planner, reconnect_wait=0.5, confirm=confirm))
 
     async def start(self) -> None:
         self.ami.start()
@@ -225,3 +225,57 @@ async def test_hostile_extensions_dial_nothing_extra(pbx: Any, store: Store, age
     assert member["Admin"] == "Yes"  # the host; nobody else was made host through a variable
     states = await call_states(store, [booking.id])
     assert sorted(s.outcome for s in states.values()) == ["answered", "failed", "failed", "failed", "failed"]
+
+
+async def test_cancelled_while_ringing_hangs_up_the_ringing_call_only(pbx: Any, store: Store,
+                                                                      agents: list[Agent]) -> None:
+    slow = PlannerSettings(retries=2, retry_delay=timedelta(seconds=1), grace=timedelta(minutes=10),
+                           ring_timeout=timedelta(seconds=60))
+    d = draft(["114", "198"], now() - timedelta(seconds=1), "8106")
+    booking = await book(store, d)
+    agent = Agent(pbx, store, slow)
+    agents.append(agent)
+    await agent.start()
+    await until(lambda: _count(members(pbx, "8106"), 1))
+
+    async def ringing() -> list[dict[str, str]]:
+        async with pbx.ami() as ami:
+            return [c for c in await ami.action_list("CoreShowChannels") if "/198@" in c.get("Channel", "")]
+
+    await until(lambda: _count(ringing(), 2))  # both halves of the Local channel to the phone that never answers
+    async with pbx.ami() as watcher:
+        await apply_actions(store, [BookingAction(ActionKind.UPDATE, booking.id,
+                                                  replace(d, state=StoredState.CANCELLED, reason="x"), ("test",))],
+                            now())
+        await agent.service.reconcile([booking.id])
+        await until(lambda: _count(ringing(), 0), deadline=10.0)
+        await until(lambda: not agent.service.health().calls_in_flight, deadline=10.0)
+        await asyncio.sleep(2.0)  # past the retry delay: nothing may dial 198 again
+        await agent.ami.ping()
+        redialled = [e for e in watcher.events if e.get("Event") == "Newchannel" and "/198@" in e.get("Channel", "")]
+    assert redialled == []
+    states = await call_states(store, [booking.id])
+    assert {ext: (s.outcome, s.attempts) for (_, ext), s in states.items()} == {
+        "114": ("answered", 1), "198": ("cancelled", 1)}
+    assert len(await members(pbx, "8106")) == 1  # who is in the room stays (end_conference_on_cancel is off)
+
+
+async def test_press_1_confirmation_lets_in_only_who_pressed_1(pbx: Any, store: Store, agents: list[Agent]) -> None:
+    booking = await book(store, draft(["171", "116"], now() - timedelta(seconds=1), "8107"))
+    agent = Agent(pbx, store, FAST, confirm=True)
+    agents.append(agent)
+    async with pbx.ami() as watcher:
+        await agent.start()
+        await until(lambda: _count(members(pbx, "8107"), 1), deadline=20.0)
+
+        async def declined_hung_up() -> bool:
+            async with pbx.ami() as ami:
+                return not [c for c in await ami.action_list("CoreShowChannels") if "/116@" in c.get("Channel", "")]
+
+        await until(declined_hung_up, deadline=45.0)  # three prompts without a 1 (~25 s): hung up, never joined
+        joins = [e for e in watcher.events if e.get("Event") == "ConfbridgeJoin"]
+    (member,) = await members(pbx, "8107")
+    assert member["Channel"].startswith("Local/171@fake-phones")
+    assert [e["Channel"].split("-")[0] for e in joins] == ["Local/171@fake"]
+    states = await call_states(store, [booking.id])
+    assert {ext: s.outcome for (_, ext), s in states.items()} == {"171": "answered", "116": "answered"}

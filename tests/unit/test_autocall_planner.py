@@ -81,3 +81,12 @@ def test_not_sent_does_not_count_but_numbers_grow() -> None:
 def test_cancelled_or_not_autocall_is_finished() -> None:
     assert plan_calls(booking(state=StoredState.CANCELLED), [], set(), T0, S).finished
     assert plan_calls(booking(autocall=False), [], set(), T0, S).finished
+
+
+def test_our_channels_are_recognised_by_their_channel_id_only() -> None:
+    from plugin.autocall.service import booking_of_channel
+
+    assert booking_of_channel("pbxsync-12-3-1-abcdef01") == 12
+    for other in ("pbxsync-12-3-1-abcdef01-2", "pbxsync-12-3-1", "1795816405.1", "pbxsync-1x-3-1-abcdef01",
+                  "pbxsync-12-3-1-abcdef01\n", ""):
+        assert booking_of_channel(other) is None

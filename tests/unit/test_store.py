@@ -16,7 +16,7 @@ from sync.model import Contact, Occurrence
 from sync.plan import CalendarPlan, ContactPlan
 from sync.store import calendar as calendar_store
 from sync.store import contacts as contact_store
-from sync.store.db import latest_version, open_store
+from sync.store.db import latest_version, migrations, open_store
 from tests.strategies import contacts, occurrences
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -31,6 +31,35 @@ async def test_new_database_is_migrated_to_the_latest_version(tmp_path: Path) ->
     await store.close()
     assert row is not None and row[0] == latest_version()
     assert mode is not None and mode[0] == "wal"
+
+
+async def test_upgrade_keeps_autocall_attempts_and_allows_the_cancelled_outcome(tmp_path: Path) -> None:
+    """0005 rebuilds autocall_attempts (a CHECK constraint cannot be altered): rows survive it."""
+    path = tmp_path / "v4.db"
+    async with aiosqlite.connect(path) as conn:
+        for mig in migrations()[:4]:
+            await conn.executescript(f"BEGIN;\n{mig.sql}\nPRAGMA user_version = {mig.version};\nCOMMIT;")
+        await conn.executescript("""
+            INSERT INTO bookings (id, uid, recurrence_key, subject, location, start_utc, end_utc, timezone, autocall,
+                                  state, room, organizer_email, organizer_extension, created_at, updated_at)
+                VALUES (1, 'u', '', 's', 'PBX AUTOCALL', '2026-11-27T10:00:00+00:00', '2026-11-27T11:00:00+00:00',
+                        'UTC', 1, 'scheduled', '8001', 'o@x', '101', '2026-11-27T09:00:00+00:00',
+                        '2026-11-27T09:00:00+00:00');
+            INSERT INTO booking_participants (id, booking_id, position, extension, email, name, role, response,
+                                              invited, copy_state, call)
+                VALUES (1, 1, 0, '101', 'a@x', 'A', 'host', 'organizer', 1, 'present', 1);
+            INSERT INTO autocall_attempts (booking_id, participant_id, extension, attempt, channel_id, outcome,
+                                           created_at)
+                VALUES (1, 1, '101', 1, 'pbxsync-1-1-1-abcdef01', 'busy', '2026-11-27T10:00:00+00:00');
+        """)
+    store = await open_store(path)
+    async with store.transaction() as conn:
+        await conn.execute("INSERT INTO autocall_attempts (booking_id, participant_id, extension, attempt, channel_id,"
+                           " outcome, created_at) VALUES (1, 1, '101', 2, 'pbxsync-1-1-2-abcdef01', 'cancelled', 'x')")
+    async with store.conn.execute("SELECT attempt, outcome FROM autocall_attempts ORDER BY attempt") as cur:
+        rows = [tuple(r) for r in await cur.fetchall()]
+    await store.close()
+    assert rows == [(1, "busy"), (2, "cancelled")]
 
 
 async def test_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
