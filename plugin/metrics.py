@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 # Sync (sync engine, run by the daemon's timers and "Sync now")
 SYNC_PASSES = Counter("pbxsync_sync_passes_total", "Sync passes run, by trigger and result",
-                      ["trigger", "result"])  # trigger: timer|manual ; result: ok|error
+                      ["trigger", "result"])  # trigger: timer|manual|pre-start ; result: ok|error
 SYNC_DURATION = Histogram("pbxsync_sync_duration_seconds", "Wall time of one sync pass", ["trigger"],
                           buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
 FOLDER_SYNCS = Counter("pbxsync_folder_syncs_total", "Per-user folder syncs, by folder and result",

@@ -104,6 +104,9 @@ class AutocallConfig:
     pacing_per_second: float = 0.0  # 0 = all at once
     confirm: bool = False  # "press 1 to join", so voicemail cannot capture the bridge
     end_conference_on_cancel: bool = False
+    # This long before an AUTOCALL meeting starts, its organizer's calendar (else the invitees') is synced
+    # once more, so a cancellation made after the last timed pass still stops the calls. 0 = off.
+    verify_before_seconds: int = 90
 
 
 @dataclass(frozen=True)
@@ -331,6 +334,8 @@ def _semantic_problems(cfg: Config) -> list[str]:
         p.append("autocall.retries/retry_delay_seconds: must not be negative")
     if cfg.autocall.pacing_per_second < 0:
         p.append("autocall.pacing_per_second: must be 0 (off) or more")
+    if not 0 <= cfg.autocall.verify_before_seconds <= 3600:
+        p.append("autocall.verify_before_seconds: must be between 0 (off) and 3600")
     _check_listen(p, "agi.listen", cfg.agi.listen)
     _check_listen(p, "ldap.listen", cfg.ldap.listen)
     _check_listen(p, "ldap.ldaps_listen", cfg.ldap.ldaps_listen, allow_empty=True)

@@ -8,6 +8,9 @@
 - Each attempt is stored (pending) BEFORE its Originate is written, under a ChannelId derived from
   booking, participant and attempt number. Pending attempts found at start become `unknown`: they may have
   been dialled, so they count as tries and are never re-sent as they are.
+- A second job per booking fires `verify_before` ahead of the start and asks the daemon to sync the
+  booking's mailboxes once more (`verify`), so a cancellation made since the last timed pass is seen
+  before anybody is called. A failed verification changes nothing: a failed fetch never cancels.
 - Our calls' channels are followed by their Newchannel/Hangup events. When a booking is cancelled, its
   calls still ringing (or answered but not yet in the room, e.g. at the "press 1" prompt) are hung up
   and recorded as `cancelled`; callers already in the room stay unless `end_conference_on_cancel`.
@@ -20,11 +23,12 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from plugin import metrics
@@ -48,6 +52,7 @@ from sync.store.db import Store
 
 log = logging.getLogger("pbxsync.autocall")
 JOB_PREFIX = "autocall-"
+VERIFY_PREFIX = "verify-"
 ROOM_EVENTS = ("ConfbridgeJoin", "ConfbridgeLeave", "ConfbridgeEnd")
 CHANNEL_EVENTS = ("Newchannel", "Hangup")
 CANCELLED_DETAIL = "hung up: the meeting was cancelled"
@@ -69,6 +74,7 @@ class AutocallSettings:
     pacing_per_second: float = 0.0
     confirm: bool = False
     end_conference_on_cancel: bool = False
+    verify_before: timedelta = timedelta(0)  # 0: no sync pass of the booking's mailboxes before its start
     reconnect_wait: float = 5.0  # how long a due call waits for the AMI link before planning again
 
     @classmethod
@@ -79,7 +85,8 @@ class AutocallSettings:
                                            grace=timedelta(minutes=a.grace_minutes),
                                            ring_timeout=timedelta(seconds=a.ring_timeout_seconds)),
                    pacing_per_second=a.pacing_per_second, confirm=a.confirm,
-                   end_conference_on_cancel=a.end_conference_on_cancel)
+                   end_conference_on_cancel=a.end_conference_on_cancel,
+                   verify_before=timedelta(seconds=a.verify_before_seconds))
 
 
 class RoomMembers:
@@ -136,11 +143,15 @@ class AutocallHealth:
     ami_connected: bool
 
 
+Verifier = Callable[[Booking], Awaitable[None]]
+
+
 class AutocallService:
     def __init__(self, store: Store, ami: AmiClient, settings: AutocallSettings, *,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 scheduler: AsyncIOScheduler | None = None) -> None:
+                 scheduler: AsyncIOScheduler | None = None, verify: Verifier | None = None) -> None:
         self.store = store
+        self.verify = verify
         self.ami = ami
         self.settings = settings
         self._now = now
@@ -195,8 +206,9 @@ class AutocallService:
         wanted = {b.id: b for b in await list_bookings(self.store, now)
                   if b.draft.autocall and b.draft.state is StoredState.SCHEDULED and b.draft.room}
         for job in self.scheduler.get_jobs():
-            if job.id.startswith(JOB_PREFIX) and int(job.id[len(JOB_PREFIX):]) not in wanted:
-                job.remove()
+            for prefix in (JOB_PREFIX, VERIFY_PREFIX):
+                if job.id.startswith(prefix) and int(job.id[len(prefix):]) not in wanted:
+                    job.remove()
         for booking_id in {*booking_ids, *self._runs}:
             if booking_id not in wanted:
                 await self._retire(booking_id, now)
@@ -211,8 +223,32 @@ class AutocallService:
             self.scheduler.add_job(self._fire, "date", run_date=max(booking.draft.start, now), args=[booking.id],
                                    id=f"{JOB_PREFIX}{booking.id}", replace_existing=True,
                                    misfire_grace_time=None, coalesce=True)
+            verify_at = booking.draft.start - self.settings.verify_before
+            if self.verify is not None and self.settings.verify_before and verify_at > now:
+                self.scheduler.add_job(self._verify, "date", run_date=verify_at, args=[booking.id],
+                                       id=f"{VERIFY_PREFIX}{booking.id}", replace_existing=True,
+                                       misfire_grace_time=None, coalesce=True)
+            else:
+                with contextlib.suppress(JobLookupError):
+                    self.scheduler.remove_job(f"{VERIFY_PREFIX}{booking.id}")
 
     # ---- running a booking --------------------------------------------------------------------------
+    async def _verify(self, booking_id: int) -> None:
+        """Sync the booking's mailboxes once more before its start; the pass re-arms us (reconcile)."""
+        booking = await booking_by_id(self.store, booking_id)
+        if booking is None or booking.draft.state is not StoredState.SCHEDULED or self.verify is None:
+            return
+        log.info("autocall: booking %d starts at %s: checking Exchange for late changes", booking_id,
+                 booking.draft.start.isoformat())
+        try:
+            async with asyncio.timeout(self.settings.verify_before.total_seconds()):
+                await self.verify(booking)
+        except TimeoutError:
+            log.warning("autocall: booking %d: the check for late changes did not finish before the start",
+                        booking_id)
+        except Exception:  # the calls go out as booked: a failed check never cancels
+            log.exception("autocall: booking %d: the check for late changes failed", booking_id)
+
     async def _fire(self, booking_id: int) -> None:
         run = self._runs.get(booking_id)
         if run is not None and not run.done():

@@ -11,6 +11,7 @@ from typing import Any
 
 from plugin import metrics
 from plugin.daemon.service import Health, Service
+from plugin.daemon.sync_timers import SYNC_SERVICE
 from sync.config import Config
 from sync.engine import PassSummary
 from sync.store.db import Store
@@ -71,7 +72,20 @@ class AutocallAdapter(Service):
         self.shared = shared
         self.store = store
         self.clock = clock
-        self.inner = AutocallService(store, client, AutocallSettings.from_config(config), now=clock.now)
+        self.inner = AutocallService(store, client, AutocallSettings.from_config(config), now=clock.now,
+                                     verify=self._verify)
+
+    async def _verify(self, booking: Any) -> None:
+        """The pre-start check: one more sync pass of the booking's mailboxes (the sync service's hooks then
+        re-plan the bookings and re-arm AUTOCALL)."""
+        from plugin.autocall.verify import mailboxes_to_verify
+
+        sync = self.shared.get(SYNC_SERVICE)
+        if sync is None:
+            return
+        users = mailboxes_to_verify(sync.config, booking)  # the sync service's config is the current one
+        if users:
+            await sync.sync_now(users, trigger="pre-start")
 
     async def start(self) -> None:
         await self.inner.start()

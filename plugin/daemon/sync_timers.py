@@ -28,6 +28,7 @@ from sync.store.db import Store
 log = logging.getLogger("pbxsync.daemon.sync")
 
 AfterPass = Callable[[PassSummary], Awaitable[None]]
+SYNC_SERVICE = "sync_service"  # shared: the running SyncService, for parts that need a pass of some users
 SourceFactory = Callable[[Config], MailboxSource]
 
 
@@ -53,8 +54,9 @@ class SyncService(Service):
     name = "sync"
 
     def __init__(self, config: Config, store: Store, clock: Clock, make_source: SourceFactory,
-                 after_pass: Sequence[AfterPass] = ()) -> None:
+                 after_pass: Sequence[AfterPass] = (), shared: dict[str, Any] | None = None) -> None:
         super().__init__()
+        self.shared = shared if shared is not None else {}
         self.config = config
         self.store = store
         self.clock = clock
@@ -79,6 +81,7 @@ class SyncService(Service):
         if self.interval is not None:
             self.schedule = staggered_schedule([u.extension for u in synced_users(self.config)],
                                                self.clock.now(), self.interval)
+        self.shared[SYNC_SERVICE] = self
 
     async def run(self) -> None:
         interval = self.interval
@@ -161,6 +164,8 @@ class SyncService(Service):
                  extra={"trigger": trigger})
 
     async def stop(self) -> None:
+        if self.shared.get(SYNC_SERVICE) is self:
+            del self.shared[SYNC_SERVICE]
         self._stopped.set()
         await self._idle.wait()  # in-flight passes finish their transactions; the supervisor bounds this
         if self.engine is not None:

@@ -79,8 +79,8 @@ def _control(ctx: DaemonContext) -> list[ServiceSpec]:
 def _sync(ctx: DaemonContext) -> list[ServiceSpec]:
     cfg = ctx.config
     settings = (cfg.exchange, cfg.sync, cfg.users)
-    return [ServiceSpec("sync", lambda: SyncService(cfg, ctx.store, ctx.clock, ctx.make_source, ctx.after_pass),
-                        settings)]
+    return [ServiceSpec("sync", lambda: SyncService(cfg, ctx.store, ctx.clock, ctx.make_source, ctx.after_pass,
+                                                    ctx.shared), settings)]
 
 
 def _bookings(ctx: DaemonContext) -> list[ServiceSpec]:

@@ -17,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -148,12 +147,20 @@ class _Slot:
     semaphore: asyncio.Semaphore
 
 
+class _Busy(Exception):
+    """ErrorServerBusy out of the worker thread, so the back-off is waited for on the event loop."""
+
+    def __init__(self, back_off: float) -> None:
+        super().__init__(back_off)
+        self.back_off = back_off
+
+
 class EwsSource:
     """MailboxSource over EWS. One exchangelib Account per mailbox, created on first use and reused."""
 
     def __init__(self, exchange: ExchangeConfig, users: Sequence[UserConfig], default_region: str = "DE", *,
                  max_busy_wait_seconds: float = 60.0, page_size: int = 200, max_pages: int = 100,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         if exchange.auth not in ("basic", "ntlm"):
             raise SourceAuthError(f"EWS: auth = {exchange.auth!r} is not supported over EWS here; "
                                   "use basic or ntlm, or backend = \"graph\" for OAuth")
@@ -230,33 +237,37 @@ class EwsSource:
         return slot
 
     async def _call(self, mailbox: str, slot: _Slot | None, fn: Callable[..., T], *args: Any) -> T:
-        """Run one synchronous exchangelib job in a thread, with bounded ErrorServerBusy back-off."""
+        """Run one synchronous exchangelib job in a thread, with bounded ErrorServerBusy back-off. The
+        back-off waits on the event loop, not in the thread, so stopping the agent cuts it short."""
         def job() -> T:
-            waited = 0.0
-            while True:
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")  # exchangelib warns on unknown zones; we handle None
-                        return fn(*args)
-                except ews_errors.ErrorServerBusy as exc:
-                    back_off = float(exc.back_off or 1.0)
-                    if waited + back_off > self.max_busy_wait_seconds:
-                        raise SourceBusyError(
-                            f"EWS {mailbox}: Exchange is busy (asked to wait {back_off:.1f}s)", back_off) from None
-                    log.info("EWS %s: server busy, backing off %.1fs", mailbox, back_off)
-                    self._sleep(back_off)
-                    waited += back_off
-                except SourceError:
-                    raise
-                except Exception as exc:
-                    mapped = _map_error(exc, mailbox)
-                    log.debug("EWS %s: %s (%r)", mailbox, mapped, exc, exc_info=True)
-                    raise mapped from None
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # exchangelib warns on unknown zones; we handle None
+                    return fn(*args)
+            except ews_errors.ErrorServerBusy as exc:
+                raise _Busy(float(exc.back_off or 1.0)) from None
+            except SourceError:
+                raise
+            except Exception as exc:
+                mapped = _map_error(exc, mailbox)
+                log.debug("EWS %s: %s (%r)", mailbox, mapped, exc, exc_info=True)
+                raise mapped from None
 
-        if slot is None:
-            return await asyncio.to_thread(job)
-        async with slot.semaphore:
-            return await asyncio.to_thread(job)
+        waited = 0.0
+        while True:
+            try:
+                if slot is None:
+                    return await asyncio.to_thread(job)
+                async with slot.semaphore:
+                    return await asyncio.to_thread(job)
+            except _Busy as busy:
+                back_off = busy.back_off
+                if waited + back_off > self.max_busy_wait_seconds:
+                    raise SourceBusyError(
+                        f"EWS {mailbox}: Exchange is busy (asked to wait {back_off:.1f}s)", back_off) from None
+                log.info("EWS %s: server busy, backing off %.1fs", mailbox, back_off)
+                await self._sleep(back_off)
+                waited += back_off
 
     # ---- MailboxSource
 

@@ -38,9 +38,13 @@ def make_source(sim: EwsSimulator, **overrides: object) -> tuple[EwsSource, list
                                        password=Secret("svc-pw"), max_connections=2)
     settings.update(overrides)
     slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
     users = [UserConfig(extension="101", email=[ALICE], username=ALICE, password=Secret("alice-pw")),
              UserConfig(extension="102", email=[BOB], username=BOB, password=Secret("wrong"))]
-    return EwsSource(ExchangeConfig(**settings), users, "DE", sleep=slept.append,  # type: ignore[arg-type]
+    return EwsSource(ExchangeConfig(**settings), users, "DE", sleep=sleep,
                      max_busy_wait_seconds=5.0), slept
 
 

@@ -1,0 +1,129 @@
+"""The pre-start check: `[autocall] verify_before_seconds` ahead of an AUTOCALL meeting, the daemon syncs the
+organizer's calendar once more, so a cancellation made after the last sync pass stops the calls; a check
+that fails changes nothing (the calls go out as booked).
+
+The daemon runs in-process against the EWS and AMI simulators with the sync timer off: the only passes
+are the first one (made by the test) and the pre-start one. Real time: APScheduler fires the jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from plugin.ami.simulator import AsteriskSimulator, Phone, SimUser
+from plugin.booking.model import StoredState
+from plugin.booking.store import booking_by_id, list_bookings
+from plugin.daemon.app import Daemon
+from sync.config import Config, parse_config
+from sync.simulator.ews_server import EwsSimulator
+from sync.simulator.mailboxes import Fault, Organisation
+
+LEAD = 8  # seconds from the first sync to the start
+VERIFY_BEFORE = 5
+
+
+def organisation(start: datetime) -> Organisation:
+    return Organisation.from_dict({
+        "domain": "example.com",
+        "users": [
+            {"email": "alice@example.com", "name": "Alice Example", "password": "alice-pw"},
+            {"email": "bob@example.com", "name": "Bob Builder", "password": "bob-pw"},
+            {"email": "svc-pbx@example.com", "name": "PBX service", "password": "svc-pw", "can_impersonate": True},
+        ],
+        "meetings": [
+            {"uid": "late-cancel", "subject": "Stand-up", "location": "PBX AUTOCALL",
+             "organizer": {"email": "alice@example.com", "name": "Alice Example"},
+             "attendees": [{"email": "bob@example.com", "name": "Bob Builder", "response": "accept"}],
+             "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "duration_minutes": 30, "timezone": "UTC"},
+        ],
+    }, source="prestart-test")
+
+
+def make_config(tmp_path: Path, ews: EwsSimulator, ami_port: int) -> Config:
+    return parse_config({
+        "database": str(tmp_path / "pbxsync.db"),
+        "exchange": {"server": ews.ews_url, "auth": "basic", "username": "svc-pbx@example.com",
+                     "password": "svc-pw"},
+        "sync": {"interval_minutes": 0},
+        "users": [{"extension": "101", "email": "alice@example.com", "room": "8001"},
+                  {"extension": "102", "email": "bob@example.com"}],
+        "pbx": {"port": ami_port, "username": "pbxsync", "secret": "ami-secret"},
+        "autocall": {"verify_before_seconds": VERIFY_BEFORE, "retries": 0},
+        "agi": {"enabled": False}, "ldap": {"enabled": False},
+        "control": {"listen": "127.0.0.1:0", "metrics_listen": ""},
+    }, str(tmp_path / "pbxsync.toml"))
+
+
+@pytest.fixture
+def start() -> datetime:
+    return (datetime.now(UTC) + timedelta(seconds=LEAD + 1)).replace(microsecond=0)
+
+
+@pytest.fixture
+def ews(start: datetime) -> Iterator[EwsSimulator]:
+    with EwsSimulator(organisation(start)) as sim:
+        yield sim
+
+
+@pytest.fixture
+async def ami() -> AsyncIterator[AsteriskSimulator]:
+    sim = AsteriskSimulator(users=[SimUser("pbxsync", "ami-secret", frozenset({"call", "system"}),
+                                           frozenset({"originate", "call", "reporting"}))],
+                            phones=[Phone("101"), Phone("102")], login_fail_delay=0.0)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path, ews: EwsSimulator, ami: AsteriskSimulator) -> AsyncIterator[Daemon]:
+    d = Daemon(make_config(tmp_path, ews, ami.port), stop_timeout=5.0)
+    await d.start()
+    yield d
+    await d.shutdown()
+
+
+async def booked(daemon: Daemon) -> int:
+    summary = await daemon.sync_now(None)
+    assert all(u.ok for u in summary.users)
+    (booking,) = await list_bookings(daemon.store, datetime.now(UTC))
+    assert booking.draft.state is StoredState.SCHEDULED and booking.draft.autocall
+    return booking.id
+
+
+async def state_of(daemon: Daemon, booking_id: int) -> StoredState:
+    booking = await booking_by_id(daemon.store, booking_id)
+    assert booking is not None
+    return booking.draft.state
+
+
+async def test_a_cancellation_after_the_last_pass_is_seen_before_anybody_is_called(
+        daemon: Daemon, ews: EwsSimulator, ami: AsteriskSimulator, start: datetime,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="pbxsync.autocall")
+    booking_id = await booked(daemon)
+    ews.org.cancel_meeting("late-cancel")  # no timed pass will come before the start
+    alice_before = ews.org.counters.get("SyncFolderItems", "alice@example.com")
+    bob_before = ews.org.counters.get("SyncFolderItems", "bob@example.com")
+    await asyncio.sleep((start - datetime.now(UTC)).total_seconds() + 2.0)
+    assert await state_of(daemon, booking_id) is StoredState.CANCELLED
+    assert ami.originates == []
+    assert ews.org.counters.get("SyncFolderItems", "alice@example.com") > alice_before  # the organizer's box
+    assert ews.org.counters.get("SyncFolderItems", "bob@example.com") == bob_before  # hers is the truth
+    assert "checking Exchange for late changes" in caplog.text
+
+
+async def test_a_failed_check_changes_nothing(
+        daemon: Daemon, ews: EwsSimulator, ami: AsteriskSimulator, start: datetime) -> None:
+    booking_id = await booked(daemon)
+    ews.org.cancel_meeting("late-cancel")
+    ews.org.inject_fault(Fault("access_denied"), times=-1)  # the check fails: pbxsync cannot know, so it calls
+    await asyncio.sleep((start - datetime.now(UTC)).total_seconds() + 2.0)
+    assert await state_of(daemon, booking_id) is StoredState.SCHEDULED
+    assert sorted(o.get("Channel") for o in ami.originates) == ["PJSIP/101", "PJSIP/102"]
