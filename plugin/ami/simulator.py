@@ -8,7 +8,10 @@ missing write classes, OriginateResponse (to every session reading `call`) befor
 It models what pbxsync uses: Login (plain and MD5 challenge), Logoff, Ping, Originate (async and
 synchronous) to scripted phones, ConfBridge rooms (List, ListRooms, Kick, Lock, Unlock, Join/Leave/End
 events), Hangup of a member, VoicemailUsersList, CoreSettings, CoreStatus, ModuleCheck, ShowDialPlan,
-Command and Shutdown. Channel-level events (Newchannel, VarSet, Dial*, ...) are not produced.
+Command and Shutdown. Of the channel-level events only Newchannel and Hangup are produced, and only for
+the originated channel that carries the Originate's ChannelId (Asterisk also reports a Local channel's ;2
+half, VarSet, Dial*, ...); a ringing call can be hung up (Hangup action: OriginateResponse Failure,
+Reason 0, with the ChannelId as Uniqueid, as Asterisk 22 answers).
 
 Faults for tests: `drop_connections()`, `half_open` (keep reading, never answer), `reply_delay`,
 `send_garbage()`. Every byte each session received is kept in `Session.received`.
@@ -175,6 +178,7 @@ class AsteriskSimulator:
         self.originates: list[AmiMessage] = []  # every Originate action received, in order
         self.originate_times: list[float] = []  # clock() when each was received (benchmarks)
         self.live_uniqueids: set[str] = set()
+        self.ringing: dict[str, asyncio.Event] = {}  # channel name -> set by a Hangup action
         self.half_open = False
         self.reply_delay = 0.0
         self.started_at = clock()
@@ -497,6 +501,11 @@ class AsteriskSimulator:
 
     async def _action_hangup(self, session: Session, msg: AmiMessage) -> None:
         channel = msg.get("Channel")
+        hung_up = self.ringing.get(channel)
+        if hung_up is not None:
+            self._reply(session, msg, "Success", ("Message", "Channel Hungup"))
+            hung_up.set()
+            return
         for room in self.rooms.values():
             found = [m for m in room.members if m.channel == channel]
             if found:
@@ -516,9 +525,28 @@ class AsteriskSimulator:
             if member in room.members:
                 room.members.remove(member)
             self.live_uniqueids.discard(member.uniqueid)
+            self._channel_event("Hangup", member.channel, member.uniqueid, 6, member.context, member.exten,
+                                (("Cause", "16"), ("Cause-txt", "Normal Clearing")))
         if not room.members:
             self.broadcast("call", [("Event", "ConfbridgeEnd"), ("Privilege", "call,all"), *room.bridge(1)])
             self.rooms.pop(room.name, None)
+
+    def _channel_event(self, name: str, channel: str, uniqueid: str, state: int, context: str, exten: str,
+                       extra: Iterable[tuple[str, str]] = ()) -> None:
+        """Newchannel / Hangup with the fields Asterisk 22 sends (transcripts 11-13)."""
+        states = {0: "Down", 5: "Ringing", 6: "Up"}
+        self.broadcast("call", [("Event", name), ("Privilege", "call,all"), ("Channel", channel),
+                                ("ChannelState", str(state)), ("ChannelStateDesc", states.get(state, "Down")),
+                                ("CallerIDNum", "<unknown>"), ("CallerIDName", "<unknown>"),
+                                ("ConnectedLineNum", "<unknown>"), ("ConnectedLineName", "<unknown>"),
+                                ("Language", "en"), ("AccountCode", ""), ("Context", context), ("Exten", exten),
+                                ("Priority", "1"), ("Uniqueid", uniqueid), ("Linkedid", uniqueid), *extra])
+
+    async def _hang_up_later(self, channel: str, uniqueid: str, context: str, exten: str) -> None:
+        await asyncio.sleep(0)  # after the OriginateResponse
+        self.live_uniqueids.discard(uniqueid)
+        self._channel_event("Hangup", channel, uniqueid, 6, context, exten,
+                            (("Cause", "16"), ("Cause-txt", "Normal Clearing")))
 
     async def join(self, room_name: str, member: Member) -> None:
         room = self.rooms.get(room_name)
@@ -591,19 +619,28 @@ class AsteriskSimulator:
         behaviour = PhoneBehaviour.UNKNOWN if duplicate else phone.behaviour
         if behaviour is PhoneBehaviour.UNKNOWN:
             return result("Failure", REASON_FAILED, dial, "<unknown>"), None
-        if behaviour is PhoneBehaviour.NO_ANSWER:
-            timeout_ms = int(msg.get("Timeout") or "30000")
-            await asyncio.sleep(timeout_ms / 1000 * self.time_scale)
-            return result("Failure", REASON_NO_ANSWER, dial, "<unknown>"), None
-        await asyncio.sleep(phone.answer_delay * self.time_scale)
-        if behaviour is PhoneBehaviour.BUSY:
-            return result("Failure", REASON_BUSY, dial, "<unknown>"), None
-        if behaviour is PhoneBehaviour.CONGESTION:
-            return result("Failure", REASON_CONGESTION, dial, "<unknown>"), None
         channel = f"{dial}-{counter:08x};1"
         uniqueid = channel_id or self._new_uniqueid()
         if not channel_id:
             self._new_uniqueid()  # the ;2 half takes the next one
+        where = dial.partition("@")[2] or "default", extension
+        self._channel_event("Newchannel", channel, uniqueid, 0, *where)
+        ring = phone.answer_delay
+        if behaviour is PhoneBehaviour.NO_ANSWER:
+            ring = int(msg.get("Timeout") or "30000") / 1000
+        hung_up = self.ringing[channel] = asyncio.Event()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hung_up.wait(), ring * self.time_scale)
+        finally:
+            self.ringing.pop(channel, None)
+        ended = {PhoneBehaviour.NO_ANSWER: (REASON_NO_ANSWER, "19", "User alerting, no answer"),
+                 PhoneBehaviour.BUSY: (REASON_BUSY, "17", "User busy"),
+                 PhoneBehaviour.CONGESTION: (REASON_CONGESTION, "34", "Circuit/channel congestion")}
+        if hung_up.is_set() or behaviour in ended:
+            reason, cause, text = (REASON_FAILED, "16", "Normal Clearing") if hung_up.is_set() else ended[behaviour]
+            self._channel_event("Hangup", channel, uniqueid, 5, *where, (("Cause", cause), ("Cause-txt", text)))
+            return result("Failure", reason, dial, uniqueid if hung_up.is_set() else "<unknown>"), None
         self.live_uniqueids.add(uniqueid)
         response = result("Success", REASON_ANSWERED, channel, uniqueid)
         room_name = ""
@@ -616,7 +653,8 @@ class AsteriskSimulator:
             priority = next((p for _, p, app, _ in self.dialplan.get(context, []) if app == "ConfBridge"), "1")
             if variables.get("PBXSYNC_CONFIRM") == "1" and not phone.presses_confirm:
                 room_name = ""
-        if not room_name:
+        if not room_name:  # declined or nowhere to go: the dialplan hangs up
+            self._spawn(self._hang_up_later(channel, uniqueid, context, exten))
             return response, None
         host = variables.get("PBXSYNC_ROLE") == "host"
         member = Member(channel, uniqueid, caller_num or "<unknown>", caller_name or "<unknown>", context, exten,

@@ -246,6 +246,24 @@ async def test_cancel_while_running_stops_calls_and_ends_conference(sim: Asteris
     assert len(sim.originates) == 2
 
 
+async def test_cancel_while_ringing_hangs_up_the_ringing_call(sim: AsteriskSimulator, store: Store,
+                                                              agents: list[Agent]) -> None:
+    d = draft(["101", "198"], now() - timedelta(seconds=1))
+    booking = await book(store, d)
+    agent = Agent(sim, store, planner=PlannerSettings(retries=5, retry_delay=timedelta(0),
+                                                      ring_timeout=timedelta(seconds=30)))
+    agents.append(agent)
+    await agent.start()
+    await until(lambda: in_room(sim) == {"101"} and any("/198-" in c for c in sim.ringing))
+    await update(store, booking, replace(d, state=StoredState.CANCELLED, reason="cancelled"))
+    await agent.service.reconcile([booking.id])
+    await until(lambda: not sim.ringing and not agent.service.health().calls_in_flight, deadline=3.0)
+    states = await call_states(store, [booking.id])
+    assert {ext: (s.outcome, s.attempts) for (_, ext), s in states.items()} == {
+        "101": ("answered", 1), "198": ("cancelled", 1)}
+    assert len(sim.originates) == 2 and in_room(sim) == {"101"}  # nobody redialled; the room stays
+
+
 HOSTILE_SUBJECTS = ['Board "x" <y>, z; ${SHELL(rm -rf /)}\r\nAction: Hangup\r\nChannel: all', "A" * 100_000,
                     "\x00nul\x00", "comma,separated&more|pipe'quote"]
 
