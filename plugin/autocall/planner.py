@@ -96,7 +96,8 @@ def plan_calls(booking: Booking, attempts: Sequence[Attempt], in_room: Collectio
         mine = by_participant.get(person.id, [])
         if person.extension in in_room:
             continue
-        tried = [a for a in mine if a.outcome is not Outcome.NOT_SENT]
+        # Hung up because the booking was cancelled: not a try (a booking restored later calls again).
+        tried = [a for a in mine if a.outcome not in (Outcome.NOT_SENT, Outcome.CANCELLED)]
         next_number = max((a.attempt for a in mine), default=0) + 1
         due: datetime | None = None
         if not tried:

@@ -212,6 +212,8 @@ class AutocallService:
         for booking_id in {*booking_ids, *self._runs}:
             if booking_id not in wanted:
                 await self._retire(booking_id, now)
+        for booking_id in wanted:
+            self._cancelled.pop(booking_id, None)  # booked again: its calls are wanted
         for booking in wanted.values():
             run = self._runs.get(booking.id)
             if run is not None and not run.done():

@@ -76,7 +76,7 @@ def contact_dn(mailbox: str, item_id: str, base_dn: str) -> tuple[str, str]:
 def _emails(text: str) -> tuple[str, ...]:
     try:
         data = json.loads(text)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: absurdly nested JSON
         return ()
     if not isinstance(data, list):
         return ()
@@ -209,14 +209,15 @@ SELECT c.mailbox, c.item_id, c.display_name, c.given_name, c.surname, c.company,
        (SELECT json_group_array(json_array(p.kind, p.raw, p.e164, p.digits))
           FROM (SELECT kind, raw, e164, digits FROM contact_phones WHERE contact_id = c.id ORDER BY rowid) AS p)
   FROM contacts AS c
- ORDER BY pbxsync_ldap_order(lower(c.mailbox), c.item_id, c.display_name, c.given_name, c.surname, c.emails)
+ ORDER BY pbxsync_ldap_order(c.mailbox, c.item_id, c.display_name, c.given_name, c.surname, c.emails)
 """
 
 
 def _sql_order_key(mailbox: str, item_id: str, display_name: str | None, given_name: str | None,
                    surname: str | None, emails: str | None) -> bytes:
-    return row_order_key(ContactRow(mailbox, item_id, display_name or "", given_name or "", surname or "", "", "",
-                                    emails or ""))
+    # Lower-cased here as iter_contacts does (SQLite's lower() knows ASCII only: "Ärzte@x.de").
+    return row_order_key(ContactRow(str(mailbox).lower(), item_id, display_name or "", given_name or "",
+                                    surname or "", "", "", emails or ""))
 
 
 def _phones(text: str | None) -> list[PhoneRow]:

@@ -171,7 +171,7 @@ class Column:
 
     def scan(self, needle: bytes, anchor_start: bool, anchor_end: bool) -> Iterator[int]:
         """Ids of entries with a value containing `needle` (at its start/end if anchored), ascending."""
-        if not self.value_count:
+        if not self.value_count or _SEP in needle:  # values hold no NUL: it would match across two values
             return
         pattern = (_SEP if anchor_start else b"") + needle + (_SEP if anchor_end else b"")
         shift = 1 if anchor_start else 0

@@ -30,7 +30,15 @@ from plugin.ldap.filters import (
 )
 from plugin.ldap.index import Entry, Index
 from plugin.ldap.numbers import NumberForms, only_digits
-from plugin.ldap.schema import NUMBER_ATTRS, OBJECT_CLASS, approx_key, attribute_index, fold, fold_fragment
+from plugin.ldap.schema import (
+    NUMBER_ATTRS,
+    OBJECT_CLASS,
+    approx_key,
+    attribute_index,
+    fold,
+    fold_fragment,
+    has_control,
+)
 
 Matcher = Callable[[Entry], bool | None]
 
@@ -275,8 +283,10 @@ def plan(f: Filter, index: Index, forms: NumberForms, need: int = 0) -> tuple[Ca
         column = index.folded[pos]
         if column is None:
             return [], True  # no contact holds this attribute
-        if pos in NUMBER_ATTRS:
+        if pos in NUMBER_ATTRS:  # compared as digits only
             return _plan_number(f, pos, column, index, forms, need)
+        if _control_character(f):
+            return [], True  # stored values are cleaned of control characters: none can match
         if isinstance(f, Equality):
             return column.equal(fold(f.value).encode()), True
         sub = substring_plan(f, False)
@@ -307,6 +317,11 @@ def plan(f: Filter, index: Index, forms: NumberForms, need: int = 0) -> tuple[Ca
         pos = attribute_index(f.attr)
         return ([], True) if pos is None else None
     return None
+
+
+def _control_character(f: Equality | Substrings) -> bool:
+    pieces = [f.value] if isinstance(f, Equality) else [f.initial or "", *f.any, f.final or ""]
+    return any(has_control(p) for p in pieces)
 
 
 def _list_limit(index: Index, need: int) -> int:

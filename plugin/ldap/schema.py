@@ -41,6 +41,11 @@ _SPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+def has_control(value: str) -> bool:
+    """Whether `value` holds a character `clean` drops (so no stored value can contain it)."""
+    return _CONTROL.search(value) is not None
+
+
 def clean(value: str, limit: int = 1024) -> str:
     """A stored value as served: control characters dropped, bounded length."""
     return _CONTROL.sub("", value).strip()[:limit]

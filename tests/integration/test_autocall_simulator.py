@@ -262,6 +262,11 @@ async def test_cancel_while_ringing_hangs_up_the_ringing_call(sim: AsteriskSimul
     assert {ext: (s.outcome, s.attempts) for (_, ext), s in states.items()} == {
         "101": ("answered", 1), "198": ("cancelled", 1)}
     assert len(sim.originates) == 2 and in_room(sim) == {"101"}  # nobody redialled; the room stays
+    # Booked again (e.g. the organizer restored it): the hung-up call was not a try, 198 is called again.
+    await update(store, booking, d)
+    await agent.service.reconcile([booking.id])
+    await until(lambda: len(sim.originates) == 3 and any("/198-" in c for c in sim.ringing))
+    assert sim.originates[-1].get("Channel") == "PJSIP/198"
 
 
 HOSTILE_SUBJECTS = ['Board "x" <y>, z; ${SHELL(rm -rf /)}\r\nAction: Hangup\r\nChannel: all', "A" * 100_000,

@@ -111,3 +111,17 @@ def test_hostile_values_are_served_cleaned_and_never_break_the_separators() -> N
 
 def test_the_daemon_fixes_the_malloc_threshold() -> None:
     assert return_large_frees_to_os() is True  # glibc: Debian, the only platform we ship for
+
+
+async def test_store_build_with_a_non_ascii_capital_in_the_mailbox(tmp_path: Path) -> None:
+    """SQLite's lower() knows ASCII only: the order key must lower-case the mailbox as Python does."""
+    contacts = [c.__class__(**{**c.__dict__, "display_name": "Same Name"})
+                for c in generate(20, seed=2, mailboxes=("Ärzte@x.de",))]
+    db = await make_store(tmp_path / "pb.db", contacts)
+    index = build_from_store(sqlite3.connect(db, isolation_level=None), BASE_DN, FORMS)
+    assert index.count == 20 and index.mailboxes == frozenset({"ärzte@x.de"})
+
+
+def test_a_nul_in_a_fragment_never_matches_across_values() -> None:
+    column = column_of([[b"xa"], [b"b"]])
+    assert list(column.scan(b"\0", False, False)) == [] and list(column.scan(b"a\0b", False, False)) == []

@@ -58,6 +58,9 @@ def test_number_forms_cover_every_way_of_typing() -> None:
     ("(telephoneNumber=*4711*)", ["jürgen müller", "reception"]),
     ("(telephoneNumber=+49 30 12344711)", ["jürgen müller"]),
     ("(telephoneNumber=0301234*)", ["jürgen müller"]),
+    ("(cn=*\\00*)", []),  # a NUL or other control character: stored values never hold one
+    ("(cn=*r\\00*)", []),
+    ("(sn=schmidt\\01)", []),
     # forms derived from the stored international digits, fragments across their 00 / 0 prefixes
     ("(telephoneNumber=*0049301234*)", ["jürgen müller"]),
     ("(telephoneNumber=004930*)", ["jürgen müller"]),
