@@ -87,15 +87,21 @@ def _one(text: str) -> tuple[str, ...]:
     return (text,) if text else ()
 
 
+def _names(row: ContactRow) -> tuple[str, str, tuple[str, ...]]:
+    """uid, cn (display name, else given + surname, else first e-mail, else uid) and e-mails of a row."""
+    uid, _ = contact_dn(row.mailbox, row.item_id, "")
+    mails = _emails(row.emails)
+    given, surname = clean(row.given_name), clean(row.surname)
+    cn = clean(row.display_name) or " ".join(p for p in (given, surname) if p) or (mails[0] if mails else "") or uid
+    return uid, cn, mails
+
+
 def contact_values(row: ContactRow, phones: Iterable[PhoneRow], forms: NumberForms
                    ) -> tuple[dict[int, tuple[str, ...]], dict[int, tuple[str, ...]]]:
     """One contact's values as served and as compared (numbers: as stored for comparing), per stored
     attribute position."""
-    uid, _ = contact_dn(row.mailbox, row.item_id, "")
-    display = clean(row.display_name)
+    uid, cn, mails = _names(row)
     given, surname = clean(row.given_name), clean(row.surname)
-    mails = _emails(row.emails)
-    cn = display or " ".join(p for p in (given, surname) if p) or (mails[0] if mails else "") or uid
     served = {UID: (uid,), CN: (cn,), SN: (surname or cn,),  # person requires sn: phones showing "sn,
               GIVEN_NAME: _one(given), ORG: _one(clean(row.company)),  # givenName" still get a name
               TITLE: _one(clean(row.title)), MAIL: mails}
@@ -122,11 +128,7 @@ def order_key(mailbox: str, cn_folded: str, uid: str) -> bytes:
 
 
 def row_order_key(row: ContactRow) -> bytes:
-    uid, _ = contact_dn(row.mailbox, row.item_id, "")
-    display = clean(row.display_name)
-    given, surname = clean(row.given_name), clean(row.surname)
-    mails = _emails(row.emails)
-    cn = display or " ".join(p for p in (given, surname) if p) or (mails[0] if mails else "") or uid
+    uid, cn, _ = _names(row)
     return order_key(row.mailbox, fold(cn), uid)
 
 
