@@ -10,13 +10,22 @@ PYTEST_ARGS ?=
 
 all: test
 
+# The project is installed editable in setuptools' strict mode (a tree of links under build/, which mypy can
+# follow, unlike the lenient mode's import hook). Such a tree does not see new files, so the install is
+# redone whenever the list of package files changes (PKG_LIST holds that list).
+PKG_LIST := $(VENV)/.package-files
+PKG_FILES := $(shell find sync plugin dialplan examples -type f ! -name '*.pyc' ! -path '*/__pycache__/*' 2>/dev/null | sort | md5sum | cut -c1-32)
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=strict
 	touch $(STAMP)
 
 venv: $(STAMP)
+	@if [ "$$(cat $(PKG_LIST) 2>/dev/null)" != "$(PKG_FILES)" ]; then \
+		$(BIN)/pip install --quiet --no-deps -e . --config-settings editable_mode=strict && \
+		echo "$(PKG_FILES)" > $(PKG_LIST); fi
 
 # Debian packages the tests talk to (ldapsearch, slapd, debootstrap for the Asterisk chroot).
 system-deps:
@@ -37,6 +46,7 @@ pytest: venv system-deps asterisk
 
 test: lint typecheck pytest
 
+# `make demo` needs only the `demo` extra; the venv holds `test`, which includes it.
 demo: venv
 	$(BIN)/pbxsync demo
 

@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plugin.agi.callerid import CallerIdLookup, CallerIdService, normalise
-from plugin.agi.server import AgiLimits, FastAgiServer
-from sync.config import Config, SyncConfig, UserConfig
-from sync.store.db import open_store
+from pbxsync.plugin.agi.callerid import CallerIdLookup, CallerIdService, normalise
+from pbxsync.plugin.agi.server import AgiLimits, FastAgiServer
+from pbxsync.sync.config import Config, SyncConfig, UserConfig
+from pbxsync.sync.store.db import open_store
 
 
 def berlin(n: int) -> str:

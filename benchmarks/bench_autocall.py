@@ -33,14 +33,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plugin.ami.client import AmiClient, AmiSettings
-from plugin.ami.simulator import AsteriskSimulator, Phone, SimUser
-from plugin.autocall.planner import PlannerSettings
-from plugin.autocall.service import AutocallService, AutocallSettings
-from plugin.booking.model import ActionKind, BookingAction, BookingDraft, Participant, Role, StoredState
-from plugin.booking.store import apply_actions
-from sync.secrets import Secret
-from sync.store.db import open_store
+from pbxsync.plugin.ami.client import AmiClient, AmiSettings
+from pbxsync.plugin.ami.simulator import AsteriskSimulator, Phone, SimUser
+from pbxsync.plugin.autocall.planner import PlannerSettings
+from pbxsync.plugin.autocall.service import AutocallService, AutocallSettings
+from pbxsync.plugin.booking.model import ActionKind, BookingAction, BookingDraft, Participant, Role, StoredState
+from pbxsync.plugin.booking.store import apply_actions
+from pbxsync.sync.secrets import Secret
+from pbxsync.sync.store.db import open_store
 from tests.asterisk_harness import AsteriskInstance, AsteriskNotInstalled, AsteriskStartError, asterisk_root
 
 REPO = Path(__file__).resolve().parents[1]

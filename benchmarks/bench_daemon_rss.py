@@ -31,11 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from plugin.ami.simulator import AsteriskSimulator, SimUser  # noqa: E402
-from plugin.daemon.control_client import daemon_status  # noqa: E402
-from sync.config import Config, load_config  # noqa: E402
-from sync.model import utc_text  # noqa: E402
-from sync.store.db import open_store  # noqa: E402
+from pbxsync.plugin.ami.simulator import AsteriskSimulator, SimUser  # noqa: E402
+from pbxsync.plugin.daemon.control_client import daemon_status  # noqa: E402
+from pbxsync.sync.config import Config, load_config  # noqa: E402
+from pbxsync.sync.model import utc_text  # noqa: E402
+from pbxsync.sync.store.db import open_store  # noqa: E402
 
 TARGET_MB = 200.0
 BASELINE = r"""
@@ -165,7 +165,7 @@ async def warm(config: Config) -> int:
     """LDAP searches and caller-ID lookups, so the indexes and answer caches are in use."""
     import ldap3  # type: ignore[import-untyped]
 
-    from plugin.demo import _agi_request
+    from pbxsync.plugin.demo import _agi_request
 
     found = 0
     if config.ldap.enabled:
@@ -216,7 +216,7 @@ async def measure_agent(workdir: Path, users: int, disabled: set[str]) -> tuple[
     await ami.start()
     config_path = write_config(workdir, users, ami.port, disabled)
     log = (workdir / "agent.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "plugin.cli", "--config", str(config_path), "run"],
+    proc = subprocess.Popen([sys.executable, "-m", "pbxsync.plugin.cli", "--config", str(config_path), "run"],
                             cwd=ROOT, stdout=log, stderr=log)
     try:
         info = await exercise(config_path)

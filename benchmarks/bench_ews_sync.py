@@ -33,11 +33,11 @@ from exchangelib import (
     Version,
 )
 
-from sync.config import Config, ExchangeConfig, SyncConfig, UserConfig
-from sync.engine import SyncEngine
-from sync.secrets import Secret
-from sync.simulator.ews_server import EwsSimulator
-from sync.simulator.mailboxes import (
+from pbxsync.sync.config import Config, ExchangeConfig, SyncConfig, UserConfig
+from pbxsync.sync.engine import SyncEngine
+from pbxsync.sync.secrets import Secret
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.mailboxes import (
     AttendeeRecord,
     ContactRecord,
     MeetingRecord,
@@ -46,8 +46,8 @@ from sync.simulator.mailboxes import (
     Recurrence,
     User,
 )
-from sync.sources.ews import CONTACT_FIELDS, OCCURRENCE_FIELDS, EwsSource
-from sync.store.db import open_store
+from pbxsync.sync.sources.ews import CONTACT_FIELDS, OCCURRENCE_FIELDS, EwsSource
+from pbxsync.sync.store.db import open_store
 
 SERVICE, PASSWORD = "svc-pbx@example.com", "svc-pw"
 

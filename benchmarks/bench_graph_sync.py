@@ -26,16 +26,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_ews_sync import PASSWORD, SERVICE, build_org  # a sibling script, not a package
 
-from sync.config import Config, ExchangeConfig, SyncConfig, UserConfig
-from sync.engine import PassSummary, SyncEngine
-from sync.secrets import Secret
-from sync.simulator.ews_server import EwsSimulator
-from sync.simulator.graph_server import GraphSimulator
-from sync.simulator.mailboxes import Organisation
-from sync.sources.base import MailboxSource
-from sync.sources.ews import EwsSource
-from sync.sources.graph import GraphSource
-from sync.store.db import open_store
+from pbxsync.sync.config import Config, ExchangeConfig, SyncConfig, UserConfig
+from pbxsync.sync.engine import PassSummary, SyncEngine
+from pbxsync.sync.secrets import Secret
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.graph_server import GraphSimulator
+from pbxsync.sync.simulator.mailboxes import Organisation
+from pbxsync.sync.sources.base import MailboxSource
+from pbxsync.sync.sources.ews import EwsSource
+from pbxsync.sync.sources.graph import GraphSource
+from pbxsync.sync.store.db import open_store
 
 
 def config_for(backend: str, ews: EwsSimulator, graph: GraphSimulator, mailboxes: list[str], db: Path,

@@ -36,10 +36,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from plugin.ldap.build import contact_dn
-from plugin.ldap.client import BlockingClient, search_request
-from plugin.ldap.sample import SampleContact, generate, write_contacts
-from sync.store.db import open_store
+from pbxsync.plugin.ldap.build import contact_dn
+from pbxsync.plugin.ldap.client import BlockingClient, search_request
+from pbxsync.plugin.ldap.sample import SampleContact, generate, write_contacts
+from pbxsync.sync.store.db import open_store
 
 SUFFIX = "dc=example,dc=com"
 BASE_DN = f"ou=phonebook,{SUFFIX}"
@@ -143,7 +143,7 @@ class Pbxsync:
         conn = sqlite3.connect(db)
         write_contacts(conn, contacts)
         conn.close()
-        self.proc = subprocess.Popen([sys.executable, "-m", "plugin.ldap", "--db", str(db), "--listen",
+        self.proc = subprocess.Popen([sys.executable, "-m", "pbxsync.plugin.ldap", "--db", str(db), "--listen",
                                       "127.0.0.1:0", "--base-dn", BASE_DN, "--max-connections", "1000"],
                                      stdout=subprocess.PIPE, text=True,
                                      cwd=Path(__file__).resolve().parent.parent)

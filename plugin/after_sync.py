@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from plugin.agi.pins import ensure_pins
-from plugin.booking.reconcile import ReconcileSummary, reconcile_bookings
-from plugin.directory import DirectoryEntry, load_directory
-from sync.config import Config
-from sync.store.db import Store
+from pbxsync.plugin.agi.pins import ensure_pins
+from pbxsync.plugin.booking.reconcile import ReconcileSummary, reconcile_bookings
+from pbxsync.plugin.directory import DirectoryEntry, load_directory
+from pbxsync.sync.config import Config
+from pbxsync.sync.store.db import Store
 
 
 async def update_bookings(store: Store, config: Config, now: datetime,

@@ -12,9 +12,10 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from typing import Any
 
-from sync.errors import PbxsyncError, UserError
+from pbxsync.sync.errors import PbxsyncError, UserError
 
 # Modules under plugin.commands, in --help order. Each defines register(subparsers).
 COMMAND_MODULES = (
@@ -40,12 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", "-c", metavar="FILE",
                         help="configuration file (default: $PBXSYNC_CONFIG or /etc/pbxsync/pbxsync.toml)")
+    parser.add_argument("--version", action="version", version=f"pbxsync {version('pbxsync')}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("--log-format", choices=("text", "json"), help="override [log] format")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
-        importlib.import_module(f"plugin.commands.{name}").register(sub)
+        importlib.import_module(f"pbxsync.plugin.commands.{name}").register(sub)
     return parser
 
 

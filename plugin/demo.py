@@ -20,21 +20,25 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import IO, Any
 
-from plugin.ami.client import AmiClient, AmiSettings
-from plugin.ami.simulator import AsteriskSimulator, Phone, SimUser, load_phones
-from plugin.ami.wire import AmiMessage
-from plugin.daemon.app import Daemon
-from plugin.logs import setup_logging
-from sync.config import Config, parse_config
-from sync.errors import PbxsyncError
-from sync.secrets import Secret
-from sync.simulator.ews_server import EwsSimulator
-from sync.simulator.mailboxes import Organisation
+from pbxsync.plugin.ami.client import AmiClient, AmiSettings
+from pbxsync.plugin.ami.simulator import AsteriskSimulator, Phone, SimUser, load_phones
+from pbxsync.plugin.ami.wire import AmiMessage
+from pbxsync.plugin.daemon.app import Daemon
+from pbxsync.plugin.logs import setup_logging
+from pbxsync.sync.config import Config, parse_config
+from pbxsync.sync.errors import PbxsyncError
+from pbxsync.sync.secrets import Secret
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.mailboxes import Organisation
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+# The demo data ships inside the package (examples/ installs as pbxsync.examples), so an installed
+# pbxsync runs its demo from any directory.
+EXAMPLES = resources.files("pbxsync.examples")
 PHONES_FILE = EXAMPLES / "demo-phones.json"
 MAILBOXES_FILE = EXAMPLES / "demo-mailboxes.json"
 AMI_USER, AMI_SECRET = "pbxsync", "demo-ami-secret"
@@ -104,7 +108,7 @@ def demo_config(workdir: Path, ews: EwsSimulator, ami_port: int, service_account
     }, str(workdir / "pbxsync.toml"))
 
 
-def load_organisation(data_file: Path) -> Organisation:
+def load_organisation(data_file: Path | Traversable) -> Organisation:
     """The demo mailboxes plus SCENARIO_MEETINGS; times like "now+30s" count from this moment."""
     data = json.loads(data_file.read_text(encoding="utf-8"))
     have = {m.get("uid") for m in data.get("meetings", [])}
@@ -136,7 +140,7 @@ class CallWatcher:
 
     def on_event(self, event: AmiMessage) -> None:
         if event.name == "OriginateResponse":
-            from plugin.ami.client import outcome_for_reason
+            from pbxsync.plugin.ami.client import outcome_for_reason
 
             ext = _extension_of(event.get("Channel"))
             outcome = outcome_for_reason(event.get("Reason")).value
@@ -157,8 +161,8 @@ class Demo:
     def __init__(self, out: IO[str], data_file: Path | None = None, phones_file: Path | None = None,
                  keep: bool = False) -> None:
         self.t = Timeline(out)
-        self.data_file = data_file or MAILBOXES_FILE
-        self.phones_file = phones_file or PHONES_FILE
+        self.data_file: Path | Traversable = data_file or MAILBOXES_FILE
+        self.phones_file: Path | Traversable = phones_file or PHONES_FILE
         self.keep = keep
         self.workdir = Path(tempfile.mkdtemp(prefix="pbxsync-demo-"))
 
@@ -239,7 +243,7 @@ class Demo:
         t.step("users synced", summary.ok and contacts > 0, f"{len(summary.users)} users, {contacts} contacts")
 
     async def bookings_step(self, daemon: Daemon) -> list[Any]:
-        from plugin.booking.store import list_bookings
+        from pbxsync.plugin.booking.store import list_bookings
 
         t = self.t
         t.section("Bookings made from meetings whose Location starts with PBX")

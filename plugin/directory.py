@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sync.config import Config, UserConfig
-from sync.store.db import Store
+from pbxsync.sync.config import Config, UserConfig
+from pbxsync.sync.store.db import Store
 
 CONFIG_SOURCE = "config"
 

@@ -16,7 +16,7 @@ from dataclasses import fields, is_dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from sync.secrets import Secret
+from pbxsync.sync.secrets import Secret
 
 REDACTED = "***"
 # Shorter values would scrub ordinary words and digits out of every line; a secret this short is

@@ -16,8 +16,8 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
-from sync.errors import ConfigError, SecretError
-from sync.secrets import EMPTY_SECRET, SECRET_SOURCES, Secret, read_secret
+from pbxsync.sync.errors import ConfigError, SecretError
+from pbxsync.sync.secrets import EMPTY_SECRET, SECRET_SOURCES, Secret, read_secret
 
 CONFIG_ENV = "PBXSYNC_CONFIG"
 DEFAULT_CONFIG_PATH = "/etc/pbxsync/pbxsync.toml"

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sync.config import Config, UserConfig
-from sync.errors import (
+from pbxsync.sync.config import Config, UserConfig
+from pbxsync.sync.errors import (
     SourceAccessError,
     SourceAuthError,
     SourceBusyError,
@@ -23,13 +23,13 @@ from sync.errors import (
     SourceError,
     StoreError,
 )
-from sync.model import CalendarWindow, Folder, Occurrence, utc_text
-from sync.plan import internal_addresses, plan_calendar, plan_contacts, sync_window, with_resolved_addresses
-from sync.sources.base import MailboxSource
-from sync.store import calendar as calendar_store
-from sync.store import contacts as contact_store
-from sync.store import folders
-from sync.store.db import Store
+from pbxsync.sync.model import CalendarWindow, Folder, Occurrence, utc_text
+from pbxsync.sync.plan import internal_addresses, plan_calendar, plan_contacts, sync_window, with_resolved_addresses
+from pbxsync.sync.sources.base import MailboxSource
+from pbxsync.sync.store import calendar as calendar_store
+from pbxsync.sync.store import contacts as contact_store
+from pbxsync.sync.store import folders
+from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.sync")
 

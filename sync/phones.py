@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import phonenumbers
 
-from sync.model import PhoneKind, PhoneNumber
+from pbxsync.sync.model import PhoneKind, PhoneNumber
 
 MAX_NUMBER_LENGTH = 64  # longer values are not phone numbers; they are stored raw (truncated) but not parsed
 

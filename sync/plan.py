@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sync.model import CalendarWindow, Contact, ContactChanges, Occurrence
+from pbxsync.sync.model import CalendarWindow, Contact, ContactChanges, Occurrence
 
 # Occurrences that ended this long before the window start are pruned; bookings keep their own history.
 HISTORY_KEEP = timedelta(days=30)

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from sync.errors import SecretError
+from pbxsync.sync.errors import SecretError
 
 SECRET_SOURCES = ("", "_file", "_env", "_command")
 _COMMAND_TIMEOUT_SECONDS = 10.0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sync.simulator.mailboxes import ContactRecord, Organisation, Phone
-from sync.sources.base import MailboxSource
+from pbxsync.sync.simulator.mailboxes import ContactRecord, Organisation, Phone
+from pbxsync.sync.sources.base import MailboxSource
 
 ALICE = "alice@example.com"
 

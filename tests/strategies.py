@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
-from sync.model import Attendee, AttendeeKind, Contact, Occurrence, PhoneKind, PhoneNumber, ResponseType
+from pbxsync.sync.model import Attendee, AttendeeKind, Contact, Occurrence, PhoneKind, PhoneNumber, ResponseType
 
 # Any unicode except surrogates (SQLite stores UTF-8), including control characters and NUL.
 hostile_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)

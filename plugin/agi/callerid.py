@@ -24,13 +24,13 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugin.agi.identity import may_claim_extension
-from plugin.agi.server import AgiSession
-from plugin.directory import Directory, normalize_address
-from sync import phones
-from sync.config import Config
-from sync.errors import StoreError
-from sync.store.db import Store
+from pbxsync.plugin.agi.identity import may_claim_extension
+from pbxsync.plugin.agi.server import AgiSession
+from pbxsync.plugin.directory import Directory, normalize_address
+from pbxsync.sync import phones
+from pbxsync.sync.config import Config
+from pbxsync.sync.errors import StoreError
+from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.agi.callerid")
 

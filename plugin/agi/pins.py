@@ -9,8 +9,8 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sync.model import utc_text
-from sync.store.db import Store
+from pbxsync.sync.model import utc_text
+from pbxsync.sync.store.db import Store
 
 PIN_DIGITS = 6
 

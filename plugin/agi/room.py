@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from plugin.agi.identity import caller_identity
-from plugin.agi.server import AgiSession
-from sync.config import Config
-from sync.model import parse_utc, utc_text
-from sync.store.db import Store
+from pbxsync.plugin.agi.identity import caller_identity
+from pbxsync.plugin.agi.server import AgiSession
+from pbxsync.sync.config import Config
+from pbxsync.sync.model import parse_utc, utc_text
+from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.agi.room")
 

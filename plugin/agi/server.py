@@ -23,8 +23,8 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from plugin import metrics
-from sync.errors import PbxError
+from pbxsync.plugin import metrics
+from pbxsync.sync.errors import PbxError
 
 log = logging.getLogger("pbxsync.agi")
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from plugin.agi.callerid import SOURCE_VARIABLE, CallerIdLookup, CallerIdService
-from plugin.agi.room import Clock, RoomService
-from plugin.agi.server import AgiLimits, AgiSession, FastAgiServer, Handler
-from plugin.daemon.http import split_listen
-from plugin.daemon.service import Health, Service, ServiceSpec
-from plugin.directory import Directory
-from sync.config import Config
-from sync.store.db import Store
+from pbxsync.plugin.agi.callerid import SOURCE_VARIABLE, CallerIdLookup, CallerIdService
+from pbxsync.plugin.agi.room import Clock, RoomService
+from pbxsync.plugin.agi.server import AgiLimits, AgiSession, FastAgiServer, Handler
+from pbxsync.plugin.daemon.http import split_listen
+from pbxsync.plugin.daemon.service import Health, Service, ServiceSpec
+from pbxsync.plugin.directory import Directory
+from pbxsync.sync.config import Config
+from pbxsync.sync.store.db import Store
 
 if TYPE_CHECKING:
-    from plugin.daemon.wiring import DaemonContext
+    from pbxsync.plugin.daemon.wiring import DaemonContext
 
 
 def with_result(handler: Handler, variable: str, value: str, result: str) -> Handler:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
 
-from plugin.ami.wire import (
+from pbxsync.plugin.ami.wire import (
     AmiDecoder,
     AmiMessage,
     encode_action,
@@ -40,9 +40,9 @@ from plugin.ami.wire import (
     validate_dial_string,
     variable_headers,
 )
-from sync.config import PbxConfig
-from sync.errors import AmiPermissionError, AmiTimeoutError, PbxError, ValidationError
-from sync.secrets import Secret
+from pbxsync.sync.config import PbxConfig
+from pbxsync.sync.errors import AmiPermissionError, AmiTimeoutError, PbxError, ValidationError
+from pbxsync.sync.secrets import Secret
 
 log = logging.getLogger("pbxsync.ami")
 T = TypeVar("T")

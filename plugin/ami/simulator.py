@@ -29,9 +29,10 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from plugin.ami.wire import AmiDecoder, AmiMessage
+from pbxsync.plugin.ami.wire import AmiDecoder, AmiMessage
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 ALL_CLASSES = frozenset({"system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf",
@@ -662,9 +663,9 @@ class AsteriskSimulator:
         return response, (room_name, member)
 
 
-def load_phones(path: str | Path) -> list[Phone]:
+def load_phones(path: str | Path | Traversable) -> list[Phone]:
     """Phones from a JSON file: {"101": "answer", "199": "busy", "198": {"behaviour": "no_answer"}}."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data = json.loads((Path(path) if isinstance(path, str) else path).read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError("phones file must hold a JSON object of extension -> behaviour")
     phones: list[Phone] = []

@@ -12,9 +12,9 @@ import logging
 import re
 from collections.abc import Sequence
 
-from plugin.ami.client import AmiClient
-from plugin.ami.wire import AmiMessage
-from plugin.directory import DirectoryEntry, normalize_address
+from pbxsync.plugin.ami.client import AmiClient
+from pbxsync.plugin.ami.wire import AmiMessage
+from pbxsync.plugin.directory import DirectoryEntry, normalize_address
 
 log = logging.getLogger("pbxsync.ami.voicemail")
 VOICEMAIL_SOURCE = "voicemail"

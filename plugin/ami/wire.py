@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sync.errors import ValidationError
+from pbxsync.sync.errors import ValidationError
 
 EOL = "\r\n"
 BANNER_PREFIX = "Asterisk Call Manager/"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from plugin.booking.model import Booking, Role, StoredState
+from pbxsync.plugin.booking.model import Booking, Role, StoredState
 
 
 class Outcome(StrEnum):

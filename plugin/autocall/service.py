@@ -31,11 +31,11 @@ from typing import Any
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from plugin import metrics
-from plugin.ami.client import AmiClient, OriginateRequest
-from plugin.ami.wire import AmiMessage, callerid, render_dial, validate_room
-from plugin.autocall.planner import Outcome, PlannedCall, PlannerSettings, plan_calls
-from plugin.autocall.store import (
+from pbxsync.plugin import metrics
+from pbxsync.plugin.ami.client import AmiClient, OriginateRequest
+from pbxsync.plugin.ami.wire import AmiMessage, callerid, render_dial, validate_room
+from pbxsync.plugin.autocall.planner import Outcome, PlannedCall, PlannerSettings, plan_calls
+from pbxsync.plugin.autocall.store import (
     channel_ids,
     drain_writes,
     load_attempts,
@@ -44,11 +44,11 @@ from plugin.autocall.store import (
     record_planned,
     settle_stale_pending,
 )
-from plugin.booking.model import Booking, StoredState
-from plugin.booking.store import booking_by_id, list_bookings
-from sync.config import Config
-from sync.errors import AmiPermissionError, PbxError, ValidationError
-from sync.store.db import Store
+from pbxsync.plugin.booking.model import Booking, StoredState
+from pbxsync.plugin.booking.store import booking_by_id, list_bookings
+from pbxsync.sync.config import Config
+from pbxsync.sync.errors import AmiPermissionError, PbxError, ValidationError
+from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.autocall")
 JOB_PREFIX = "autocall-"

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from plugin.autocall.planner import Attempt, Outcome, PlannedCall
-from sync.model import parse_utc, utc_text
-from sync.store.db import Store
+from pbxsync.plugin.autocall.planner import Attempt, Outcome, PlannedCall
+from pbxsync.sync.model import parse_utc, utc_text
+from pbxsync.sync.store.db import Store
 
 T = TypeVar("T")
 _COLUMNS = "participant_id, attempt, outcome, created_at, finished_at, channel_id"

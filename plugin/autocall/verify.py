@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from plugin.booking.model import Booking
-from sync.config import Config, UserConfig
+from pbxsync.plugin.booking.model import Booking
+from pbxsync.sync.config import Config, UserConfig
 
 MAX_MAILBOXES = 10  # a big meeting with an outside organizer: a sample of invitees' calendars is enough
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from sync.model import Occurrence, utc_text
+from pbxsync.sync.model import Occurrence, utc_text
 
 MeetingKey = tuple[str, str]  # (uid, recurrence key): "" for a single meeting, RecurrenceId for a series
 

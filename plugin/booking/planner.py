@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from plugin.booking.location import parse_location
-from plugin.booking.model import (
+from pbxsync.plugin.booking.location import parse_location
+from pbxsync.plugin.booking.model import (
     ActionKind,
     Booking,
     BookingAction,
@@ -34,9 +34,9 @@ from plugin.booking.model import (
     StoredState,
     meeting_key,
 )
-from plugin.booking.rooms import RoomRequest, assign_rooms
-from plugin.directory import Directory, DirectoryEntry
-from sync.model import AttendeeKind, Occurrence, utc_text
+from pbxsync.plugin.booking.rooms import RoomRequest, assign_rooms
+from pbxsync.plugin.directory import Directory, DirectoryEntry
+from pbxsync.sync.model import AttendeeKind, Occurrence, utc_text
 
 CANCELLED_IN_EXCHANGE = "cancelled by the organizer in Exchange"
 ORGANIZER_DELETED = "deleted from the organizer's calendar (or moved out of the synced window)"

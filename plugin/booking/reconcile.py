@@ -8,13 +8,13 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from plugin.booking.model import ActionKind, meeting_key
-from plugin.booking.planner import plan_bookings
-from plugin.booking.store import load_bookings_for_planning, load_copies, load_mailbox_syncs, write_actions
-from plugin.directory import Directory, load_address_cache
-from sync.config import Config
-from sync.errors import StoreError
-from sync.store.db import Store
+from pbxsync.plugin.booking.model import ActionKind, meeting_key
+from pbxsync.plugin.booking.planner import plan_bookings
+from pbxsync.plugin.booking.store import load_bookings_for_planning, load_copies, load_mailbox_syncs, write_actions
+from pbxsync.plugin.directory import Directory, load_address_cache
+from pbxsync.sync.config import Config
+from pbxsync.sync.errors import StoreError
+from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.bookings")
 

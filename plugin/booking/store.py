@@ -16,7 +16,7 @@ from typing import Any
 
 import aiosqlite
 
-from plugin.booking.model import (
+from pbxsync.plugin.booking.model import (
     ActionKind,
     Booking,
     BookingAction,
@@ -28,9 +28,9 @@ from plugin.booking.model import (
     Role,
     StoredState,
 )
-from sync.errors import StoreError
-from sync.model import Attendee, AttendeeKind, Folder, Occurrence, ResponseType, parse_utc, utc_text
-from sync.store.db import Store
+from pbxsync.sync.errors import StoreError
+from pbxsync.sync.model import Attendee, AttendeeKind, Folder, Occurrence, ResponseType, parse_utc, utc_text
+from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.bookings")
 

@@ -16,10 +16,10 @@ import contextlib
 import logging
 from dataclasses import replace
 
-from plugin.ami.client import AmiClient, AmiSettings
-from plugin.check.model import CheckResult, failed, passed, skipped
-from sync.config import Config
-from sync.errors import AmiPermissionError, PbxError
+from pbxsync.plugin.ami.client import AmiClient, AmiSettings
+from pbxsync.plugin.check.model import CheckResult, failed, passed, skipped
+from pbxsync.sync.config import Config
+from pbxsync.sync.errors import AmiPermissionError, PbxError
 
 MANAGER_SNIPPET = "dialplan/ (the least-privilege manager.conf user: read=call,system write=originate,call,reporting)"
 _NOT_A_ROOM = "pbxsync-check-no-such-room"

@@ -13,16 +13,16 @@ from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from plugin.check.model import CheckResult, failed, passed, skipped
-from sync.config import Config, UserConfig
-from sync.errors import (
+from pbxsync.plugin.check.model import CheckResult, failed, passed, skipped
+from pbxsync.sync.config import Config, UserConfig
+from pbxsync.sync.errors import (
     PbxsyncError,
     SourceAccessError,
     SourceAuthError,
     SourceBusyError,
     SourceError,
 )
-from sync.sources.base import MailboxSource
+from pbxsync.sync.sources.base import MailboxSource
 
 SourceFactory = Callable[[Config], MailboxSource]
 PROBE_WINDOW = timedelta(minutes=1)

@@ -8,10 +8,10 @@ import socket
 import sqlite3
 from pathlib import Path
 
-from plugin.check.model import CheckResult, failed, passed
-from plugin.daemon.http import split_listen
-from sync.config import Config
-from sync.store.db import latest_version
+from pbxsync.plugin.check.model import CheckResult, failed, passed
+from pbxsync.plugin.daemon.http import split_listen
+from pbxsync.sync.config import Config
+from pbxsync.sync.store.db import latest_version
 
 
 def check_database(config: Config) -> CheckResult:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from plugin.check.ami import check_ami
-from plugin.check.exchange import SourceFactory, check_exchange
-from plugin.check.local import check_database, check_port, listeners
-from plugin.check.model import CheckResult, passed
-from plugin.daemon.control_client import DaemonError, daemon_status
-from sync.config import Config
+from pbxsync.plugin.check.ami import check_ami
+from pbxsync.plugin.check.exchange import SourceFactory, check_exchange
+from pbxsync.plugin.check.local import check_database, check_port, listeners
+from pbxsync.plugin.check.model import CheckResult, passed
+from pbxsync.plugin.daemon.control_client import DaemonError, daemon_status
+from pbxsync.sync.config import Config
 
 
 def config_result(config: Config) -> CheckResult:
@@ -29,7 +29,7 @@ def _daemon_running(config: Config) -> bool:
 async def run_checks(config: Config, make_source: SourceFactory | None = None, now: datetime | None = None,
                      within: float = 30.0) -> list[CheckResult]:
     if make_source is None:
-        from plugin.daemon.wiring import default_source_factory
+        from pbxsync.plugin.daemon.wiring import default_source_factory
 
         make_source = default_source_factory
     results = [config_result(config), await asyncio.to_thread(check_database, config)]

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sync.config import Config, load_config
-from sync.store.db import Store, open_store
+from pbxsync.sync.config import Config, load_config
+from pbxsync.sync.store.db import Store, open_store
 
 
 def config_from(args: argparse.Namespace) -> Config:
     """Load the config and set up logging for a one-shot command: warnings only, unless --debug."""
-    from plugin.logs import setup_logging
+    from pbxsync.plugin.logs import setup_logging
 
     config = load_config(getattr(args, "config", None))
     debug = bool(getattr(args, "debug", False))

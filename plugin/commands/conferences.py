@@ -15,13 +15,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from plugin.agi.pins import booking_pins
-from plugin.autocall.store import ParticipantCallState, call_states
-from plugin.booking.model import Booking
-from plugin.booking.store import list_bookings
-from plugin.commands.common import config_from, utc_now
-from sync.model import utc_text
-from sync.store.db import open_store
+from pbxsync.plugin.agi.pins import booking_pins
+from pbxsync.plugin.autocall.store import ParticipantCallState, call_states
+from pbxsync.plugin.booking.model import Booking
+from pbxsync.plugin.booking.store import list_bookings
+from pbxsync.plugin.commands.common import config_from, utc_now
+from pbxsync.sync.model import utc_text
+from pbxsync.sync.store.db import open_store
 
 
 def register(subparsers: Any) -> None:

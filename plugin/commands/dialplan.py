@@ -1,6 +1,6 @@
 """`pbxsync dialplan [--write DIR]`: the Asterisk files pbxsync needs, filled in for the current config.
 
-Prints dialplan/pbxsync-autocall.conf, pbxsync-confbridge.conf and pbxsync-manager.conf (see
+Prints dialplan/pbxsync-autocall.conf, pbxsync-confbridge.conf, pbxsync-manager.conf and pbxsync-agi.conf (see
 docs/asterisk.md for where each goes). The AMI secret is never printed: the manager.conf user gets a
 placeholder the admin replaces.
 """
@@ -11,16 +11,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from plugin.autocall.dialplan import DialplanNames, render
-from plugin.commands.common import config_from
-from sync.errors import UserError, ValidationError
+from pbxsync.plugin.autocall.dialplan import DialplanNames, render
+from pbxsync.plugin.commands.common import config_from
+from pbxsync.sync.errors import UserError, ValidationError
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "dialplan", help="print the Asterisk dialplan, confbridge profiles and manager.conf user",
-        description="The AUTOCALL context, the conference profiles and a least-privilege AMI user, filled in "
-        "for the current config. Include them as docs/asterisk.md describes.")
+        "dialplan", help="print the Asterisk dialplan (AUTOCALL, FastAGI), confbridge profiles and manager.conf user",
+        description="The AUTOCALL context, the FastAGI contexts (caller-ID names, room dial-in), the conference "
+        "profiles and a least-privilege AMI user, filled in for the current config. Include them as "
+        "docs/asterisk.md describes.")
     parser.add_argument("--write", metavar="DIR", help="write the files into DIR instead of printing them")
     parser.set_defaults(handler=run)
 
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         files = render(DialplanNames.from_config(config))
     except ValidationError as exc:
-        raise UserError(f"pbx.context/pbx.username: {exc}") from None
+        raise UserError(f"pbx.context/pbx.username/agi.listen: {exc}") from None
     if args.write:
         target = Path(args.write)
         try:

@@ -6,13 +6,13 @@ import argparse
 from datetime import datetime
 from typing import Any
 
-from plugin.commands.common import add_json_flag, config_from, print_json, print_table, store_from, utc_now
-from plugin.directory import load_directory
-from sync.model import Contact, Folder, utc_text
-from sync.phones import digits_of, to_e164
-from sync.store import calendar as calendar_store
-from sync.store import contacts as contact_store
-from sync.store.folders import FolderState, all_folder_states
+from pbxsync.plugin.commands.common import add_json_flag, config_from, print_json, print_table, store_from, utc_now
+from pbxsync.plugin.directory import load_directory
+from pbxsync.sync.model import Contact, Folder, utc_text
+from pbxsync.sync.phones import digits_of, to_e164
+from pbxsync.sync.store import calendar as calendar_store
+from pbxsync.sync.store import contacts as contact_store
+from pbxsync.sync.store.folders import FolderState, all_folder_states
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,7 +62,7 @@ async def list_contacts_cmd(args: argparse.Namespace) -> int:
     config = config_from(args)
     mailbox = None
     if args.user:
-        from plugin.commands.sync_cmd import chosen_users
+        from pbxsync.plugin.commands.sync_cmd import chosen_users
 
         mailbox = chosen_users(config, [args.user])[0].mailbox.lower()
     store = await store_from(config)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from plugin.commands.common import config_from
-from plugin.daemon.app import Daemon
-from plugin.daemon.memory import return_large_frees_to_os
-from plugin.logs import setup_from_config
+from pbxsync.plugin.commands.common import config_from
+from pbxsync.plugin.daemon.app import Daemon
+from pbxsync.plugin.daemon.memory import return_large_frees_to_os
+from pbxsync.plugin.logs import setup_from_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -8,7 +8,7 @@ import re
 import threading
 from typing import Any
 
-from sync.errors import UserError
+from pbxsync.sync.errors import UserError
 
 _LISTEN = re.compile(r"^(127\.0\.0\.1|localhost):(\d{1,5})$")
 
@@ -43,8 +43,8 @@ def register(subparsers: Any) -> None:
 
 
 def run_exchange(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
-    from sync.simulator.ews_server import EwsSimulator
-    from sync.simulator.mailboxes import Organisation
+    from pbxsync.sync.simulator.ews_server import EwsSimulator
+    from pbxsync.sync.simulator.mailboxes import Organisation
 
     match = _LISTEN.match(args.listen)
     if not match or int(match[2]) > 65535:
@@ -64,7 +64,7 @@ def run_exchange(args: argparse.Namespace, stop: threading.Event | None = None) 
 
 
 def run_graph(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
-    from sync.simulator.graph_server import main as graph_main
+    from pbxsync.sync.simulator.graph_server import main as graph_main
 
     if not _LISTEN.match(args.listen):
         raise UserError(f"--listen: expected 127.0.0.1:PORT (loopback only), got {args.listen!r}")
@@ -76,7 +76,7 @@ def run_graph(args: argparse.Namespace, stop: threading.Event | None = None) -> 
 
 # --- asterisk (AMI) simulator: owned by the AMI/AUTOCALL helper ---
 async def run_asterisk(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
-    from plugin.ami.simulator import AsteriskSimulator, Phone, SimUser, load_phones
+    from pbxsync.plugin.ami.simulator import AsteriskSimulator, Phone, SimUser, load_phones
 
     match = _LISTEN.match(args.listen)
     if not match or int(match[2]) > 65535:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from plugin.commands.common import add_json_flag, config_from, print_json, print_table
-from plugin.daemon.control_client import daemon_status
-from sync.errors import UserError
+from pbxsync.plugin.commands.common import add_json_flag, config_from, print_json, print_table
+from pbxsync.plugin.daemon.control_client import daemon_status
+from pbxsync.sync.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

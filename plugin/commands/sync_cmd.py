@@ -7,13 +7,13 @@ import asyncio
 import sys
 from typing import Any
 
-from plugin.after_sync import update_bookings
-from plugin.booking.reconcile import ReconcileSummary
-from plugin.commands.common import add_json_flag, config_from, print_json, store_from, utc_now
-from sync.config import Config, UserConfig
-from sync.engine import FolderResult, SyncEngine, UserSummary
-from sync.errors import UserError
-from sync.sources.factory import make_source
+from pbxsync.plugin.after_sync import update_bookings
+from pbxsync.plugin.booking.reconcile import ReconcileSummary
+from pbxsync.plugin.commands.common import add_json_flag, config_from, print_json, store_from, utc_now
+from pbxsync.sync.config import Config, UserConfig
+from pbxsync.sync.engine import FolderResult, SyncEngine, UserSummary
+from pbxsync.sync.errors import UserError
+from pbxsync.sync.sources.factory import make_source
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,7 +76,7 @@ def _remote_folder(doc: dict[str, Any] | None) -> FolderResult | None:
 
 def _sync_in_daemon(config: Config, users: list[UserConfig]) -> list[UserSummary] | None:
     """"Sync now" in the running daemon; None when no daemon listens on [control] listen."""
-    from plugin.daemon.control_client import trigger_sync_in_daemon
+    from pbxsync.plugin.daemon.control_client import trigger_sync_in_daemon
 
     targets: list[str | None] = [u.extension for u in users] if len(users) < len(config.users) else [None]
     results: list[UserSummary] = []

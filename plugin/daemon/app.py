@@ -16,22 +16,23 @@ import os
 import signal
 from dataclasses import replace
 from datetime import datetime
+from importlib.metadata import version
 from typing import Any
 
-from plugin import logs, metrics
-from plugin.daemon.clock import Clock, SystemClock
-from plugin.daemon.supervisor import BackoffPolicy, Supervisor
-from plugin.daemon.sync_timers import SourceFactory, SyncService
-from plugin.daemon.wiring import DaemonContext, build_specs, default_source_factory
-from sync.config import Config, load_config
-from sync.engine import PassSummary
-from sync.errors import PbxsyncError
-from sync.model import utc_text
-from sync.store.db import Store, open_store
+from pbxsync.plugin import logs, metrics
+from pbxsync.plugin.daemon.clock import Clock, SystemClock
+from pbxsync.plugin.daemon.supervisor import BackoffPolicy, Supervisor
+from pbxsync.plugin.daemon.sync_timers import SourceFactory, SyncService
+from pbxsync.plugin.daemon.wiring import DaemonContext, build_specs, default_source_factory
+from pbxsync.sync.config import Config, load_config
+from pbxsync.sync.engine import PassSummary
+from pbxsync.sync.errors import PbxsyncError
+from pbxsync.sync.model import utc_text
+from pbxsync.sync.store.db import Store, open_store
 
 log = logging.getLogger("pbxsync.daemon")
 
-VERSION = "0.1.0"
+VERSION = version("pbxsync")  # from the installed distribution's metadata: pyproject.toml is the one place
 
 
 class Daemon:

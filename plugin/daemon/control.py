@@ -13,11 +13,11 @@ import logging
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from plugin import metrics
-from plugin.daemon.http import Request, Response, split_listen, start_http_server
-from plugin.daemon.service import ServerService
-from sync.engine import PassSummary
-from sync.errors import UserError
+from pbxsync.plugin import metrics
+from pbxsync.plugin.daemon.http import Request, Response, split_listen, start_http_server
+from pbxsync.plugin.daemon.service import ServerService
+from pbxsync.sync.engine import PassSummary
+from pbxsync.sync.errors import UserError
 
 log = logging.getLogger("pbxsync.daemon.control")
 

@@ -10,9 +10,9 @@ import http.client
 import json
 from typing import Any
 
-from plugin.daemon.http import split_listen
-from sync.config import Config
-from sync.errors import PbxsyncError
+from pbxsync.plugin.daemon.http import split_listen
+from pbxsync.sync.config import Config
+from pbxsync.sync.errors import PbxsyncError
 
 STATUS_TIMEOUT_SECONDS = 10.0
 SYNC_TIMEOUT_SECONDS = 3600.0  # a full pass over many mailboxes can take long; the daemon bounds it

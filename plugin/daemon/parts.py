@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from plugin import metrics
-from plugin.daemon.service import Health, Service
-from plugin.daemon.sync_timers import SYNC_SERVICE
-from sync.config import Config
-from sync.engine import PassSummary
-from sync.store.db import Store
+from pbxsync.plugin import metrics
+from pbxsync.plugin.daemon.service import Health, Service
+from pbxsync.plugin.daemon.sync_timers import SYNC_SERVICE
+from pbxsync.sync.config import Config
+from pbxsync.sync.engine import PassSummary
+from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.daemon")
 
@@ -61,13 +61,13 @@ class AmiLinkService(Service):
 
 
 class AutocallAdapter(Service):
-    """plugin.autocall.service.AutocallService as a daemon service; re-armed after each sync pass."""
+    """pbxsync.plugin.autocall.service.AutocallService as a daemon service; re-armed after each sync pass."""
 
     name = "autocall"
 
     def __init__(self, config: Config, store: Store, clock: Any, client: Any, shared: dict[str, Any]) -> None:
         super().__init__()
-        from plugin.autocall.service import AutocallService, AutocallSettings
+        from pbxsync.plugin.autocall.service import AutocallService, AutocallSettings
 
         self.shared = shared
         self.store = store
@@ -78,7 +78,7 @@ class AutocallAdapter(Service):
     async def _verify(self, booking: Any) -> None:
         """The pre-start check: one more sync pass of the booking's mailboxes (the sync service's hooks then
         re-plan the bookings and re-arm AUTOCALL)."""
-        from plugin.autocall.verify import mailboxes_to_verify
+        from pbxsync.plugin.autocall.verify import mailboxes_to_verify
 
         sync = self.shared.get(SYNC_SERVICE)
         if sync is None:
@@ -97,7 +97,7 @@ class AutocallAdapter(Service):
         await self.inner.stop()
         # Calls still ringing were cut off: they may have been dialled, so they are recorded as `unknown`
         # now (never re-sent as they are), not left pending for the next start to guess about.
-        from plugin.autocall.store import settle_stale_pending
+        from pbxsync.plugin.autocall.store import settle_stale_pending
 
         settled = await settle_stale_pending(self.store, self.clock.now())
         if settled:
@@ -122,7 +122,7 @@ class LdapService(Service):
 
     def __init__(self, config: Config, store: Store, shared: dict[str, Any]) -> None:
         super().__init__()
-        from plugin.ldap.server import LdapServer
+        from pbxsync.plugin.ldap.server import LdapServer
 
         self.config = config
         self.shared = shared
@@ -165,7 +165,7 @@ def bookings_hook(store: Store, config: Config, clock: Any, shared: dict[str, An
     """After each pass: bookings and PINs (plugin.after_sync, as `pbxsync sync` does), then AUTOCALL re-arm."""
 
     async def reconcile_after_pass(summary: PassSummary) -> None:
-        from plugin.after_sync import update_bookings
+        from pbxsync.plugin.after_sync import update_bookings
 
         # Directory entries from other sources (Asterisk voicemail users), when a part provides them.
         extra = shared.get("directory_extra", ())

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
-from sync.secrets import Secret
+from pbxsync.sync.secrets import Secret
 
 
 @dataclass

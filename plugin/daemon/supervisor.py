@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from plugin import metrics
-from plugin.daemon.clock import Clock
-from plugin.daemon.service import Health, Service, ServiceSpec, fingerprint
-from sync.errors import UserError
-from sync.model import utc_text
+from pbxsync.plugin import metrics
+from pbxsync.plugin.daemon.clock import Clock
+from pbxsync.plugin.daemon.service import Health, Service, ServiceSpec, fingerprint
+from pbxsync.sync.errors import UserError
+from pbxsync.sync.model import utc_text
 
 log = logging.getLogger("pbxsync.daemon")
 

@@ -15,15 +15,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from plugin import metrics
-from plugin.daemon.clock import Clock
-from plugin.daemon.service import Health, Service
-from sync.config import Config, UserConfig
-from sync.engine import PassSummary, SyncEngine
-from sync.errors import UserError
-from sync.model import utc_text
-from sync.sources.base import MailboxSource
-from sync.store.db import Store
+from pbxsync.plugin import metrics
+from pbxsync.plugin.daemon.clock import Clock
+from pbxsync.plugin.daemon.service import Health, Service
+from pbxsync.sync.config import Config, UserConfig
+from pbxsync.sync.engine import PassSummary, SyncEngine
+from pbxsync.sync.errors import UserError
+from pbxsync.sync.model import utc_text
+from pbxsync.sync.sources.base import MailboxSource
+from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.daemon.sync")
 

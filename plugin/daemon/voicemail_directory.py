@@ -19,15 +19,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from plugin import metrics
-from plugin.ami.client import AmiClient
-from plugin.ami.voicemail import fetch_voicemail_entries
-from plugin.daemon.clock import Clock
-from plugin.daemon.service import Health, Service
-from plugin.directory import DirectoryEntry
-from sync.engine import PassSummary
-from sync.errors import PbxsyncError
-from sync.model import utc_text
+from pbxsync.plugin import metrics
+from pbxsync.plugin.ami.client import AmiClient
+from pbxsync.plugin.ami.voicemail import fetch_voicemail_entries
+from pbxsync.plugin.daemon.clock import Clock
+from pbxsync.plugin.daemon.service import Health, Service
+from pbxsync.plugin.directory import DirectoryEntry
+from pbxsync.sync.engine import PassSummary
+from pbxsync.sync.errors import PbxsyncError
+from pbxsync.sync.model import utc_text
 
 log = logging.getLogger("pbxsync.daemon.voicemail")
 

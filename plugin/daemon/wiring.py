@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from plugin import metrics
-from plugin.daemon.clock import Clock
-from plugin.daemon.control import ControlService, ControlTarget, MetricsService
-from plugin.daemon.parts import (
+from pbxsync.plugin import metrics
+from pbxsync.plugin.daemon.clock import Clock
+from pbxsync.plugin.daemon.control import ControlService, ControlTarget, MetricsService
+from pbxsync.plugin.daemon.parts import (
     AmiLinkService,
     AutocallAdapter,
     BrokenPart,
@@ -29,11 +29,11 @@ from plugin.daemon.parts import (
     bookings_hook,
     ldap_refresh_hook,
 )
-from plugin.daemon.service import ServiceSpec, fingerprint
-from plugin.daemon.sync_timers import AfterPass, SourceFactory, SyncService
-from sync.config import Config
-from sync.sources.base import MailboxSource
-from sync.store.db import Store
+from pbxsync.plugin.daemon.service import ServiceSpec, fingerprint
+from pbxsync.plugin.daemon.sync_timers import AfterPass, SourceFactory, SyncService
+from pbxsync.sync.config import Config
+from pbxsync.sync.sources.base import MailboxSource
+from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.daemon")
 
@@ -52,7 +52,7 @@ class DaemonContext:
 
 
 def default_source_factory(config: Config) -> MailboxSource:
-    from sync.sources.factory import make_source  # EWS or Graph, by config
+    from pbxsync.sync.sources.factory import make_source  # EWS or Graph, by config
 
     return make_source(config)
 
@@ -85,7 +85,7 @@ def _sync(ctx: DaemonContext) -> list[ServiceSpec]:
 
 def _bookings(ctx: DaemonContext) -> list[ServiceSpec]:
     """Not a service: a step after each sync pass, and the bookings gauge."""
-    if not part_available("plugin.after_sync"):
+    if not part_available("pbxsync.plugin.after_sync"):
         return []
     ctx.after_pass.append(bookings_hook(ctx.store, ctx.config, ctx.clock, ctx.shared))
     metrics.register_refresher(ctx.shared.setdefault("bookings_gauge", bookings_gauge_refresher(ctx.store)))
@@ -100,7 +100,7 @@ def ami_client(ctx: DaemonContext) -> Any:
     """
     key = fingerprint(ctx.config.pbx)
     if ctx.shared.get("ami_key") != key:
-        from plugin.ami.client import AmiClient, AmiSettings
+        from pbxsync.plugin.ami.client import AmiClient, AmiSettings
 
         ctx.shared["ami"] = AmiClient(AmiSettings.from_config(ctx.config.pbx))
         ctx.shared["ami_key"] = key
@@ -109,7 +109,7 @@ def ami_client(ctx: DaemonContext) -> Any:
 
 def _ami(ctx: DaemonContext) -> list[ServiceSpec]:
     cfg = ctx.config
-    if not cfg.pbx.secret or not part_available("plugin.ami.client"):
+    if not cfg.pbx.secret or not part_available("pbxsync.plugin.ami.client"):
         log.info("AMI link off: [pbx] secret is not set (AUTOCALL needs it)")
         return []
     client = ami_client(ctx)
@@ -119,10 +119,10 @@ def _ami(ctx: DaemonContext) -> list[ServiceSpec]:
 def _voicemail_directory(ctx: DaemonContext) -> list[ServiceSpec]:
     """Asterisk's voicemail users as directory entries (`shared["directory_extra"]`) for the bookings step."""
     cfg = ctx.config
-    if not cfg.pbx.voicemail_directory or not cfg.pbx.secret or not part_available("plugin.ami.client"):
+    if not cfg.pbx.voicemail_directory or not cfg.pbx.secret or not part_available("pbxsync.plugin.ami.client"):
         ctx.shared.pop("directory_extra", None)  # switched off by a reload: stop matching voicemail users
         return []
-    from plugin.daemon.voicemail_directory import VoicemailDirectoryService
+    from pbxsync.plugin.daemon.voicemail_directory import VoicemailDirectoryService
 
     client = ami_client(ctx)
     return [ServiceSpec("voicemail", lambda: VoicemailDirectoryService(
@@ -131,9 +131,9 @@ def _voicemail_directory(ctx: DaemonContext) -> list[ServiceSpec]:
 
 def _autocall(ctx: DaemonContext) -> list[ServiceSpec]:
     cfg = ctx.config
-    if not cfg.pbx.secret or not part_available("plugin.autocall.service"):
+    if not cfg.pbx.secret or not part_available("pbxsync.plugin.autocall.service"):
         return []
-    module = importlib.import_module("plugin.autocall.service")
+    module = importlib.import_module("pbxsync.plugin.autocall.service")
     if hasattr(module, "autocall_specs"):  # the part brings its own wiring
         specs: list[ServiceSpec] = module.autocall_specs(ctx)
         return specs
@@ -143,15 +143,15 @@ def _autocall(ctx: DaemonContext) -> list[ServiceSpec]:
 
 
 def _agi(ctx: DaemonContext) -> list[ServiceSpec]:
-    if not ctx.config.agi.enabled or not part_available("plugin.agi.service"):
+    if not ctx.config.agi.enabled or not part_available("pbxsync.plugin.agi.service"):
         return []
-    specs: list[ServiceSpec] = importlib.import_module("plugin.agi.service").agi_specs(ctx)
+    specs: list[ServiceSpec] = importlib.import_module("pbxsync.plugin.agi.service").agi_specs(ctx)
     return specs
 
 
 def _ldap(ctx: DaemonContext) -> list[ServiceSpec]:
     cfg = ctx.config
-    if not cfg.ldap.enabled or not part_available("plugin.ldap.server"):
+    if not cfg.ldap.enabled or not part_available("pbxsync.plugin.ldap.server"):
         return []
     ctx.after_pass.append(ldap_refresh_hook(ctx.shared))
     return [ServiceSpec("ldap", lambda: LdapService(cfg, ctx.store, ctx.shared),

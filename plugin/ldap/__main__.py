@@ -12,8 +12,8 @@ import logging
 import signal
 import sys
 
-from plugin.ldap.server import LdapServer
-from sync.config import Config, LdapConfig, load_config
+from pbxsync.plugin.ldap.server import LdapServer
+from pbxsync.sync.config import Config, LdapConfig, load_config
 
 
 def _config(args: argparse.Namespace) -> Config:

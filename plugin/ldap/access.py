@@ -15,9 +15,9 @@ import hmac
 from dataclasses import dataclass
 from enum import Enum
 
-from plugin.ldap.index import normalise_dn
-from plugin.ldap.protocol import ResultCode
-from sync.config import Config
+from pbxsync.plugin.ldap.index import normalise_dn
+from pbxsync.plugin.ldap.protocol import ResultCode
+from pbxsync.sync.config import Config
 
 ALL = "*"
 

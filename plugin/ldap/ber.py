@@ -8,7 +8,7 @@ length over 4 octets.
 
 from __future__ import annotations
 
-from sync.errors import ValidationError
+from pbxsync.sync.errors import ValidationError
 
 # Universal tags
 BOOLEAN = 0x01

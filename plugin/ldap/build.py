@@ -15,11 +15,11 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from plugin.ldap.columns import Column, ColumnBuilder, Grams
-from plugin.ldap.index import Index, base_values
-from plugin.ldap.numbers import NumberForms
-from plugin.ldap.query import MAX_LIST_IDS
-from plugin.ldap.schema import (
+from pbxsync.plugin.ldap.columns import Column, ColumnBuilder, Grams
+from pbxsync.plugin.ldap.index import Index, base_values
+from pbxsync.plugin.ldap.numbers import NumberForms
+from pbxsync.plugin.ldap.query import MAX_LIST_IDS
+from pbxsync.plugin.ldap.schema import (
     ATTR_COUNT,
     CN,
     DISPLAY_NAME,

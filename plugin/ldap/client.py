@@ -10,7 +10,7 @@ import contextlib
 import socket
 from dataclasses import dataclass, field
 
-from plugin.ldap.ber import (
+from pbxsync.plugin.ldap.ber import (
     ENUMERATED,
     INTEGER,
     OCTET_STRING,
@@ -28,8 +28,8 @@ from plugin.ldap.ber import (
     sequence,
     tlv,
 )
-from plugin.ldap.filters import encode_filter, parse_filter
-from plugin.ldap.protocol import (
+from pbxsync.plugin.ldap.filters import encode_filter, parse_filter
+from pbxsync.plugin.ldap.protocol import (
     ABANDON_REQUEST,
     BIND_REQUEST,
     OID_PAGED_RESULTS,

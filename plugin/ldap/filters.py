@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plugin.ldap.ber import OCTET_STRING, SEQUENCE, BerError, decode_bool, decode_text, expect, read_tlv
+from pbxsync.plugin.ldap.ber import OCTET_STRING, SEQUENCE, BerError, decode_bool, decode_text, expect, read_tlv
 
 MAX_FILTER_DEPTH = 32
 MAX_FILTER_NODES = 512
@@ -218,7 +218,7 @@ def filter_text(f: Filter) -> str:
 # ---- encoding and the RFC 4515 text form (used by the benchmark client and the tests) --------------
 
 def encode_filter(f: Filter) -> bytes:
-    from plugin.ldap.ber import encode_bool, encode_text, sequence, tlv
+    from pbxsync.plugin.ldap.ber import encode_bool, encode_text, sequence, tlv
 
     if isinstance(f, And | Or):
         return tlv(_AND if isinstance(f, And) else _OR, b"".join(encode_filter(c) for c in f.children))

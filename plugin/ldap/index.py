@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import overload
 
-from plugin.ldap.ber import SET, encode_length, encode_text, sequence, tlv
-from plugin.ldap.columns import Column, Grams
-from plugin.ldap.numbers import NumberForms
-from plugin.ldap.protocol import SEARCH_ENTRY
-from plugin.ldap.schema import ATTR_COUNT, NAMES, NUMBER_ATTRS, OBJECT_CLASS, OU, UID, fold
+from pbxsync.plugin.ldap.ber import SET, encode_length, encode_text, sequence, tlv
+from pbxsync.plugin.ldap.columns import Column, Grams
+from pbxsync.plugin.ldap.numbers import NumberForms
+from pbxsync.plugin.ldap.protocol import SEARCH_ENTRY
+from pbxsync.plugin.ldap.schema import ATTR_COUNT, NAMES, NUMBER_ATTRS, OBJECT_CLASS, OU, UID, fold
 
 _ENTRY_TAG = bytes([SEARCH_ENTRY])
 PERSON_CLASSES = ("top", "person", "organizationalPerson", "inetOrgPerson")

@@ -20,7 +20,7 @@ import re
 
 import phonenumbers
 
-from sync.phones import normalise_number
+from pbxsync.sync.phones import normalise_number
 
 _NOT_DIGIT = re.compile(r"[^0-9]+")
 

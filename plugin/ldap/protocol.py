@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from plugin.ldap.ber import (
+from pbxsync.plugin.ldap.ber import (
     BOOLEAN,
     ENUMERATED,
     INTEGER,
@@ -27,7 +27,7 @@ from plugin.ldap.ber import (
     sequence,
     tlv,
 )
-from plugin.ldap.filters import Filter, decode_filter
+from pbxsync.plugin.ldap.filters import Filter, decode_filter
 
 MAX_ATTRIBUTES = 100
 MAX_CONTROLS = 16

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import TypeAlias
 
-from plugin.ldap.columns import Column
-from plugin.ldap.filters import (
+from pbxsync.plugin.ldap.columns import Column
+from pbxsync.plugin.ldap.filters import (
     And,
     Approx,
     Equality,
@@ -28,9 +28,9 @@ from plugin.ldap.filters import (
     Present,
     Substrings,
 )
-from plugin.ldap.index import Entry, Index
-from plugin.ldap.numbers import NumberForms, only_digits
-from plugin.ldap.schema import (
+from pbxsync.plugin.ldap.index import Entry, Index
+from pbxsync.plugin.ldap.numbers import NumberForms, only_digits
+from pbxsync.plugin.ldap.schema import (
     NUMBER_ATTRS,
     OBJECT_CLASS,
     approx_key,

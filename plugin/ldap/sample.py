@@ -8,8 +8,8 @@ import random
 import sqlite3
 from dataclasses import dataclass, field
 
-from sync.model import PhoneKind
-from sync.phones import phone_number
+from pbxsync.sync.model import PhoneKind
+from pbxsync.sync.phones import phone_number
 
 GIVEN = ("Anna", "Jürgen", "Zoë", "Émile", "Mia", "Lukas", "Søren", "Olga", "Ahmet", "Chloé", "Björn", "Ines",
          "Paul", "Marta", "Noah", "Lea", "Ömer", "Hana", "Jakob", "Ella", "Milan", "Sofia", "Tomasz", "Ana")

@@ -9,12 +9,12 @@ from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from plugin.ldap.filters import Filter
-from plugin.ldap.index import Entry, Index, normalise_dn
-from plugin.ldap.numbers import NumberForms
-from plugin.ldap.protocol import ResultCode, Scope, SearchRequest, SortKey
-from plugin.ldap.query import Candidates, compile_filter, evaluate, plan
-from plugin.ldap.schema import attribute_index
+from pbxsync.plugin.ldap.filters import Filter
+from pbxsync.plugin.ldap.index import Entry, Index, normalise_dn
+from pbxsync.plugin.ldap.numbers import NumberForms
+from pbxsync.plugin.ldap.protocol import ResultCode, Scope, SearchRequest, SortKey
+from pbxsync.plugin.ldap.query import Candidates, compile_filter, evaluate, plan
+from pbxsync.plugin.ldap.schema import attribute_index
 
 _CHECK_EVERY = 256
 

@@ -23,13 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from plugin.ldap.access import Access, View
-from plugin.ldap.ber import BerError, frame_length, sequence, tlv
-from plugin.ldap.build import build_from_store, build_index
-from plugin.ldap.filters import Equality, filter_text
-from plugin.ldap.index import Entry, Index, encode_attribute, normalise_dn
-from plugin.ldap.numbers import NumberForms
-from plugin.ldap.protocol import (
+from pbxsync.plugin.ldap.access import Access, View
+from pbxsync.plugin.ldap.ber import BerError, frame_length, sequence, tlv
+from pbxsync.plugin.ldap.build import build_from_store, build_index
+from pbxsync.plugin.ldap.filters import Equality, filter_text
+from pbxsync.plugin.ldap.index import Entry, Index, encode_attribute, normalise_dn
+from pbxsync.plugin.ldap.numbers import NumberForms
+from pbxsync.plugin.ldap.protocol import (
     BIND_RESPONSE,
     COMPARE_RESPONSE,
     EXTENDED_RESPONSE,
@@ -60,12 +60,12 @@ from plugin.ldap.protocol import (
     result_op,
     wrap,
 )
-from plugin.ldap.query import compile_filter
-from plugin.ldap.schema import attribute_index
-from plugin.ldap.search import Outcome, run_search, size_limit, sort_entries, truncate
-from sync.config import Config
-from sync.errors import PbxsyncError, UserError
-from sync.store.db import Store
+from pbxsync.plugin.ldap.query import compile_filter
+from pbxsync.plugin.ldap.schema import attribute_index
+from pbxsync.plugin.ldap.search import Outcome, run_search, size_limit, sort_entries, truncate
+from pbxsync.sync.config import Config
+from pbxsync.sync.errors import PbxsyncError, UserError
+from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.ldap")
 

@@ -9,10 +9,10 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from plugin.ldap.sample import SampleContact, write_contacts
-from sync.config import Config, LdapConfig, UserConfig
-from sync.secrets import Secret
-from sync.store.db import open_store
+from pbxsync.plugin.ldap.sample import SampleContact, write_contacts
+from pbxsync.sync.config import Config, LdapConfig, UserConfig
+from pbxsync.sync.secrets import Secret
+from pbxsync.sync.store.db import open_store
 
 BASE_DN = "ou=phonebook,dc=example,dc=com"
 

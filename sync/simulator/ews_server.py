@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from sync.simulator.ews_xml import (
+from pbxsync.sync.simulator.ews_xml import (
     AUTODISCOVER_NS,
     MESSAGES_NS,
     SOAP_NS,
@@ -37,7 +37,7 @@ from sync.simulator.ews_xml import (
     esc,
     mailbox_xml,
 )
-from sync.simulator.mailboxes import (
+from pbxsync.sync.simulator.mailboxes import (
     ContactRecord,
     Fault,
     MeetingRecord,
@@ -48,7 +48,7 @@ from sync.simulator.mailboxes import (
     decode_sync_state,
     encode_sync_state,
 )
-from sync.simulator.serving import BackgroundServer
+from pbxsync.sync.simulator.serving import BackgroundServer
 
 log = logging.getLogger("pbxsync.simulator.ews")
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sync.simulator.mailboxes import AttendeeRecord, ContactRecord, MeetingRecord, OccurrenceView
+from pbxsync.sync.simulator.mailboxes import AttendeeRecord, ContactRecord, MeetingRecord, OccurrenceView
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 MESSAGES_NS = "http://schemas.microsoft.com/exchange/services/2006/messages"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from sync.simulator.mailboxes import AttendeeRecord, ContactRecord, OccurrenceView, Organisation
+from pbxsync.sync.simulator.mailboxes import AttendeeRecord, ContactRecord, OccurrenceView, Organisation
 
 GRAPH_RESPONSES = {
     "unknown": "none",

@@ -37,9 +37,9 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from sync.simulator.graph_json import contact_json, error_body, event_json, master_json, removed_json
-from sync.simulator.graph_tls import TlsFiles, make_server_tls
-from sync.simulator.mailboxes import (
+from pbxsync.sync.simulator.graph_json import contact_json, error_body, event_json, master_json, removed_json
+from pbxsync.sync.simulator.graph_tls import TlsFiles, make_server_tls
+from pbxsync.sync.simulator.mailboxes import (
     ContactRecord,
     Fault,
     NoSuchItem,
@@ -48,7 +48,7 @@ from sync.simulator.mailboxes import (
     Organisation,
     resolve_timezone,
 )
-from sync.simulator.serving import BackgroundServer
+from pbxsync.sync.simulator.serving import BackgroundServer
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 10  # Graph's default for calendarView delta pages
@@ -570,7 +570,7 @@ def main(argv: list[str] | None = None, stop: threading.Event | None = None) -> 
     sim = GraphSimulator(org, tls_dir=args.tls_dir or tempfile.mkdtemp(prefix="graph-sim-"), port=int(port)).start()
     ews = None
     if args.ews_listen:
-        from sync.simulator.ews_server import EwsSimulator
+        from pbxsync.sync.simulator.ews_server import EwsSimulator
 
         ews_host, _, ews_port = args.ews_listen.rpartition(":")
         if ews_host not in ("127.0.0.1", "localhost") or not ews_port.isdigit():

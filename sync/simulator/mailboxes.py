@@ -56,7 +56,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from exchangelib.winzone import IANA_TO_MS_TIMEZONE_MAP, MS_TIMEZONE_TO_IANA_MAP
 
-from sync.errors import UserError
+from pbxsync.sync.errors import UserError
 
 FolderName = Literal["contacts", "calendar"]
 FOLDERS: tuple[FolderName, ...] = ("contacts", "calendar")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from sync.model import CalendarChanges, CalendarWindow, ContactChanges
+from pbxsync.sync.model import CalendarChanges, CalendarWindow, ContactChanges
 
 
 class MailboxSource(Protocol):

@@ -46,9 +46,9 @@ from exchangelib.properties import RecurringMasterItemId
 from exchangelib.protocol import BaseProtocol
 from exchangelib.services import ResolveNames, SyncFolderItems
 
-from sync.config import ExchangeConfig, UserConfig
-from sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, SourceDataError, SourceError
-from sync.model import (
+from pbxsync.sync.config import ExchangeConfig, UserConfig
+from pbxsync.sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, SourceDataError, SourceError
+from pbxsync.sync.model import (
     Attendee,
     AttendeeKind,
     CalendarChanges,
@@ -60,7 +60,7 @@ from sync.model import (
     PhoneNumber,
     ResponseType,
 )
-from sync.phones import phone_number
+from pbxsync.sync.phones import phone_number
 
 log = logging.getLogger("pbxsync.exchange.ews")
 T = TypeVar("T")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from sync.config import Config
-from sync.sources.base import MailboxSource
+from pbxsync.sync.config import Config
+from pbxsync.sync.sources.base import MailboxSource
 
 
 def make_source(config: Config) -> MailboxSource:
     if config.exchange.backend == "graph":
-        from sync.sources.graph import GraphSource
+        from pbxsync.sync.sources.graph import GraphSource
 
         return GraphSource(config.exchange, config.sync)
-    from sync.sources.ews import EwsSource
+    from pbxsync.sync.sources.ews import EwsSource
 
     return EwsSource(config.exchange, config.users, config.sync.default_region)

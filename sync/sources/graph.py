@@ -33,14 +33,28 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from sync.config import ExchangeConfig, SyncConfig
-from sync.errors import SourceDataError, SourceError
-from sync.model import CalendarChanges, CalendarWindow, ContactChanges, Occurrence, PhoneKind, PhoneNumber, utc_text
-from sync.phones import phone_number
-from sync.plan import sync_window
-from sync.sources.graph_auth import AppCredentials, TokenProvider, scope_for
-from sync.sources.graph_client import ClientLimits, DeltaGoneError, GraphClient, Sleep, user_path
-from sync.sources.graph_mapping import PhoneBuilder, contact_to_model, event_to_occurrence, is_removed, removed_row
+from pbxsync.sync.config import ExchangeConfig, SyncConfig
+from pbxsync.sync.errors import SourceDataError, SourceError
+from pbxsync.sync.model import (
+    CalendarChanges,
+    CalendarWindow,
+    ContactChanges,
+    Occurrence,
+    PhoneKind,
+    PhoneNumber,
+    utc_text,
+)
+from pbxsync.sync.phones import phone_number
+from pbxsync.sync.plan import sync_window
+from pbxsync.sync.sources.graph_auth import AppCredentials, TokenProvider, scope_for
+from pbxsync.sync.sources.graph_client import ClientLimits, DeltaGoneError, GraphClient, Sleep, user_path
+from pbxsync.sync.sources.graph_mapping import (
+    PhoneBuilder,
+    contact_to_model,
+    event_to_occurrence,
+    is_removed,
+    removed_row,
+)
 
 log = logging.getLogger("pbxsync.exchange.graph")
 

@@ -19,8 +19,8 @@ import msal
 import requests
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
-from sync.errors import SourceAuthError, SourceError
-from sync.secrets import Secret
+from pbxsync.sync.errors import SourceAuthError, SourceError
+from pbxsync.sync.secrets import Secret
 
 _AADSTS = re.compile(r"AADSTS\d{4,8}")
 

@@ -26,8 +26,8 @@ from urllib.parse import quote, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, SourceDataError, SourceError
-from sync.sources.graph_auth import PinnedSession, TokenProvider
+from pbxsync.sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, SourceDataError, SourceError
+from pbxsync.sync.sources.graph_auth import PinnedSession, TokenProvider
 
 log = logging.getLogger("pbxsync.exchange.graph")
 

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
 
-from sync.errors import SourceDataError
-from sync.model import (
+from pbxsync.sync.errors import SourceDataError
+from pbxsync.sync.model import (
     Attendee,
     AttendeeKind,
     Contact,

@@ -8,9 +8,9 @@ from datetime import datetime
 
 import aiosqlite
 
-from sync.model import Attendee, AttendeeKind, Occurrence, ResponseType, parse_utc, utc_text
-from sync.plan import CalendarPlan, StoredOccurrenceRef
-from sync.store.db import Store
+from pbxsync.sync.model import Attendee, AttendeeKind, Occurrence, ResponseType, parse_utc, utc_text
+from pbxsync.sync.plan import CalendarPlan, StoredOccurrenceRef
+from pbxsync.sync.store.db import Store
 
 
 @dataclass(frozen=True)

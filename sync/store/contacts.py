@@ -10,9 +10,9 @@ from typing import Any
 
 import aiosqlite
 
-from sync.model import Contact, PhoneKind, PhoneNumber, utc_text
-from sync.plan import ContactPlan
-from sync.store.db import Store
+from pbxsync.sync.model import Contact, PhoneKind, PhoneNumber, utc_text
+from pbxsync.sync.plan import ContactPlan
+from pbxsync.sync.store.db import Store
 
 
 @dataclass(frozen=True)

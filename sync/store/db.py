@@ -19,7 +19,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from sync.errors import SchemaTooNewError, StoreError
+from pbxsync.sync.errors import SchemaTooNewError, StoreError
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -33,7 +33,7 @@ class Migration:
 
 def migrations() -> list[Migration]:
     found: list[Migration] = []
-    for entry in resources.files("sync.store.migrations").iterdir():
+    for entry in resources.files("pbxsync.sync.store.migrations").iterdir():
         m = _MIGRATION_NAME.match(entry.name)
         if m:
             found.append(Migration(int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))

@@ -7,8 +7,8 @@ from datetime import datetime
 
 import aiosqlite
 
-from sync.model import Folder, parse_utc, utc_text
-from sync.store.db import Store
+from pbxsync.sync.model import Folder, parse_utc, utc_text
+from pbxsync.sync.store.db import Store
 
 
 @dataclass(frozen=True)

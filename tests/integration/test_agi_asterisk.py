@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from plugin.agi.server import FastAgiServer
-from plugin.agi.service import build_agi_server
-from sync.config import AgiConfig, ConferenceConfig, Config, SyncConfig, UserConfig
-from sync.store.db import Store, open_store
+from pbxsync.plugin.agi.server import FastAgiServer
+from pbxsync.plugin.agi.service import build_agi_server
+from pbxsync.sync.config import AgiConfig, ConferenceConfig, Config, SyncConfig, UserConfig
+from pbxsync.sync.store.db import Store, open_store
 from tests.asterisk_harness import AmiClient, AsteriskInstance
 from tests.unit.test_agi_callerid import add_contact
 from tests.unit.test_agi_room import insert_booking

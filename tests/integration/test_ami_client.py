@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from plugin.ami.client import AmiClient, AmiSettings, OriginateOutcome, OriginateRequest
-from plugin.ami.simulator import AsteriskSimulator, Phone, PhoneBehaviour, SimUser, VoicemailUser
-from plugin.ami.wire import AmiDecoder, AmiMessage
-from sync.errors import AmiPermissionError, AmiTimeoutError, PbxError, ValidationError
-from sync.secrets import Secret
+from pbxsync.plugin.ami.client import AmiClient, AmiSettings, OriginateOutcome, OriginateRequest
+from pbxsync.plugin.ami.simulator import AsteriskSimulator, Phone, PhoneBehaviour, SimUser, VoicemailUser
+from pbxsync.plugin.ami.wire import AmiDecoder, AmiMessage
+from pbxsync.sync.errors import AmiPermissionError, AmiTimeoutError, PbxError, ValidationError
+from pbxsync.sync.secrets import Secret
 
 PHONES = [Phone("101"), Phone("102"), Phone("199", PhoneBehaviour.BUSY), Phone("198", PhoneBehaviour.NO_ANSWER),
           Phone("197", PhoneBehaviour.CONGESTION)]

@@ -15,14 +15,22 @@ from typing import Any
 
 import pytest
 
-from plugin.ami.client import AmiClient, AmiSettings
-from plugin.autocall.planner import PlannerSettings
-from plugin.autocall.service import AutocallService, AutocallSettings
-from plugin.autocall.store import call_states
-from plugin.booking.model import ActionKind, Booking, BookingAction, BookingDraft, Participant, Role, StoredState
-from plugin.booking.store import apply_actions, booking_by_id
-from sync.secrets import Secret
-from sync.store.db import Store, open_store
+from pbxsync.plugin.ami.client import AmiClient, AmiSettings
+from pbxsync.plugin.autocall.planner import PlannerSettings
+from pbxsync.plugin.autocall.service import AutocallService, AutocallSettings
+from pbxsync.plugin.autocall.store import call_states
+from pbxsync.plugin.booking.model import (
+    ActionKind,
+    Booking,
+    BookingAction,
+    BookingDraft,
+    Participant,
+    Role,
+    StoredState,
+)
+from pbxsync.plugin.booking.store import apply_actions, booking_by_id
+from pbxsync.sync.secrets import Secret
+from pbxsync.sync.store.db import Store, open_store
 
 pytestmark = pytest.mark.asterisk
 DIALPLAN = Path(__file__).resolve().parents[2] / "dialplan"

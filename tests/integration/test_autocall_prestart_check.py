@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from plugin.ami.simulator import AsteriskSimulator, Phone, SimUser
-from plugin.booking.model import StoredState
-from plugin.booking.store import booking_by_id, list_bookings
-from plugin.daemon.app import Daemon
-from sync.config import Config, parse_config
-from sync.simulator.ews_server import EwsSimulator
-from sync.simulator.mailboxes import Fault, Organisation
+from pbxsync.plugin.ami.simulator import AsteriskSimulator, Phone, SimUser
+from pbxsync.plugin.booking.model import StoredState
+from pbxsync.plugin.booking.store import booking_by_id, list_bookings
+from pbxsync.plugin.daemon.app import Daemon
+from pbxsync.sync.config import Config, parse_config
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.mailboxes import Fault, Organisation
 
 LEAD = 8  # seconds from the first sync to the start
 VERIFY_BEFORE = 5

@@ -9,16 +9,24 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from plugin.ami.client import AmiClient, AmiSettings
-from plugin.ami.simulator import AsteriskSimulator, Member, Phone, PhoneBehaviour, SimUser
-from plugin.ami.wire import AmiDecoder
-from plugin.autocall.planner import PlannerSettings
-from plugin.autocall.service import AutocallService, AutocallSettings
-from plugin.autocall.store import call_states, load_attempts
-from plugin.booking.model import ActionKind, Booking, BookingAction, BookingDraft, Participant, Role, StoredState
-from plugin.booking.store import apply_actions, booking_by_id
-from sync.secrets import Secret
-from sync.store.db import Store, open_store
+from pbxsync.plugin.ami.client import AmiClient, AmiSettings
+from pbxsync.plugin.ami.simulator import AsteriskSimulator, Member, Phone, PhoneBehaviour, SimUser
+from pbxsync.plugin.ami.wire import AmiDecoder
+from pbxsync.plugin.autocall.planner import PlannerSettings
+from pbxsync.plugin.autocall.service import AutocallService, AutocallSettings
+from pbxsync.plugin.autocall.store import call_states, load_attempts
+from pbxsync.plugin.booking.model import (
+    ActionKind,
+    Booking,
+    BookingAction,
+    BookingDraft,
+    Participant,
+    Role,
+    StoredState,
+)
+from pbxsync.plugin.booking.store import apply_actions, booking_by_id
+from pbxsync.sync.secrets import Secret
+from pbxsync.sync.store.db import Store, open_store
 
 PHONES = [Phone("101"), Phone("102"), Phone("103"), Phone("199", PhoneBehaviour.BUSY),
           Phone("198", PhoneBehaviour.NO_ANSWER), Phone("197", PhoneBehaviour.CONGESTION)]

@@ -16,18 +16,18 @@ from typing import Any
 
 import pytest
 
-from plugin.booking.reconcile import reconcile_bookings
-from plugin.directory import load_directory
-from sync.config import Config, ExchangeConfig, SyncConfig, UserConfig
-from sync.engine import SyncEngine
-from sync.secrets import Secret
-from sync.simulator.ews_server import EwsSimulator
-from sync.simulator.graph_server import GraphSimulator
-from sync.simulator.mailboxes import ContactRecord, Organisation, Phone
-from sync.sources.base import MailboxSource
-from sync.sources.ews import EwsSource
-from sync.sources.graph import GraphSource
-from sync.store.db import Store, open_store
+from pbxsync.plugin.booking.reconcile import reconcile_bookings
+from pbxsync.plugin.directory import load_directory
+from pbxsync.sync.config import Config, ExchangeConfig, SyncConfig, UserConfig
+from pbxsync.sync.engine import SyncEngine
+from pbxsync.sync.secrets import Secret
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.graph_server import GraphSimulator
+from pbxsync.sync.simulator.mailboxes import ContactRecord, Organisation, Phone
+from pbxsync.sync.sources.base import MailboxSource
+from pbxsync.sync.sources.ews import EwsSource
+from pbxsync.sync.sources.graph import GraphSource
+from pbxsync.sync.store.db import Store, open_store
 
 DATA = Path(__file__).parent.parent / "data" / "mailboxes.json"
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"

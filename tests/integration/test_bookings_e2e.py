@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from plugin.booking import planner as rules
-from plugin.booking.reconcile import reconcile_bookings
-from plugin.cli import main
-from plugin.directory import load_directory
-from sync.config import Config, load_config
-from sync.engine import SyncEngine
-from sync.simulator.ews_server import EwsSimulator
-from sync.simulator.mailboxes import Fault, Organisation
-from sync.sources.ews import EwsSource
-from sync.store.db import open_store
+from pbxsync.plugin.booking import planner as rules
+from pbxsync.plugin.booking.reconcile import reconcile_bookings
+from pbxsync.plugin.cli import main
+from pbxsync.plugin.directory import load_directory
+from pbxsync.sync.config import Config, load_config
+from pbxsync.sync.engine import SyncEngine
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.mailboxes import Fault, Organisation
+from pbxsync.sync.sources.ews import EwsSource
+from pbxsync.sync.store.db import open_store
 
 ALICE, BOB, CAROL, DAVE = "alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com"
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from plugin.check.ami import check_ami
-from plugin.check.model import CheckResult, Outcome
-from sync.config import Config, parse_config
+from pbxsync.plugin.check.ami import check_ami
+from pbxsync.plugin.check.model import CheckResult, Outcome
+from pbxsync.sync.config import Config, parse_config
 from tests.asterisk_harness import AsteriskInstance
 
 pytestmark = pytest.mark.asterisk

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from plugin.ami.simulator import ALL_CLASSES, AsteriskSimulator, SimUser
-from plugin.check.exchange import check_exchange
-from plugin.check.model import Outcome
-from plugin.check.runner import run_checks
-from plugin.commands import check as check_cmd
-from sync.config import Config, parse_config
-from sync.simulator.ews_server import EwsSimulator
-from sync.simulator.mailboxes import Fault, Organisation
-from sync.sources.ews import EwsSource
+from pbxsync.plugin.ami.simulator import ALL_CLASSES, AsteriskSimulator, SimUser
+from pbxsync.plugin.check.exchange import check_exchange
+from pbxsync.plugin.check.model import Outcome
+from pbxsync.plugin.check.runner import run_checks
+from pbxsync.plugin.commands import check as check_cmd
+from pbxsync.sync.config import Config, parse_config
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.mailboxes import Fault, Organisation
+from pbxsync.sync.sources.ews import EwsSource
 from tests.ports import free_port
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mailboxes.json"
@@ -186,7 +186,7 @@ async def test_cli_json_and_exit_code(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def graph_config(tmp_path: Path, sim: object, ami_port: int, secret: str | None = None) -> Config:
-    from sync.simulator.graph_server import GraphSimulator
+    from pbxsync.sync.simulator.graph_server import GraphSimulator
 
     assert isinstance(sim, GraphSimulator)
     return parse_config({
@@ -203,8 +203,8 @@ def graph_config(tmp_path: Path, sim: object, ami_port: int, secret: str | None 
 
 
 async def test_graph_backend_checks(tmp_path: Path, ami: AsteriskSimulator) -> None:
-    from plugin.daemon.wiring import default_source_factory
-    from sync.simulator.graph_server import GraphSimulator
+    from pbxsync.plugin.daemon.wiring import default_source_factory
+    from pbxsync.sync.simulator.graph_server import GraphSimulator
 
     with GraphSimulator(Organisation.load_file(DATA), tls_dir=tmp_path / "tls") as sim:
         results = await run_checks(graph_config(tmp_path, sim, ami.port), default_source_factory, within=10)

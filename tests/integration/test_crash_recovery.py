@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from plugin.ami.simulator import AsteriskSimulator, Phone, PhoneBehaviour, SimUser
-from plugin.daemon.control_client import DaemonError, daemon_status, trigger_sync_in_daemon
-from sync.config import Config, load_config
-from sync.simulator.ews_server import EwsSimulator
-from sync.simulator.mailboxes import Organisation
+from pbxsync.plugin.ami.simulator import AsteriskSimulator, Phone, PhoneBehaviour, SimUser
+from pbxsync.plugin.daemon.control_client import DaemonError, daemon_status, trigger_sync_in_daemon
+from pbxsync.sync.config import Config, load_config
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.mailboxes import Organisation
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,7 +141,7 @@ class Agent:
     async def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "plugin.cli", "--config", self.config.path, "run", cwd=ROOT,
+                sys.executable, "-m", "pbxsync.plugin.cli", "--config", self.config.path, "run", cwd=ROOT,
                 stdout=out, stderr=out)
 
     async def wait_ready(self, within: float = 20.0) -> None:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from plugin.commands import status as status_cmd
-from plugin.daemon.app import Daemon
-from plugin.daemon.control_client import DaemonError, daemon_status, reload_daemon, trigger_sync_in_daemon
-from plugin.daemon.service import ServerService
-from sync.config import Config, parse_config
-from sync.errors import ConfigError, UserError
-from sync.model import CalendarChanges, CalendarWindow, ContactChanges
+from pbxsync.plugin.commands import status as status_cmd
+from pbxsync.plugin.daemon.app import Daemon
+from pbxsync.plugin.daemon.control_client import DaemonError, daemon_status, reload_daemon, trigger_sync_in_daemon
+from pbxsync.plugin.daemon.service import ServerService
+from pbxsync.sync.config import Config, parse_config
+from pbxsync.sync.errors import ConfigError, UserError
+from pbxsync.sync.model import CalendarChanges, CalendarWindow, ContactChanges
 
 
 class QuietSource:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from plugin.ami.simulator import AsteriskSimulator, SimUser
-from sync.simulator.ews_server import EwsSimulator
-from sync.simulator.mailboxes import Organisation
+from pbxsync.plugin.ami.simulator import AsteriskSimulator, SimUser
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.mailboxes import Organisation
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ metrics_listen = "127.0.0.1:{free_port()}"
 
 async def cli(*args: str, config: Path) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "plugin.cli", "--config", str(config), *args, cwd=ROOT,
+        sys.executable, "-m", "pbxsync.plugin.cli", "--config", str(config), *args, cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 90)
     assert proc.returncode is not None
@@ -97,7 +97,8 @@ async def test_run_status_reload_and_stop(tmp_path: Path, ews: EwsSimulator, ami
     log = tmp_path / "agent.log"
     with log.open("wb") as sink:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "plugin.cli", "--config", str(config), "--log-format", "json", "run", cwd=ROOT,
+            sys.executable, "-m", "pbxsync.plugin.cli", "--config", str(config), "--log-format", "json", "run",
+            cwd=ROOT,
             stdout=sink, stderr=sink)
     cli_config = tmp_path / "cli.toml"  # the CLI keeps a valid copy while the daemon's file is broken
     cli_config.write_text(config.read_text(encoding="utf-8"), encoding="utf-8")

@@ -16,18 +16,18 @@ from typing import Any, cast
 
 import pytest
 
-from plugin.ami.client import AmiClient
-from plugin.ami.simulator import AsteriskSimulator, SimUser, VoicemailUser
-from plugin.booking.model import Booking
-from plugin.booking.store import list_bookings
-from plugin.daemon.app import Daemon
-from plugin.daemon.clock import FakeClock
-from plugin.daemon.voicemail_directory import DIRECTORY_EXTRA, VoicemailDirectoryService
-from plugin.directory import DirectoryEntry
-from sync.config import Config, parse_config
-from sync.errors import PbxError
-from sync.simulator.ews_server import EwsSimulator
-from sync.simulator.mailboxes import Organisation
+from pbxsync.plugin.ami.client import AmiClient
+from pbxsync.plugin.ami.simulator import AsteriskSimulator, SimUser, VoicemailUser
+from pbxsync.plugin.booking.model import Booking
+from pbxsync.plugin.booking.store import list_bookings
+from pbxsync.plugin.daemon.app import Daemon
+from pbxsync.plugin.daemon.clock import FakeClock
+from pbxsync.plugin.daemon.voicemail_directory import DIRECTORY_EXTRA, VoicemailDirectoryService
+from pbxsync.plugin.directory import DirectoryEntry
+from pbxsync.sync.config import Config, parse_config
+from pbxsync.sync.errors import PbxError
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.mailboxes import Organisation
 
 AMI_USER, AMI_SECRET = "pbxsync", "ami-secret"
 LEAST_PRIVILEGE = SimUser(AMI_USER, AMI_SECRET, frozenset({"call", "system"}),

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from sync.config import ExchangeConfig, UserConfig
-from sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, SourceDataError, SourceError
-from sync.model import AttendeeKind, ResponseType
-from sync.secrets import Secret
-from sync.simulator.ews_server import EwsSimulator
-from sync.simulator.mailboxes import ContactRecord, Fault, Organisation
-from sync.sources.ews import EwsSource
+from pbxsync.sync.config import ExchangeConfig, UserConfig
+from pbxsync.sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, SourceDataError, SourceError
+from pbxsync.sync.model import AttendeeKind, ResponseType
+from pbxsync.sync.secrets import Secret
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.mailboxes import ContactRecord, Fault, Organisation
+from pbxsync.sync.sources.ews import EwsSource
 from tests.source_scenarios import contacts_create_update_delete
 
 DATA = Path(__file__).parent.parent / "data" / "mailboxes.json"

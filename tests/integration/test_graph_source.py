@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from sync.config import ExchangeConfig, SyncConfig
-from sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, SourceDataError
-from sync.model import AttendeeKind, ResponseType
-from sync.secrets import Secret
-from sync.simulator.graph_server import GraphSimulator
-from sync.simulator.graph_tls import make_app_certificate
-from sync.simulator.mailboxes import Fault, Organisation
-from sync.sources.graph import GraphSource
+from pbxsync.sync.config import ExchangeConfig, SyncConfig
+from pbxsync.sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, SourceDataError
+from pbxsync.sync.model import AttendeeKind, ResponseType
+from pbxsync.sync.secrets import Secret
+from pbxsync.sync.simulator.graph_server import GraphSimulator
+from pbxsync.sync.simulator.graph_tls import make_app_certificate
+from pbxsync.sync.simulator.mailboxes import Fault, Organisation
+from pbxsync.sync.sources.graph import GraphSource
 from tests.source_scenarios import contacts_create_update_delete
 
 DATA = Path(__file__).parent.parent / "data" / "mailboxes.json"

@@ -19,8 +19,8 @@ import ldap3
 import pytest
 from ldap3.core.exceptions import LDAPSocketOpenError
 
-from plugin.ldap import LdapServer
-from plugin.ldap.testing import BASE_DN, make_config, make_store, self_signed_certificate
+from pbxsync.plugin.ldap import LdapServer
+from pbxsync.plugin.ldap.testing import BASE_DN, make_config, make_store, self_signed_certificate
 
 Start = Callable[..., Awaitable[LdapServer]]
 
@@ -290,7 +290,7 @@ async def test_ldap3_poly_paged_sorted_browse(start: Start) -> None:
 
 
 def _sort_value(attr: str) -> bytes:
-    from plugin.ldap.ber import encode_text, sequence
+    from pbxsync.plugin.ldap.ber import encode_text, sequence
 
     return sequence(sequence(encode_text(attr)))
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from plugin.ldap import LdapServer
-from plugin.ldap.ber import encode_length, frame_length
-from plugin.ldap.client import (
+from pbxsync.plugin.ldap import LdapServer
+from pbxsync.plugin.ldap.ber import encode_length, frame_length
+from pbxsync.plugin.ldap.client import (
     abandon_request,
     bind_request,
     paged_control,
@@ -23,9 +23,9 @@ from plugin.ldap.client import (
     sort_control,
     unbind_request,
 )
-from plugin.ldap.protocol import OID_NOTICE_OF_DISCONNECTION, OID_PAGED_RESULTS, SEARCH_DONE, SEARCH_ENTRY
-from plugin.ldap.sample import SampleContact, write_contacts
-from plugin.ldap.testing import BASE_DN, make_config, make_store
+from pbxsync.plugin.ldap.protocol import OID_NOTICE_OF_DISCONNECTION, OID_PAGED_RESULTS, SEARCH_DONE, SEARCH_ENTRY
+from pbxsync.plugin.ldap.sample import SampleContact, write_contacts
+from pbxsync.plugin.ldap.testing import BASE_DN, make_config, make_store
 
 Start = Callable[..., Awaitable[LdapServer]]
 
@@ -243,7 +243,7 @@ async def test_size_limit_over_pages(start: Start) -> None:
 
 
 async def test_unknown_critical_control_and_unknown_sort_attribute(start: Start) -> None:
-    from plugin.ldap.protocol import encode_control
+    from pbxsync.plugin.ldap.protocol import encode_control
 
     server = await start()
     wire = await Wire.connect(server)

@@ -31,9 +31,9 @@ from typing import Any
 
 import pytest
 
-from sync.model import parse_utc
-from sync.simulator.ews_server import EwsSimulator
-from sync.simulator.mailboxes import Organisation
+from pbxsync.sync.model import parse_utc
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.mailboxes import Organisation
 from tests.asterisk_harness import AsteriskInstance
 from tests.ports import free_port
 

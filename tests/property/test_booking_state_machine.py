@@ -22,14 +22,14 @@ from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from plugin.booking.model import Booking, CopyState, StoredState
-from plugin.booking.reconcile import ReconcileSummary, reconcile_bookings
-from plugin.booking.rooms import overlaps
-from plugin.booking.store import booking_history, list_bookings
-from plugin.directory import Directory
-from sync.config import Config, PbxConfig, UserConfig
-from sync.model import Attendee, AttendeeKind, Occurrence, ResponseType, utc_text
-from sync.store.db import Store, open_store
+from pbxsync.plugin.booking.model import Booking, CopyState, StoredState
+from pbxsync.plugin.booking.reconcile import ReconcileSummary, reconcile_bookings
+from pbxsync.plugin.booking.rooms import overlaps
+from pbxsync.plugin.booking.store import booking_history, list_bookings
+from pbxsync.plugin.directory import Directory
+from pbxsync.sync.config import Config, PbxConfig, UserConfig
+from pbxsync.sync.model import Attendee, AttendeeKind, Occurrence, ResponseType, utc_text
+from pbxsync.sync.store.db import Store, open_store
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 ALICE, BOB, CAROL, DAVE = "alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com"

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plugin.ldap import LdapServer
-from plugin.ldap.ber import BerError, frame_length
-from plugin.ldap.build import build_index
-from plugin.ldap.client import bind_request, paged_control, search_request, sort_control
-from plugin.ldap.filters import (
+from pbxsync.plugin.ldap import LdapServer
+from pbxsync.plugin.ldap.ber import BerError, frame_length
+from pbxsync.plugin.ldap.build import build_index
+from pbxsync.plugin.ldap.client import bind_request, paged_control, search_request, sort_control
+from pbxsync.plugin.ldap.filters import (
     And,
     Approx,
     Equality,
@@ -31,13 +31,13 @@ from plugin.ldap.filters import (
     decode_filter,
     encode_filter,
 )
-from plugin.ldap.numbers import NumberForms
-from plugin.ldap.protocol import Scope, SearchRequest, decode_message
-from plugin.ldap.query import candidates, compile_filter
-from plugin.ldap.sample import generate
-from plugin.ldap.schema import attribute_index
-from plugin.ldap.search import run_search
-from plugin.ldap.testing import BASE_DN, make_config, make_store
+from pbxsync.plugin.ldap.numbers import NumberForms
+from pbxsync.plugin.ldap.protocol import Scope, SearchRequest, decode_message
+from pbxsync.plugin.ldap.query import candidates, compile_filter
+from pbxsync.plugin.ldap.sample import generate
+from pbxsync.plugin.ldap.schema import attribute_index
+from pbxsync.plugin.ldap.search import run_search
+from pbxsync.plugin.ldap.testing import BASE_DN, make_config, make_store
 
 VALID = [
     bind_request(1, "uid=201," + BASE_DN, "pw"),
@@ -113,8 +113,8 @@ FORMS = NumberForms("DE")
 
 
 def _rows() -> list:  # type: ignore[type-arg]
-    from plugin.ldap.build import ContactRow, PhoneRow
-    from sync.phones import normalise_number
+    from pbxsync.plugin.ldap.build import ContactRow, PhoneRow
+    from pbxsync.sync.phones import normalise_number
 
     rows = []
     for c in generate(300, seed=7, mailboxes=("a@x", "b@x")):

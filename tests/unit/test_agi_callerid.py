@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugin.agi.callerid import CallerIdLookup, Candidate, called_extension, choose_contact, normalise
-from sync.config import AgiConfig, Config, SyncConfig, UserConfig
-from sync.store.db import Store, open_store
+from pbxsync.plugin.agi.callerid import CallerIdLookup, Candidate, called_extension, choose_contact, normalise
+from pbxsync.sync.config import AgiConfig, Config, SyncConfig, UserConfig
+from pbxsync.sync.store.db import Store, open_store
 
 _ids = itertools.count(1)
 
@@ -101,7 +101,7 @@ async def test_short_unparseable_numbers_match_on_digits(store: Store) -> None:
 
 
 async def test_directory_provider_is_consulted_each_time(store: Store) -> None:
-    from plugin.directory import Directory, DirectoryEntry
+    from pbxsync.plugin.directory import Directory, DirectoryEntry
 
     entries = [DirectoryEntry("200", ("x@example.com",), "First")]
     lookup = CallerIdLookup(store, make_config(), directory=lambda: Directory.from_entries(entries))

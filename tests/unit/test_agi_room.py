@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from plugin.agi.identity import caller_identity
-from plugin.agi.room import RoomBooking, RoomService, decide_admission, pin_matches, room_bookings
-from plugin.agi.server import FastAgiServer
-from sync.config import ConferenceConfig, Config
-from sync.model import utc_text
-from sync.store.db import Store, open_store
+from pbxsync.plugin.agi.identity import caller_identity
+from pbxsync.plugin.agi.room import RoomBooking, RoomService, decide_admission, pin_matches, room_bookings
+from pbxsync.plugin.agi.server import FastAgiServer
+from pbxsync.sync.config import ConferenceConfig, Config
+from pbxsync.sync.model import utc_text
+from pbxsync.sync.store.db import Store, open_store
 from tests.unit.test_agi_server import env_block, fake_asterisk
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -150,7 +150,7 @@ async def test_pin_entry(store: Store) -> None:
 
 
 async def test_ensure_pins_gives_each_running_booking_one(store: Store) -> None:
-    from plugin.agi.pins import booking_pin, ensure_pins
+    from pbxsync.plugin.agi.pins import booking_pin, ensure_pins
 
     booking_id = await pin_store(store)
     other = await insert_booking(store, "8002", T0, T0 + timedelta(hours=1), uid="u2")

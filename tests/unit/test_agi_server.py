@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plugin.agi.server import (
+from pbxsync.plugin.agi.server import (
     AgiError,
     AgiHangup,
     AgiLimits,

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from plugin.ami.simulator import AsteriskSimulator, Phone
+from pbxsync.plugin.ami.simulator import AsteriskSimulator, Phone
 
 
 @pytest.fixture

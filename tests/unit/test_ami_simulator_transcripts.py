@@ -10,7 +10,6 @@ Channel-level events the simulator does not model (Newchannel, VarSet, Dial*, ..
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +17,10 @@ from typing import Any
 
 import pytest
 
-from plugin.ami.simulator import AsteriskSimulator, Member, Phone, PhoneBehaviour, VoicemailUser
-from plugin.ami.wire import AmiDecoder, AmiMessage
+from pbxsync.plugin.ami.simulator import AsteriskSimulator, Member, Phone, PhoneBehaviour, VoicemailUser
+from pbxsync.plugin.ami.wire import AmiDecoder, AmiMessage
 
-TRANSCRIPTS = Path(os.environ.get("PBXSYNC_AMI_TRANSCRIPTS",
-                                  Path(__file__).resolve().parents[3] / "shared" / "asterisk-ami-transcripts"))
+TRANSCRIPTS = Path(__file__).resolve().parents[1] / "data" / "ami-transcripts"
 MODELLED_EVENTS = {
     "FullyBooted", "OriginateResponse", "ConfbridgeStart", "ConfbridgeJoin", "ConfbridgeLeave", "ConfbridgeEnd",
     "ConfbridgeList", "ConfbridgeListComplete", "ConfbridgeListRooms", "ConfbridgeListRoomsComplete",

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from plugin.ami.voicemail import VOICEMAIL_SOURCE, entries_from_voicemail
-from plugin.ami.wire import AmiMessage
-from plugin.directory import Directory, DirectoryEntry
+from pbxsync.plugin.ami.voicemail import VOICEMAIL_SOURCE, entries_from_voicemail
+from pbxsync.plugin.ami.wire import AmiMessage
+from pbxsync.plugin.directory import Directory, DirectoryEntry
 
 
 def vm(mailbox: str, name: str, email: str, context: str = "default") -> AmiMessage:

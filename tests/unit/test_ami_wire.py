@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugin.ami.wire import (
+from pbxsync.plugin.ami.wire import (
     AmiDecoder,
     AmiMessage,
     callerid,
@@ -11,7 +11,7 @@ from plugin.ami.wire import (
     sanitize_callerid_name,
     variable_headers,
 )
-from sync.errors import ValidationError
+from pbxsync.sync.errors import ValidationError
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 

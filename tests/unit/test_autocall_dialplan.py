@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from plugin.autocall.dialplan import DialplanNames, render
-from plugin.cli import main
-from sync.errors import ValidationError
+from pbxsync.plugin.autocall.dialplan import DialplanNames, render
+from pbxsync.plugin.cli import main
+from pbxsync.sync.errors import ValidationError
 
 DIALPLAN = Path(__file__).resolve().parents[2] / "dialplan"
 
@@ -49,3 +49,20 @@ def test_cli_prints_files_for_the_config(tmp_path: Path, capsys: pytest.CaptureF
     assert "[meet-call]" in out and "[agent7]" in out and "hidden-value" not in out
     assert main(["-c", str(config), "dialplan", "--write", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "pbxsync-autocall.conf").read_text().count("[meet-call") == 2
+
+
+def test_fastagi_dialplan_is_printed_with_the_configured_address(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "pbxsync.toml"
+    config.write_text('database = "%s"\n[exchange]\nusername = "svc"\n[agi]\nlisten = "0.0.0.0:4600"\n'
+                      % (tmp_path / "db.sqlite"))
+    assert main(["-c", str(config), "dialplan"]) == 0
+    out = capsys.readouterr().out
+    assert ";; ===== pbxsync-agi.conf =====" in out and "[pbxsync-callerid]" in out and "[pbxsync-room]" in out
+    assert "Set(LOCAL(pbxsync_agi)=127.0.0.1:4600)" in out and "Set(PBXSYNC_AGI_ADDR=127.0.0.1:4600)" in out
+    assert "4573)" not in out
+
+
+def test_a_hostile_agi_address_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        render(DialplanNames(agi_address="127.0.0.1:4573)\nexten => s,1,System(rm)"))

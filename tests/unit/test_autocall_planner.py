@@ -3,8 +3,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from plugin.autocall.planner import Attempt, Outcome, PlannerSettings, channel_id_for, plan_calls
-from plugin.booking.model import Booking, BookingDraft, Participant, Role, StoredState
+from pbxsync.plugin.autocall.planner import Attempt, Outcome, PlannerSettings, channel_id_for, plan_calls
+from pbxsync.plugin.booking.model import Booking, BookingDraft, Participant, Role, StoredState
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 S = PlannerSettings(retries=2, retry_delay=timedelta(seconds=60), grace=timedelta(minutes=10),
@@ -84,7 +84,7 @@ def test_cancelled_or_not_autocall_is_finished() -> None:
 
 
 def test_our_channels_are_recognised_by_their_channel_id_only() -> None:
-    from plugin.autocall.service import booking_of_channel
+    from pbxsync.plugin.autocall.service import booking_of_channel
 
     assert booking_of_channel("pbxsync-12-3-1-abcdef01") == 12
     for other in ("pbxsync-12-3-1-abcdef01-2", "pbxsync-12-3-1", "1795816405.1", "pbxsync-1x-3-1-abcdef01",

@@ -7,8 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from plugin.booking import planner as rules
-from plugin.booking.model import (
+from pbxsync.plugin.booking import planner as rules
+from pbxsync.plugin.booking.model import (
     ActionKind,
     Booking,
     BookingAction,
@@ -19,10 +19,10 @@ from plugin.booking.model import (
     ShownState,
     StoredState,
 )
-from plugin.booking.planner import plan_bookings
-from plugin.directory import Directory
-from sync.config import Config, UserConfig
-from sync.model import Attendee, AttendeeKind, Occurrence, ResponseType
+from pbxsync.plugin.booking.planner import plan_bookings
+from pbxsync.plugin.directory import Directory
+from pbxsync.sync.config import Config, UserConfig
+from pbxsync.sync.model import Attendee, AttendeeKind, Occurrence, ResponseType
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 ROOMS = ["850", "851"]

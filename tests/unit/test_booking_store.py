@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from plugin.booking import planner as rules
-from plugin.booking.reconcile import reconcile_bookings
-from plugin.booking.store import (
+from pbxsync.plugin.booking import planner as rules
+from pbxsync.plugin.booking.reconcile import reconcile_bookings
+from pbxsync.plugin.booking.store import (
     active_booking_for_room,
     booking_by_id,
     booking_history,
@@ -20,11 +20,11 @@ from plugin.booking.store import (
     list_bookings,
     participants_to_call,
 )
-from plugin.commands.conferences import conference_json, render_table, show_conferences
-from plugin.directory import Directory
-from sync.config import Config, PbxConfig, UserConfig
-from sync.model import Attendee, AttendeeKind, Occurrence, ResponseType, utc_text
-from sync.store.db import Store, open_store
+from pbxsync.plugin.commands.conferences import conference_json, render_table, show_conferences
+from pbxsync.plugin.directory import Directory
+from pbxsync.sync.config import Config, PbxConfig, UserConfig
+from pbxsync.sync.model import Attendee, AttendeeKind, Occurrence, ResponseType, utc_text
+from pbxsync.sync.store.db import Store, open_store
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
@@ -253,7 +253,7 @@ async def test_show_conferences_json_and_all(tmp_path: Path) -> None:
 
 
 def test_the_cli_prints_the_json_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from plugin.cli import main
+    from pbxsync.plugin.cli import main
 
     tomorrow = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     config_file = tmp_path / "pbxsync.toml"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from plugin.cli import build_parser, main
+from pbxsync.plugin.cli import build_parser, main
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

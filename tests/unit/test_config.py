@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sync.config import load_config, parse_config
-from sync.errors import ConfigError
+from pbxsync.sync.config import load_config, parse_config
+from pbxsync.sync.errors import ConfigError
 
 MINIMAL = {
     "exchange": {"username": "svc@example.com", "password": "pw"},

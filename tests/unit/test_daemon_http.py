@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from plugin.daemon import http
-from plugin.daemon.control import control_handler
-from sync.engine import PassSummary
+from pbxsync.plugin.daemon import http
+from pbxsync.plugin.daemon.control import control_handler
+from pbxsync.sync.engine import PassSummary
 
 
 class Target:

@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from plugin.daemon.clock import FakeClock
-from plugin.daemon.service import Health, Service, ServiceSpec, TaskService, fingerprint
-from plugin.daemon.supervisor import BackoffPolicy, ServiceStartError, Supervisor
-from sync.secrets import Secret
+from pbxsync.plugin.daemon.clock import FakeClock
+from pbxsync.plugin.daemon.service import Health, Service, ServiceSpec, TaskService, fingerprint
+from pbxsync.plugin.daemon.supervisor import BackoffPolicy, ServiceStartError, Supervisor
+from pbxsync.sync.secrets import Secret
 
 
 class Crashy(Service):
@@ -207,10 +207,10 @@ async def test_health_of_a_running_service_is_reported() -> None:
 
 
 async def test_a_part_whose_wiring_raises_shows_as_failed_and_the_rest_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    from plugin.daemon import wiring
+    from pbxsync.plugin.daemon import wiring
 
     def broken_part(_ctx: object) -> list[ServiceSpec]:
-        raise ImportError("cannot import name 'X' from 'plugin.ldap.server'")
+        raise ImportError("cannot import name 'X' from 'pbxsync.plugin.ldap.server'")
 
     def fine_part(_ctx: object) -> list[ServiceSpec]:
         return [ServiceSpec("fine", Service)]

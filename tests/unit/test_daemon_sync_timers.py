@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from plugin import metrics
-from plugin.daemon.clock import FakeClock
-from plugin.daemon.sync_timers import SyncService, UnknownUserError, due_users, staggered_schedule
-from sync.config import Config, parse_config
-from sync.engine import PassSummary
-from sync.errors import SourceAuthError
-from sync.model import CalendarChanges, CalendarWindow, ContactChanges
-from sync.store.db import Store, open_store
+from pbxsync.plugin import metrics
+from pbxsync.plugin.daemon.clock import FakeClock
+from pbxsync.plugin.daemon.sync_timers import SyncService, UnknownUserError, due_users, staggered_schedule
+from pbxsync.sync.config import Config, parse_config
+from pbxsync.sync.engine import PassSummary
+from pbxsync.sync.errors import SourceAuthError
+from pbxsync.sync.model import CalendarChanges, CalendarWindow, ContactChanges
+from pbxsync.sync.store.db import Store, open_store
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 

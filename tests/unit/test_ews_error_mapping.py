@@ -6,8 +6,8 @@ import pytest
 import requests
 from exchangelib import errors as ews
 
-from sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, SourceDataError, SourceError
-from sync.sources.ews import _map_error, clean_text
+from pbxsync.sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, SourceDataError, SourceError
+from pbxsync.sync.sources.ews import _map_error, clean_text
 
 
 @pytest.mark.parametrize(("exc", "expected"), [

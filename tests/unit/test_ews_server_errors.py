@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from sync.simulator import ews_server
-from sync.simulator.ews_server import EwsSimulator, QuietHTTPServer
-from sync.simulator.mailboxes import Organisation
+from pbxsync.sync.simulator import ews_server
+from pbxsync.sync.simulator.ews_server import EwsSimulator, QuietHTTPServer
+from pbxsync.sync.simulator.mailboxes import Organisation
 
 LOGGER = ews_server.log.name
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugin.commands import simulate
-from sync.simulator.ews_xml import esc, xml_safe
-from sync.simulator.mailboxes import DataFileError, Organisation, decode_sync_state, parse_time
+from pbxsync.plugin.commands import simulate
+from pbxsync.sync.simulator.ews_xml import esc, xml_safe
+from pbxsync.sync.simulator.mailboxes import DataFileError, Organisation, decode_sync_state, parse_time
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -87,7 +87,7 @@ def test_simulate_exchange_command_serves_until_stopped(tmp_path: Path) -> None:
 
 
 def test_unauthenticated_request_gets_401() -> None:
-    from sync.simulator.ews_server import EwsSimulator
+    from pbxsync.sync.simulator.ews_server import EwsSimulator
 
     with EwsSimulator(Organisation.load_file(DATA, now=NOW)) as sim:
         request = urllib.request.Request(sim.ews_url, data=b"<x/>", method="POST")
@@ -100,8 +100,8 @@ def test_unauthenticated_request_gets_401() -> None:
 def test_a_simulator_stops_cleanly_without_having_started_and_twice() -> None:
     import threading
 
-    from sync.simulator.ews_server import EwsSimulator
-    from sync.simulator.mailboxes import Organisation
+    from pbxsync.sync.simulator.ews_server import EwsSimulator
+    from pbxsync.sync.simulator.mailboxes import Organisation
 
     sim = EwsSimulator(Organisation())
     stopper = threading.Thread(target=lambda: (sim.stop(), sim.stop()), daemon=True)

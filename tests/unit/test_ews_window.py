@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from exchangelib import errors as ews
 
-from sync.config import parse_config
-from sync.errors import SourceAccessError
-from sync.sources.ews import EwsSource
+from pbxsync.sync.config import parse_config
+from pbxsync.sync.errors import SourceAccessError
+from pbxsync.sync.sources.ews import EwsSource
 
 START = datetime(2026, 11, 27, tzinfo=UTC)
 

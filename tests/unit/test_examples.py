@@ -9,9 +9,9 @@ from typing import get_args, get_type_hints
 
 import pytest
 
-from sync import config as cfgmod
-from sync.config import Config, load_config
-from sync.secrets import Secret
+from pbxsync.sync import config as cfgmod
+from pbxsync.sync.config import Config, load_config
+from pbxsync.sync.secrets import Secret
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pbxsync.toml"
 _KEY = re.compile(r"^#?\s*([a-z][a-z0-9_]*)\s*=")

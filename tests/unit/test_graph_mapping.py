@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from sync.errors import SourceDataError
-from sync.model import AttendeeKind, PhoneKind, ResponseType
-from sync.secrets import Secret
-from sync.sources.graph import phone_builder
-from sync.sources.graph_auth import AppCredentials, describe_token_error, scope_for
-from sync.sources.graph_client import GraphClient, retry_after_seconds
-from sync.sources.graph_mapping import (
+from pbxsync.sync.errors import SourceDataError
+from pbxsync.sync.model import AttendeeKind, PhoneKind, ResponseType
+from pbxsync.sync.secrets import Secret
+from pbxsync.sync.sources.graph import phone_builder
+from pbxsync.sync.sources.graph_auth import AppCredentials, describe_token_error, scope_for
+from pbxsync.sync.sources.graph_client import GraphClient, retry_after_seconds
+from pbxsync.sync.sources.graph_mapping import (
     contact_to_model,
     event_to_occurrence,
     is_removed,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from sync.simulator.graph_json import contact_json, event_json, occurrence_ical_uid
-from sync.simulator.mailboxes import Organisation
-from sync.sources.graph import phone_builder
-from sync.sources.graph_mapping import contact_to_model, event_to_occurrence
+from pbxsync.sync.simulator.graph_json import contact_json, event_json, occurrence_ical_uid
+from pbxsync.sync.simulator.mailboxes import Organisation
+from pbxsync.sync.sources.graph import phone_builder
+from pbxsync.sync.sources.graph_mapping import contact_to_model, event_to_occurrence
 from tests.unit.test_graph_mapping import CONTACT, EVENT_WITH_LOCATIONS
 
 DATA = Path(__file__).parent.parent / "data" / "mailboxes.json"
@@ -81,8 +81,8 @@ def test_simulate_graph_command_prints_a_working_exchange_section(tmp_path: Path
     import threading
     import tomllib
 
-    from plugin.commands import simulate
-    from sync.config import parse_config
+    from pbxsync.plugin.commands import simulate
+    from pbxsync.sync.config import parse_config
 
     data = Path(__file__).resolve().parents[1] / "data" / "mailboxes.json"
     parser = argparse.ArgumentParser()

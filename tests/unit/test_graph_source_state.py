@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from sync.config import ExchangeConfig, SyncConfig
-from sync.errors import SourceDataError
-from sync.plan import sync_window
-from sync.secrets import Secret
-from sync.sources.graph import GraphSource
-from sync.sources.graph_client import DeltaGoneError
+from pbxsync.sync.config import ExchangeConfig, SyncConfig
+from pbxsync.sync.errors import SourceDataError
+from pbxsync.sync.plan import sync_window
+from pbxsync.sync.secrets import Secret
+from pbxsync.sync.sources.graph import GraphSource
+from pbxsync.sync.sources.graph_client import DeltaGoneError
 
 BASE = "https://graph.example/v1.0"
 BOX = "alice@example.com"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from plugin.ldap.ber import BerError, decode_int, encode_int, encode_length, frame_length, read_tlv, tlv
-from plugin.ldap.client import abandon_request, bind_request, paged_control, search_request, unbind_request
-from plugin.ldap.filters import (
+from pbxsync.plugin.ldap.ber import BerError, decode_int, encode_int, encode_length, frame_length, read_tlv, tlv
+from pbxsync.plugin.ldap.client import abandon_request, bind_request, paged_control, search_request, unbind_request
+from pbxsync.plugin.ldap.filters import (
     And,
     Approx,
     Equality,
@@ -21,7 +21,7 @@ from plugin.ldap.filters import (
     filter_text,
     parse_filter,
 )
-from plugin.ldap.protocol import (
+from pbxsync.plugin.ldap.protocol import (
     AbandonRequest,
     BindRequest,
     ExtendedRequest,
@@ -89,7 +89,7 @@ def test_decode_bind_search_unbind_abandon() -> None:
 
 
 def test_extended_request_and_reserved_message_id() -> None:
-    from plugin.ldap.ber import encode_text, sequence
+    from pbxsync.plugin.ldap.ber import encode_text, sequence
 
     start_tls = sequence(encode_int(7), tlv(0x77, encode_text("1.3.6.1.4.1.1466.20037", 0x80)))
     assert decode_message(start_tls).op == ExtendedRequest("1.3.6.1.4.1.1466.20037", None)
@@ -98,8 +98,8 @@ def test_extended_request_and_reserved_message_id() -> None:
 
 
 def test_sort_control_value() -> None:
-    from plugin.ldap.client import sort_control
-    from plugin.ldap.protocol import decode_message as decode
+    from pbxsync.plugin.ldap.client import sort_control
+    from pbxsync.plugin.ldap.protocol import decode_message as decode
 
     request = decode(search_request(1, "", "(cn=*)", controls=sort_control("sn", "-givenName")))
     keys = decode_sort_request(request.controls[0].value)
@@ -157,7 +157,7 @@ def test_nesting_and_size_of_filters_are_bounded() -> None:
 
 
 def test_substrings_must_be_ordered() -> None:
-    from plugin.ldap.ber import encode_text, sequence
+    from pbxsync.plugin.ldap.ber import encode_text, sequence
 
     out_of_order = tlv(0xA4, encode_text("cn") + sequence(encode_text("a", 0x82), encode_text("b", 0x80)))
     with pytest.raises(BerError):

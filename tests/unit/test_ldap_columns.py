@@ -8,13 +8,13 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugin.daemon.memory import return_large_frees_to_os
-from plugin.ldap.build import ContactRow, PhoneRow, build_from_store, build_index, read_contacts
-from plugin.ldap.columns import Column, ColumnBuilder, Grams
-from plugin.ldap.numbers import NumberForms
-from plugin.ldap.sample import generate
-from plugin.ldap.schema import CN, MOBILE, NAMES, TELEPHONE
-from plugin.ldap.testing import BASE_DN, make_store
+from pbxsync.plugin.daemon.memory import return_large_frees_to_os
+from pbxsync.plugin.ldap.build import ContactRow, PhoneRow, build_from_store, build_index, read_contacts
+from pbxsync.plugin.ldap.columns import Column, ColumnBuilder, Grams
+from pbxsync.plugin.ldap.numbers import NumberForms
+from pbxsync.plugin.ldap.sample import generate
+from pbxsync.plugin.ldap.schema import CN, MOBILE, NAMES, TELEPHONE
+from pbxsync.plugin.ldap.testing import BASE_DN, make_store
 
 FORMS = NumberForms("DE")
 

@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from plugin.ldap.access import Access
-from plugin.ldap.build import ContactRow, PhoneRow, build_index, contact_dn
-from plugin.ldap.filters import parse_filter
-from plugin.ldap.numbers import NumberForms
-from plugin.ldap.protocol import ResultCode, Scope, SearchRequest, SortKey
-from plugin.ldap.query import candidates, compile_filter
-from plugin.ldap.schema import CN, attribute_index
-from plugin.ldap.search import run_search, sort_entries
-from plugin.ldap.testing import BASE_DN
-from sync.config import Config, LdapConfig, UserConfig
-from sync.secrets import Secret
+from pbxsync.plugin.ldap.access import Access
+from pbxsync.plugin.ldap.build import ContactRow, PhoneRow, build_index, contact_dn
+from pbxsync.plugin.ldap.filters import parse_filter
+from pbxsync.plugin.ldap.numbers import NumberForms
+from pbxsync.plugin.ldap.protocol import ResultCode, Scope, SearchRequest, SortKey
+from pbxsync.plugin.ldap.query import candidates, compile_filter
+from pbxsync.plugin.ldap.schema import CN, attribute_index
+from pbxsync.plugin.ldap.search import run_search, sort_entries
+from pbxsync.plugin.ldap.testing import BASE_DN
+from pbxsync.sync.config import Config, LdapConfig, UserConfig
+from pbxsync.sync.secrets import Secret
 
 FORMS = NumberForms("DE")
 

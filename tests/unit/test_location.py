@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugin.booking.location import parse_location
+from pbxsync.plugin.booking.location import parse_location
 
 
 @pytest.mark.parametrize("location", [

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from plugin import logs
-from sync.config import parse_config
-from sync.secrets import Secret
+from pbxsync.plugin import logs
+from pbxsync.sync.config import parse_config
+from pbxsync.sync.secrets import Secret
 
 
 @pytest.fixture(autouse=True)

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import REGISTRY
 
-from plugin.agi.server import AgiError, AgiSession, FastAgiServer
-from plugin.agi.service import build_agi_server
-from plugin.ami.simulator import AsteriskSimulator, SimUser
-from sync.config import AgiConfig, Config, SyncConfig, UserConfig
-from sync.store.db import Store, open_store
+from pbxsync.plugin.agi.server import AgiError, AgiSession, FastAgiServer
+from pbxsync.plugin.agi.service import build_agi_server
+from pbxsync.plugin.ami.simulator import AsteriskSimulator, SimUser
+from pbxsync.sync.config import AgiConfig, Config, SyncConfig, UserConfig
+from pbxsync.sync.store.db import Store, open_store
 from tests.integration.test_autocall_simulator import PHONES, Agent, book, draft, until
 from tests.unit.test_agi_callerid import add_contact
 from tests.unit.test_agi_room import FixedClock, insert_booking

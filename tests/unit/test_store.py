@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.errors import SchemaTooNewError, StoreError
-from sync.model import Contact, Occurrence
-from sync.plan import CalendarPlan, ContactPlan
-from sync.store import calendar as calendar_store
-from sync.store import contacts as contact_store
-from sync.store.db import latest_version, migrations, open_store
+from pbxsync.sync.errors import SchemaTooNewError, StoreError
+from pbxsync.sync.model import Contact, Occurrence
+from pbxsync.sync.plan import CalendarPlan, ContactPlan
+from pbxsync.sync.store import calendar as calendar_store
+from pbxsync.sync.store import contacts as contact_store
+from pbxsync.sync.store.db import latest_version, migrations, open_store
 from tests.strategies import contacts, occurrences
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -120,8 +120,8 @@ def test_occurrences_round_trip(batch: list[Occurrence]) -> None:
 
 
 async def test_search_finds_every_number_form() -> None:
-    from sync.model import PhoneKind
-    from sync.phones import digits_of, normalise_phone, to_e164
+    from pbxsync.sync.model import PhoneKind
+    from pbxsync.sync.phones import digits_of, normalise_phone, to_e164
 
     store = await open_store(":memory:")
     alice_phone = normalise_phone(PhoneKind.BUSINESS, "+49 30 1234-4711", "DE")

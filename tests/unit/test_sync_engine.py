@@ -9,21 +9,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.config import Config, parse_config
-from sync.engine import SyncEngine
-from sync.errors import SourceAuthError, SourceError
-from sync.model import (
+from pbxsync.sync.config import Config, parse_config
+from pbxsync.sync.engine import SyncEngine
+from pbxsync.sync.errors import SourceAuthError, SourceError
+from pbxsync.sync.model import (
     CalendarChanges,
     CalendarWindow,
     Contact,
     ContactChanges,
     Occurrence,
 )
-from sync.plan import StoredOccurrenceRef, plan_calendar, plan_contacts, sync_window
-from sync.store import calendar as calendar_store
-from sync.store import contacts as contact_store
-from sync.store.db import Store, open_store
-from sync.store.folders import all_folder_states
+from pbxsync.sync.plan import StoredOccurrenceRef, plan_calendar, plan_contacts, sync_window
+from pbxsync.sync.store import calendar as calendar_store
+from pbxsync.sync.store import contacts as contact_store
+from pbxsync.sync.store.db import Store, open_store
+from pbxsync.sync.store.folders import all_folder_states
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
