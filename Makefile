@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=strict
+	echo "$(PKG_FILES)" > $(PKG_LIST)
 	touch $(STAMP)
 
 venv: $(STAMP)
