@@ -11,7 +11,7 @@
 placed between the real AutocallService + AmiClient and Asterisk's AMI, which forwards every byte as is.
 For the real Asterisk the benchmark also shows, as extra information, when all 50 callees are in the room
 (ConfbridgeList, polled every POLL_S). The Asterisk is a private instance from the chroot built by
-scripts/setup-asterisk.sh (tests/asterisk_harness.py), with the shipped dialplan and confbridge profiles
+scripts/setup-asterisk.sh (tests/support/asterisk_harness.py), with the shipped dialplan and confbridge profiles
 and answering Local phones; it is always stopped and removed at the end. Without the chroot the real
 Asterisk part is reported as not run (the fix is `make asterisk`) after the simulator figures, exit status 1.
 
@@ -41,7 +41,7 @@ from pbxsync.plugin.booking.model import ActionKind, BookingAction, BookingDraft
 from pbxsync.plugin.booking.store import apply_actions
 from pbxsync.sync.secrets import Secret
 from pbxsync.sync.store.db import open_store
-from tests.asterisk_harness import AsteriskInstance, AsteriskNotInstalled, AsteriskStartError, asterisk_root
+from tests.support.asterisk_harness import AsteriskInstance, AsteriskNotInstalled, AsteriskStartError, asterisk_root
 
 REPO = Path(__file__).resolve().parents[1]
 BOOKINGS = 10

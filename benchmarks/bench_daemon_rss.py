@@ -19,7 +19,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from pbxsync.plugin.daemon.control_client import daemon_status  # noqa: E402
 from pbxsync.sync.config import Config, load_config  # noqa: E402
 from pbxsync.sync.model import utc_text  # noqa: E402
 from pbxsync.sync.store.db import open_store  # noqa: E402
+from tests.support.ports import port_for_config  # noqa: E402
 
 TARGET_MB = 200.0
 BASELINE = r"""
@@ -46,12 +46,6 @@ rows = [db.execute(q).fetchall() for q in (
 print(sum(len(r) for r in rows))
 print(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def peak_rss_kb(pid: int) -> int:
@@ -110,10 +104,10 @@ def write_config(workdir: Path, users: int, ami_port: int, disabled: set[str]) -
              'username = "svc@example.com"', 'password = "x"',
              "[sync]", "interval_minutes = 600",  # timers armed for every user; the first is due at once
              "[pbx]", f"port = {ami_port}", 'secret = "bench-secret"', 'rooms = ["8090", "8091"]',
-             "[agi]", f'listen = "127.0.0.1:{free_port()}"', f"enabled = {str('agi' not in disabled).lower()}",
-             "[ldap]", f'listen = "127.0.0.1:{free_port()}"', "refresh_seconds = 1",
+             "[agi]", 'listen = "127.0.0.1:0"', f"enabled = {str('agi' not in disabled).lower()}",
+             "[ldap]", 'listen = "127.0.0.1:0"', "refresh_seconds = 1",
              f"enabled = {str('ldap' not in disabled).lower()}",
-             "[control]", f'listen = "127.0.0.1:{free_port()}"', 'metrics_listen = ""',
+             "[control]", f'listen = "127.0.0.1:{port_for_config()}"', 'metrics_listen = ""',
              "[log]", 'level = "warning"']
     for u in range(users):
         lines += ["[[users]]", f'extension = "{1000 + u}"', f'email = "user{u:04d}@example.com"',

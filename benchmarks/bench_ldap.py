@@ -38,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pbxsync.plugin.ldap.build import contact_dn
 from pbxsync.plugin.ldap.client import BlockingClient, search_request
-from pbxsync.plugin.ldap.sample import SampleContact, generate, write_contacts
 from pbxsync.sync.store.db import open_store
+from tests.support.ports import port_for_config
+from tests.support.sample_contacts import SampleContact, generate, write_contacts
 
 SUFFIX = "dc=example,dc=com"
 BASE_DN = f"ou=phonebook,{SUFFIX}"
@@ -67,12 +68,6 @@ index objectClass eq
 index cn,sn,telephoneNumber,mobile,homePhone eq,sub
 access to * by * read
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ldif_value(name: str, value: str) -> str:
@@ -116,7 +111,7 @@ class Slapd:
         write_ldif(ldif, contacts)
         subprocess.run(["/usr/sbin/slapadd", "-q", "-f", str(conf), "-l", str(ldif)], check=True,
                        capture_output=True)
-        self.port = free_port()
+        self.port = port_for_config()
         self.proc = subprocess.Popen(["/usr/sbin/slapd", "-d", "0", "-f", str(conf), "-h",
                                       f"ldap://127.0.0.1:{self.port}/"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,15 +1,18 @@
-"""Shared fixtures. The real-Asterisk ones are documented in tests/asterisk_harness.py."""
+"""Fixtures for every test folder: an empty store, and the real Asterisk (documented in
+tests/support/asterisk_harness.py). Fixtures one folder needs live in that folder's conftest.py; plain
+helpers in tests/support/."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.asterisk_harness import AsteriskInstance, AsteriskNotInstalled, sweep_stale_instances
-from tests.asterisk_harness import asterisk_root as _find_asterisk_root
+from pbxsync.sync.store.db import Store, open_store
+from tests.support.asterisk_harness import AsteriskInstance, AsteriskNotInstalled, sweep_stale_instances
+from tests.support.asterisk_harness import asterisk_root as _find_asterisk_root
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +44,20 @@ def asterisk_factory(asterisk_root: Path) -> Iterator[Callable[..., AsteriskInst
 @pytest.fixture
 def asterisk(asterisk_factory: Callable[..., AsteriskInstance]) -> AsteriskInstance:
     return asterisk_factory()
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[Store]:
+    """An empty, migrated store in memory."""
+    s = await open_store(":memory:")
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def store_on_disk(tmp_path: Path) -> AsyncIterator[Store]:
+    """An empty, migrated store in the file `tmp_path / "pbxsync.db"` (where a config built on tmp_path
+    points), for tests that need what only a file gives."""
+    s = await open_store(tmp_path / "pbxsync.db")
+    yield s
+    await s.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,10 +12,9 @@ import pytest
 from pbxsync.plugin.agi.server import FastAgiServer
 from pbxsync.plugin.agi.service import build_agi_server
 from pbxsync.sync.config import AgiConfig, ConferenceConfig, Config, SyncConfig, UserConfig
-from pbxsync.sync.store.db import Store, open_store
-from tests.asterisk_harness import AmiClient, AsteriskInstance
-from tests.unit.test_agi_callerid import add_contact
-from tests.unit.test_agi_room import insert_booking
+from pbxsync.sync.store.db import Store
+from tests.support.agi import add_contact, insert_booking
+from tests.support.asterisk_harness import AmiClient, AsteriskInstance
 
 pytestmark = pytest.mark.asterisk
 
@@ -66,10 +65,8 @@ def make_config(pins: bool = False) -> Config:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(tmp_path / "pbxsync.db")
-    yield s
-    await s.close()
+def store(store_on_disk: Store) -> Store:
+    return store_on_disk
 
 
 async def start_agi(store: Store, config: Config) -> FastAgiServer:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.asterisk_harness import AsteriskInstance
+from tests.support.asterisk_harness import AsteriskInstance
 
 pytestmark = pytest.mark.asterisk
 

@@ -7,7 +7,7 @@ Local-channel phones from the harness: 1XX answer, 199 busy, 198 never answers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,7 @@ from pbxsync.plugin.booking.model import (
 )
 from pbxsync.plugin.booking.store import apply_actions, booking_by_id
 from pbxsync.sync.secrets import Secret
-from pbxsync.sync.store.db import Store, open_store
+from pbxsync.sync.store.db import Store
 
 pytestmark = pytest.mark.asterisk
 DIALPLAN = Path(__file__).resolve().parents[2] / "dialplan"
@@ -58,13 +58,6 @@ def pbx(asterisk_factory: Callable[..., Any]) -> Any:
     return asterisk_factory(dialplan_files=[DIALPLAN / "pbxsync-autocall.conf"],
                             confbridge_files=[DIALPLAN / "pbxsync-confbridge.conf"],
                             ami_read="call,system", ami_write="originate,call,reporting")
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    st = await open_store(":memory:")
-    yield st
-    await st.close()
 
 
 def draft(extensions: Sequence[str], start: datetime, room: str, subject: str = "Weekly sync") -> BookingDraft:
@@ -96,14 +89,6 @@ class Agent:
     async def stop(self) -> None:
         await self.service.stop()
         await self.ami.stop()
-
-
-@pytest.fixture
-async def agents() -> AsyncIterator[list[Agent]]:
-    made: list[Agent] = []
-    yield made
-    for a in made:
-        await a.stop()
 
 
 async def members(pbx: Any, room: str) -> list[dict[str, str]]:

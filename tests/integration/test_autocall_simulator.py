@@ -26,7 +26,8 @@ from pbxsync.plugin.booking.model import (
 )
 from pbxsync.plugin.booking.store import apply_actions, booking_by_id
 from pbxsync.sync.secrets import Secret
-from pbxsync.sync.store.db import Store, open_store
+from pbxsync.sync.store.db import Store
+from tests.support.metrics import sample
 
 PHONES = [Phone("101"), Phone("102"), Phone("103"), Phone("199", PhoneBehaviour.BUSY),
           Phone("198", PhoneBehaviour.NO_ANSWER), Phone("197", PhoneBehaviour.CONGESTION)]
@@ -52,13 +53,6 @@ async def sim() -> AsyncIterator[AsteriskSimulator]:
     await s.start()
     yield s
     await s.stop()
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    st = await open_store(":memory:")
-    yield st
-    await st.close()
 
 
 def draft(extensions: Sequence[str], start: datetime, *, subject: str = "Weekly sync", room: str = "8001",
@@ -101,14 +95,6 @@ class Agent:
     async def stop(self) -> None:
         await self.service.stop()
         await self.ami.stop()
-
-
-@pytest.fixture
-async def agents() -> AsyncIterator[list[Agent]]:
-    made: list[Agent] = []
-    yield made
-    for a in made:
-        await a.stop()
 
 
 def originated(sim: AsteriskSimulator) -> list[tuple[str, str]]:
@@ -326,3 +312,25 @@ async def test_confirm_and_pacing(sim: AsteriskSimulator, store: Store, agents: 
     await until(lambda: in_room(sim) == {"101", "103"} and len(sim.originates) == 3)
     assert all(o.get_all("Variable")[-1] == "PBXSYNC_CONFIRM=1" for o in sim.originates)
     assert [o.get("Channel") for o in sim.originates] == ["PJSIP/101", "PJSIP/102", "PJSIP/103"]  # host first
+
+
+async def test_autocall_counts_calls_by_outcome_and_the_first_originates_skew(sim: AsteriskSimulator,
+                                                                             store: Store) -> None:
+    calls = {o: sample("pbxsync_calls_total", outcome=o) for o in ("answered", "busy")}
+    skews = sample("pbxsync_call_start_skew_seconds_count")
+    skew_sum = sample("pbxsync_call_start_skew_seconds_sum")
+    start = datetime.now(UTC) - timedelta(seconds=2)  # already running: the first call is >= 2 s late
+    await book(store, draft(["101", "199"], start))
+    agent = Agent(sim, store)
+    await agent.start()
+    try:
+        await until(lambda: len(sim.originates) == 3)  # 101 answers; 199 is busy, retried once
+        await until(lambda: not agent.service.health().running_bookings)
+    finally:
+        await agent.stop()
+    assert sample("pbxsync_calls_total", outcome="answered") == calls["answered"] + 1
+    assert sample("pbxsync_calls_total", outcome="busy") == calls["busy"] + 2
+    # one observation per booking (its first Originate), not one per call or retry: whether a call is the
+    # first is read from the stored attempts, so a restarted agent does not observe it again either
+    assert sample("pbxsync_call_start_skew_seconds_count") == skews + 1
+    assert sample("pbxsync_call_start_skew_seconds_sum") - skew_sum >= 2.0

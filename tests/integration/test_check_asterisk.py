@@ -10,7 +10,7 @@ import pytest
 from pbxsync.plugin.check.ami import check_ami
 from pbxsync.plugin.check.model import CheckResult, Outcome
 from pbxsync.sync.config import Config, parse_config
-from tests.asterisk_harness import AsteriskInstance
+from tests.support.asterisk_harness import AsteriskInstance
 
 pytestmark = pytest.mark.asterisk
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,30 +21,12 @@ from pbxsync.sync.config import Config, parse_config
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Fault, Organisation
 from pbxsync.sync.sources.ews import EwsSource
-from tests.ports import free_port
+from tests.support.ports import refused_port
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mailboxes.json"
-LEAST_PRIVILEGE = SimUser("pbxsync", "ami-secret", frozenset({"call", "system"}),
-                          frozenset({"originate", "call", "reporting"}))
 
 
-
-
-@pytest.fixture
-def ews() -> Iterator[EwsSimulator]:
-    with EwsSimulator(Organisation.load_file(DATA)) as sim:
-        yield sim
-
-
-@pytest.fixture
-async def ami() -> AsyncIterator[AsteriskSimulator]:
-    sim = AsteriskSimulator(users=[LEAST_PRIVILEGE], login_fail_delay=0.0)
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
-def make_config(tmp_path: Path, ews: EwsSimulator, ami_port: int, **pbx: object) -> Config:
+def make_config(tmp_path: Path, ews: EwsSimulator, ami_port: int, *, ldap_port: int = 0, **pbx: object) -> Config:
     return parse_config({
         "database": str(tmp_path / "pbxsync.db"),
         "exchange": {"server": ews.ews_url, "auth": "basic", "username": "svc-pbx@example.com",
@@ -53,9 +34,9 @@ def make_config(tmp_path: Path, ews: EwsSimulator, ami_port: int, **pbx: object)
         "users": [{"extension": "101", "email": "alice@example.com"},
                   {"extension": "102", "email": "bob@example.com"}],
         "pbx": {"host": "127.0.0.1", "port": ami_port, "username": "pbxsync", "secret": "ami-secret", **pbx},
-        "agi": {"listen": f"127.0.0.1:{free_port()}"},
-        "ldap": {"listen": f"127.0.0.1:{free_port()}"},
-        "control": {"listen": f"127.0.0.1:{free_port()}", "metrics_listen": f"127.0.0.1:{free_port()}"},
+        "agi": {"listen": "127.0.0.1:0"},
+        "ldap": {"listen": f"127.0.0.1:{ldap_port}"},
+        "control": {"listen": "127.0.0.1:0", "metrics_listen": "127.0.0.1:0"},
     }, str(tmp_path / "pbxsync.toml"))
 
 
@@ -84,7 +65,8 @@ async def test_everything_passes_against_the_simulators(tmp_path: Path, ews: Ews
 
 
 async def test_a_stopped_ami_fails_naming_the_fix(tmp_path: Path, ews: EwsSimulator) -> None:
-    results = await run_checks(make_config(tmp_path, ews, free_port()), ews_source, within=5)
+    with refused_port() as stopped:
+        results = await run_checks(make_config(tmp_path, ews, stopped), ews_source, within=5)
     found = by_name(results)
     login = found["ami login"]
     assert login.outcome is Outcome.FAIL  # type: ignore[attr-defined]
@@ -149,9 +131,10 @@ async def test_a_refused_mailbox_and_bad_credentials(tmp_path: Path, ews: EwsSim
 
 
 async def test_autodiscover_line_names_the_ews_url_found(tmp_path: Path, ews: EwsSimulator) -> None:
-    cfg = make_config(tmp_path, ews, free_port())
-    cfg = replace(cfg, exchange=replace(cfg.exchange, server="", autodiscover_url=ews.autodiscover_url))
-    results = await check_exchange(cfg, ews_source, datetime.now(UTC), within=10)
+    with refused_port() as stopped:  # the exchange checks never dial the AMI
+        cfg = make_config(tmp_path, ews, stopped)
+        cfg = replace(cfg, exchange=replace(cfg.exchange, server="", autodiscover_url=ews.autodiscover_url))
+        results = await check_exchange(cfg, ews_source, datetime.now(UTC), within=10)
     line = by_name(results)["exchange autodiscover"].line()  # type: ignore[attr-defined]
     assert line.startswith("PASS") and f"alice@example.com -> {ews.ews_url}" in line
 
@@ -160,14 +143,13 @@ async def test_a_taken_port_and_a_newer_database_fail(tmp_path: Path, ews: EwsSi
                                                       ami: AsteriskSimulator) -> None:
     import sqlite3
 
-    cfg = make_config(tmp_path, ews, ami.port)
-    db = sqlite3.connect(cfg.database)
-    db.execute("PRAGMA user_version = 999")
-    db.close()
     with socket.socket() as taken:
-        host, port = cfg.ldap.listen.split(":")
-        taken.bind((host, int(port)))
+        taken.bind(("127.0.0.1", 0))
         taken.listen()
+        cfg = make_config(tmp_path, ews, ami.port, ldap_port=taken.getsockname()[1])
+        db = sqlite3.connect(cfg.database)
+        db.execute("PRAGMA user_version = 999")
+        db.close()
         results = await run_checks(cfg, ews_source, within=10)
     found = by_name(results)
     assert "newer than this pbxsync understands" in found["database"].line()  # type: ignore[attr-defined]
@@ -198,7 +180,7 @@ def graph_config(tmp_path: Path, sim: object, ami_port: int, secret: str | None 
                   {"extension": "102", "email": "bob@example.com"}],
         "pbx": {"port": ami_port, "username": "pbxsync", "secret": "ami-secret"},
         "agi": {"enabled": False}, "ldap": {"enabled": False},
-        "control": {"listen": f"127.0.0.1:{free_port()}", "metrics_listen": ""},
+        "control": {"listen": "127.0.0.1:0", "metrics_listen": ""},
     }, str(tmp_path / "pbxsync.toml"))
 
 

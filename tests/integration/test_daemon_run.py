@@ -9,35 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import pytest
-
-from pbxsync.plugin.ami.simulator import AsteriskSimulator, SimUser
+from pbxsync.plugin.ami.simulator import AsteriskSimulator
 from pbxsync.sync.simulator.ews_server import EwsSimulator
-from pbxsync.sync.simulator.mailboxes import Organisation
-from tests.ports import free_port
+from tests.support.ports import port_for_config, refused_port
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data" / "mailboxes.json"
-
-
-
-
-@pytest.fixture
-def ews() -> Iterator[EwsSimulator]:
-    with EwsSimulator(Organisation.load_file(DATA)) as sim:
-        yield sim
-
-
-@pytest.fixture
-async def ami() -> AsyncIterator[AsteriskSimulator]:
-    sim = AsteriskSimulator(users=[SimUser("pbxsync", "ami-secret", frozenset({"call", "system"}),
-                                           frozenset({"originate", "call", "reporting"}))], login_fail_delay=0.0)
-    await sim.start()
-    yield sim
-    await sim.stop()
 
 
 def config_text(tmp_path: Path, ews: EwsSimulator, ami_port: int, control: int, interval: int = 0) -> str:
@@ -60,12 +38,12 @@ email = "bob@example.com"
 port = {ami_port}
 secret = "ami-secret"
 [agi]
-listen = "127.0.0.1:{free_port()}"
+listen = "127.0.0.1:0"
 [ldap]
-listen = "127.0.0.1:{free_port()}"
+listen = "127.0.0.1:0"
 [control]
 listen = "127.0.0.1:{control}"
-metrics_listen = "127.0.0.1:{free_port()}"
+metrics_listen = "127.0.0.1:0"
 """
 
 
@@ -87,7 +65,7 @@ async def wait_for(predicate: object, log: Path, within: float = 30.0) -> None:
 
 
 async def test_run_status_reload_and_stop(tmp_path: Path, ews: EwsSimulator, ami: AsteriskSimulator) -> None:
-    control = free_port()
+    control = port_for_config()  # the CLI below finds the daemon through it
     config = tmp_path / "pbxsync.toml"
     config.write_text(config_text(tmp_path, ews, ami.port, control), encoding="utf-8")
     code, out, err = await cli("status", config=config)
@@ -153,20 +131,20 @@ async def test_run_status_reload_and_stop(tmp_path: Path, ews: EwsSimulator, ami
 async def test_cli_check_passes_against_the_simulators_and_names_the_fix_for_a_stopped_ami(
         tmp_path: Path, ews: EwsSimulator, ami: AsteriskSimulator) -> None:
     config = tmp_path / "pbxsync.toml"
-    config.write_text(config_text(tmp_path, ews, ami.port, free_port()), encoding="utf-8")
+    config.write_text(config_text(tmp_path, ews, ami.port, 0), encoding="utf-8")
     code, out, err = await cli("check", config=config)
     assert code == 0, out + err
     assert all(line.startswith("PASS") for line in out.splitlines()[:-1]), out
     assert out.splitlines()[-1].endswith("checks passed")
 
-    stopped = free_port()
-    config.write_text(config_text(tmp_path, ews, stopped, free_port()), encoding="utf-8")
-    code, out, err = await cli("check", config=config)
-    assert code == 1
-    login = next(line for line in out.splitlines() if "ami login" in line)
-    assert login.startswith(f"FAIL  ami login: cannot reach the AMI at 127.0.0.1:{stopped}")
-    assert "-- fix: start Asterisk, and enable its manager interface in /etc/asterisk/manager.conf" in login
-    code, out, err = await cli("check", "--json", config=config)
+    with refused_port() as stopped:
+        config.write_text(config_text(tmp_path, ews, stopped, 0), encoding="utf-8")
+        code, out, err = await cli("check", config=config)
+        assert code == 1
+        login = next(line for line in out.splitlines() if "ami login" in line)
+        assert login.startswith(f"FAIL  ami login: cannot reach the AMI at 127.0.0.1:{stopped}")
+        assert "-- fix: start Asterisk, and enable its manager interface in /etc/asterisk/manager.conf" in login
+        code, out, err = await cli("check", "--json", config=config)
     doc = json.loads(out)
     assert code == 1 and doc["ok"] is False
     assert {c["name"] for c in doc["checks"] if c["outcome"] == "SKIP"} >= {"ami permission originate"}

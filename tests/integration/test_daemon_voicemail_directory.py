@@ -30,8 +30,6 @@ from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
 
 AMI_USER, AMI_SECRET = "pbxsync", "ami-secret"
-LEAST_PRIVILEGE = SimUser(AMI_USER, AMI_SECRET, frozenset({"call", "system"}),
-                          frozenset({"originate", "call", "reporting"}))
 DAVE = VoicemailUser("150", "Dave Voicemail", "Dave@Example.com")
 
 
@@ -75,13 +73,6 @@ async def simulator(user: SimUser) -> AsteriskSimulator:
     sim = AsteriskSimulator(users=[user], login_fail_delay=0.0)
     await sim.start()
     return sim
-
-
-@pytest.fixture
-async def ami() -> AsyncIterator[AsteriskSimulator]:
-    sim = await simulator(LEAST_PRIVILEGE)
-    yield sim
-    await sim.stop()
 
 
 @pytest.fixture

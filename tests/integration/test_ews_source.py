@@ -15,7 +15,7 @@ from pbxsync.sync.secrets import Secret
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import ContactRecord, Fault, Organisation
 from pbxsync.sync.sources.ews import EwsSource
-from tests.source_scenarios import contacts_create_update_delete
+from tests.support.source_scenarios import contacts_create_update_delete
 
 DATA = Path(__file__).parent.parent / "data" / "mailboxes.json"
 ALICE, BOB = "alice@example.com", "bob@example.com"

@@ -17,7 +17,7 @@ from pbxsync.sync.simulator.graph_server import GraphSimulator
 from pbxsync.sync.simulator.graph_tls import make_app_certificate
 from pbxsync.sync.simulator.mailboxes import Fault, Organisation
 from pbxsync.sync.sources.graph import GraphSource
-from tests.source_scenarios import contacts_create_update_delete
+from tests.support.source_scenarios import contacts_create_update_delete
 
 DATA = Path(__file__).parent.parent / "data" / "mailboxes.json"
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"

@@ -20,7 +20,7 @@ import pytest
 from ldap3.core.exceptions import LDAPSocketOpenError
 
 from pbxsync.plugin.ldap import LdapServer
-from pbxsync.plugin.ldap.testing import BASE_DN, make_config, make_store, self_signed_certificate
+from tests.support.ldap_phonebook import BASE_DN, make_config, make_store, self_signed_certificate
 
 Start = Callable[..., Awaitable[LdapServer]]
 

@@ -24,8 +24,8 @@ from pbxsync.plugin.ldap.client import (
     unbind_request,
 )
 from pbxsync.plugin.ldap.protocol import OID_NOTICE_OF_DISCONNECTION, OID_PAGED_RESULTS, SEARCH_DONE, SEARCH_ENTRY
-from pbxsync.plugin.ldap.sample import SampleContact, write_contacts
-from pbxsync.plugin.ldap.testing import BASE_DN, make_config, make_store
+from tests.support.ldap_phonebook import BASE_DN, make_config, make_store
+from tests.support.sample_contacts import SampleContact, write_contacts
 
 Start = Callable[..., Awaitable[LdapServer]]
 

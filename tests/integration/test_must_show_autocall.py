@@ -34,8 +34,8 @@ import pytest
 from pbxsync.sync.model import parse_utc
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
-from tests.asterisk_harness import AsteriskInstance
-from tests.ports import free_port
+from tests.support.asterisk_harness import AsteriskInstance
+from tests.support.ports import port_for_config
 
 pytestmark = pytest.mark.asterisk
 
@@ -106,14 +106,14 @@ rooms = ["{ROOM}"]
 ring_timeout_seconds = 20
 
 [agi]
-listen = "127.0.0.1:{free_port()}"
+listen = "127.0.0.1:0"
 
 [ldap]
-listen = "127.0.0.1:{free_port()}"
+listen = "127.0.0.1:0"
 
 [control]
-listen = "127.0.0.1:{free_port()}"
-metrics_listen = "127.0.0.1:{free_port()}"
+listen = "127.0.0.1:{port_for_config()}"
+metrics_listen = "127.0.0.1:0"
 
 [log]
 format = "json"

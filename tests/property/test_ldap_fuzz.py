@@ -34,10 +34,10 @@ from pbxsync.plugin.ldap.filters import (
 from pbxsync.plugin.ldap.numbers import NumberForms
 from pbxsync.plugin.ldap.protocol import Scope, SearchRequest, decode_message
 from pbxsync.plugin.ldap.query import candidates, compile_filter
-from pbxsync.plugin.ldap.sample import generate
 from pbxsync.plugin.ldap.schema import attribute_index
 from pbxsync.plugin.ldap.search import run_search
-from pbxsync.plugin.ldap.testing import BASE_DN, make_config, make_store
+from tests.support.ldap_phonebook import BASE_DN, make_config, make_store
+from tests.support.sample_contacts import generate
 
 VALID = [
     bind_request(1, "uid=201," + BASE_DN, "pw"),

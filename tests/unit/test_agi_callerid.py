@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import AsyncIterator
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pbxsync.plugin.agi.callerid import CallerIdLookup, Candidate, called_extension, choose_contact, normalise
+from pbxsync.plugin.agi.callerid import CallerIdLookup, Candidate, called_extension, choose_contact
 from pbxsync.sync.config import AgiConfig, Config, SyncConfig, UserConfig
 from pbxsync.sync.store.db import Store, open_store
-
-_ids = itertools.count(1)
-
-
-async def add_contact(store: Store, mailbox: str, name: str, *numbers: str, region: str = "DE") -> int:
-    async with store.transaction() as conn:
-        async with conn.execute(
-            "INSERT INTO contacts (mailbox, item_id, change_key, display_name, updated_at) "
-            "VALUES (?, ?, 'ck', ?, '2026-01-01T00:00:00+00:00') RETURNING id", (mailbox, f"item{next(_ids)}", name)
-        ) as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        for raw in numbers:
-            e164, digits = normalise(raw, region)  # as the sync stores it
-            await conn.execute("INSERT INTO contact_phones (contact_id, kind, raw, e164, digits) VALUES (?,?,?,?,?)",
-                               (row[0], "business", raw, e164, digits))
-    return int(row[0])
+from tests.support.agi import add_contact
 
 
 def make_config(shared: list[str] | None = None) -> Config:
@@ -38,13 +19,6 @@ def make_config(shared: list[str] | None = None) -> Config:
         users=[UserConfig(extension="101", email=["alice@example.com"], name="Alice Admin"),
                UserConfig(extension="102", email=["bob@example.com"], name="Bob Builder")],
     )
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await open_store(":memory:")
-    yield s
-    await s.close()
 
 
 @pytest.mark.parametrize("arriving", ["03012344711", "+493012344711", "00493012344711", "030 1234 4711",

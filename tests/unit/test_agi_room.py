@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -11,11 +10,9 @@ from pbxsync.plugin.agi.identity import caller_identity
 from pbxsync.plugin.agi.room import RoomBooking, RoomService, decide_admission, pin_matches, room_bookings
 from pbxsync.plugin.agi.server import FastAgiServer
 from pbxsync.sync.config import ConferenceConfig, Config
-from pbxsync.sync.model import utc_text
-from pbxsync.sync.store.db import Store, open_store
-from tests.unit.test_agi_server import env_block, fake_asterisk
+from pbxsync.sync.store.db import Store
+from tests.support.agi import T0, FixedClock, env_block, fake_asterisk, insert_booking
 
-T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 EARLY = timedelta(minutes=10)
 
 
@@ -55,34 +52,6 @@ def test_pins_on_and_a_booking_without_a_pin_refuses_instead_of_admitting_withou
     assert decide_admission("8001", "101", [booking()], T0, EARLY, (), pins=False).admit
     assert pin_matches("4242#", "4242") and pin_matches("4242", "4242")
     assert not pin_matches("4243", "4242") and not pin_matches(None, "4242") and not pin_matches("", "4242")
-
-
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        return self.current
-
-
-async def insert_booking(store: Store, room: str, start: datetime, end: datetime, organizer: str = "101",
-                         state: str = "scheduled", uid: str = "uid-1") -> int:
-    async with store.transaction() as conn, conn.execute(
-        """INSERT INTO bookings (uid, recurrence_key, subject, location, start_utc, end_utc, timezone, autocall,
-                                     state, room, organizer_email, organizer_extension, created_at, updated_at)
-               VALUES (?, '', 'Weekly', 'PBX', ?, ?, 'UTC', 0, ?, ?, 'alice@example.com', ?, ?, ?) RETURNING id""",
-        (uid, utc_text(start), utc_text(end), state, room, organizer, utc_text(T0), utc_text(T0)),
-    ) as cur:
-        row = await cur.fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await open_store(":memory:")
-    yield s
-    await s.close()
 
 
 async def test_room_bookings_reads_scheduled_bookings_of_the_room(store: Store) -> None:

@@ -21,34 +21,7 @@ from pbxsync.plugin.agi.server import (
     quote,
     sanitize_value,
 )
-
-
-def env_block(script: str = "callerid", **extra: str) -> bytes:
-    env = {"network": "yes", "network_script": script, "request": f"agi://127.0.0.1:4573/{script}",
-           "channel": "Local/101@test-00000001;2", "callerid": "03012344711", "calleridname": "Trunk",
-           "extension": "101", "dnid": "101", **extra}
-    return "".join(f"agi_{k}: {v}\n" for k, v in env.items()).encode() + b"\n"
-
-
-async def fake_asterisk(port: int, block: bytes, answer: Callable[[str], str] | None = None,
-                        max_commands: int = 20) -> list[str]:
-    """Play Asterisk: send the request, answer each command (default `200 result=1`), return the commands."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    commands: list[str] = []
-    try:
-        writer.write(block)
-        await writer.drain()
-        for _ in range(max_commands):
-            line = await asyncio.wait_for(reader.readline(), 5)
-            if not line:
-                break
-            command = line.decode().rstrip("\n")
-            commands.append(command)
-            writer.write(((answer or (lambda c: "200 result=1"))(command) + "\n").encode())
-            await writer.drain()
-    finally:
-        writer.close()
-    return commands
+from tests.support.agi import env_block, fake_asterisk
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -93,10 +93,8 @@ async def put(store: Store, mailbox: str, *occurrences: Occurrence, replace_all:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(tmp_path / "pbxsync.db")
-    yield s
-    await s.close()
+def store(store_on_disk: Store) -> Store:
+    return store_on_disk
 
 
 @pytest.fixture

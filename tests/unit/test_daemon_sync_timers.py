@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +15,7 @@ from pbxsync.sync.config import Config, parse_config
 from pbxsync.sync.engine import PassSummary
 from pbxsync.sync.errors import SourceAuthError
 from pbxsync.sync.model import CalendarChanges, CalendarWindow, ContactChanges
-from pbxsync.sync.store.db import Store, open_store
+from pbxsync.sync.store.db import Store
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -52,13 +51,6 @@ def config(interval: int = 15, users: int = 3) -> Config:
         "sync": {"interval_minutes": interval},
         "users": [{"extension": str(100 + i), "email": f"u{i}@example.com"} for i in range(users)],
     })
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await open_store(":memory:")
-    yield s
-    await s.close()
 
 
 def test_first_passes_are_spread_evenly_over_one_interval() -> None:

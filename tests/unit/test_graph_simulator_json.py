@@ -13,7 +13,7 @@ from pbxsync.sync.simulator.graph_json import contact_json, event_json, occurren
 from pbxsync.sync.simulator.mailboxes import Organisation
 from pbxsync.sync.sources.graph import phone_builder
 from pbxsync.sync.sources.graph_mapping import contact_to_model, event_to_occurrence
-from tests.unit.test_graph_mapping import CONTACT, EVENT_WITH_LOCATIONS
+from tests.support.graph_payloads import CONTACT, EVENT_WITH_LOCATIONS
 
 DATA = Path(__file__).parent.parent / "data" / "mailboxes.json"
 NOW = datetime(2026, 3, 20, 12, tzinfo=UTC)

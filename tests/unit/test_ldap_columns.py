@@ -12,9 +12,9 @@ from pbxsync.plugin.daemon.memory import return_large_frees_to_os
 from pbxsync.plugin.ldap.build import ContactRow, PhoneRow, build_from_store, build_index, read_contacts
 from pbxsync.plugin.ldap.columns import Column, ColumnBuilder, Grams
 from pbxsync.plugin.ldap.numbers import NumberForms
-from pbxsync.plugin.ldap.sample import generate
 from pbxsync.plugin.ldap.schema import CN, MOBILE, NAMES, TELEPHONE
-from pbxsync.plugin.ldap.testing import BASE_DN, make_store
+from tests.support.ldap_phonebook import BASE_DN, make_store
+from tests.support.sample_contacts import generate
 
 FORMS = NumberForms("DE")
 

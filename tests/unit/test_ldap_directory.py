@@ -14,9 +14,9 @@ from pbxsync.plugin.ldap.protocol import ResultCode, Scope, SearchRequest, SortK
 from pbxsync.plugin.ldap.query import candidates, compile_filter
 from pbxsync.plugin.ldap.schema import CN, attribute_index
 from pbxsync.plugin.ldap.search import run_search, sort_entries
-from pbxsync.plugin.ldap.testing import BASE_DN
 from pbxsync.sync.config import Config, LdapConfig, UserConfig
 from pbxsync.sync.secrets import Secret
+from tests.support.ldap_phonebook import BASE_DN
 
 FORMS = NumberForms("DE")
 

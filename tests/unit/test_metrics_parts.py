@@ -1,39 +1,23 @@
-"""The parts count into plugin.metrics: AUTOCALL calls and start skew, FastAGI requests and their duration."""
+"""The parts count into plugin.metrics: FastAGI requests and their duration. (AUTOCALL's calls and start skew:
+tests/integration/test_autocall_simulator.py, beside the agent it runs.)"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from prometheus_client import REGISTRY
 
 from pbxsync.plugin.agi.server import AgiError, AgiSession, FastAgiServer
 from pbxsync.plugin.agi.service import build_agi_server
-from pbxsync.plugin.ami.simulator import AsteriskSimulator, SimUser
 from pbxsync.sync.config import AgiConfig, Config, SyncConfig, UserConfig
-from pbxsync.sync.store.db import Store, open_store
-from tests.integration.test_autocall_simulator import PHONES, Agent, book, draft, until
-from tests.unit.test_agi_callerid import add_contact
-from tests.unit.test_agi_room import FixedClock, insert_booking
-from tests.unit.test_agi_server import env_block, fake_asterisk
-
-T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-
-
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+from pbxsync.sync.store.db import Store
+from tests.support.agi import T0, FixedClock, add_contact, env_block, fake_asterisk, insert_booking
+from tests.support.metrics import sample
 
 
 def agi_requests(service: str, result: str) -> float:
     return sample("pbxsync_agi_requests_total", service=service, result=result)
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = await open_store(":memory:")
-    yield s
-    await s.close()
 
 
 @pytest.fixture
@@ -76,36 +60,3 @@ async def test_agi_handler_failure_counts_as_an_agi_error() -> None:
         assert sample("pbxsync_errors_total", kind="agi") == errors + 1
     finally:
         await server.close()
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[AsteriskSimulator]:
-    s = AsteriskSimulator(phones=PHONES, time_scale=1.0,
-                          users=[SimUser("pbxsync", "s3cret", frozenset({"call", "system"}),
-                                         frozenset({"originate", "call", "reporting"}))])
-    await s.start()
-    yield s
-    await s.stop()
-
-
-async def test_autocall_counts_calls_by_outcome_and_the_first_originates_skew(sim: AsteriskSimulator,
-                                                                             store: Store) -> None:
-    calls = {o: sample("pbxsync_calls_total", outcome=o) for o in ("answered", "busy")}
-    skews = sample("pbxsync_call_start_skew_seconds_count")
-    skew_sum = sample("pbxsync_call_start_skew_seconds_sum")
-    start = datetime.now(UTC) - timedelta(seconds=2)  # already running: the first call is >= 2 s late
-    await book(store, draft(["101", "199"], start))
-    agent = Agent(sim, store)
-    await agent.start()
-    try:
-        await until(lambda: len(sim.originates) == 3)  # 101 answers; 199 is busy, retried once
-        await until(lambda: not agent.service.health().running_bookings)
-    finally:
-        await agent.stop()
-    assert sample("pbxsync_calls_total", outcome="answered") == calls["answered"] + 1
-    assert sample("pbxsync_calls_total", outcome="busy") == calls["busy"] + 2
-    # one observation per booking (its first Originate), not one per call or retry: whether a call is the
-    # first is read from the stored attempts, so a restarted agent does not observe it again either
-    assert sample("pbxsync_call_start_skew_seconds_count") == skews + 1
-    assert sample("pbxsync_call_start_skew_seconds_sum") - skew_sum >= 2.0
-

@@ -17,7 +17,7 @@ from pbxsync.sync.plan import CalendarPlan, ContactPlan
 from pbxsync.sync.store import calendar as calendar_store
 from pbxsync.sync.store import contacts as contact_store
 from pbxsync.sync.store.db import latest_version, migrations, open_store
-from tests.strategies import contacts, occurrences
+from tests.support.strategies import contacts, occurrences
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +21,7 @@ from pbxsync.sync.model import (
 from pbxsync.sync.plan import StoredOccurrenceRef, plan_calendar, plan_contacts, sync_window
 from pbxsync.sync.store import calendar as calendar_store
 from pbxsync.sync.store import contacts as contact_store
-from pbxsync.sync.store.db import Store, open_store
+from pbxsync.sync.store.db import Store
 from pbxsync.sync.store.folders import all_folder_states
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -78,13 +77,6 @@ def config() -> Config:
         "users": [{"extension": "101", "email": "alice@example.com"},
                   {"extension": "102", "email": "bob@example.com"}],
     })
-
-
-@pytest.fixture
-async def store() -> Store:
-    s = await open_store(":memory:")
-    yield s  # type: ignore[misc]
-    await s.close()
 
 
 async def test_first_pass_stores_contacts_and_occurrences(store: Store) -> None:

@@ -1,8 +1,10 @@
 """A real Asterisk 22 for integration tests, run from the Debian unstable chroot built by
-`scripts/setup-asterisk.sh` (`make asterisk`).
+`scripts/setup-asterisk.sh` (`make asterisk`). One module past 400 lines on purpose: the instance, the
+config it writes and the raw AMI client tests talk to it with are used together, and this docstring is
+their one manual.
 
 Each instance runs `chroot ROOT /usr/sbin/asterisk -f -n -C /run/pbxsync-test-<pid>-<n>-<rand>/etc/asterisk.conf`
-with private etc/run/log/lib/spool dirs under that path, AMI on 127.0.0.1:<free port>, every module
+with private etc/run/log/lib/spool dirs under that path, AMI on 127.0.0.1:<port_for_config()>, every module
 autoloaded except those that bind ports or need outside services (PJSIP, IAX2, HTTP/ARI, DUNDi, ...);
 Local channels, ConfBridge, res_agi, app_voicemail and the core sounds (en, gsm) are there. Starting one
 takes well under a second. DTMF into a Local channel (AMI PlayDTMF with `Receive: true`) needs media
@@ -61,7 +63,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
-from tests.ports import free_port
+from tests.support.ports import port_for_config
 
 DEFAULT_ROOT = "/var/cache/pbxsync/asterisk-sid"
 ROOT_ENV = "PBXSYNC_ASTERISK_ROOT"
@@ -185,7 +187,7 @@ class AsteriskInstance:
     ) -> None:
         self.root = root
         self.host = "127.0.0.1"
-        self.port = free_port()
+        self.port = port_for_config()  # manager.conf names it; restart keeps it
         self.user = "pbxsync-test"
         self.secret = uuid.uuid4().hex
         name = f"pbxsync-test-{os.getpid()}-{next(self._ids)}-{uuid.uuid4().hex[:6]}"

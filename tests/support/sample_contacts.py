@@ -1,5 +1,5 @@
-"""Generated phonebooks for tests and the benchmark: deterministic, with non-ASCII names and numbers
-written the many ways people type them."""
+"""Generated phonebooks for the LDAP tests and benchmarks/bench_ldap.py: deterministic, with non-ASCII
+names and numbers written the many ways people type them."""
 
 from __future__ import annotations
 

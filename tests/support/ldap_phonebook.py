@@ -1,4 +1,4 @@
-"""Helpers for the LDAP tests and the benchmark: a known phonebook, a store holding it, a config, a
+"""Helpers for the LDAP tests: a known phonebook, a store holding it, a config, a
 self-signed certificate. Everything binds to 127.0.0.1 on ephemeral ports."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from pbxsync.plugin.ldap.sample import SampleContact, write_contacts
 from pbxsync.sync.config import Config, LdapConfig, UserConfig
 from pbxsync.sync.secrets import Secret
 from pbxsync.sync.store.db import open_store
+from tests.support.sample_contacts import SampleContact, write_contacts
 
 BASE_DN = "ou=phonebook,dc=example,dc=com"
 

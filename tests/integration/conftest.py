@@ -1,0 +1,48 @@
+"""Fixtures several integration modules share. A module that needs another world defines its own fixture
+of the same name, which wins over these (pytest's override by the nearer definition)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+
+from pbxsync.plugin.ami.simulator import AsteriskSimulator, SimUser
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.mailboxes import Organisation
+
+MAILBOXES = Path(__file__).resolve().parents[1] / "data" / "mailboxes.json"
+# The AMI user of dialplan/pbxsync-manager.conf: the read/write classes pbxsync needs, no more.
+LEAST_PRIVILEGE = SimUser("pbxsync", "ami-secret", frozenset({"call", "system"}),
+                          frozenset({"originate", "call", "reporting"}))
+
+
+class Stoppable(Protocol):
+    async def stop(self) -> None: ...
+
+
+@pytest.fixture
+def ews() -> Iterator[EwsSimulator]:
+    """The EWS simulator serving tests/data/mailboxes.json."""
+    with EwsSimulator(Organisation.load_file(MAILBOXES)) as sim:
+        yield sim
+
+
+@pytest.fixture
+async def ami() -> AsyncIterator[AsteriskSimulator]:
+    """The AMI simulator with one user, pbxsync / ami-secret, holding the least-privilege classes."""
+    sim = AsteriskSimulator(users=[LEAST_PRIVILEGE], login_fail_delay=0.0)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture
+async def agents() -> AsyncIterator[list[Stoppable]]:
+    """AUTOCALL agents a test started; stopped at teardown."""
+    made: list[Stoppable] = []
+    yield made
+    for a in made:
+        await a.stop()
