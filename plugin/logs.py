@@ -145,7 +145,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False, default=str)
 
 
-class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class ExitSafeStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that drops records once it has been closed.
+
+    `logging.shutdown()` closes every handler at interpreter exit. Objects finalised after that still log
+    (exchangelib's `Protocol.__del__` logs "Closing sessions" while the interpreter tears its modules
+    down); formatting such a record can no longer import what it needs, and logging would print a
+    "--- Logging error ---" traceback at the end of every `pbxsync --debug` run. Nobody reads a line
+    written after exit, so it is dropped before the filters and the formatter run.
+    """
+
+    exited = False
+
+    def close(self) -> None:
+        self.exited = True
+        super().close()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if self.exited:
+            return False
+        return super().handle(record)
+
+
+class StderrHandler(ExitSafeStreamHandler):
     """Writes to whatever `sys.stderr` is at the time of each record (it may be replaced or closed later)."""
 
     @property
@@ -172,7 +194,7 @@ def setup_logging(level: str = "info", fmt: str = "text", *, debug: bool = False
     """
     if config is not None:
         register_config_secrets(config)
-    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else StderrHandler()
+    handler: logging.Handler = ExitSafeStreamHandler(stream) if stream is not None else StderrHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RedactionFilter())
     handler.set_name("pbxsync")

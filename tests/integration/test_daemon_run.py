@@ -1,5 +1,6 @@
 """`pbxsync run` as a real process: status over the control endpoint, SIGHUP reload (bad and good config),
-SIGTERM exits 0, and the CLI `status` / `check` commands against it and against the simulators."""
+SIGTERM exits 0, and the CLI `status` / `check` commands against it and against the simulators; `--debug`
+ends without a logging error."""
 
 from __future__ import annotations
 
@@ -149,3 +150,16 @@ async def test_cli_check_passes_against_the_simulators_and_names_the_fix_for_a_s
     assert code == 1 and doc["ok"] is False
     assert {c["name"] for c in doc["checks"] if c["outcome"] == "SKIP"} >= {"ami permission originate"}
     assert os.path.exists(tmp_path) and "Traceback" not in err
+
+
+async def test_debug_ends_without_a_logging_error(tmp_path: Path, ews: EwsSimulator,
+                                                  ami: AsteriskSimulator) -> None:
+    """What libraries log while the interpreter shuts down (exchangelib closes its sessions from `__del__`)
+    never turns into a "--- Logging error ---" traceback on stderr."""
+    config = tmp_path / "pbxsync.toml"
+    config.write_text(config_text(tmp_path, ews, ami.port, 0), encoding="utf-8")
+    code, _, err = await cli("--debug", "sync", "--local", config=config)
+    assert code == 0, err[-3000:]
+    assert "DEBUG" in err and "exchangelib" in err  # --debug did log the libraries
+    assert "Logging error" not in err, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]

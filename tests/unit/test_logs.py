@@ -130,3 +130,18 @@ def test_redaction_keeps_exc_info_for_other_handlers() -> None:
     assert record.exc_info is not None and record.exc_text is not None
     assert "tok-abcdef" not in record.exc_text
     assert "tok-abcdef" not in logs.TextFormatter().format(record)
+
+
+def test_after_logging_shut_down_at_exit_a_late_record_is_dropped_without_a_logging_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = io.StringIO()
+    handler = logs.setup_logging("info", "text", debug=True, stream=out)
+
+    def unformattable(record: logging.LogRecord) -> str:  # as at interpreter teardown: imports fail
+        raise ImportError("sys.meta_path is None, Python is likely shutting down")
+
+    handler.format = unformattable  # type: ignore[method-assign]
+    handler.close()  # what logging.shutdown() does to every handler at exit
+    logging.getLogger("exchangelib.protocol").debug("Server %s: Closing sessions", "127.0.0.1")
+    assert out.getvalue() == ""
+    assert "Logging error" not in capsys.readouterr().err
