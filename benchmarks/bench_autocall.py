@@ -15,7 +15,7 @@ scripts/setup-asterisk.sh (tests/support/asterisk_harness.py), with the shipped 
 and answering Local phones; it is always stopped and removed at the end. Without the chroot the real
 Asterisk part is reported as not run (the fix is `make asterisk`) after the simulator figures, exit status 1.
 
-Run: /work/venv/bin/python benchmarks/bench_autocall.py   (about 20 s)
+Run: .venv/bin/python benchmarks/bench_autocall.py   (about 20 s)
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ class RealFigures:
 
 
 def start_real_asterisk() -> AsteriskInstance:
-    """A private Asterisk with the shipped dialplan/profiles and the least-privilege AMI classes."""
+    """A private Asterisk with the shipped dialplan and confbridge profiles and the least-privilege AMI classes."""
     dialplan = REPO / "dialplan"
     pbx = AsteriskInstance(asterisk_root(), extensions=BENCH_PHONES,
                            dialplan_files=[dialplan / "pbxsync-autocall.conf"],

@@ -1,6 +1,6 @@
 """Full EWS sync throughput: pbxsync's engine pass vs a bare exchangelib loop, same simulator, same run.
 
-    /work/venv/bin/python benchmarks/bench_ews_sync.py [--users 200] [--contacts 300] [--occurrences 200]
+    .venv/bin/python benchmarks/bench_ews_sync.py [--users 200] [--contacts 300] [--occurrences 200]
 
 Both sides fetch, per user, every contact (SyncFolderItems), the calendar folder's ids (SyncFolderItems)
 and every occurrence in the sync window (FindItem CalendarView + GetItem) from one EWS simulator on

@@ -1,6 +1,6 @@
 """Graph sync throughput vs the EWS backend: full and incremental passes of the real sync engine, same data.
 
-    /work/venv/bin/python benchmarks/bench_graph_sync.py [--users 200] [--contacts 100] [--occurrences 50]
+    .venv/bin/python benchmarks/bench_graph_sync.py [--users 200] [--contacts 100] [--occurrences 50]
 
 One `Organisation` (the data generator of bench_ews_sync.py) is served at once by the EWS simulator
 (HTTP) and the Graph simulator (HTTPS + token endpoint) on 127.0.0.1. For each backend, in the same run,
