@@ -172,6 +172,7 @@ async def test_a_missing_permission_is_one_line_and_the_daemon_keeps_running(
         with caplog.at_level(logging.WARNING, logger="pbxsync.daemon.voicemail"):
             service = await start_daemon(daemons, make_config(tmp_path, ews, ami.port), clock)
             await until(lambda: service.failures == 1)
+            await clock.wait_for_sleepers(1)  # the service parked for its retry (else advance could come first)
             clock.advance(60)  # retried after a minute, same error: not logged again
             await until(lambda: service.failures == 2)
         warnings = [r.getMessage() for r in caplog.records if r.name == "pbxsync.daemon.voicemail"]
