@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pbxsync.sync.model import CalendarWindow, Contact, ContactChanges, Occurrence
+from pbxsync.sync.model import CalendarWindow, Contact, ContactChanges, Occurrence, is_internal_address
 
 # Occurrences that ended this long before the window start are pruned; bookings keep their own history.
 HISTORY_KEEP = timedelta(days=30)
@@ -112,7 +112,7 @@ def internal_addresses(occurrences: tuple[Occurrence, ...]) -> set[str]:
     found: set[str] = set()
     for occ in occurrences:
         for address in (occ.organizer_email, *(a.email for a in occ.attendees)):
-            if address and "@" not in address:
+            if is_internal_address(address):
                 found.add(address.lower())
     return found
 
@@ -121,7 +121,7 @@ def with_resolved_addresses(occ: Occurrence, smtp: dict[str, str]) -> Occurrence
     from dataclasses import replace
 
     def fix(address: str) -> str:
-        return smtp.get(address.lower(), address) if address and "@" not in address else address.lower()
+        return smtp.get(address.lower(), address) if is_internal_address(address) else address.lower()
 
     return replace(occ, organizer_email=fix(occ.organizer_email),
                    attendees=tuple(replace(a, email=fix(a.email)) for a in occ.attendees))
