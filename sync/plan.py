@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from pbxsync.sync.model import CalendarWindow, Contact, ContactChanges, Occurrence, is_internal_address
 
@@ -101,10 +102,17 @@ def plan_calendar(
     return CalendarPlan(tuple(inserts), tuple(updates), tuple(sorted(deletes)))
 
 
-def sync_window(now: datetime, days_back: int, days_ahead: int) -> tuple[datetime, datetime]:
+class SyncWindow(NamedTuple):
+    """The span of calendar a pass reads: [start, end), UTC."""
+
+    start: datetime
+    end: datetime
+
+
+def sync_window(now: datetime, days_back: int, days_ahead: int) -> SyncWindow:
     """The calendar window, snapped to UTC midnights so it moves once a day, not on every pass."""
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight - timedelta(days=days_back), midnight + timedelta(days=days_ahead + 1)
+    return SyncWindow(midnight - timedelta(days=days_back), midnight + timedelta(days=days_ahead + 1))
 
 
 def internal_addresses(occurrences: tuple[Occurrence, ...]) -> set[str]:
