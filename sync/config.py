@@ -26,9 +26,13 @@ DEFAULT_CONFIG_PATH = "/etc/pbxsync/pbxsync.toml"
 
 _EXTENSION_RE = re.compile(r"^[0-9A-Za-z*#+_-]{1,32}$")
 _EMAIL_RE = re.compile(r"^[^@\s;,<>\"']{1,200}@[^@\s;,<>\"']{1,200}$")
-# The listeners' defaults (instances are immutable, so sharing them as dataclass defaults is safe).
-_LOOPBACK_4573, _LOOPBACK_3890, _LOOPBACK_8459, _LOOPBACK_9459 = (
-    ListenAddress("127.0.0.1", port) for port in (4573, 3890, 8459, 9459))
+# Listener defaults: a ListenAddress is frozen, so one instance can be the default of every config.
+_DEFAULT_AGI = ListenAddress("127.0.0.1", 4573)
+_DEFAULT_LDAP = ListenAddress("127.0.0.1", 3890)
+_DEFAULT_CONTROL = ListenAddress("127.0.0.1", 8459)
+_DEFAULT_METRICS = ListenAddress("127.0.0.1", 9459)
+
+
 @dataclass(frozen=True)
 class UserConfig:
     extension: str
@@ -123,7 +127,7 @@ class ConferenceConfig:
 @dataclass(frozen=True)
 class AgiConfig:
     enabled: bool = True
-    listen: ListenAddress = _LOOPBACK_4573
+    listen: ListenAddress = _DEFAULT_AGI
     max_connections: int = 200
     idle_timeout_seconds: float = 10.0
     # Mailboxes whose contacts name callers for every user (after the called user's own contacts);
@@ -134,7 +138,7 @@ class AgiConfig:
 @dataclass(frozen=True)
 class LdapConfig:
     enabled: bool = True
-    listen: ListenAddress = _LOOPBACK_3890
+    listen: ListenAddress = _DEFAULT_LDAP
     base_dn: str = "ou=pbxsync,dc=example,dc=com"
     anonymous: bool = True
     bind_dn: str = ""
@@ -153,8 +157,8 @@ class LdapConfig:
 
 @dataclass(frozen=True)
 class ControlConfig:
-    listen: ListenAddress = _LOOPBACK_8459
-    metrics_listen: ListenAddress | None = _LOOPBACK_9459  # "" in the file = off
+    listen: ListenAddress = _DEFAULT_CONTROL
+    metrics_listen: ListenAddress | None = _DEFAULT_METRICS  # "" in the file = off
 
 
 @dataclass(frozen=True)

@@ -171,8 +171,7 @@ class LdapServer:
             ldaps = self.settings.ldaps_listen
             if ldaps is not None and self.tls is not None:
                 secure = await loop.create_server(lambda: _Connection(self, True), ldaps.host, ldaps.port,
-                                                  ssl=self.tls,
-                                                  reuse_address=True, backlog=512,
+                                                  ssl=self.tls, reuse_address=True, backlog=512,
                                                   ssl_handshake_timeout=10.0)
                 self._servers.append(secure)
                 self.ldaps_addresses = [s.getsockname()[:2] for s in secure.sockets]
