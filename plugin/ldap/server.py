@@ -78,11 +78,6 @@ class LdapServerError(UserError):
     """The LDAP server cannot start (address in use, unreadable certificate)."""
 
 
-def split_listen(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
 def make_tls_context(cert: str, key: str) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -168,15 +163,15 @@ class LdapServer:
         await self.reload()
         loop = asyncio.get_running_loop()
         try:
-            host, port = split_listen(self.settings.listen)
-            plain = await loop.create_server(lambda: _Connection(self, False), host, port,
+            listen = self.settings.listen
+            plain = await loop.create_server(lambda: _Connection(self, False), listen.host, listen.port,
                                              reuse_address=True, backlog=512)
             self._servers.append(plain)
             self.addresses = [s.getsockname()[:2] for s in plain.sockets]
-            if self.settings.ldaps_listen and self.tls is not None:
-                host, port = split_listen(self.settings.ldaps_listen)
-                secure = await loop.create_server(lambda: _Connection(self, True), host, port, ssl=self.tls,
-                                                  reuse_address=True, backlog=512,
+            ldaps = self.settings.ldaps_listen
+            if ldaps is not None and self.tls is not None:
+                secure = await loop.create_server(lambda: _Connection(self, True), ldaps.host, ldaps.port,
+                                                  ssl=self.tls, reuse_address=True, backlog=512,
                                                   ssl_handshake_timeout=10.0)
                 self._servers.append(secure)
                 self.ldaps_addresses = [s.getsockname()[:2] for s in secure.sockets]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pbxsync.plugin.ldap.sample import SampleContact, write_contacts
 from pbxsync.sync.config import Config, LdapConfig, UserConfig
+from pbxsync.sync.listen import ListenAddress
 from pbxsync.sync.secrets import Secret
 from pbxsync.sync.store.db import open_store
 
@@ -45,7 +46,7 @@ async def make_store(path: Path, contacts: tuple[SampleContact, ...] | list[Samp
 
 
 def make_config(db: Path, **ldap: object) -> Config:
-    settings = dataclasses.replace(LdapConfig(listen="127.0.0.1:0", base_dn=BASE_DN, refresh_seconds=0),
+    settings = dataclasses.replace(LdapConfig(listen=ListenAddress("127.0.0.1", 0), base_dn=BASE_DN, refresh_seconds=0),
                                    **ldap)  # type: ignore[arg-type]
     users = [
         UserConfig(extension="201", email=["alice@example.com"], name="Alice",

@@ -37,6 +37,7 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from pbxsync.sync.listen import loopback_port
 from pbxsync.sync.simulator.graph_json import contact_json, error_body, event_json, master_json, removed_json
 from pbxsync.sync.simulator.graph_tls import TlsFiles, make_server_tls
 from pbxsync.sync.simulator.mailboxes import (
@@ -563,19 +564,19 @@ def main(argv: list[str] | None = None, stop: threading.Event | None = None) -> 
     parser.add_argument("--ews-listen", default="", metavar="127.0.0.1:PORT",
                         help="also serve the same mailboxes over EWS (to compare the backends on one data set)")
     args = parser.parse_args(argv)
-    host, _, port = args.listen.rpartition(":")
-    if host not in ("127.0.0.1", "localhost") or not port.isdigit() or int(port) > 65535:
+    port = loopback_port(args.listen)
+    if port is None:
         parser.error(f"--listen: expected 127.0.0.1:PORT (loopback only), got {args.listen!r}")
     org = Organisation.load_file(args.data)
-    sim = GraphSimulator(org, tls_dir=args.tls_dir or tempfile.mkdtemp(prefix="graph-sim-"), port=int(port)).start()
+    sim = GraphSimulator(org, tls_dir=args.tls_dir or tempfile.mkdtemp(prefix="graph-sim-"), port=port).start()
     ews = None
     if args.ews_listen:
         from pbxsync.sync.simulator.ews_server import EwsSimulator
 
-        ews_host, _, ews_port = args.ews_listen.rpartition(":")
-        if ews_host not in ("127.0.0.1", "localhost") or not ews_port.isdigit():
+        ews_port = loopback_port(args.ews_listen)
+        if ews_port is None:
             parser.error(f"--ews-listen: expected 127.0.0.1:PORT, got {args.ews_listen!r}")
-        ews = EwsSimulator(org, port=int(ews_port)).start()
+        ews = EwsSimulator(org, port=ews_port).start()
         print(f"EWS simulator:   {ews.ews_url}", flush=True)
     print(f"Graph simulator: {sim.graph_endpoint}\ntoken endpoint:  {sim.authority}/{sim.app.tenant_id}"
           f"/oauth2/v2.0/token\nmailboxes:       {', '.join(u.email for u in org.users())}\n\n"

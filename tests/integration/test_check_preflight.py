@@ -15,10 +15,10 @@ import pytest
 
 from pbxsync.plugin.ami.simulator import ALL_CLASSES, AsteriskSimulator, SimUser
 from pbxsync.plugin.check.exchange import check_exchange
-from pbxsync.plugin.check.model import Outcome
 from pbxsync.plugin.check.runner import run_checks
 from pbxsync.plugin.commands import check as check_cmd
 from pbxsync.sync.config import Config, parse_config
+from pbxsync.sync.preflight import Outcome
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Fault, Organisation
 from pbxsync.sync.sources.ews import EwsSource
@@ -165,8 +165,7 @@ async def test_a_taken_port_and_a_newer_database_fail(tmp_path: Path, ews: EwsSi
     db.execute("PRAGMA user_version = 999")
     db.close()
     with socket.socket() as taken:
-        host, port = cfg.ldap.listen.split(":")
-        taken.bind((host, int(port)))
+        taken.bind((cfg.ldap.listen.host, cfg.ldap.listen.port))
         taken.listen()
         results = await run_checks(cfg, ews_source, within=10)
     found = by_name(results)

@@ -12,6 +12,7 @@ from pbxsync.plugin.agi.server import AgiError, AgiSession, FastAgiServer
 from pbxsync.plugin.agi.service import build_agi_server
 from pbxsync.plugin.ami.simulator import AsteriskSimulator, SimUser
 from pbxsync.sync.config import AgiConfig, Config, SyncConfig, UserConfig
+from pbxsync.sync.listen import ListenAddress
 from pbxsync.sync.store.db import Store, open_store
 from tests.integration.test_autocall_simulator import PHONES, Agent, book, draft, until
 from tests.unit.test_agi_callerid import add_contact
@@ -38,7 +39,7 @@ async def store() -> AsyncIterator[Store]:
 
 @pytest.fixture
 async def agi(store: Store) -> AsyncIterator[FastAgiServer]:
-    config = Config(sync=SyncConfig(default_region="DE"), agi=AgiConfig(listen="127.0.0.1:0"),
+    config = Config(sync=SyncConfig(default_region="DE"), agi=AgiConfig(listen=ListenAddress("127.0.0.1", 0)),
                     users=[UserConfig(extension="101", email=["alice@example.com"], name="Alice Admin")])
     server = build_agi_server(config, store, FixedClock(T0))
     await server.start()
