@@ -1,4 +1,4 @@
-"""Standalone phonebook server for tests and benchmarks: `python -m plugin.ldap --db FILE`.
+"""Standalone phonebook server for tests and benchmarks: `python -m pbxsync.plugin.ldap --db FILE`.
 
 Prints `listening HOST PORT` (and `ldaps HOST PORT`) once ready; stops on SIGTERM/SIGINT.
 """
@@ -54,7 +54,7 @@ def _listen_address(text: str) -> ListenAddress:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m plugin.ldap", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pbxsync.plugin.ldap", description=__doc__)
     parser.add_argument("--db", required=True, help="the pbxsync SQLite store")
     parser.add_argument("--config", help="a pbxsync TOML config (default: built-in defaults)")
     parser.add_argument("--listen", type=_listen_address, metavar="HOST:PORT")
