@@ -163,15 +163,15 @@ async def warm(config: Config) -> int:
 
     found = 0
     if config.ldap.enabled:
-        ldap_host, ldap_port = config.ldap.listen.rsplit(":", 1)
-        conn = ldap3.Connection(ldap3.Server(ldap_host, port=int(ldap_port), get_info=ldap3.NONE), auto_bind=True)
+        listen = config.ldap.listen
+        conn = ldap3.Connection(ldap3.Server(listen.host, port=listen.port, get_info=ldap3.NONE), auto_bind=True)
         for q in ("(|(cn=*urname1x*)(sn=*urname1x*))", "(telephoneNumber=*4711*)", "(cn=Given1*)"):
             conn.search(config.ldap.base_dn, q, attributes=["cn", "telephoneNumber"], size_limit=500)
             found += len(conn.response or [])
         conn.unbind()
     if config.agi.enabled:
         for n in ("+49 171 1234567", "030 12345678", "0171 7654321"):
-            await _agi_request(config.agi.listen, "callerid", n, "1000")
+            await _agi_request(str(config.agi.listen), "callerid", n, "1000")
     return found
 
 

@@ -3,7 +3,8 @@
 Built from the config's `[[users]]` and, later, other sources (Asterisk voicemail users). Entries given
 earlier win: `Directory.from_entries(config_entries + voicemail_entries)` lets the config override.
 Matching is case-insensitive and also understands the internal addresses Exchange uses for its own
-users (X.500 / legacyExchangeDN), through the `address_cache` table the sync engine fills.
+users (X.500 / legacyExchangeDN; `sync.model.is_internal_address` is the rule), through the
+`address_cache` table the sync engine fills.
 """
 
 from __future__ import annotations
@@ -24,12 +25,6 @@ def normalize_address(address: str) -> str:
         if text.startswith(prefix):
             text = text[len(prefix):].strip()
     return text
-
-
-def is_internal_address(address: str) -> bool:
-    """True for Exchange's own address forms: legacyExchangeDN (`/o=...`) and `x500:`/`ex:` prefixes."""
-    text = address.strip().lower()
-    return text.startswith(("/o=", "x500:", "ex:"))
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The TOML configuration: one typed tree, validated in one pass that reports every problem.
 
-Each section is a frozen dataclass. The loader walks the dataclass fields, so adding a key means adding
-a field with a default; unknown keys are reported (a typo should not silently do nothing). Fields
-typed `Secret` accept the key itself or `<key>_file`, `<key>_env`, `<key>_command`.
+Each section is a frozen dataclass; `config_tables.TableBuilder` fills them from the TOML tables, so adding
+a key means adding a field with a default (how each field type is read is said there). Here are the keys
+and the rules between them. What a backend needs is checked by the backend (sync/sources/registry.py
+finds it by name), and so is the table `[exchange.<backend>]` of a backend with options of its own.
 """
 
 from __future__ import annotations
@@ -10,21 +11,26 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-import types
-import typing
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any
 
-from pbxsync.sync.errors import ConfigError, SecretError
-from pbxsync.sync.secrets import EMPTY_SECRET, SECRET_SOURCES, Secret, read_secret
+from pbxsync.sync.config_tables import NOT_A_KEY, TableBuilder
+from pbxsync.sync.errors import ConfigError
+from pbxsync.sync.listen import ListenAddress
+from pbxsync.sync.secrets import EMPTY_SECRET, Secret
+from pbxsync.sync.sources.registry import backend_named, backend_names
 
 CONFIG_ENV = "PBXSYNC_CONFIG"
 DEFAULT_CONFIG_PATH = "/etc/pbxsync/pbxsync.toml"
 
 _EXTENSION_RE = re.compile(r"^[0-9A-Za-z*#+_-]{1,32}$")
 _EMAIL_RE = re.compile(r"^[^@\s;,<>\"']{1,200}@[^@\s;,<>\"']{1,200}$")
-_LISTEN_RE = re.compile(r"^(?P<host>[0-9A-Za-z.:\[\]-]+):(?P<port>[0-9]{1,5})$")
+# Listener defaults: a ListenAddress is frozen, so one instance can be the default of every config.
+_DEFAULT_AGI = ListenAddress("127.0.0.1", 4573)
+_DEFAULT_LDAP = ListenAddress("127.0.0.1", 3890)
+_DEFAULT_CONTROL = ListenAddress("127.0.0.1", 8459)
+_DEFAULT_METRICS = ListenAddress("127.0.0.1", 9459)
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ class UserConfig:
 
 @dataclass(frozen=True)
 class ExchangeConfig:
-    backend: str = "ews"  # ews | graph
+    backend: str = "ews"  # a name sync/sources/registry.py knows: ews | graph
     server: str = ""  # EWS URL; blank = autodiscover
     auth: str = "ntlm"  # basic | ntlm | oauth2
     username: str = ""
@@ -66,6 +72,8 @@ class ExchangeConfig:
     private_key_file: str = ""
     authority: str = "https://login.microsoftonline.com"
     graph_endpoint: str = "https://graph.microsoft.com/v1.0"
+    # The table [exchange.<backend>] parsed into the backend's `options` dataclass; None for ews and graph.
+    options: object = field(default=None, metadata=NOT_A_KEY)
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,7 @@ class ConferenceConfig:
 @dataclass(frozen=True)
 class AgiConfig:
     enabled: bool = True
-    listen: str = "127.0.0.1:4573"
+    listen: ListenAddress = _DEFAULT_AGI
     max_connections: int = 200
     idle_timeout_seconds: float = 10.0
     # Mailboxes whose contacts name callers for every user (after the called user's own contacts);
@@ -130,14 +138,14 @@ class AgiConfig:
 @dataclass(frozen=True)
 class LdapConfig:
     enabled: bool = True
-    listen: str = "127.0.0.1:3890"
+    listen: ListenAddress = _DEFAULT_LDAP
     base_dn: str = "ou=pbxsync,dc=example,dc=com"
     anonymous: bool = True
     bind_dn: str = ""
     bind_password: Secret = EMPTY_SECRET
     tls_cert: str = ""
     tls_key: str = ""
-    ldaps_listen: str = ""
+    ldaps_listen: ListenAddress | None = None
     size_limit: int = 500
     max_connections: int = 500
     shared_mailboxes: list[str] = field(default_factory=lambda: ["*"])  # "*" = every synced mailbox
@@ -149,8 +157,8 @@ class LdapConfig:
 
 @dataclass(frozen=True)
 class ControlConfig:
-    listen: str = "127.0.0.1:8459"
-    metrics_listen: str = "127.0.0.1:9459"
+    listen: ListenAddress = _DEFAULT_CONTROL
+    metrics_listen: ListenAddress | None = _DEFAULT_METRICS  # "" in the file = off
 
 
 @dataclass(frozen=True)
@@ -172,130 +180,29 @@ class Config:
     ldap: LdapConfig = field(default_factory=LdapConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     log: LogConfig = field(default_factory=LogConfig)
-    path: str = ""  # where it was loaded from; not a TOML key
+    path: str = field(default="", metadata=NOT_A_KEY)  # where it was loaded from
 
     def user_by_extension(self, extension: str) -> UserConfig | None:
         return next((u for u in self.users if u.extension == extension), None)
 
 
-_NOT_KEYS = {"path"}
-T = TypeVar("T")
-
-
-def _describe(value: object) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "a table"}.get(type(value), type(value).__name__)
-
-
-class _Builder:
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def build(self, cls: type[T], data: object, path: str) -> T | None:
-        if not isinstance(data, dict):
-            self.problems.append(f"{path or 'top level'}: expected a table, got {_describe(data)}")
-            return None
-        hints = get_type_hints(cls)
-        known: set[str] = set()
-        values: dict[str, Any] = {}
-        for f in fields(cls):  # type: ignore[arg-type]
-            if f.name in _NOT_KEYS:
-                continue
-            key = f"{path}.{f.name}" if path else f.name
-            hint = hints[f.name]
-            if hint is Secret:
-                known.update(f.name + s for s in SECRET_SOURCES)
-                secret = self._secret(data, f.name, key)
-                if secret is not None:
-                    values[f.name] = secret
-                continue
-            known.add(f.name)
-            if f.name not in data:
-                if f.default is MISSING and f.default_factory is MISSING:
-                    self.problems.append(f"{key}: required")
-                continue
-            converted = self._convert(hint, data[f.name], key)
-            if converted is not _INVALID:
-                values[f.name] = converted
-        for extra in sorted(set(data) - known):
-            where = f"{path}.{extra}" if path else extra
-            self.problems.append(f"{where}: unknown key")
-        try:
-            return cls(**values)
-        except TypeError:
-            return None  # a required field was missing; already reported
-
-    def _secret(self, data: dict[str, Any], name: str, key: str) -> Secret | None:
-        given = [s for s in SECRET_SOURCES if name + s in data]
-        if not given:
-            return None
-        if len(given) > 1:
-            self.problems.append(f"{key}: give only one of " + ", ".join(name + s for s in given))
-            return None
-        spec = data[name + given[0]]
-        if not isinstance(spec, str):
-            self.problems.append(f"{key}{given[0]}: expected a string, got {_describe(spec)}")
-            return None
-        try:
-            return read_secret(given[0], spec, key)
-        except SecretError as exc:
-            self.problems.append(str(exc))
-            return None
-
-    def _convert(self, hint: Any, value: object, key: str) -> Any:
-        origin = get_origin(hint)
-        if is_dataclass(hint) and isinstance(hint, type):
-            built = self.build(hint, value, key)
-            return _INVALID if built is None else built
-        if origin is list:
-            (item_hint,) = get_args(hint)
-            if not isinstance(value, list):
-                if item_hint is str and isinstance(value, str):
-                    return [value]  # `email = "a@b"` is a one-element list
-                self.problems.append(f"{key}: expected a list, got {_describe(value)}")
-                return _INVALID
-            items = [self._convert(item_hint, v, f"{key}[{i}]") for i, v in enumerate(value)]
-            return _INVALID if any(i is _INVALID for i in items) else items
-        if origin in (types.UnionType, typing.Union):
-            return self._convert(next(a for a in get_args(hint) if a is not type(None)), value, key)
-        if hint is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        if hint in (str, int, bool, float) and (type(value) is not hint):
-            self.problems.append(f"{key}: expected {_describe(hint())}, got {_describe(value)}")
-            return _INVALID
-        return value
-
-
-_INVALID = object()
-
-
-def _check_listen(problems: list[str], key: str, value: str, allow_empty: bool = False) -> None:
-    if allow_empty and not value:
-        return
-    m = _LISTEN_RE.match(value)
-    if not m or not 0 <= int(m["port"]) <= 65535:
-        problems.append(f"{key}: expected HOST:PORT, got {value!r}")
+def _one_of(names: list[str]) -> str:
+    quoted = [f'"{n}"' for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def _semantic_problems(cfg: Config) -> list[str]:
     p: list[str] = []
     ex = cfg.exchange
-    if ex.backend not in ("ews", "graph"):
-        p.append(f"exchange.backend: must be \"ews\" or \"graph\", got {ex.backend!r}")
+    backend = backend_named(ex.backend)
+    if backend is None:
+        p.append(f"exchange.backend: must be {_one_of(backend_names())}, got {ex.backend!r}")
     if ex.auth not in ("basic", "ntlm", "oauth2"):
         p.append(f"exchange.auth: must be basic, ntlm or oauth2, got {ex.auth!r}")
     if ex.server and not ex.server.startswith(("https://", "http://")):
         p.append("exchange.server: must be an http(s) URL of the EWS endpoint, or blank for autodiscover")
-    if ex.backend == "ews" and ex.impersonation and not ex.username:
-        p.append("exchange.username: required for impersonation (the service account)")
-    if ex.backend == "graph":
-        if not ex.tenant_id:
-            p.append("exchange.tenant_id: required for backend = \"graph\"")
-        if not ex.client_id:
-            p.append("exchange.client_id: required for backend = \"graph\"")
-        if not ex.client_secret and not (ex.certificate_file and ex.private_key_file):
-            p.append("exchange.client_secret: required for backend = \"graph\" "
-                     "(or certificate_file and private_key_file)")
+    if backend is not None:
+        p += backend.problems(cfg)
     if ex.max_connections < 1:
         p.append("exchange.max_connections: must be at least 1")
     if cfg.sync.interval_minutes < 0:
@@ -323,8 +230,6 @@ def _semantic_problems(cfg: Config) -> list[str]:
             seen_mail.add(mail.lower())
         if u.room and not _EXTENSION_RE.match(u.room):
             p.append(f"{key}.room: {u.room!r} is not a dialable room number")
-        if ex.backend == "ews" and not ex.impersonation and not (u.username and u.password):
-            p.append(f"{key}: username and password are required when exchange.impersonation = false")
     for i, room in enumerate(cfg.pbx.rooms):
         if not _EXTENSION_RE.match(room):
             p.append(f"pbx.rooms[{i}]: {room!r} is not a dialable room number")
@@ -336,14 +241,9 @@ def _semantic_problems(cfg: Config) -> list[str]:
         p.append("autocall.pacing_per_second: must be 0 (off) or more")
     if not 0 <= cfg.autocall.verify_before_seconds <= 3600:
         p.append("autocall.verify_before_seconds: must be between 0 (off) and 3600")
-    _check_listen(p, "agi.listen", cfg.agi.listen)
-    _check_listen(p, "ldap.listen", cfg.ldap.listen)
-    _check_listen(p, "ldap.ldaps_listen", cfg.ldap.ldaps_listen, allow_empty=True)
-    _check_listen(p, "control.listen", cfg.control.listen)
-    _check_listen(p, "control.metrics_listen", cfg.control.metrics_listen, allow_empty=True)
     if bool(cfg.ldap.tls_cert) != bool(cfg.ldap.tls_key):
         p.append("ldap.tls_cert/tls_key: give both or neither")
-    if cfg.ldap.ldaps_listen and not cfg.ldap.tls_cert:
+    if cfg.ldap.ldaps_listen is not None and not cfg.ldap.tls_cert:
         p.append("ldap.ldaps_listen: needs tls_cert and tls_key")
     if cfg.ldap.size_limit < 0 or cfg.ldap.max_connections < 1 or cfg.ldap.max_request_bytes < 1024:
         p.append("ldap.size_limit/max_connections/max_request_bytes: size_limit >= 0 (0 = none), "
@@ -360,8 +260,11 @@ def _semantic_problems(cfg: Config) -> list[str]:
 
 def parse_config(data: dict[str, Any], source: str = "", base_dir: Path | None = None) -> Config:
     """Validate a parsed TOML document; raise ConfigError listing every problem."""
-    builder = _Builder()
+    builder = TableBuilder()
+    data, options = _without_backend_options(data)
     cfg = builder.build(Config, data, "")
+    if cfg is not None:
+        cfg = _with_backend_options(builder, cfg, options)
     problems = builder.problems
     if cfg is not None:  # invalid keys fell back to defaults, so the cross-checks still say something
         problems = problems + [q for q in _semantic_problems(cfg) if q.split(":")[0] not in
@@ -371,13 +274,27 @@ def parse_config(data: dict[str, Any], source: str = "", base_dir: Path | None =
     db = Path(cfg.database)
     if base_dir is not None and not db.is_absolute():
         db = base_dir / db  # relative paths are relative to the config file, not the cwd
-    return _replace(cfg, database=str(db), path=source)
+    return replace(cfg, database=str(db), path=source)
 
 
-def _replace(cfg: Config, **changes: Any) -> Config:
-    from dataclasses import replace
+def _without_backend_options(data: dict[str, Any]) -> tuple[dict[str, Any], object]:
+    """Takes the table [exchange.<backend>] out of the document when that backend declares options."""
+    exchange = data.get("exchange")
+    if not isinstance(exchange, dict) or not isinstance(exchange.get("backend"), str):
+        return data, None
+    backend = backend_named(exchange["backend"])
+    if backend is None or backend.options is None or backend.name not in exchange:
+        return data, None
+    rest = {k: v for k, v in exchange.items() if k != backend.name}
+    return {**data, "exchange": rest}, exchange[backend.name]
 
-    return replace(cfg, **changes)
+
+def _with_backend_options(builder: TableBuilder, cfg: Config, table: object) -> Config:
+    backend = backend_named(cfg.exchange.backend)
+    if backend is None or backend.options is None:
+        return cfg
+    options = builder.build(backend.options, {} if table is None else table, f"exchange.{backend.name}")
+    return replace(cfg, exchange=replace(cfg.exchange, options=options))
 
 
 def config_path(explicit: str | None) -> str:

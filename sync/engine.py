@@ -149,14 +149,14 @@ class SyncEngine:
     async def _sync_calendar(self, mailbox: str, now: datetime) -> FolderResult:
         state = await folders.folder_state(self.store, mailbox, Folder.CALENDAR)
         changes = await self.source.sync_calendar(mailbox, state.sync_state)
-        start, end = sync_window(now, self.config.sync.days_back, self.config.sync.days_ahead)
-        window_moved = (state.window_start, state.window_end) != (start, end)
+        span = sync_window(now, self.config.sync.days_back, self.config.sync.days_ahead)
+        window_moved = state.window != span
         window: CalendarWindow | None = None
         # After a failed attempt the source may already have reported (and forgotten) changes the store
         # never received (Graph advances its in-memory mirror), so the window is fetched again.
         if (changes.has_changes or window_moved or not changes.complete or state.last_success is None
                 or state.last_error is not None):
-            window = await self.source.calendar_window(mailbox, start, end)
+            window = await self.source.calendar_window(mailbox, span.start, span.end)
             window = CalendarWindow(window.start, window.end, await self._resolve(mailbox, window.occurrences, now))
         stored = await calendar_store.occurrence_refs(self.store, mailbox)
         plan = plan_calendar(stored, changes.deleted_item_ids, window)
@@ -164,7 +164,7 @@ class SyncEngine:
             await calendar_store.apply_calendar_plan(conn, mailbox, plan, now)
             # The folder's sync state advances only together with the data it describes.
             await folders.record_success(conn, mailbox, Folder.CALENDAR, now, changes.sync_state,
-                                         (start, end) if window is not None else None)
+                                         span if window is not None else None)
         log.info("calendar of %s: %d added, %d updated, %d deleted%s", mailbox, len(plan.inserts),
                  len(plan.updates), len(plan.deletes), "" if window is not None else " (no change)")
         return FolderResult(len(plan.inserts), len(plan.updates), len(plan.deletes), skipped_view=window is None)

@@ -22,6 +22,20 @@ def parse_utc(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
+# Exchange's own address forms: a legacyExchangeDN ("/o=ExchangeLabs/ou=.../cn=Recipients/cn=..."),
+# and the same prefixed with its address type. An SMTP address never starts like this.
+_INTERNAL_PREFIXES = ("/", "x500:", "ex:")
+
+
+def is_internal_address(address: str) -> bool:
+    """True for an address Exchange uses for its own users (X.500 / legacyExchangeDN) instead of SMTP,
+    which a ResolveNames look-up turns into SMTP: anything without an "@", or in one of those forms.
+    The one rule for it: the sync engine resolves exactly these, the directory matches them through the
+    address cache. A blank address is no address at all."""
+    text = address.strip().lower()
+    return bool(text) and ("@" not in text or text.startswith(_INTERNAL_PREFIXES))
+
+
 class Folder(StrEnum):
     CONTACTS = "contacts"
     CALENDAR = "calendar"

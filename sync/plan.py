@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from pbxsync.sync.model import CalendarWindow, Contact, ContactChanges, Occurrence
+from pbxsync.sync.model import CalendarWindow, Contact, ContactChanges, Occurrence, is_internal_address
 
 # Occurrences that ended this long before the window start are pruned; bookings keep their own history.
 HISTORY_KEEP = timedelta(days=30)
@@ -101,10 +102,17 @@ def plan_calendar(
     return CalendarPlan(tuple(inserts), tuple(updates), tuple(sorted(deletes)))
 
 
-def sync_window(now: datetime, days_back: int, days_ahead: int) -> tuple[datetime, datetime]:
+class SyncWindow(NamedTuple):
+    """The span of calendar a pass reads: [start, end), UTC."""
+
+    start: datetime
+    end: datetime
+
+
+def sync_window(now: datetime, days_back: int, days_ahead: int) -> SyncWindow:
     """The calendar window, snapped to UTC midnights so it moves once a day, not on every pass."""
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight - timedelta(days=days_back), midnight + timedelta(days=days_ahead + 1)
+    return SyncWindow(midnight - timedelta(days=days_back), midnight + timedelta(days=days_ahead + 1))
 
 
 def internal_addresses(occurrences: tuple[Occurrence, ...]) -> set[str]:
@@ -112,7 +120,7 @@ def internal_addresses(occurrences: tuple[Occurrence, ...]) -> set[str]:
     found: set[str] = set()
     for occ in occurrences:
         for address in (occ.organizer_email, *(a.email for a in occ.attendees)):
-            if address and "@" not in address:
+            if is_internal_address(address):
                 found.add(address.lower())
     return found
 
@@ -121,7 +129,7 @@ def with_resolved_addresses(occ: Occurrence, smtp: dict[str, str]) -> Occurrence
     from dataclasses import replace
 
     def fix(address: str) -> str:
-        return smtp.get(address.lower(), address) if address and "@" not in address else address.lower()
+        return smtp.get(address.lower(), address) if is_internal_address(address) else address.lower()
 
     return replace(occ, organizer_email=fix(occ.organizer_email),
                    attendees=tuple(replace(a, email=fix(a.email)) for a in occ.attendees))

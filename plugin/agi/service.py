@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from pbxsync.plugin.agi.callerid import SOURCE_VARIABLE, CallerIdLookup, CallerIdService
 from pbxsync.plugin.agi.room import Clock, RoomService
 from pbxsync.plugin.agi.server import AgiLimits, AgiSession, FastAgiServer, Handler
-from pbxsync.plugin.daemon.http import split_listen
 from pbxsync.plugin.daemon.service import Health, Service, ServiceSpec
 from pbxsync.plugin.directory import Directory
 from pbxsync.sync.config import Config
@@ -37,7 +36,6 @@ def with_result(handler: Handler, variable: str, value: str, result: str) -> Han
 
 def build_agi_server(config: Config, store: Store, clock: Clock,
                      directory: Callable[[], Directory] | None = None) -> FastAgiServer:
-    host, port = split_listen(config.agi.listen)
     limits = AgiLimits(idle_timeout_seconds=config.agi.idle_timeout_seconds,
                        max_connections=config.agi.max_connections)
     lookup = CallerIdLookup(store, config, directory)
@@ -45,7 +43,7 @@ def build_agi_server(config: Config, store: Store, clock: Clock,
         "callerid": with_result(CallerIdService(lookup), SOURCE_VARIABLE, "none", "miss"),
         "room": with_result(RoomService(store, config, clock), "PBXSYNC_ROOM_ADMIT", "no", "rejected"),
     }
-    server = FastAgiServer(routes, host, port, limits)
+    server = FastAgiServer(routes, config.agi.listen.host, config.agi.listen.port, limits)
     server.on_close.append(lookup.close)
     return server
 

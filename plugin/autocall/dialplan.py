@@ -9,7 +9,7 @@ dialplan has no names to fill in: it is read as shipped (dialplan/ installs as t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 
 from pbxsync.sync.config import Config
@@ -109,11 +109,10 @@ class DialplanNames:
     @classmethod
     def from_config(cls, config: Config) -> DialplanNames:
         host = config.pbx.host if re.match(r"^[0-9.]{7,15}$", config.pbx.host) else "127.0.0.1"
-        agi_host, _, agi_port = config.agi.listen.rpartition(":")
-        if agi_host in ("", "0.0.0.0", "::", "[::]"):  # listening everywhere: Asterisk beside it uses loopback
-            agi_host = "127.0.0.1"
-        return cls(context=config.pbx.context, username=config.pbx.username, permit=host,
-                   agi_address=f"{agi_host}:{agi_port}")
+        agi = config.agi.listen
+        if agi.host in ("0.0.0.0", "::"):  # listening everywhere: Asterisk beside it uses loopback
+            agi = replace(agi, host="127.0.0.1")
+        return cls(context=config.pbx.context, username=config.pbx.username, permit=host, agi_address=str(agi))
 
     def checked(self) -> DialplanNames:
         for value in (self.context, self.bridge_profile, self.host_profile, self.guest_profile, self.username):

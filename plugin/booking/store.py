@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 
@@ -72,7 +72,14 @@ def _attendees(text: str) -> tuple[Attendee, ...]:
     return tuple(found)
 
 
-async def load_copies(store: Store) -> tuple[list[MailboxCopy], set[str]]:
+class StoredCopies(NamedTuple):
+    """Every stored occurrence row that could be read, and the mailboxes with an unreadable row."""
+
+    copies: list[MailboxCopy]
+    broken_mailboxes: set[str]  # not to be trusted until their next good sync
+
+
+async def load_copies(store: Store) -> StoredCopies:
     """Every stored occurrence row, and the mailboxes with an unreadable row (not to be trusted)."""
     copies: list[MailboxCopy] = []
     broken: set[str] = set()
@@ -98,7 +105,7 @@ async def load_copies(store: Store) -> tuple[list[MailboxCopy], set[str]]:
                 broken.add(mailbox)
                 continue
             copies.append(MailboxCopy(mailbox, occurrence, str(row[16])))
-    return copies, broken
+    return StoredCopies(copies, broken)
 
 
 async def load_mailbox_syncs(store: Store) -> dict[str, MailboxSync]:

@@ -17,9 +17,9 @@ import logging
 from dataclasses import replace
 
 from pbxsync.plugin.ami.client import AmiClient, AmiSettings
-from pbxsync.plugin.check.model import CheckResult, failed, passed, skipped
 from pbxsync.sync.config import Config
 from pbxsync.sync.errors import AmiPermissionError, PbxError
+from pbxsync.sync.preflight import CheckResult, failed, passed, skipped
 
 MANAGER_SNIPPET = "dialplan/ (the least-privilege manager.conf user: read=call,system write=originate,call,reporting)"
 _NOT_A_ROOM = "pbxsync-check-no-such-room"

@@ -1,8 +1,10 @@
-"""Exchange checks: the server answers, the credentials work, autodiscover finds EWS, each mailbox is readable.
+"""Exchange checks: the server answers, the credentials work, each mailbox is readable, and whatever the
+configured backend adds (EWS: which URL autodiscover found).
 
-Each mailbox is probed with the cheapest real call the sync makes: a CalendarView (EWS) or calendarView
-(Graph) over one minute. It exercises the same endpoint, authentication and mailbox access rights as a
-sync, and reads at most a handful of items.
+What differs between backends (which endpoints to reach, who signs in, the fix hints, extra checks) is
+declared by the backend (`sync.sources.backend.Backend`); this module only runs it. Each mailbox is
+probed with the cheapest real call the sync makes, a calendar window of one minute: it exercises the same
+endpoint, authentication and mailbox access rights as a sync, and reads at most a handful of items.
 """
 
 from __future__ import annotations
@@ -10,10 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from pbxsync.plugin.check.model import CheckResult, failed, passed, skipped
 from pbxsync.sync.config import Config, UserConfig
 from pbxsync.sync.errors import (
     PbxsyncError,
@@ -22,27 +22,18 @@ from pbxsync.sync.errors import (
     SourceBusyError,
     SourceError,
 )
+from pbxsync.sync.preflight import CheckResult, failed, passed, skipped
+from pbxsync.sync.sources.backend import Backend, MailboxProbe, ReachTarget
 from pbxsync.sync.sources.base import MailboxSource
+from pbxsync.sync.sources.registry import backend_for
 
 SourceFactory = Callable[[Config], MailboxSource]
 PROBE_WINDOW = timedelta(minutes=1)
 
 
-def reach_targets(config: Config) -> list[tuple[str, str]]:
-    """(what, URL) pairs the agent must reach for this config."""
-    ex = config.exchange
-    if ex.backend == "graph":
-        return [("token endpoint", ex.authority), ("Graph", ex.graph_endpoint)]
-    if ex.server:
-        return [("EWS", ex.server)]
-    if ex.autodiscover_url:
-        return [("autodiscover", ex.autodiscover_url)]
-    return []
-
-
-async def check_reachable(what: str, url: str, within: float) -> CheckResult:
-    name = f"exchange reachable ({what})"
-    parts = urlsplit(url)
+async def check_reachable(target: ReachTarget, within: float) -> CheckResult:
+    name = f"exchange reachable ({target.what})"
+    parts = urlsplit(target.url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
@@ -56,55 +47,20 @@ async def check_reachable(what: str, url: str, within: float) -> CheckResult:
     return passed(name, f"{host}:{port} accepts connections")
 
 
-def _access_fix(config: Config, user: UserConfig) -> str:
-    ex = config.exchange
-    if ex.backend == "graph":
-        return ("grant the app the application permissions Calendars.Read and Contacts.Read with admin consent, "
-                f"and include {user.mailbox} in its application access policy (see docs/exchange-online-graph.md)")
-    if ex.impersonation:
-        return (f"give {ex.username} the ApplicationImpersonation role for this mailbox "
-                f"(New-ManagementRoleAssignment -Role ApplicationImpersonation -User {ex.username}), "
-                "or check the address in [[users]] email")
-    return f"check that {user.username or 'the user'} may open the mailbox {user.mailbox}"
-
-
-def _auth_fix(config: Config) -> str:
-    ex = config.exchange
-    if ex.backend == "graph":
-        return ("check [exchange] tenant_id, client_id and client_secret (or certificate); an expired client "
-                "secret must be renewed in Entra ID")
-    if not ex.impersonation:
-        return "check each user's username/password in [[users]] (the failing users are listed below)"
-    return (f"check [exchange] username ({ex.username}), password and auth ({ex.auth}); the account must be "
-            "able to log in to EWS")
-
-
-async def _probe(source: MailboxSource, user: UserConfig, now: datetime, within: float) -> SourceError | None:
+async def _probe(source: MailboxSource, user: UserConfig, now: datetime, within: float) -> MailboxProbe:
     try:
         await asyncio.wait_for(source.calendar_window(user.mailbox, now, now + PROBE_WINDOW), within)
     except TimeoutError:
-        return SourceError(f"no answer within {within:g} s")
+        return MailboxProbe(user, SourceError(f"no answer within {within:g} s"))
     except SourceError as exc:
-        return exc
-    return None
-
-
-@runtime_checkable
-class _KnowsEndpoint(Protocol):
-    """A source that can tell its EWS URL per mailbox (sync.sources.ews.EwsSource), without importing
-    exchangelib here."""
-
-    def endpoint_for(self, mailbox: str) -> str: ...
-
-
-def _endpoint_of(source: MailboxSource, mailbox: str) -> str:
-    """The EWS URL the source uses for a mailbox (after autodiscover), "" when it cannot tell."""
-    return source.endpoint_for(mailbox) if isinstance(source, _KnowsEndpoint) else ""
+        return MailboxProbe(user, exc)
+    return MailboxProbe(user, None)
 
 
 async def check_exchange(config: Config, make_source: SourceFactory, now: datetime,
                          within: float = 30.0) -> list[CheckResult]:
-    results = [await check_reachable(what, url, min(within, 10.0)) for what, url in reach_targets(config)]
+    backend = backend_for(config)
+    results = [await check_reachable(t, min(within, 10.0)) for t in backend.reach_targets(config)]
     users = [u for u in config.users if u.sync_contacts or u.sync_calendar]
     if not users:
         results.append(failed("exchange mailboxes", "no user has contact or calendar sync on",
@@ -113,53 +69,44 @@ async def check_exchange(config: Config, make_source: SourceFactory, now: dateti
     try:
         source = make_source(config)
     except PbxsyncError as exc:
-        results.append(failed("exchange authentication", str(exc), _auth_fix(config)))
+        results.append(failed("exchange authentication", str(exc), backend.auth_fix(config)))
         return results
     try:
         limit = asyncio.Semaphore(config.sync.concurrency)
 
-        async def probe(user: UserConfig) -> SourceError | None:
+        async def probe(user: UserConfig) -> MailboxProbe:
             async with limit:
                 return await _probe(source, user, now, within)
 
-        errors = await asyncio.gather(*(probe(u) for u in users))
-        results += _summarise(config, source, users, errors)
+        probes = list(await asyncio.gather(*(probe(u) for u in users)))
+        results += _summarise(config, backend, source, probes)
     finally:
         await source.close()
     return results
 
 
-def _summarise(config: Config, source: MailboxSource, users: list[UserConfig],
-               errors: list[SourceError | None]) -> list[CheckResult]:
+def _summarise(config: Config, backend: Backend, source: MailboxSource,
+               probes: list[MailboxProbe]) -> list[CheckResult]:
     results: list[CheckResult] = []
-    auth_errors = [e for e in errors if isinstance(e, SourceAuthError)]
-    worked = [u for u, e in zip(users, errors, strict=True) if e is None or isinstance(e, SourceAccessError)]
-    who = config.exchange.client_id if config.exchange.backend == "graph" else config.exchange.username
-    if auth_errors and (config.exchange.impersonation or config.exchange.backend == "graph"):
-        results.append(failed("exchange authentication", str(auth_errors[0]), _auth_fix(config)))
+    auth_errors = [p.error for p in probes if isinstance(p.error, SourceAuthError)]
+    worked = [p for p in probes if p.error is None or isinstance(p.error, SourceAccessError)]
+    if auth_errors and backend.shared_credentials(config):
+        results.append(failed("exchange authentication", str(auth_errors[0]), backend.auth_fix(config)))
     elif worked:
         results.append(passed("exchange authentication",
-                              f"accepted for {who or 'the per-user credentials'}"))
+                              f"accepted for {backend.account(config) or 'the per-user credentials'}"))
     else:
         results.append(skipped("exchange authentication", "no mailbox could be reached", "see the lines below"))
-    if config.exchange.backend == "ews" and not config.exchange.server:
-        ok_user = next((u for u, e in zip(users, errors, strict=True) if e is None), None)
-        if ok_user is not None:
-            endpoint = _endpoint_of(source, ok_user.mailbox) or "an EWS URL"
-            results.append(passed("exchange autodiscover", f"{ok_user.mailbox} -> {endpoint}"))
-        else:
-            first = next(e for e in errors if e is not None)
-            results.append(failed("exchange autodiscover", f"no EWS URL found: {first}",
-                                  "set [exchange] server to the EWS URL (https://mail.example.com/EWS/Exchange.asmx) "
-                                  "or autodiscover_url to the autodiscover service"))
-    for user, error in zip(users, errors, strict=True):
+    results += backend.extra_checks(config, source, probes)
+    for probe in probes:
+        user, error = probe.user, probe.error
         name = f"mailbox {user.mailbox} ({user.extension})"
         if error is None:
             results.append(passed(name, "readable"))
         elif isinstance(error, SourceAccessError):
-            results.append(failed(name, str(error), _access_fix(config, user)))
+            results.append(failed(name, str(error), backend.access_fix(config, user)))
         elif isinstance(error, SourceAuthError):
-            results.append(failed(name, str(error), _auth_fix(config)))
+            results.append(failed(name, str(error), backend.auth_fix(config)))
         elif isinstance(error, SourceBusyError):
             results.append(failed(name, str(error), "Exchange is throttling; run the check again later, and "
                                   "lower [exchange] max_connections or [sync] concurrency"))

@@ -6,11 +6,12 @@ import errno
 import os
 import socket
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
-from pbxsync.plugin.check.model import CheckResult, failed, passed
-from pbxsync.plugin.daemon.http import split_listen
 from pbxsync.sync.config import Config
+from pbxsync.sync.listen import ListenAddress
+from pbxsync.sync.preflight import CheckResult, failed, passed
 from pbxsync.sync.store.db import latest_version
 
 
@@ -53,24 +54,33 @@ def check_database(config: Config) -> CheckResult:
     return passed(name, f"{path} opens; schema {version} is current")
 
 
-def listeners(config: Config) -> list[tuple[str, str]]:
-    """(config key, HOST:PORT) of every socket the daemon will bind with this config."""
-    found = [("control.listen", config.control.listen)]
-    if config.control.metrics_listen:
-        found.append(("control.metrics_listen", config.control.metrics_listen))
+@dataclass(frozen=True)
+class Listener:
+    """A socket the daemon will bind, and the config key that sets it (for the fix hint)."""
+
+    key: str
+    address: ListenAddress
+
+
+def listeners(config: Config) -> list[Listener]:
+    """Every socket the daemon will bind with this config."""
+    found = [Listener("control.listen", config.control.listen)]
+    if config.control.metrics_listen is not None:
+        found.append(Listener("control.metrics_listen", config.control.metrics_listen))
     if config.agi.enabled:
-        found.append(("agi.listen", config.agi.listen))
+        found.append(Listener("agi.listen", config.agi.listen))
     if config.ldap.enabled:
-        found.append(("ldap.listen", config.ldap.listen))
-        if config.ldap.ldaps_listen:
-            found.append(("ldap.ldaps_listen", config.ldap.ldaps_listen))
+        found.append(Listener("ldap.listen", config.ldap.listen))
+        if config.ldap.ldaps_listen is not None:
+            found.append(Listener("ldap.ldaps_listen", config.ldap.ldaps_listen))
     return found
 
 
-def check_port(key: str, listen: str, daemon_running: bool) -> CheckResult:
+def check_port(listener: Listener, daemon_running: bool) -> CheckResult:
+    key, listen = listener.key, listener.address
+    host, port = listen.host, listen.port
     name = f"port {key}"
-    host, port = split_listen(listen)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = socket.AF_INET6 if listen.is_ipv6 else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers do
         try:

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from pbxsync.plugin.check.ami import check_ami
 from pbxsync.plugin.check.exchange import SourceFactory, check_exchange
 from pbxsync.plugin.check.local import check_database, check_port, listeners
-from pbxsync.plugin.check.model import CheckResult, passed
 from pbxsync.plugin.daemon.control_client import DaemonError, daemon_status
 from pbxsync.sync.config import Config
+from pbxsync.sync.preflight import CheckResult, passed
+from pbxsync.sync.sources.factory import make_source as default_make_source
 
 
 def config_result(config: Config) -> CheckResult:
@@ -28,15 +29,11 @@ def _daemon_running(config: Config) -> bool:
 
 async def run_checks(config: Config, make_source: SourceFactory | None = None, now: datetime | None = None,
                      within: float = 30.0) -> list[CheckResult]:
-    if make_source is None:
-        from pbxsync.plugin.daemon.wiring import default_source_factory
-
-        make_source = default_source_factory
     results = [config_result(config), await asyncio.to_thread(check_database, config)]
     exchange, ami = await asyncio.gather(
-        check_exchange(config, make_source, now or datetime.now(UTC), within),
+        check_exchange(config, make_source or default_make_source, now or datetime.now(UTC), within),
         check_ami(config, min(within, 10.0)))
     results += exchange + ami
     running = await asyncio.to_thread(_daemon_running, config)
-    results += [check_port(key, listen, running) for key, listen in listeners(config)]
+    results += [check_port(listener, running) for listener in listeners(config)]
     return results

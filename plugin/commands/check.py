@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from pbxsync.plugin.check.model import CheckResult, Outcome, failed
 from pbxsync.plugin.check.runner import run_checks
 from pbxsync.plugin.commands.common import add_json_flag, config_from, print_json
 from pbxsync.sync.errors import ConfigError
+from pbxsync.sync.preflight import CheckResult, Outcome, failed
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import threading
 from typing import Any
 
 from pbxsync.sync.errors import UserError
-
-_LISTEN = re.compile(r"^(127\.0\.0\.1|localhost):(\d{1,5})$")
+from pbxsync.sync.listen import loopback_port
 
 
 def register(subparsers: Any) -> None:
@@ -42,15 +40,20 @@ def register(subparsers: Any) -> None:
     # --- end asterisk ---
 
 
+def _listen_port(listen: str) -> int:
+    port = loopback_port(listen)
+    if port is None:
+        raise UserError(f"--listen: expected 127.0.0.1:PORT (loopback only), got {listen!r}")
+    return port
+
+
 def run_exchange(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     from pbxsync.sync.simulator.ews_server import EwsSimulator
     from pbxsync.sync.simulator.mailboxes import Organisation
 
-    match = _LISTEN.match(args.listen)
-    if not match or int(match[2]) > 65535:
-        raise UserError(f"--listen: expected 127.0.0.1:PORT (loopback only), got {args.listen!r}")
+    port = _listen_port(args.listen)
     org = Organisation.load_file(args.data)
-    sim = EwsSimulator(org, port=int(match[2])).start()
+    sim = EwsSimulator(org, port=port).start()
     print(f"EWS simulator: {sim.ews_url}", flush=True)
     print(f"autodiscover:  {sim.autodiscover_url}", flush=True)
     print(f"mailboxes:     {', '.join(u.email for u in org.users())}", flush=True)
@@ -66,8 +69,7 @@ def run_exchange(args: argparse.Namespace, stop: threading.Event | None = None) 
 def run_graph(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     from pbxsync.sync.simulator.graph_server import main as graph_main
 
-    if not _LISTEN.match(args.listen):
-        raise UserError(f"--listen: expected 127.0.0.1:PORT (loopback only), got {args.listen!r}")
+    _listen_port(args.listen)
     argv = ["--data", args.data, "--listen", args.listen]
     if args.tls_dir:
         argv += ["--tls-dir", args.tls_dir]
@@ -78,15 +80,13 @@ def run_graph(args: argparse.Namespace, stop: threading.Event | None = None) -> 
 async def run_asterisk(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
     from pbxsync.plugin.ami.simulator import AsteriskSimulator, Phone, SimUser, load_phones
 
-    match = _LISTEN.match(args.listen)
-    if not match or int(match[2]) > 65535:
-        raise UserError(f"--listen: expected 127.0.0.1:PORT (loopback only), got {args.listen!r}")
+    listen_port = _listen_port(args.listen)
     try:
         phones = load_phones(args.phones) if args.phones else [Phone(str(n)) for n in range(100, 200)]
     except (OSError, ValueError) as exc:
         raise UserError(f"--phones: {exc}") from None
     sim = AsteriskSimulator(users=[SimUser(args.username, args.secret)], phones=phones)
-    port = await sim.start("127.0.0.1", int(match[2]))
+    port = await sim.start("127.0.0.1", listen_port)
     print(f"AMI simulator: 127.0.0.1:{port} (user {args.username})", flush=True)
     print(f"phones:        {', '.join(sorted(p.extension + '=' + p.behaviour.value for p in phones)[:10])}"
           f"{' ...' if len(phones) > 10 else ''}", flush=True)

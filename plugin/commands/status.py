@@ -39,7 +39,7 @@ def status(args: argparse.Namespace) -> int:
     config = config_from(args)
     doc = daemon_status(config)
     if doc is None:
-        raise UserError(not_running_message(config.control.listen))
+        raise UserError(not_running_message(str(config.control.listen)))
     if args.json:
         print_json(doc)
     else:

@@ -14,10 +14,11 @@ from dataclasses import asdict
 from typing import Any, Protocol
 
 from pbxsync.plugin import metrics
-from pbxsync.plugin.daemon.http import Request, Response, split_listen, start_http_server
+from pbxsync.plugin.daemon.http import Request, Response, start_http_server
 from pbxsync.plugin.daemon.service import ServerService
 from pbxsync.sync.engine import PassSummary
 from pbxsync.sync.errors import UserError
+from pbxsync.sync.listen import ListenAddress
 
 log = logging.getLogger("pbxsync.daemon.control")
 
@@ -74,16 +75,14 @@ async def _metrics_handler(request: Request) -> Response:
 
 
 class ControlService(ServerService):
-    def __init__(self, listen: str, target: ControlTarget) -> None:
-        host, port = split_listen(listen)
+    def __init__(self, listen: ListenAddress, target: ControlTarget) -> None:
         handler = control_handler(target)
-        super().__init__("control", lambda: start_http_server(host, port, handler))
+        super().__init__("control", lambda: start_http_server(listen.host, listen.port, handler))
 
 
 class MetricsService(ServerService):
-    def __init__(self, listen: str) -> None:
-        host, port = split_listen(listen)
-        super().__init__("metrics", lambda: start_http_server(host, port, _metrics_handler))
+    def __init__(self, listen: ListenAddress) -> None:
+        super().__init__("metrics", lambda: start_http_server(listen.host, listen.port, _metrics_handler))
 
 
 def dumps(doc: Any) -> str:

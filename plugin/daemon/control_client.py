@@ -10,7 +10,6 @@ import http.client
 import json
 from typing import Any
 
-from pbxsync.plugin.daemon.http import split_listen
 from pbxsync.sync.config import Config
 from pbxsync.sync.errors import PbxsyncError
 
@@ -24,8 +23,8 @@ class DaemonError(PbxsyncError):
 
 def request(config: Config, method: str, path: str, body: dict[str, Any] | None = None,
             timeout: float = STATUS_TIMEOUT_SECONDS) -> tuple[int, Any] | None:
-    host, port = split_listen(config.control.listen)
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    listen = config.control.listen
+    conn = http.client.HTTPConnection(listen.host, listen.port, timeout=timeout)
     payload = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"} if payload is not None else {}
     try:

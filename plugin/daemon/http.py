@@ -126,7 +126,3 @@ async def start_http_server(host: str, port: int, handler: Handler) -> asyncio.S
 
     return await asyncio.start_server(serve, host, port, limit=MAX_HEADER_BYTES)
 
-
-def split_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)

@@ -71,8 +71,9 @@ def part_available(module: str) -> bool:
 def _control(ctx: DaemonContext) -> list[ServiceSpec]:
     cfg = ctx.config.control
     specs = [ServiceSpec("control", lambda: ControlService(cfg.listen, ctx.target), cfg.listen, critical=True)]
-    if cfg.metrics_listen:
-        specs.append(ServiceSpec("metrics", lambda: MetricsService(cfg.metrics_listen), cfg.metrics_listen))
+    metrics_listen = cfg.metrics_listen
+    if metrics_listen is not None:
+        specs.append(ServiceSpec("metrics", lambda: MetricsService(metrics_listen), metrics_listen))
     return specs
 
 

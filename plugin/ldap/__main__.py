@@ -1,4 +1,4 @@
-"""Standalone phonebook server for tests and benchmarks: `python -m plugin.ldap --db FILE`.
+"""Standalone phonebook server for tests and benchmarks: `python -m pbxsync.plugin.ldap --db FILE`.
 
 Prints `listening HOST PORT` (and `ldaps HOST PORT`) once ready; stops on SIGTERM/SIGINT.
 """
@@ -14,6 +14,7 @@ import sys
 
 from pbxsync.plugin.ldap.server import LdapServer
 from pbxsync.sync.config import Config, LdapConfig, load_config
+from pbxsync.sync.listen import ListenAddress
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -45,12 +46,19 @@ async def _serve(config: Config, db: str) -> None:
     await server.stop()
 
 
+def _listen_address(text: str) -> ListenAddress:
+    try:
+        return ListenAddress.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m plugin.ldap", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pbxsync.plugin.ldap", description=__doc__)
     parser.add_argument("--db", required=True, help="the pbxsync SQLite store")
     parser.add_argument("--config", help="a pbxsync TOML config (default: built-in defaults)")
-    parser.add_argument("--listen")
-    parser.add_argument("--ldaps-listen", dest="ldaps_listen")
+    parser.add_argument("--listen", type=_listen_address, metavar="HOST:PORT")
+    parser.add_argument("--ldaps-listen", dest="ldaps_listen", type=_listen_address, metavar="HOST:PORT")
     parser.add_argument("--base-dn", dest="base_dn")
     parser.add_argument("--tls-cert", dest="tls_cert")
     parser.add_argument("--tls-key", dest="tls_key")

@@ -21,30 +21,21 @@ from pbxsync.plugin.ldap.numbers import NumberForms
 from pbxsync.plugin.ldap.query import MAX_LIST_IDS
 from pbxsync.plugin.ldap.schema import (
     ATTR_COUNT,
+    ATTRIBUTES,
     CN,
-    DISPLAY_NAME,
-    FAX,
-    GIVEN_NAME,
-    HOME_PHONE,
-    MAIL,
-    MOBILE,
-    NUMBER_ATTRS,
-    ORG,
-    SN,
-    TELEPHONE,
-    TITLE,
+    GRAMS,
+    SHARED,
+    STORED,
     UID,
+    Source,
     clean,
     fold,
+    phone_position,
 )
 
-GRAM = 4  # digit n-gram length of the number index; shorter number fragments are scanned instead
-TEXT_GRAM = 3  # n-gram length (UTF-8 bytes) of the cn/sn index
-
-# What contacts hold (objectClass is the same for all, ou only the base entry has; displayName is cn).
-_STORED = (UID, CN, SN, GIVEN_NAME, ORG, TITLE, MAIL, TELEPHONE, MOBILE, HOME_PHONE, FAX)
-_NAMES = (UID, CN, SN, GIVEN_NAME, ORG, TITLE, MAIL)
-_PHONE_ATTR = {"business": TELEPHONE, "other": TELEPHONE, "mobile": MOBILE, "home": HOME_PHONE, "fax": FAX}
+# What contacts hold, by where the values come from (see schema.ATTRIBUTES).
+_TEXT_STORED = tuple(pos for pos in STORED if ATTRIBUTES[pos].source is not Source.PHONES)
+_PHONE_STORED = tuple(pos for pos in STORED if ATTRIBUTES[pos].source is Source.PHONES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,23 +90,25 @@ def _names(row: ContactRow) -> tuple[str, str, tuple[str, ...]]:
 def contact_values(row: ContactRow, phones: Iterable[PhoneRow], forms: NumberForms
                    ) -> tuple[dict[int, tuple[str, ...]], dict[int, tuple[str, ...]]]:
     """One contact's values as served and as compared (numbers: as stored for comparing), per stored
-    attribute position."""
+    attribute position (schema.STORED), each from the source its row names."""
     uid, cn, mails = _names(row)
     given, surname = clean(row.given_name), clean(row.surname)
-    served = {UID: (uid,), CN: (cn,), SN: (surname or cn,),  # person requires sn: phones showing "sn,
-              GIVEN_NAME: _one(given), ORG: _one(clean(row.company)),  # givenName" still get a name
-              TITLE: _one(clean(row.title)), MAIL: mails}
+    by_source = {Source.UID: (uid,), Source.CN: (cn,),
+                 Source.SURNAME: (surname or cn,),  # person requires sn: phones showing "sn, givenName" get a name
+                 Source.GIVEN_NAME: _one(given), Source.COMPANY: _one(clean(row.company)),
+                 Source.TITLE: _one(clean(row.title)), Source.EMAILS: mails}
+    served = {pos: by_source[ATTRIBUTES[pos].source] for pos in _TEXT_STORED}
     compared = {pos: tuple(fold(v) for v in values) for pos, values in served.items()}
     raws: dict[int, list[str]] = {}
     digits: dict[int, list[str]] = {}  # what the number forms are derived from (see NumberForms.stored)
     for phone in phones:
-        pos = _PHONE_ATTR.get(phone.kind, TELEPHONE)
+        pos = phone_position(phone.kind)
         raw = clean(phone.raw, 64)
         if not raw or raw in raws.get(pos, ()):
             continue
         raws.setdefault(pos, []).append(raw)
         digits.setdefault(pos, []).extend(forms.stored(raw, phone.e164, phone.digits))
-    for pos in NUMBER_ATTRS:
+    for pos in _PHONE_STORED:
         served[pos] = tuple(raws.get(pos, ()))
         compared[pos] = tuple(dict.fromkeys(digits.get(pos, ())))
     return served, compared
@@ -139,8 +132,8 @@ class IndexBuilder:
     def __init__(self, base_dn: str, forms: NumberForms) -> None:
         self.base_dn = base_dn
         self.forms = forms
-        self.served = {pos: ColumnBuilder() for pos in _STORED}
-        self.compared = {pos: ColumnBuilder() for pos in _STORED}
+        self.served = {pos: ColumnBuilder() for pos in STORED}
+        self.compared = {pos: ColumnBuilder() for pos in STORED}
         self.boxes = array("I")
         self.box_numbers: dict[str, int] = {}
         self.last_key = b""
@@ -151,7 +144,7 @@ class IndexBuilder:
         if key < self.last_key:
             raise ValueError("contacts must be added in display-name order (see row_order_key)")
         self.last_key = key
-        for pos in _STORED:
+        for pos in STORED:
             self.served[pos].add(v.encode() for v in served[pos])
             self.compared[pos].add(v.encode() for v in compared[pos])
         self.boxes.append(self.box_numbers.setdefault(row.mailbox, len(self.box_numbers)))
@@ -159,16 +152,17 @@ class IndexBuilder:
     def finish(self) -> Index:
         original: list[Column | None] = [None] * ATTR_COUNT
         folded: list[Column | None] = [None] * ATTR_COUNT
-        for pos in _STORED:  # one attribute at a time, its builder freed as soon as it is done
+        for pos in STORED:  # one attribute at a time, its builder freed as soon as it is done
             compared = self.compared.pop(pos).build(sort=True)
             served = self.served.pop(pos).build()
             if served.text == compared.text and served.starts == compared.starts and served.first == compared.first:
                 served = compared  # uid, lower-case mail: one copy
             original[pos], folded[pos] = served, compared
-        original[DISPLAY_NAME], folded[DISPLAY_NAME] = original[CN], folded[CN]
-        grams = {pos: _grams(GRAM, folded[pos]) for pos in NUMBER_ATTRS}
-        grams[CN] = grams[DISPLAY_NAME] = _grams(TEXT_GRAM, folded[CN])
-        grams[SN] = _grams(TEXT_GRAM, folded[SN])
+        grams = {pos: _grams(n, folded[pos]) for pos, n in GRAMS}
+        for pos, source in SHARED:  # displayName is cn: the same columns and n-gram lists
+            original[pos], folded[pos] = original[source], folded[source]
+            if source in grams:
+                grams[pos] = grams[source]
         names = tuple(sorted(self.box_numbers, key=self.box_numbers.__getitem__))
         boxes = array("H" if len(names) < 65536 else "I", self.boxes)
         return Index(self.base_dn, len(boxes), original, folded, grams, boxes, names, base_values(self.base_dn),

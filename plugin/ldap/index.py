@@ -25,10 +25,19 @@ from pbxsync.plugin.ldap.ber import SET, encode_length, encode_text, sequence, t
 from pbxsync.plugin.ldap.columns import Column, Grams
 from pbxsync.plugin.ldap.numbers import NumberForms
 from pbxsync.plugin.ldap.protocol import SEARCH_ENTRY
-from pbxsync.plugin.ldap.schema import ATTR_COUNT, NAMES, NUMBER_ATTRS, OBJECT_CLASS, OU, UID, fold
+from pbxsync.plugin.ldap.schema import (
+    ATTR_COUNT,
+    BASE_CLASSES,
+    NAMES,
+    NUMBER_ATTRS,
+    OBJECT_CLASS,
+    OU,
+    PERSON_CLASSES,
+    UID,
+    fold,
+)
 
 _ENTRY_TAG = bytes([SEARCH_ENTRY])
-PERSON_CLASSES = ("top", "person", "organizationalPerson", "inetOrgPerson")
 _PERSON_FOLDED = tuple(fold(c) for c in PERSON_CLASSES)
 _EMPTY: tuple[str, ...] = ()
 ALL_POSITIONS = tuple(range(ATTR_COUNT))
@@ -349,7 +358,7 @@ class Index:
 
 def base_values(base_dn: str) -> tuple[tuple[str, ...], ...]:
     values: list[tuple[str, ...]] = [_EMPTY] * ATTR_COUNT
-    values[OBJECT_CLASS] = ("top", "organizationalUnit")
+    values[OBJECT_CLASS] = BASE_CLASSES
     attr, _, value = base_dn.split(",", 1)[0].partition("=")
     if attr.strip().lower() == "ou":
         values[OU] = (value.strip(),)

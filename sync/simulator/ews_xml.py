@@ -7,10 +7,11 @@ Element names, namespaces and value spellings follow Microsoft's published EWS e
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from pbxsync.sync.simulator.mailboxes import AttendeeRecord, ContactRecord, MeetingRecord, OccurrenceView
+from pbxsync.sync.simulator.records import AttendeeRecord, ContactRecord, Item, MeetingRecord, OccurrenceView
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 MESSAGES_NS = "http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -36,6 +37,11 @@ def esc(text: str) -> str:
 def xml_safe(text: str) -> str:
     """What a parser will give back for `esc(text)`."""
     return _NOT_XML.sub("\ufffd", text)
+
+
+def text_of(elem: ET.Element | None, default: str = "") -> str:
+    """A parsed request element's text, stripped; `default` when it is absent or empty."""
+    return (elem.text or default).strip() if elem is not None else default
 
 
 def ews_time(moment: datetime) -> str:
@@ -166,3 +172,10 @@ def calendar_item_xml(entry: MeetingRecord | OccurrenceView, shape: Shape) -> st
         zone = master.wire_timezone_id or master.windows_timezone_id
         parts.append(f'<t:EndTimeZone Id="{esc(zone)}" Name="{esc(zone)}"/>')
     return f"<t:CalendarItem>{''.join(parts)}</t:CalendarItem>"
+
+
+def item_xml(entry: Item | OccurrenceView, shape: Shape) -> str:
+    """Any item as EWS shows it: one place that knows which element each kind of item is."""
+    if isinstance(entry, ContactRecord):
+        return contact_xml(entry, shape)
+    return calendar_item_xml(entry, shape)

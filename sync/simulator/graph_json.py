@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from pbxsync.sync.simulator.mailboxes import AttendeeRecord, ContactRecord, OccurrenceView, Organisation
+from pbxsync.sync.simulator.organisation import Organisation
+from pbxsync.sync.simulator.records import AttendeeRecord, ContactRecord, OccurrenceView
 
 GRAPH_RESPONSES = {
     "unknown": "none",
@@ -18,6 +19,14 @@ GRAPH_RESPONSES = {
 }
 _NEVER = "0001-01-01T00:00:00Z"
 GOID_PREFIX = "040000008200E00074C5B7101A82E008"
+
+
+class HttpError(Exception):
+    """An answer other than 200: status, OData error body and extra headers."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status, self.body, self.headers = status, body, headers or {}
 
 
 def error_body(code: str, message: str, request_id: str = "00000000-0000-0000-0000-000000000000") -> dict[str, Any]:

@@ -59,6 +59,7 @@ from pbxsync.sync.model import (
     PhoneKind,
     PhoneNumber,
     ResponseType,
+    is_internal_address,
 )
 from pbxsync.sync.phones import phone_number
 
@@ -389,7 +390,7 @@ class EwsSource:
             if isinstance(result, Exception):
                 raise result
             email = getattr(result, "email_address", None)
-            if isinstance(email, str) and "@" in email and email.lower().startswith("/") is False:
+            if isinstance(email, str) and email.strip() and not is_internal_address(email):
                 return email.lower()
         return None
 

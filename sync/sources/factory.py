@@ -1,16 +1,11 @@
-"""Builds the configured Exchange source. The only place that knows which backends exist."""
+"""Builds the configured Exchange source, from the backend the registry knows by that name."""
 
 from __future__ import annotations
 
 from pbxsync.sync.config import Config
 from pbxsync.sync.sources.base import MailboxSource
+from pbxsync.sync.sources.registry import backend_for
 
 
 def make_source(config: Config) -> MailboxSource:
-    if config.exchange.backend == "graph":
-        from pbxsync.sync.sources.graph import GraphSource
-
-        return GraphSource(config.exchange, config.sync)
-    from pbxsync.sync.sources.ews import EwsSource
-
-    return EwsSource(config.exchange, config.users, config.sync.default_region)
+    return backend_for(config).make_source(config)

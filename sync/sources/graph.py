@@ -42,6 +42,7 @@ from pbxsync.sync.model import (
     Occurrence,
     PhoneKind,
     PhoneNumber,
+    is_internal_address,
     utc_text,
 )
 from pbxsync.sync.phones import phone_number
@@ -381,7 +382,7 @@ class GraphSource:
     async def resolve_address(self, mailbox: str, address: str) -> str | None:
         """Graph reports SMTP addresses; an X.500 address cannot be looked up app-only without
         Directory permissions this app does not ask for, so it stays unresolved (and unmatched)."""
-        return address if "@" in address else None
+        return None if not address.strip() or is_internal_address(address) else address
 
     async def close(self) -> None:
         self.client.close()

@@ -8,6 +8,7 @@ from datetime import datetime
 import aiosqlite
 
 from pbxsync.sync.model import Folder, parse_utc, utc_text
+from pbxsync.sync.plan import SyncWindow
 from pbxsync.sync.store.db import Store
 
 
@@ -22,6 +23,13 @@ class FolderState:
     last_success: datetime | None = None
     last_error: str | None = None
     error_kind: str | None = None
+
+    @property
+    def window(self) -> SyncWindow | None:
+        """The calendar window of the last complete fetch, None before the first."""
+        if self.window_start is None or self.window_end is None:
+            return None
+        return SyncWindow(self.window_start, self.window_end)
 
 
 def _when(text: str | None) -> datetime | None:
@@ -52,9 +60,9 @@ async def all_folder_states(store: Store) -> list[FolderState]:
 
 
 async def record_success(conn: aiosqlite.Connection, mailbox: str, folder: Folder, now: datetime,
-                         sync_state: str, window: tuple[datetime, datetime] | None = None) -> None:
+                         sync_state: str, window: SyncWindow | None = None) -> None:
     """Call inside the transaction that stored the data, so state and data never disagree."""
-    ws, we = (utc_text(window[0]), utc_text(window[1])) if window else (None, None)
+    ws, we = (utc_text(window.start), utc_text(window.end)) if window else (None, None)
     await conn.execute(
         """INSERT INTO folder_sync (mailbox, folder, sync_state, window_start, window_end,
                                     last_attempt, last_success, last_error, error_kind)

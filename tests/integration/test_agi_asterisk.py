@@ -12,6 +12,7 @@ import pytest
 from pbxsync.plugin.agi.server import FastAgiServer
 from pbxsync.plugin.agi.service import build_agi_server
 from pbxsync.sync.config import AgiConfig, ConferenceConfig, Config, SyncConfig, UserConfig
+from pbxsync.sync.listen import ListenAddress
 from pbxsync.sync.store.db import Store
 from tests.support.agi import add_contact, insert_booking
 from tests.support.asterisk_harness import AmiClient, AsteriskInstance
@@ -57,7 +58,7 @@ class WallClock:
 def make_config(pins: bool = False) -> Config:
     return Config(
         sync=SyncConfig(default_region="DE"),
-        agi=AgiConfig(listen="127.0.0.1:0"),
+        agi=AgiConfig(listen=ListenAddress("127.0.0.1", 0)),
         conference=ConferenceConfig(early_join_minutes=10, pins=pins),
         users=[UserConfig(extension="101", email=["alice@example.com"], name="Alice Admin"),
                UserConfig(extension="102", email=["bob@example.com"], name="Bob Builder")],

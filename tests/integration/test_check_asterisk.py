@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from pbxsync.plugin.check.ami import check_ami
-from pbxsync.plugin.check.model import CheckResult, Outcome
 from pbxsync.sync.config import Config, parse_config
+from pbxsync.sync.preflight import CheckResult, Outcome
 from tests.support.asterisk_harness import AsteriskInstance
 
 pytestmark = pytest.mark.asterisk

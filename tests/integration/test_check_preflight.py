@@ -14,10 +14,10 @@ import pytest
 
 from pbxsync.plugin.ami.simulator import ALL_CLASSES, AsteriskSimulator, SimUser
 from pbxsync.plugin.check.exchange import check_exchange
-from pbxsync.plugin.check.model import Outcome
 from pbxsync.plugin.check.runner import run_checks
 from pbxsync.plugin.commands import check as check_cmd
 from pbxsync.sync.config import Config, parse_config
+from pbxsync.sync.preflight import Outcome
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Fault, Organisation
 from pbxsync.sync.sources.ews import EwsSource

@@ -20,6 +20,7 @@ from pbxsync.plugin.daemon.control_client import DaemonError, daemon_status, rel
 from pbxsync.plugin.daemon.service import ServerService
 from pbxsync.sync.config import Config, parse_config
 from pbxsync.sync.errors import ConfigError, UserError
+from pbxsync.sync.listen import ListenAddress
 from pbxsync.sync.model import CalendarChanges, CalendarWindow, ContactChanges
 
 
@@ -62,7 +63,8 @@ class Running:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         cfg = daemon.config
-        self.client_config = replace(cfg, control=replace(cfg.control, listen=bound(daemon, "control")))
+        control = ListenAddress.parse(bound(daemon, "control"))
+        self.client_config = replace(cfg, control=replace(cfg.control, listen=control))
 
 
 @pytest.fixture
@@ -147,7 +149,7 @@ async def test_status_without_a_daemon_is_one_clear_line(tmp_path: Path) -> None
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = make_config(tmp_path)
-    cfg = replace(cfg, control=replace(cfg.control, listen=f"127.0.0.1:{port}"))
+    cfg = replace(cfg, control=replace(cfg.control, listen=ListenAddress("127.0.0.1", port)))
     assert await asyncio.to_thread(daemon_status, cfg) is None
     assert await asyncio.to_thread(trigger_sync_in_daemon, cfg, None) is None
     toml = tmp_path / "c.toml"

@@ -20,6 +20,7 @@ import pytest
 from ldap3.core.exceptions import LDAPSocketOpenError
 
 from pbxsync.plugin.ldap import LdapServer
+from pbxsync.sync.listen import ListenAddress
 from tests.support.ldap_phonebook import BASE_DN, make_config, make_store, self_signed_certificate
 
 Start = Callable[..., Awaitable[LdapServer]]
@@ -175,7 +176,7 @@ async def test_anonymous_disabled(start: Start) -> None:
 
 async def test_starttls_and_ldaps(start: Start, tmp_path: Path) -> None:
     cert, key = self_signed_certificate(tmp_path)
-    server = await start(tls_cert=str(cert), tls_key=str(key), ldaps_listen="127.0.0.1:0")
+    server = await start(tls_cert=str(cert), tls_key=str(key), ldaps_listen=ListenAddress("127.0.0.1", 0))
     env = {"LDAPTLS_CACERT": str(cert), "LDAPTLS_REQCERT": "demand"}
     code, entries, err = await ldapsearch("-x", "-ZZ", "-H", url(server), "-b", BASE_DN, "(sn=müller)", "cn",
                                           env=env)
@@ -334,7 +335,7 @@ async def test_ldap3_compare_and_non_ascii(start: Start) -> None:
 
 async def test_ldap3_ldaps_with_certificate_validation(start: Start, tmp_path: Path) -> None:
     cert, key = self_signed_certificate(tmp_path)
-    server = await start(tls_cert=str(cert), tls_key=str(key), ldaps_listen="127.0.0.1:0")
+    server = await start(tls_cert=str(cert), tls_key=str(key), ldaps_listen=ListenAddress("127.0.0.1", 0))
 
     def run() -> set[str]:
         tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(cert))

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from pbxsync.sync.config import Config, LdapConfig, UserConfig
+from pbxsync.sync.listen import ListenAddress
 from pbxsync.sync.secrets import Secret
 from pbxsync.sync.store.db import open_store
 from tests.support.sample_contacts import SampleContact, write_contacts
@@ -45,7 +46,7 @@ async def make_store(path: Path, contacts: tuple[SampleContact, ...] | list[Samp
 
 
 def make_config(db: Path, **ldap: object) -> Config:
-    settings = dataclasses.replace(LdapConfig(listen="127.0.0.1:0", base_dn=BASE_DN, refresh_seconds=0),
+    settings = dataclasses.replace(LdapConfig(listen=ListenAddress("127.0.0.1", 0), base_dn=BASE_DN, refresh_seconds=0),
                                    **ldap)  # type: ignore[arg-type]
     users = [
         UserConfig(extension="201", email=["alice@example.com"], name="Alice",

@@ -18,6 +18,7 @@ from pbxsync.plugin.booking.store import (
     booking_history,
     bookings_starting,
     list_bookings,
+    load_copies,
     participants_to_call,
 )
 from pbxsync.plugin.commands.conferences import conference_json, render_table, show_conferences
@@ -233,6 +234,16 @@ async def test_an_unreadable_row_distrusts_its_mailbox_instead_of_crashing(store
     assert await reconcile(store, config) == (0, 0, 0, 0)  # Alice's copy is unreadable: nothing cancelled
     [booking] = await list_bookings(store, NOW)
     assert booking.draft.state.value == "scheduled"
+
+
+async def test_stored_copies_name_the_readable_rows_and_the_untrusted_mailboxes(store: Store) -> None:
+    await put(store, ALICE, occ())
+    await put(store, BOB, occ())
+    async with store.transaction() as conn:
+        await conn.execute("UPDATE occurrences SET attendees = 'not json' WHERE mailbox = ?", (ALICE,))
+    loaded = await load_copies(store)
+    assert [c.mailbox for c in loaded.copies] == [BOB]
+    assert loaded.broken_mailboxes == {ALICE}
 
 
 async def test_show_conferences_json_and_all(tmp_path: Path) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pbxsync.plugin.directory import Directory, DirectoryEntry, is_internal_address, load_directory
+from pbxsync.plugin.directory import Directory, DirectoryEntry, load_directory
 from pbxsync.sync.config import Config, UserConfig
+from pbxsync.sync.model import is_internal_address
 from pbxsync.sync.store.db import open_store
 
 X500 = "/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=abc123-alice"

@@ -12,10 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pbxsync.sync.errors import SchemaTooNewError, StoreError
-from pbxsync.sync.model import Contact, Occurrence
-from pbxsync.sync.plan import CalendarPlan, ContactPlan
+from pbxsync.sync.model import Contact, Folder, Occurrence
+from pbxsync.sync.plan import CalendarPlan, ContactPlan, SyncWindow, sync_window
 from pbxsync.sync.store import calendar as calendar_store
 from pbxsync.sync.store import contacts as contact_store
+from pbxsync.sync.store import folders
 from pbxsync.sync.store.db import latest_version, migrations, open_store
 from tests.support.strategies import contacts, occurrences
 
@@ -184,5 +185,19 @@ async def test_a_failed_commit_rolls_back_and_leaves_the_store_usable() -> None:
             await conn.execute("INSERT INTO address_cache (address, smtp, resolved_at) VALUES ('a', 'b', 'c')")
         async with store.conn.execute("SELECT address FROM address_cache") as cur:
             assert [r[0] async for r in cur] == ["a"]  # nothing of the failed transaction was kept
+    finally:
+        await store.close()
+
+
+async def test_the_folder_state_names_the_window_it_was_synced_over() -> None:
+    store = await open_store(":memory:")
+    try:
+        span = sync_window(NOW, 1, 30)
+        assert span == SyncWindow(start=datetime(2026, 11, 26, tzinfo=UTC), end=datetime(2026, 12, 28, tzinfo=UTC))
+        assert (await folders.folder_state(store, "a@example.com", Folder.CALENDAR)).window is None
+        async with store.transaction() as conn:
+            await folders.record_success(conn, "a@example.com", Folder.CALENDAR, NOW, "state-1", span)
+        state = await folders.folder_state(store, "a@example.com", Folder.CALENDAR)
+        assert state.window == span and state.sync_state == "state-1" and state.last_success == NOW
     finally:
         await store.close()

@@ -1,4 +1,8 @@
-"""One preflight result, and how results print."""
+"""One preflight result (`pbxsync check`), and how results print.
+
+Plain data, so the Exchange backends in sync/sources can declare checks of their own without importing
+the PBX side.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,329 @@
+"""Reading the simulator's JSON data file (format in docs/exchange-ews.md) into records.
+
+Every value is checked; an invalid file raises `DataFileError` listing every problem with its JSON path,
+not just the first. The result is plain data (`DataFile`): the users and, in file order, where each item
+goes; `Organisation.from_data` places them. Relative times are resolved against the given `now`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pbxsync.sync.errors import UserError
+from pbxsync.sync.simulator.ids import make_item_id
+from pbxsync.sync.simulator.records import (
+    ATTENDEE_KINDS,
+    PHONE_KINDS,
+    RESPONSES,
+    WEEKDAYS,
+    AttendeeRecord,
+    ContactRecord,
+    Item,
+    MeetingRecord,
+    OccurrenceException,
+    Phone,
+    Recurrence,
+    User,
+    copy_holders,
+)
+from pbxsync.sync.simulator.recurrence import series_occurrence
+from pbxsync.sync.simulator.zones import parse_time, resolve_timezone
+
+
+class DataFileError(UserError):
+    """The simulator's data file is invalid; lists every problem with its JSON path."""
+
+    def __init__(self, problems: list[str], source: str = "") -> None:
+        self.problems = problems
+        where = f"{source}: " if source else ""
+        head = problems[0] if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems)
+        super().__init__(where + head)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """An item and the mailbox it goes into; None: a meeting placed as Outlook does (see
+    `records.copy_holders`)."""
+
+    record: Item
+    mailbox: str | None
+
+
+@dataclass(frozen=True)
+class DataFile:
+    domain: str
+    users: tuple[User, ...]
+    placements: tuple[Placement, ...]  # in file order (item ids and change keys depend on it)
+
+
+def read_json(path: str | Path) -> object:
+    try:
+        data: object = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataFileError([f"cannot read: {exc.strerror or exc}"], str(path)) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataFileError([f"not valid JSON: {exc}"], str(path)) from None
+    return data
+
+
+def parse_data(data: object, now: datetime, source: str = "") -> DataFile:
+    """The data file's content, checked; DataFileError lists every problem."""
+    return _Reader(now).load(data, source)
+
+
+class _Reader:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.problems: list[str] = []
+
+    def problem(self, path: str, text: str) -> None:
+        self.problems.append(f"{path}: {text}")
+
+    def text(self, obj: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str:
+        value = obj.get(key, default)
+        if value is None:
+            self.problem(f"{path}.{key}", "required")
+            return ""
+        if not isinstance(value, str):
+            self.problem(f"{path}.{key}", f"expected a string, got {type(value).__name__}")
+            return ""
+        return value
+
+    def boolean(self, obj: Mapping[str, Any], key: str, path: str) -> bool:
+        value = obj.get(key, False)
+        if not isinstance(value, bool):
+            self.problem(f"{path}.{key}", "expected true or false")
+            return False
+        return value
+
+    def table(self, value: object, path: str) -> Mapping[str, Any]:
+        if not isinstance(value, dict):
+            self.problem(path, "expected an object")
+            return {}
+        return value
+
+    def array(self, obj: Mapping[str, Any], key: str, path: str) -> list[Any]:
+        value = obj.get(key, [])
+        if not isinstance(value, list):
+            self.problem(f"{path}.{key}", "expected a list")
+            return []
+        return value
+
+    def known(self, obj: Mapping[str, Any], keys: set[str], path: str) -> None:
+        for extra in sorted(set(obj) - keys):
+            self.problem(f"{path}.{extra}", "unknown key")
+
+    def load(self, data: object, source: str) -> DataFile:
+        root = self.table(data, "$")
+        self.known(root, {"domain", "organisation", "users", "mailboxes", "meetings", "comment"}, "$")
+        domain = self.text(root, "domain", "$", "example.com")
+        org_name = self.text(root, "organisation", "$", "Example")
+        users: list[User] = []
+        for i, raw in enumerate(self.array(root, "users", "$")):
+            path = f"$.users[{i}]"
+            u = self.table(raw, path)
+            self.known(u, {"email", "name", "password", "legacy_dn", "can_impersonate"}, path)
+            email = self.text(u, "email", path).lower()
+            if email and "@" not in email:
+                self.problem(f"{path}.email", f"{email!r} is not an e-mail address")
+            if any(x.email == email for x in users):
+                self.problem(f"{path}.email", f"{email} is listed twice")
+            local = email.split("@")[0]
+            users.append(User(
+                email=email, name=self.text(u, "name", path, local), password=self.text(u, "password", path),
+                legacy_dn=self.text(u, "legacy_dn", path,
+                                    f"/o={org_name}/ou=Exchange/cn=Recipients/cn={local}"),
+                can_impersonate=self.boolean(u, "can_impersonate", path)))
+        boxes = {u.email for u in users}  # every user has a mailbox
+        placements: list[Placement] = []
+        mailboxes = self.table(root.get("mailboxes", {}), "$.mailboxes")
+        for box_name, raw_box in mailboxes.items():
+            path = f"$.mailboxes[{box_name!r}]"
+            box = self.table(raw_box, path)
+            self.known(box, {"contacts", "meetings"}, path)
+            if box_name.lower() not in boxes:
+                self.problem(path, "no user with this e-mail address")
+                continue
+            for j, raw in enumerate(self.array(box, "contacts", path)):
+                contact = self.contact(raw, f"{path}.contacts[{j}]", box_name, j)
+                if contact is not None:
+                    placements.append(Placement(contact, box_name))
+            for j, raw in enumerate(self.array(box, "meetings", path)):
+                meeting = self.meeting(raw, f"{path}.meetings[{j}]", box_name, j)
+                if meeting is not None:
+                    placements.append(Placement(meeting, box_name))
+        for j, raw in enumerate(self.array(root, "meetings", "$")):
+            meeting = self.meeting(raw, f"$.meetings[{j}]", "", j)
+            if meeting is not None:
+                if not copy_holders(meeting, boxes):
+                    self.problem(f"$.meetings[{j}]", "neither organizer nor any attendee is a user")
+                    continue
+                placements.append(Placement(meeting, None))
+        if self.problems:
+            raise DataFileError(self.problems, source)
+        return DataFile(domain, tuple(users), tuple(placements))
+
+    def contact(self, raw: object, path: str, box: str, index: int) -> ContactRecord | None:
+        c = self.table(raw, path)
+        self.known(c, {"id", "display_name", "given_name", "surname", "company", "title", "emails", "phones"},
+                   path)
+        given, surname = self.text(c, "given_name", path, ""), self.text(c, "surname", path, "")
+        display = self.text(c, "display_name", path, f"{given} {surname}".strip())
+        if not display:
+            self.problem(path, "needs display_name or given_name/surname")
+        emails = []
+        for k, mail in enumerate(self.array(c, "emails", path)):
+            if not isinstance(mail, str):
+                self.problem(f"{path}.emails[{k}]", "expected a string")
+            else:
+                emails.append(mail)
+        if len(emails) > 3:
+            self.problem(f"{path}.emails", "Exchange keeps at most 3 e-mail addresses")
+        phones = []
+        raw_phones = c.get("phones", {})
+        if not isinstance(raw_phones, dict):
+            self.problem(f"{path}.phones", "expected an object {kind: number}")
+            raw_phones = {}
+        for kind, number in raw_phones.items():
+            if kind not in PHONE_KINDS:
+                self.problem(f"{path}.phones.{kind}", f"unknown kind; use one of {', '.join(PHONE_KINDS)}")
+            elif not isinstance(number, str):
+                self.problem(f"{path}.phones.{kind}", "expected a string")
+            else:
+                phones.append(Phone(kind, number))
+        return ContactRecord(
+            item_id=self.text(c, "id", path, "") or make_item_id(box.lower(), "contact", str(index), display),
+            change_key="", display_name=display, given_name=given, surname=surname,
+            company=self.text(c, "company", path, ""), title=self.text(c, "title", path, ""),
+            emails=tuple(emails), phones=tuple(phones))
+
+    def time(self, obj: Mapping[str, Any], key: str, path: str, tz: ZoneInfo) -> datetime | None:
+        text = self.text(obj, key, path)
+        if not text:
+            return None
+        try:
+            return parse_time(text, tz, self.now)
+        except ValueError as exc:
+            self.problem(f"{path}.{key}", str(exc))
+            return None
+
+    def meeting(self, raw: object, path: str, box: str, index: int) -> MeetingRecord | None:
+        m = self.table(raw, path)
+        self.known(m, {"id", "uid", "subject", "location", "organizer", "attendees", "start", "end",
+                       "duration_minutes", "timezone", "all_day", "cancelled", "recurrence", "exceptions",
+                       "wire_timezone"}, path)
+        zone_id = self.text(m, "timezone", path, "UTC")
+        try:
+            tz = resolve_timezone(zone_id)
+        except ValueError as exc:
+            self.problem(f"{path}.timezone", str(exc))
+            return None
+        all_day = self.boolean(m, "all_day", path)
+        start = self.time(m, "start", path, tz)
+        if start is None:
+            return None
+        if all_day:
+            start = datetime.combine(start.date(), time(0), tz)
+        if "end" in m:
+            end = self.time(m, "end", path, tz)
+            if end is None:
+                return None
+            if all_day:
+                end = datetime.combine(end.date(), time(0), tz)
+        else:
+            minutes = m.get("duration_minutes", 1440 if all_day else 30)
+            if not isinstance(minutes, int) or minutes <= 0:
+                self.problem(f"{path}.duration_minutes", "expected a positive integer")
+                return None
+            end = start + timedelta(minutes=minutes)
+        if end <= start:
+            self.problem(f"{path}.end", "must be after start")
+        organizer = self.table(m.get("organizer", {"email": box} if box else None), f"{path}.organizer")
+        attendees = []
+        for k, raw_att in enumerate(self.array(m, "attendees", path)):
+            apath = f"{path}.attendees[{k}]"
+            a = self.table(raw_att, apath)
+            self.known(a, {"email", "name", "kind", "response"}, apath)
+            kind = self.text(a, "kind", apath, "required")
+            response = self.text(a, "response", apath, "noresponse")
+            if kind not in ATTENDEE_KINDS:
+                self.problem(f"{apath}.kind", f"use one of {', '.join(ATTENDEE_KINDS)}")
+            if response not in RESPONSES:
+                self.problem(f"{apath}.response", f"use one of {', '.join(RESPONSES)}")
+            attendees.append(AttendeeRecord(self.text(a, "email", apath), self.text(a, "name", apath, ""),
+                                            kind, response))
+        recurrence = None
+        if "recurrence" in m:
+            recurrence = self.recurrence(m.get("recurrence"), f"{path}.recurrence", tz)
+        exceptions = []
+        for k, raw_exc in enumerate(self.array(m, "exceptions", path)):
+            epath = f"{path}.exceptions[{k}]"
+            e = self.table(raw_exc, epath)
+            self.known(e, {"original_start", "cancelled", "start", "end", "subject", "location"}, epath)
+            original = self.time(e, "original_start", epath, tz)
+            if original is None:
+                continue
+            moved_start = self.time(e, "start", epath, tz) if "start" in e else None
+            moved_end = self.time(e, "end", epath, tz) if "end" in e else None
+            if moved_start and not moved_end:
+                moved_end = moved_start + (end - start)
+            exceptions.append(OccurrenceException(
+                original, cancelled=self.boolean(e, "cancelled", epath), start=moved_start, end=moved_end,
+                subject=e.get("subject") if isinstance(e.get("subject"), str) else None,
+                location=e.get("location") if isinstance(e.get("location"), str) else None))
+        if exceptions and recurrence is None:
+            self.problem(f"{path}.exceptions", "only a recurring meeting has exceptions")
+        uid = self.text(m, "uid", path, "") or ("040000008200E00074C5B7101A82E008" +
+                                                 hashlib.sha256(f"{path}".encode()).hexdigest()[:32].upper())
+        meeting = MeetingRecord(
+            item_id=self.text(m, "id", path, "") or make_item_id(box.lower(), "meeting", uid, str(index)),
+            change_key="", uid=uid, subject=self.text(m, "subject", path, ""), start=start, end=end,
+            timezone_id=zone_id, location=self.text(m, "location", path, ""),
+            organizer_email=self.text(organizer, "email", f"{path}.organizer").lower(),
+            organizer_name=self.text(organizer, "name", f"{path}.organizer", ""),
+            attendees=tuple(attendees), is_all_day=all_day, is_cancelled=self.boolean(m, "cancelled", path),
+            recurrence=recurrence, exceptions=tuple(exceptions),
+            wire_timezone_id=self.text(m, "wire_timezone", path, ""))
+        if recurrence is not None:
+            for k, change in enumerate(exceptions):
+                if change.cancelled:
+                    continue
+                if series_occurrence(meeting, change.original_start.astimezone(UTC)) is None:
+                    self.problem(f"{path}.exceptions[{k}].original_start", "not an occurrence of the series")
+        return meeting
+
+    def recurrence(self, raw: object, path: str, tz: ZoneInfo) -> Recurrence | None:
+        r = self.table(raw, path)
+        self.known(r, {"pattern", "interval", "count", "until", "days"}, path)
+        pattern = r.get("pattern")
+        if pattern not in ("daily", "weekly"):
+            self.problem(f"{path}.pattern", "use daily or weekly")
+            return None
+        interval = r.get("interval", 1)
+        if not isinstance(interval, int) or isinstance(interval, bool) or not 1 <= interval <= 999:
+            self.problem(f"{path}.interval", "expected an integer 1..999")
+            interval = 1
+        count = r.get("count")
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
+            self.problem(f"{path}.count", "expected a positive integer")
+            count = None
+        until = None
+        if "until" in r:
+            until_time = self.time(r, "until", path, tz)
+            until = until_time.date() if until_time else None
+        days: list[int] = []
+        for k, day in enumerate(self.array(r, "days", path)):
+            if not isinstance(day, str) or day.lower() not in WEEKDAYS:
+                self.problem(f"{path}.days[{k}]", f"use one of {', '.join(WEEKDAYS)}")
+            else:
+                days.append(WEEKDAYS.index(day.lower()))
+        if days and pattern != "weekly":
+            self.problem(f"{path}.days", "only for pattern weekly")
+        return Recurrence(pattern, interval, count, until, tuple(sorted(set(days))))

@@ -1,0 +1,312 @@
+"""The simulated Exchange organisation: users, their mailboxes, runtime changes, faults and counters.
+
+Every read is a snapshot of frozen records; every change bumps the item's change key and appends to its
+folder's change log (`changelog`). Thread-safe: the HTTP simulators serve from request threads while a
+test changes the data.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pbxsync.sync.simulator.changelog import ChangePage, Folder
+from pbxsync.sync.simulator.datafile import DataFile, parse_data, read_json
+from pbxsync.sync.simulator.faults import Fault, FaultPlan, RequestCounters
+from pbxsync.sync.simulator.ids import make_item_id, parse_occurrence_item_id
+from pbxsync.sync.simulator.records import (
+    FOLDER_OF,
+    FOLDERS,
+    ContactRecord,
+    Item,
+    MeetingRecord,
+    OccurrenceException,
+    OccurrenceView,
+    Phone,
+    User,
+    copy_holders,
+)
+from pbxsync.sync.simulator.recurrence import expand, series_occurrence
+
+_Kind = TypeVar("_Kind", ContactRecord, MeetingRecord)
+
+
+class NoSuchMailbox(LookupError):
+    """The mailbox does not exist (never did, or was removed while running)."""
+
+
+class NoSuchItem(LookupError):
+    """No item with that id in that mailbox."""
+
+
+@dataclass
+class _Mailbox:
+    folders: dict[str, Folder] = field(default_factory=lambda: {f: Folder() for f in FOLDERS})
+
+
+class Organisation:
+    """Users, mailboxes, faults and counters. Every public method is thread-safe."""
+
+    def __init__(self, users: Iterable[User] = (), domain: str = "example.com") -> None:
+        self._lock = threading.RLock()
+        self._seq = 0
+        self._users: dict[str, User] = {}
+        self._mailboxes: dict[str, _Mailbox] = {}
+        self.faults = FaultPlan()
+        self.counters = RequestCounters()
+        self.domain = domain
+        for user in users:
+            self.add_user(user)
+
+    # ---- loading
+
+    @classmethod
+    def load_file(cls, path: str | Path, now: datetime | None = None) -> Organisation:
+        return cls.from_dict(read_json(path), now=now, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: object, now: datetime | None = None, source: str = "") -> Organisation:
+        return cls.from_data(parse_data(data, now or datetime.now(UTC), source))
+
+    @classmethod
+    def from_data(cls, data: DataFile) -> Organisation:
+        org = cls(data.users, domain=data.domain)
+        for placement in data.placements:
+            record, box = placement.record, placement.mailbox
+            if isinstance(record, MeetingRecord):
+                org.add_meeting(record, None if box is None else [box])
+            elif box is not None:
+                org.add_contact(box, record)
+        return org
+
+    # ---- users
+
+    def add_user(self, user: User) -> None:
+        with self._lock:
+            key = user.email.lower()
+            self._users[key] = replace(user, email=key)
+            self._mailboxes.setdefault(key, _Mailbox())
+
+    def users(self) -> tuple[User, ...]:
+        with self._lock:
+            return tuple(self._users.values())
+
+    def user(self, email: str) -> User | None:
+        with self._lock:
+            return self._users.get(email.lower())
+
+    def user_by_legacy_dn(self, legacy_dn: str) -> User | None:
+        with self._lock:
+            return next((u for u in self._users.values() if u.legacy_dn.lower() == legacy_dn.lower()), None)
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        """Accepts the SMTP address or the local part (DOMAIN\\user and user@domain forms too)."""
+        name = username.lower().split("\\")[-1]
+        with self._lock:
+            user = self._users.get(name) or self._users.get(f"{name}@{self.domain}")
+            if user is None and "@" not in name:
+                user = next((u for u in self._users.values() if u.email.split("@")[0] == name), None)
+        if user is None or not hmac.compare_digest(user.password.encode("utf-8"), password.encode("utf-8")):
+            return None
+        return user
+
+    def may_impersonate(self, actor: User) -> bool:
+        return actor.can_impersonate
+
+    def has_mailbox(self, email: str) -> bool:
+        with self._lock:
+            return email.lower() in self._mailboxes
+
+    def remove_mailbox(self, email: str) -> None:
+        """The mailbox vanishes (user deleted or moved away); its user can still log in."""
+        with self._lock:
+            if self._mailboxes.pop(email.lower(), None) is None:
+                raise NoSuchMailbox(email)
+
+    def _folder(self, mailbox: str, folder: str) -> Folder:
+        box = self._mailboxes.get(mailbox.lower())
+        if box is None:
+            raise NoSuchMailbox(mailbox)
+        return box.folders[folder]
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    # ---- reading
+
+    def contacts(self, mailbox: str) -> tuple[ContactRecord, ...]:
+        with self._lock:
+            return tuple(r for r in self._folder(mailbox, "contacts").records() if isinstance(r, ContactRecord))
+
+    def meetings(self, mailbox: str) -> tuple[MeetingRecord, ...]:
+        with self._lock:
+            return tuple(r for r in self._folder(mailbox, "calendar").records() if isinstance(r, MeetingRecord))
+
+    def folder_items(self, mailbox: str, folder: str) -> tuple[Item, ...]:
+        """Every item in the folder, whatever its kind."""
+        with self._lock:
+            return tuple(self._folder(mailbox, folder).records())
+
+    def item(self, mailbox: str, item_id: str) -> Item:
+        with self._lock:
+            for folder in FOLDERS:
+                record = self._folder(mailbox, folder).get(item_id)
+                if record is not None:
+                    return record
+        raise NoSuchItem(item_id)
+
+    def calendar_item(self, mailbox: str, item_id: str) -> MeetingRecord | OccurrenceView:
+        """A master/single by its id, or an occurrence by its occurrence id."""
+        occ = parse_occurrence_item_id(item_id)
+        if occ is None:
+            record = self.item(mailbox, item_id)
+            if not isinstance(record, MeetingRecord):
+                raise NoSuchItem(item_id)
+            return record
+        master_id, original_utc = occ
+        master = self.item(mailbox, master_id)
+        if not isinstance(master, MeetingRecord):
+            raise NoSuchItem(item_id)
+        found = series_occurrence(master, original_utc)
+        if found is None:
+            raise NoSuchItem(item_id)
+        return found
+
+    def calendar_view(self, mailbox: str, start: datetime, end: datetime) -> list[OccurrenceView]:
+        out: list[OccurrenceView] = []
+        for meeting in self.meetings(mailbox):
+            out.extend(expand(meeting, start, end))
+        out.sort(key=lambda o: (o.start, o.item_id))
+        return out
+
+    def changes_since(self, mailbox: str, folder: str, seq: int, max_changes: int) -> ChangePage:
+        with self._lock:
+            return self._folder(mailbox, folder).changes_since(seq, max_changes, self._seq)
+
+    def copies(self, uid: str) -> list[tuple[str, MeetingRecord]]:
+        """Every (mailbox, meeting) holding a copy of the meeting with `uid`."""
+        with self._lock:
+            found = []
+            for box_name, box in self._mailboxes.items():
+                for record in box.folders["calendar"].records():
+                    if isinstance(record, MeetingRecord) and record.uid == uid:
+                        found.append((box_name, record))
+            return found
+
+    # ---- mutations
+
+    def _put(self, mailbox: str, record: _Kind) -> _Kind:
+        stored = self._folder(mailbox, FOLDER_OF[type(record)]).put(record, self._next_seq())
+        assert isinstance(stored, type(record))
+        return stored
+
+    def _remove(self, mailbox: str, folder: str, item_id: str) -> None:
+        seq = self._seq + 1  # taken only if there is such an item
+        if not self._folder(mailbox, folder).remove(item_id, seq):
+            raise NoSuchItem(item_id)
+        self._seq = seq
+
+    def _get(self, mailbox: str, item_id: str, kind: type[_Kind]) -> _Kind:
+        record = self._folder(mailbox, FOLDER_OF[kind]).get(item_id)
+        if not isinstance(record, kind):
+            raise NoSuchItem(item_id)
+        return record
+
+    def add_contact(self, mailbox: str, contact: ContactRecord) -> ContactRecord:
+        """Adds (item_id "" = generate one); returns the stored record with its change key."""
+        with self._lock:
+            if not contact.item_id:
+                new_id = make_item_id(mailbox.lower(), "contact", str(self._seq + 1))
+                contact = replace(contact, item_id=new_id)
+            return self._put(mailbox, contact)
+
+    def update_contact(self, mailbox: str, item_id: str, **changes: Any) -> ContactRecord:
+        with self._lock:
+            current = self._get(mailbox, item_id, ContactRecord)
+            if "phones" in changes:
+                changes["phones"] = tuple(p if isinstance(p, Phone) else Phone(*p) for p in changes["phones"])
+            if "emails" in changes:
+                changes["emails"] = tuple(changes["emails"])
+            return self._put(mailbox, replace(current, **changes))
+
+    def delete_contact(self, mailbox: str, item_id: str) -> None:
+        with self._lock:
+            self._remove(mailbox, "contacts", item_id)
+
+    def add_meeting(self, meeting: MeetingRecord,
+                    mailboxes: Iterable[str] | None = None) -> list[MeetingRecord]:
+        """Places a copy in each mailbox (default: organizer's and every attendee's that is a user)."""
+        with self._lock:
+            targets = list(mailboxes) if mailboxes is not None else copy_holders(meeting, self._mailboxes)
+            stored = []
+            for box in targets:
+                copy = replace(meeting, item_id=meeting.item_id if len(targets) == 1 and meeting.item_id
+                               else make_item_id(box.lower(), "meeting", meeting.uid, str(self._seq + 1)))
+                stored.append(self._put(box, copy))
+            return stored
+
+    def update_meeting(self, uid: str, mailboxes: Iterable[str] | None = None, **changes: Any) -> None:
+        """Replace fields on every copy (or those in `mailboxes`) of the meeting with `uid`."""
+        with self._lock:
+            wanted = {m.lower() for m in mailboxes} if mailboxes is not None else None
+            hits = [(b, m) for b, m in self.copies(uid) if wanted is None or b in wanted]
+            if not hits:
+                raise NoSuchItem(uid)
+            for box, meeting in hits:
+                self._put(box, replace(meeting, **changes))
+
+    def move_meeting(self, uid: str, start: datetime, end: datetime) -> None:
+        self.update_meeting(uid, start=start, end=end)
+
+    def cancel_meeting(self, uid: str) -> None:
+        """The organizer cancels: the organizer's copy is deleted (an ItemId-only delete in its folder
+        sync), attendee copies get IsCancelled and a "Canceled: " subject, as Exchange does."""
+        with self._lock:
+            hits = self.copies(uid)
+            if not hits:
+                raise NoSuchItem(uid)
+            for box, meeting in hits:
+                if box == meeting.organizer_email.lower():
+                    self._remove(box, "calendar", meeting.item_id)
+                else:
+                    self._put(box, replace(meeting, is_cancelled=True, subject="Canceled: " + meeting.subject))
+
+    def delete_meeting(self, mailbox: str, item_id: str) -> None:
+        with self._lock:
+            self._remove(mailbox, "calendar", item_id)
+
+    def _change_occurrence(self, uid: str, original_start: datetime, exc: OccurrenceException) -> None:
+        with self._lock:
+            hits = self.copies(uid)
+            if not hits:
+                raise NoSuchItem(uid)
+            for box, meeting in hits:
+                original = original_start.astimezone(meeting.tz)
+                kept = tuple(e for e in meeting.exceptions if e.original_start != original)
+                self._put(box, replace(meeting, exceptions=(*kept, replace(exc, original_start=original))))
+
+    def move_occurrence(self, uid: str, original_start: datetime, start: datetime, end: datetime) -> None:
+        moved = OccurrenceException(original_start, start=start, end=end)
+        self._change_occurrence(uid, original_start, moved)
+
+    def cancel_occurrence(self, uid: str, original_start: datetime) -> None:
+        self._change_occurrence(uid, original_start, OccurrenceException(original_start, cancelled=True))
+
+    # ---- faults (see `faults.FaultPlan`; kept here so tests reach everything through `org`)
+
+    def inject_fault(self, fault: Fault, operation: str | None = None, mailbox: str | None = None,
+                     times: int = 1) -> None:
+        """The next `times` matching requests fail with `fault` (times < 0: until clear_faults())."""
+        self.faults.inject(fault, operation, mailbox, times)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def take_fault(self, operation: str, mailbox: str | None) -> Fault | None:
+        return self.faults.take(operation, mailbox)

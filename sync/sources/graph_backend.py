@@ -1,0 +1,54 @@
+"""The `graph` backend: Exchange Online over Microsoft Graph (sync/sources/graph*.py), app-only OAuth.
+
+Its keys are the flat `[exchange]` ones: tenant_id, client_id, client_secret (or certificate_file and
+private_key_file), authority, graph_endpoint, ca_file, max_connections, timeout_seconds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pbxsync.sync.sources.backend import Backend, ReachTarget
+
+if TYPE_CHECKING:
+    from pbxsync.sync.config import Config, UserConfig
+    from pbxsync.sync.sources.base import MailboxSource
+
+
+class GraphBackend(Backend):
+    name = "graph"
+
+    def make_source(self, config: Config) -> MailboxSource:
+        from pbxsync.sync.sources.graph import GraphSource  # msal and requests: imported only when needed
+
+        return GraphSource(config.exchange, config.sync)
+
+    def problems(self, config: Config) -> list[str]:
+        ex = config.exchange
+        found: list[str] = []
+        if not ex.tenant_id:
+            found.append("exchange.tenant_id: required for backend = \"graph\"")
+        if not ex.client_id:
+            found.append("exchange.client_id: required for backend = \"graph\"")
+        if not ex.client_secret and not (ex.certificate_file and ex.private_key_file):
+            found.append("exchange.client_secret: required for backend = \"graph\" "
+                         "(or certificate_file and private_key_file)")
+        return found
+
+    def reach_targets(self, config: Config) -> list[ReachTarget]:
+        return [ReachTarget("token endpoint", config.exchange.authority),
+                ReachTarget("Graph", config.exchange.graph_endpoint)]
+
+    def account(self, config: Config) -> str:
+        return config.exchange.client_id
+
+    def auth_fix(self, config: Config) -> str:
+        return ("check [exchange] tenant_id, client_id and client_secret (or certificate); an expired client "
+                "secret must be renewed in Entra ID")
+
+    def access_fix(self, config: Config, user: UserConfig) -> str:
+        return ("grant the app the application permissions Calendars.Read and Contacts.Read with admin consent, "
+                f"and include {user.mailbox} in its application access policy (see docs/exchange-online-graph.md)")
+
+
+GRAPH = GraphBackend()
