@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -100,6 +100,15 @@ async def until(check: Callable[[], bool], within: float = 10.0) -> None:
         await asyncio.sleep(0.01)  # polling interval
 
 
+async def parked_within(clock: FakeClock, seconds: float) -> None:
+    """Until some task sleeps on `clock` for at most `seconds` more: advancing before the retry parks would be
+    lost (the failure is counted before the service goes to sleep)."""
+    def parked() -> bool:
+        wake = clock.next_wakeup()
+        return wake is not None and wake <= clock.now() + timedelta(seconds=seconds)
+    await until(parked)
+
+
 async def start_daemon(daemons: list[Daemon], config: Config, clock: FakeClock) -> VoicemailDirectoryService:
     daemon = Daemon(config, clock=clock, stop_timeout=5.0)
     await daemon.start()
@@ -181,6 +190,7 @@ async def test_a_missing_permission_is_one_line_and_the_daemon_keeps_running(
         with caplog.at_level(logging.WARNING, logger="pbxsync.daemon.voicemail"):
             service = await start_daemon(daemons, make_config(tmp_path, ews, ami.port), clock)
             await until(lambda: service.failures == 1)
+            await parked_within(clock, 60)
             clock.advance(60)  # retried after a minute, same error: not logged again
             await until(lambda: service.failures == 2)
         warnings = [r.getMessage() for r in caplog.records if r.name == "pbxsync.daemon.voicemail"]
@@ -249,6 +259,7 @@ async def test_a_failed_refresh_keeps_the_old_entries_and_is_retried_sooner() ->
         await until(lambda: service.failures == 1)
         assert shared[DIRECTORY_EXTRA] == (eve,) and service.entries == (eve,)
         assert not service.health().ok and "is down" in service.health().detail
+        await parked_within(clock, 60)
         clock.advance(60)  # retried after a minute, not after the whole refresh period
         await until(lambda: service.fetches == 2)
         assert shared[DIRECTORY_EXTRA] == (eve, frank) and service.health().ok
