@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pbxsync.plugin.agi.callerid import SOURCE_VARIABLE, CallerIdLookup, CallerIdService
-from pbxsync.plugin.agi.room import Clock, RoomService
+from pbxsync.plugin.agi.room import RoomService
 from pbxsync.plugin.agi.server import AgiLimits, AgiSession, FastAgiServer, Handler
+from pbxsync.plugin.daemon.clock import Clock
 from pbxsync.plugin.daemon.service import Health, Service, ServiceSpec
 from pbxsync.plugin.directory import Directory
 from pbxsync.sync.config import Config

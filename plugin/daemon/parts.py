@@ -165,7 +165,7 @@ def bookings_hook(store: Store, config: Config, clock: Any, shared: dict[str, An
     """After each pass: bookings and PINs (plugin.after_sync, as `pbxsync sync` does), then AUTOCALL re-arm."""
 
     async def reconcile_after_pass(summary: PassSummary) -> None:
-        from pbxsync.plugin.after_sync import update_bookings
+        from pbxsync.plugin.booking.after_sync import update_bookings
 
         # Directory entries from other sources (Asterisk voicemail users), when a part provides them.
         extra = shared.get("directory_extra", ())

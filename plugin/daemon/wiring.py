@@ -86,8 +86,6 @@ def _sync(ctx: DaemonContext) -> list[ServiceSpec]:
 
 def _bookings(ctx: DaemonContext) -> list[ServiceSpec]:
     """Not a service: a step after each sync pass, and the bookings gauge."""
-    if not part_available("pbxsync.plugin.after_sync"):
-        return []
     ctx.after_pass.append(bookings_hook(ctx.store, ctx.config, ctx.clock, ctx.shared))
     metrics.register_refresher(ctx.shared.setdefault("bookings_gauge", bookings_gauge_refresher(ctx.store)))
     return []
