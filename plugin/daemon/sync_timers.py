@@ -17,7 +17,7 @@ from typing import Any
 
 from pbxsync.plugin import metrics
 from pbxsync.plugin.daemon.clock import Clock
-from pbxsync.plugin.daemon.service import Health, Service
+from pbxsync.plugin.daemon.service import Health, Service, Slot
 from pbxsync.sync.config import Config, UserConfig
 from pbxsync.sync.engine import PassSummary, SyncEngine
 from pbxsync.sync.errors import UserError
@@ -28,7 +28,6 @@ from pbxsync.sync.store.db import Store
 log = logging.getLogger("pbxsync.daemon.sync")
 
 AfterPass = Callable[[PassSummary], Awaitable[None]]
-SYNC_SERVICE = "sync_service"  # shared: the running SyncService, for parts that need a pass of some users
 SourceFactory = Callable[[Config], MailboxSource]
 
 
@@ -54,9 +53,10 @@ class SyncService(Service):
     name = "sync"
 
     def __init__(self, config: Config, store: Store, clock: Clock, make_source: SourceFactory,
-                 after_pass: Sequence[AfterPass] = (), shared: dict[str, Any] | None = None) -> None:
+                 after_pass: Sequence[AfterPass] = (), published: Slot[SyncService] | None = None) -> None:
+        """`published`: where the running service is offered to parts that need a pass of some users."""
         super().__init__()
-        self.shared = shared if shared is not None else {}
+        self.published = published if published is not None else Slot()
         self.config = config
         self.store = store
         self.clock = clock
@@ -81,7 +81,7 @@ class SyncService(Service):
         if self.interval is not None:
             self.schedule = staggered_schedule([u.extension for u in synced_users(self.config)],
                                                self.clock.now(), self.interval)
-        self.shared[SYNC_SERVICE] = self
+        self.published.publish(self)
 
     async def run(self) -> None:
         interval = self.interval
@@ -164,8 +164,7 @@ class SyncService(Service):
                  extra={"trigger": trigger})
 
     async def stop(self) -> None:
-        if self.shared.get(SYNC_SERVICE) is self:
-            del self.shared[SYNC_SERVICE]
+        self.published.withdraw(self)
         self._stopped.set()
         await self._idle.wait()  # in-flight passes finish their transactions; the supervisor bounds this
         if self.engine is not None:
