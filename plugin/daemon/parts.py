@@ -12,7 +12,8 @@ import logging
 
 from pbxsync.plugin import metrics
 from pbxsync.plugin.ami.client import AmiClient
-from pbxsync.plugin.autocall.service import AutocallService, AutocallSettings
+from pbxsync.plugin.autocall.service import AutocallService
+from pbxsync.plugin.autocall.settings import AutocallSettings
 from pbxsync.plugin.autocall.store import settle_stale_pending
 from pbxsync.plugin.autocall.verify import mailboxes_to_verify
 from pbxsync.plugin.booking.after_sync import update_bookings
@@ -83,7 +84,7 @@ class AutocallAdapter(Service):
         self.published = published
         self.store = store
         self.clock = clock
-        self.inner = AutocallService(store, client, AutocallSettings.from_config(config), now=clock.now,
+        self.inner = AutocallService(store, client, AutocallSettings.from_config(config), clock=clock,
                                      verify=self._verify)
 
     async def _verify(self, booking: Booking) -> None:
