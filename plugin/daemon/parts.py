@@ -3,7 +3,7 @@ that run after each sync pass.
 
 The AMI link, AUTOCALL, the LDAP phonebook, the bookings step. Each gets exactly what it uses: the config,
 the store, the clock, and the `Slot`s through which parts hand each other objects (see
-plugin.daemon.wiring.DaemonContext). Only the wiring imports this module.
+plugin.daemon.wiring.DaemonContext). In the product only the wiring imports this module.
 """
 
 from __future__ import annotations
