@@ -177,7 +177,6 @@ async def test_cancelled_before_start_no_call(pbx: Any, store: Store, agents: li
     assert agent.service.health().scheduled_jobs == 0
     clock.set(start + timedelta(seconds=2))
     assert clock.sleepers == 0  # nothing of AUTOCALL waits to call anybody
-    await agent.ami.ping()
     async with pbx.ami() as ami:
         channels = await ami.action_list("CoreShowChannels")
     assert [c for c in channels if "103@" in c.get("Channel", "") or "104@" in c.get("Channel", "")] == []

@@ -182,6 +182,7 @@ async def test_cancelled_before_start_causes_no_call(sim: AsteriskSimulator, sto
     assert agent.service.health().scheduled_jobs == 0
     clock.set(start + timedelta(seconds=0.3))
     assert clock.sleepers == 0  # nothing of AUTOCALL waits to call anybody
+    assert await agent.ami.wait_connected(5.0)  # the link (real time) is up: a call would have been sent on it
     await agent.ami.ping()
     assert agent.service.health().running_bookings == 0
     assert sim.originates == []
