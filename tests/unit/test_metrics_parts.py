@@ -11,12 +11,13 @@ from prometheus_client import REGISTRY
 from pbxsync.plugin.agi.server import AgiError, AgiSession, FastAgiServer
 from pbxsync.plugin.agi.service import build_agi_server
 from pbxsync.plugin.ami.simulator import AsteriskSimulator, SimUser
+from pbxsync.plugin.daemon.clock import FakeClock
 from pbxsync.sync.config import AgiConfig, Config, SyncConfig, UserConfig
 from pbxsync.sync.listen import ListenAddress
 from pbxsync.sync.store.db import Store, open_store
 from tests.integration.test_autocall_simulator import PHONES, Agent, book, draft, until
 from tests.unit.test_agi_callerid import add_contact
-from tests.unit.test_agi_room import FixedClock, insert_booking
+from tests.unit.test_agi_room import insert_booking
 from tests.unit.test_agi_server import env_block, fake_asterisk
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -41,7 +42,7 @@ async def store() -> AsyncIterator[Store]:
 async def agi(store: Store) -> AsyncIterator[FastAgiServer]:
     config = Config(sync=SyncConfig(default_region="DE"), agi=AgiConfig(listen=ListenAddress("127.0.0.1", 0)),
                     users=[UserConfig(extension="101", email=["alice@example.com"], name="Alice Admin")])
-    server = build_agi_server(config, store, FixedClock(T0))
+    server = build_agi_server(config, store, FakeClock(T0))
     await server.start()
     yield server
     await server.close()
