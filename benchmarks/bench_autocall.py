@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pbxsync.plugin.ami.client import AmiClient, AmiSettings
 from pbxsync.plugin.ami.simulator import AsteriskSimulator, Phone, SimUser
 from pbxsync.plugin.autocall.planner import PlannerSettings
-from pbxsync.plugin.autocall.service import AutocallService, AutocallSettings
+from pbxsync.plugin.autocall.service import AutocallService
+from pbxsync.plugin.autocall.settings import AutocallSettings
 from pbxsync.plugin.booking.model import ActionKind, BookingAction, BookingDraft, Participant, Role, StoredState
 from pbxsync.plugin.booking.store import apply_actions
 from pbxsync.sync.secrets import Secret

@@ -28,10 +28,10 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from pbxsync.plugin.agi.identity import caller_identity
 from pbxsync.plugin.agi.server import AgiSession
+from pbxsync.plugin.daemon.clock import Clock
 from pbxsync.sync.config import Config
 from pbxsync.sync.model import parse_utc, utc_text
 from pbxsync.sync.store.db import Store
@@ -42,10 +42,6 @@ PIN_PROMPT = "conf-getpin"  # Asterisk core sounds: "Please enter the conference
 BAD_PIN_PROMPT = "conf-invalidpin"
 PIN_TRIES = 3
 _ROOM = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The FastAGI part of the daemon: one server with the `/callerid` and `/room` routes.
 
-The daemon's wiring adds it with `agi_specs(ctx)` (see plugin.daemon.wiring.PARTS); standalone use:
+The daemon's wiring runs it as `AgiService` (see plugin.daemon.wiring); standalone use:
 
     server = build_agi_server(config, store, clock)   # a FastAgiServer
     await server.start()  ...  await server.close()
@@ -8,19 +8,13 @@ The daemon's wiring adds it with `agi_specs(ctx)` (see plugin.daemon.wiring.PART
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 from pbxsync.plugin.agi.callerid import SOURCE_VARIABLE, CallerIdLookup, CallerIdService
-from pbxsync.plugin.agi.room import Clock, RoomService
+from pbxsync.plugin.agi.room import RoomService
 from pbxsync.plugin.agi.server import AgiLimits, AgiSession, FastAgiServer, Handler
-from pbxsync.plugin.daemon.service import Health, Service, ServiceSpec
-from pbxsync.plugin.directory import Directory
+from pbxsync.plugin.daemon.clock import Clock
+from pbxsync.plugin.daemon.service import Health, Service
 from pbxsync.sync.config import Config
 from pbxsync.sync.store.db import Store
-
-if TYPE_CHECKING:
-    from pbxsync.plugin.daemon.wiring import DaemonContext
 
 
 def with_result(handler: Handler, variable: str, value: str, result: str) -> Handler:
@@ -34,11 +28,10 @@ def with_result(handler: Handler, variable: str, value: str, result: str) -> Han
     return run
 
 
-def build_agi_server(config: Config, store: Store, clock: Clock,
-                     directory: Callable[[], Directory] | None = None) -> FastAgiServer:
+def build_agi_server(config: Config, store: Store, clock: Clock) -> FastAgiServer:
     limits = AgiLimits(idle_timeout_seconds=config.agi.idle_timeout_seconds,
                        max_connections=config.agi.max_connections)
-    lookup = CallerIdLookup(store, config, directory)
+    lookup = CallerIdLookup(store, config)
     routes: dict[str, Handler] = {
         "callerid": with_result(CallerIdService(lookup), SOURCE_VARIABLE, "none", "miss"),
         "room": with_result(RoomService(store, config, clock), "PBXSYNC_ROOM_ADMIT", "no", "rejected"),
@@ -69,12 +62,3 @@ class AgiService(Service):
         return Health(True, f"FastAGI listening on {s.address}",
                       {"listen": s.address, "active": s.active, "served": s.served, "rejected": s.rejected})
 
-
-def agi_specs(ctx: DaemonContext) -> list[ServiceSpec]:
-    cfg = ctx.config
-    if not cfg.agi.enabled:
-        return []
-    directory = ctx.shared.get("directory")  # a Callable[[], Directory] if another part provides one
-    settings = (cfg.agi, cfg.sync.default_region, cfg.users, cfg.conference)
-    return [ServiceSpec("agi", lambda: AgiService(build_agi_server(cfg, ctx.store, ctx.clock, directory)),
-                        settings)]

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pbxsync.plugin.agi.pins import booking_pins
 from pbxsync.plugin.autocall.store import ParticipantCallState, call_states
 from pbxsync.plugin.booking.model import Booking
+from pbxsync.plugin.booking.pins import booking_pins
 from pbxsync.plugin.booking.store import list_bookings
 from pbxsync.plugin.commands.common import config_from, utc_now
 from pbxsync.sync.model import utc_text

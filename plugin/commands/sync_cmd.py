@@ -7,7 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
-from pbxsync.plugin.after_sync import update_bookings
+from pbxsync.plugin.booking.after_sync import update_bookings
 from pbxsync.plugin.booking.reconcile import ReconcileSummary
 from pbxsync.plugin.commands.common import add_json_flag, config_from, print_json, store_from, utc_now
 from pbxsync.sync.config import Config, UserConfig

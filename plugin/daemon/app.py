@@ -118,8 +118,8 @@ class Daemon:
     async def shutdown(self) -> None:
         log.info("stopping (deadline %.0f s)", self.stop_timeout)
         await self.supervisor.stop(self.stop_timeout)
-        if self.ctx is not None and "bookings_gauge" in self.ctx.shared:
-            metrics.unregister_refresher(self.ctx.shared["bookings_gauge"])
+        if self.ctx is not None and self.ctx.bookings_gauge is not None:
+            metrics.unregister_refresher(self.ctx.bookings_gauge)
         await self.store.close()
         log.info("stopped")
 

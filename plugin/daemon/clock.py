@@ -1,7 +1,8 @@
 """The daemon's one clock. Production uses the system clock; tests advance a fake one by hand.
 
-Every wait in the daemon (sync timers, restart back-off) goes through `Clock.sleep_until`, so a test
-moves time forward with `FakeClock.advance` and never sleeps for real.
+Every wait in the daemon (sync timers, restart back-off, AUTOCALL's start, pre-start check, retries and
+pacing) goes through `Clock.sleep_until`, so a test moves time forward with `FakeClock.advance` and never
+sleeps for real. docs/design.md ("Time") says how APScheduler, which plans the timed sync passes, agrees.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -19,6 +23,25 @@ class Clock(Protocol):
     async def sleep_until(self, when: datetime) -> None: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+
+async def until_deadline(clock: Clock, deadline: datetime | None, awaitable: Awaitable[T]) -> T:
+    """`awaitable`'s result, unless the clock reaches `deadline` first: then it is cancelled and TimeoutError
+    raised (asyncio.wait_for on the daemon's clock; None: no deadline)."""
+    work = asyncio.ensure_future(awaitable)
+    if deadline is None:
+        return await work
+    alarm = asyncio.ensure_future(clock.sleep_until(deadline))
+    try:
+        await asyncio.wait({work, alarm}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when we are cancelled ourselves
+        alarm.cancel()
+        if not work.done():
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+    if work.cancelled():
+        raise TimeoutError(f"not done by {deadline.isoformat()}")
+    return work.result()
 
 
 class SystemClock:

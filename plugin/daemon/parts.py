@@ -1,17 +1,29 @@
-"""Adapters that plug the parts that have no Service of their own into the supervisor.
+"""Adapters that plug the parts without a daemon Service of their own into the supervisor, and the steps
+that run after each sync pass.
 
-The AMI link, the LDAP phonebook, and the booking reconciliation after each sync. Parts that ship their
-own `<part>_specs(ctx)` (FastAGI: plugin.agi.service.agi_specs) are listed directly in the wiring.
+The AMI link, AUTOCALL, the LDAP phonebook, the bookings step. Each gets exactly what it uses: the config,
+the store, the clock, and the `Slot`s through which parts hand each other objects (see
+plugin.daemon.wiring.DaemonContext). In the product only the wiring imports this module.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from pbxsync.plugin import metrics
-from pbxsync.plugin.daemon.service import Health, Service
-from pbxsync.plugin.daemon.sync_timers import SYNC_SERVICE
+from pbxsync.plugin.ami.client import AmiClient
+from pbxsync.plugin.autocall.service import AutocallService
+from pbxsync.plugin.autocall.settings import AutocallSettings
+from pbxsync.plugin.autocall.store import settle_stale_pending
+from pbxsync.plugin.autocall.verify import mailboxes_to_verify
+from pbxsync.plugin.booking.after_sync import update_bookings
+from pbxsync.plugin.booking.model import Booking
+from pbxsync.plugin.daemon.clock import Clock
+from pbxsync.plugin.daemon.service import Health, Service, Slot
+from pbxsync.plugin.daemon.sync_timers import AfterPass, SyncService
+from pbxsync.plugin.directory import DirectoryEntry
+from pbxsync.plugin.ldap.server import LdapServer
+from pbxsync.plugin.metrics import Refresher
 from pbxsync.sync.config import Config
 from pbxsync.sync.engine import PassSummary
 from pbxsync.sync.store.db import Store
@@ -32,11 +44,11 @@ class BrokenPart(Service):
 
 
 class AmiLinkService(Service):
-    """Runs the daemon's one AMI session (`ctx.shared["ami"]`, shared with AUTOCALL and others)."""
+    """Runs the daemon's one AMI session (`DaemonContext.ami`, shared with AUTOCALL and others)."""
 
     name = "ami"
 
-    def __init__(self, config: Config, client: Any) -> None:
+    def __init__(self, config: Config, client: AmiClient) -> None:
         super().__init__()
         self.config = config
         self.client = client
@@ -65,22 +77,20 @@ class AutocallAdapter(Service):
 
     name = "autocall"
 
-    def __init__(self, config: Config, store: Store, clock: Any, client: Any, shared: dict[str, Any]) -> None:
+    def __init__(self, config: Config, store: Store, clock: Clock, client: AmiClient, sync: Slot[SyncService],
+                 published: Slot[AutocallService]) -> None:
         super().__init__()
-        from pbxsync.plugin.autocall.service import AutocallService, AutocallSettings
-
-        self.shared = shared
+        self.sync = sync
+        self.published = published
         self.store = store
         self.clock = clock
-        self.inner = AutocallService(store, client, AutocallSettings.from_config(config), now=clock.now,
+        self.inner = AutocallService(store, client, AutocallSettings.from_config(config), clock=clock,
                                      verify=self._verify)
 
-    async def _verify(self, booking: Any) -> None:
+    async def _verify(self, booking: Booking) -> None:
         """The pre-start check: one more sync pass of the booking's mailboxes (the sync service's hooks then
         re-plan the bookings and re-arm AUTOCALL)."""
-        from pbxsync.plugin.autocall.verify import mailboxes_to_verify
-
-        sync = self.shared.get(SYNC_SERVICE)
+        sync = self.sync.value
         if sync is None:
             return
         users = mailboxes_to_verify(sync.config, booking)  # the sync service's config is the current one
@@ -89,16 +99,13 @@ class AutocallAdapter(Service):
 
     async def start(self) -> None:
         await self.inner.start()
-        self.shared["autocall_rearm"] = self.inner.reconcile
+        self.published.publish(self.inner)  # the bookings step re-arms it after each pass
 
     async def stop(self) -> None:
-        if self.shared.get("autocall_rearm") == self.inner.reconcile:
-            del self.shared["autocall_rearm"]
+        self.published.withdraw(self.inner)
         await self.inner.stop()
         # Calls still ringing were cut off: they may have been dialled, so they are recorded as `unknown`
         # now (never re-sent as they are), not left pending for the next start to guess about.
-        from pbxsync.plugin.autocall.store import settle_stale_pending
-
         settled = await settle_stale_pending(self.store, self.clock.now())
         if settled:
             log.info("autocall: %d call(s) still ringing at stop recorded as unknown", settled)
@@ -120,21 +127,18 @@ class LdapService(Service):
 
     name = "ldap"
 
-    def __init__(self, config: Config, store: Store, shared: dict[str, Any]) -> None:
+    def __init__(self, config: Config, store: Store, published: Slot[LdapServer]) -> None:
         super().__init__()
-        from pbxsync.plugin.ldap.server import LdapServer
-
         self.config = config
-        self.shared = shared
+        self.published = published
         self.server = LdapServer(config, store)
 
     async def start(self) -> None:
         await self.server.start()
-        self.shared["ldap"] = self.server
+        self.published.publish(self.server)
 
     async def stop(self) -> None:
-        if self.shared.get("ldap") is self.server:
-            del self.shared["ldap"]
+        self.published.withdraw(self.server)
         await self.server.stop()
         await super().stop()
 
@@ -152,40 +156,34 @@ class LdapService(Service):
         return Health(True, f"LDAP on {self.address}, {h.get('contacts')} contacts", data)
 
 
-def ldap_refresh_hook(shared: dict[str, Any]) -> Any:
+def ldap_refresh_hook(ldap: Slot[LdapServer]) -> AfterPass:
     async def refresh_after_pass(summary: PassSummary) -> None:
-        server = shared.get("ldap")
+        server = ldap.value
         if server is not None and any(u.contacts is not None and u.contacts.ok for u in summary.users):
             server.refresh()
 
     return refresh_after_pass
 
 
-def bookings_hook(store: Store, config: Config, clock: Any, shared: dict[str, Any]) -> Any:
-    """After each pass: bookings and PINs (plugin.after_sync, as `pbxsync sync` does), then AUTOCALL re-arm."""
+def bookings_hook(store: Store, config: Config, clock: Clock, directory_extra: Slot[tuple[DirectoryEntry, ...]],
+                  autocall: Slot[AutocallService]) -> AfterPass:
+    """After each pass: bookings and PINs (plugin.booking.after_sync, as `pbxsync sync` does), then AUTOCALL
+    re-arm. `directory_extra`: directory entries from other sources (Asterisk voicemail users), if any."""
 
     async def reconcile_after_pass(summary: PassSummary) -> None:
-        from pbxsync.plugin.after_sync import update_bookings
-
-        # Directory entries from other sources (Asterisk voicemail users), when a part provides them.
-        extra = shared.get("directory_extra", ())
-        result = await update_bookings(store, config, clock.now(), extra)
+        result = await update_bookings(store, config, clock.now(), directory_extra.value or ())
         for action, n in (("create", result.created), ("update", result.updated), ("cancel", result.cancelled),
                           ("reject", result.rejected)):
             if n:
                 metrics.BOOKING_CHANGES.labels(action).inc(n)
-        shared["last_reconcile"] = result
-        rearm = shared.get("autocall_rearm")
-        if rearm is not None and result.changed:
-            await rearm(result.booking_ids)
+        service = autocall.value
+        if service is not None and result.changed:
+            await service.reconcile(result.booking_ids)
 
-    # Other parts re-run it when the directory changes between passes (voicemail users fetched after the
-    # first pass), so an AUTOCALL invitee known only to Asterisk is not missed until the next timer pass.
-    shared["rebook"] = reconcile_after_pass
     return reconcile_after_pass
 
 
-def bookings_gauge_refresher(store: Store) -> Any:
+def bookings_gauge_refresher(store: Store) -> Refresher:
     """Sets pbxsync_bookings{state} and pbxsync_call_attempts{outcome} from the store at scrape time."""
 
     async def refresh() -> None:

@@ -17,9 +17,11 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pbxsync.sync.secrets import Secret
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -109,6 +111,25 @@ class TaskService(Service):
             error = body.exception()
             if error is not None:
                 raise error
+
+
+class Slot(Generic[T]):
+    """One object a part offers the others while it runs (the running sync service, the LDAP server, the
+    voicemail users): typed, empty (None) until published. `withdraw` empties it only if it still holds
+    what the caller published, so a stopping part never takes away its successor's."""
+
+    def __init__(self) -> None:
+        self.value: T | None = None
+
+    def publish(self, value: T) -> None:
+        self.value = value
+
+    def withdraw(self, value: T) -> None:
+        if self.value is value:
+            self.value = None
+
+    def clear(self) -> None:
+        self.value = None
 
 
 ServiceFactory = Callable[[], Service]

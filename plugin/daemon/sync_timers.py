@@ -2,13 +2,18 @@
 
 `interval_minutes` (0 = off) sets how often each user is synced. The first passes are staggered
 evenly over one interval so a thousand users do not all hit Exchange at once; after that each user
-is due `interval` after its previous pass started. A pass for a user that is already being synced
-waits for it (the engine serialises per user), so a timer and "Sync now" never overlap.
+is due every `interval` on that grid. The plan is APScheduler's (plugin.daemon.scheduler, on the
+daemon's clock): one interval job per user, coalesced (runs missed while the daemon was suspended or a
+pass ran long become one) with a misfire grace of half an interval (a run later than that is skipped:
+the user's next one comes sooner). The users due together are synced in one pass, one pass at a time.
+A pass for a user that is already being synced waits for it (the engine serialises per user), so a
+timer and "Sync now" never overlap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,7 +22,8 @@ from typing import Any
 
 from pbxsync.plugin import metrics
 from pbxsync.plugin.daemon.clock import Clock
-from pbxsync.plugin.daemon.service import Health, Service
+from pbxsync.plugin.daemon.scheduler import ClockScheduler
+from pbxsync.plugin.daemon.service import Health, Service, Slot
 from pbxsync.sync.config import Config, UserConfig
 from pbxsync.sync.engine import PassSummary, SyncEngine
 from pbxsync.sync.errors import UserError
@@ -28,8 +34,8 @@ from pbxsync.sync.store.db import Store
 log = logging.getLogger("pbxsync.daemon.sync")
 
 AfterPass = Callable[[PassSummary], Awaitable[None]]
-SYNC_SERVICE = "sync_service"  # shared: the running SyncService, for parts that need a pass of some users
 SourceFactory = Callable[[Config], MailboxSource]
+JOB_PREFIX = "sync-"  # + extension: the user's timed-pass job
 
 
 def synced_users(config: Config) -> list[UserConfig]:
@@ -54,16 +60,18 @@ class SyncService(Service):
     name = "sync"
 
     def __init__(self, config: Config, store: Store, clock: Clock, make_source: SourceFactory,
-                 after_pass: Sequence[AfterPass] = (), shared: dict[str, Any] | None = None) -> None:
+                 after_pass: Sequence[AfterPass] = (), published: Slot[SyncService] | None = None) -> None:
+        """`published`: where the running service is offered to parts that need a pass of some users."""
         super().__init__()
-        self.shared = shared if shared is not None else {}
+        self.published = published if published is not None else Slot()
         self.config = config
         self.store = store
         self.clock = clock
         self.make_source = make_source
         self.after_pass = list(after_pass)
         self.engine: SyncEngine | None = None
-        self.schedule: dict[str, datetime] = {}
+        self.scheduler = ClockScheduler(clock)
+        self._due: set[str] = set()  # users whose timed pass APScheduler found due
         self.last_pass: dict[str, Any] | None = None
         self.passes = 0
         self._running = 0
@@ -78,34 +86,43 @@ class SyncService(Service):
     async def start(self) -> None:
         source = self.make_source(self.config)
         self.engine = SyncEngine(self.store, source, self.config)
-        if self.interval is not None:
-            self.schedule = staggered_schedule([u.extension for u in synced_users(self.config)],
-                                               self.clock.now(), self.interval)
-        self.shared[SYNC_SERVICE] = self
+        interval = self.interval
+        if interval is not None:
+            first = staggered_schedule([u.extension for u in synced_users(self.config)], self.clock.now(), interval)
+            for extension, due in first.items():
+                self.scheduler.every(f"{JOB_PREFIX}{extension}", functools.partial(self._due.add, extension), due,
+                                     interval, misfire_grace=interval / 2)
+            self.scheduler.start()
+        self.published.publish(self)
+
+    @property
+    def schedule(self) -> dict[str, datetime]:
+        """When each user's next timed pass is due (empty: timer off)."""
+        return {job.id.removeprefix(JOB_PREFIX): job.next_run_time for job in self.scheduler.get_jobs()}
 
     async def run(self) -> None:
-        interval = self.interval
-        if interval is None or not self.schedule:
+        if not self.scheduler.running:
             await self._stopped.wait()  # timer off: only "Sync now" runs passes
             return
         while not self._stopped.is_set():
-            if await self._sleep_until(min(self.schedule.values())):
+            next_due = self.scheduler.run_due()
+            if self._due:
+                users = [u for u in synced_users(self.config) if u.extension in self._due]
+                self._due.clear()
+                if users:
+                    await self.sync_now(users, trigger="timer")
+                continue  # slots that came while the pass ran are due now
+            if await self._unless_stopped(self.scheduler.wait(next_due)):
                 return
-            now = self.clock.now()
-            due = due_users(self.schedule, now)
-            for ext in due:
-                self.schedule[ext] = now + interval
-            users = [u for u in synced_users(self.config) if u.extension in due]
-            if users:
-                await self.sync_now(users, trigger="timer")
 
-    async def _sleep_until(self, when: datetime) -> bool:
-        sleeper = asyncio.ensure_future(self.clock.sleep_until(when))
+    async def _unless_stopped(self, waiting: Awaitable[None]) -> bool:
+        """Wait for `waiting` or stop(), whichever comes first; True if stop() did."""
+        waiter = asyncio.ensure_future(waiting)
         stopper = asyncio.ensure_future(self._stopped.wait())
         try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            sleeper.cancel()
+            waiter.cancel()
             stopper.cancel()
         return self._stopped.is_set()
 
@@ -164,8 +181,9 @@ class SyncService(Service):
                  extra={"trigger": trigger})
 
     async def stop(self) -> None:
-        if self.shared.get(SYNC_SERVICE) is self:
-            del self.shared[SYNC_SERVICE]
+        self.published.withdraw(self)
+        if self.scheduler.running:
+            self.scheduler.shutdown()
         self._stopped.set()
         await self._idle.wait()  # in-flight passes finish their transactions; the supervisor bounds this
         if self.engine is not None:
@@ -175,10 +193,12 @@ class SyncService(Service):
         data: dict[str, Any] = {"passes": self.passes, "last_pass": self.last_pass,
                                 "interval_minutes": self.config.sync.interval_minutes,
                                 "users": len(synced_users(self.config)), "running": self._running}
-        if self.schedule:
-            data["next_due"] = utc_text(min(self.schedule.values()))
+        schedule = self.schedule
+        if schedule:
+            data["next_due"] = utc_text(min(schedule.values()))
+            data["behind"] = len(due_users(schedule, self.clock.now()))  # slots passed while a pass still runs
         if self.last_pass is None:
-            return Health(True, "no pass yet" + (f"; next at {data['next_due']}" if self.schedule else ""), data)
+            return Health(True, "no pass yet" + (f"; next at {data['next_due']}" if schedule else ""), data)
         failed = self.last_pass["failed"]
         detail = f"last pass {self.last_pass['at']}: {self.last_pass['users']} users"
         detail += f", failed: {', '.join(failed)}" if failed else ", all ok"

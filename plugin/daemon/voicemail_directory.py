@@ -2,7 +2,7 @@
 
 With `[pbx] voicemail_directory = true` this service asks Asterisk (AMI VoicemailUsersList, over the
 daemon's one shared AMI link) for its voicemail users as soon as the link is logged in, then every
-`voicemail_refresh_minutes` (0 = only once). The entries go to `shared["directory_extra"]`; the bookings
+`voicemail_refresh_minutes` (0 = only once). The entries go to the `entries` slot; the bookings
 step after each sync pass merges them under the config's [[users]] (the config wins on conflicts), so an
 invitee known only as a voicemail user is matched from the next pass on.
 
@@ -23,7 +23,8 @@ from pbxsync.plugin import metrics
 from pbxsync.plugin.ami.client import AmiClient
 from pbxsync.plugin.ami.voicemail import fetch_voicemail_entries
 from pbxsync.plugin.daemon.clock import Clock
-from pbxsync.plugin.daemon.service import Health, Service
+from pbxsync.plugin.daemon.service import Health, Service, Slot
+from pbxsync.plugin.daemon.sync_timers import AfterPass
 from pbxsync.plugin.directory import DirectoryEntry
 from pbxsync.sync.engine import PassSummary
 from pbxsync.sync.errors import PbxsyncError
@@ -31,7 +32,6 @@ from pbxsync.sync.model import utc_text
 
 log = logging.getLogger("pbxsync.daemon.voicemail")
 
-DIRECTORY_EXTRA = "directory_extra"  # the shared key the bookings hook reads (plugin.daemon.parts)
 RETRY_AFTER_FAILURE = timedelta(minutes=1)
 
 Fetch = Callable[[AmiClient], Awaitable[Sequence[DirectoryEntry]]]
@@ -40,16 +40,19 @@ Fetch = Callable[[AmiClient], Awaitable[Sequence[DirectoryEntry]]]
 class VoicemailDirectoryService(Service):
     name = "voicemail"
 
-    def __init__(self, ami: AmiClient, shared: dict[str, Any], clock: Clock, refresh_minutes: int,
-                 fetch: Fetch = fetch_voicemail_entries) -> None:
+    def __init__(self, ami: AmiClient, published: Slot[tuple[DirectoryEntry, ...]], rebook: Slot[AfterPass],
+                 clock: Clock, refresh_minutes: int, fetch: Fetch = fetch_voicemail_entries) -> None:
+        """`published`: where the entries go (read by the bookings step); `rebook`: that step, re-run when the
+        entries change."""
         super().__init__()
         self.ami = ami
-        self.shared = shared
+        self.published = published
+        self.rebook = rebook
         self.clock = clock
         self.refresh = timedelta(minutes=refresh_minutes) if refresh_minutes > 0 else None
         self.fetch = fetch
         # A restarted service (crash, SIGHUP) starts from what its predecessor fetched, not from nothing.
-        self.entries: tuple[DirectoryEntry, ...] = tuple(shared.get(DIRECTORY_EXTRA, ()))
+        self.entries: tuple[DirectoryEntry, ...] = published.value or ()
         self.fetched_at: datetime | None = None
         self.fetches = 0
         self.failures = 0
@@ -87,11 +90,11 @@ class VoicemailDirectoryService(Service):
         self.fetched_at = self.clock.now()
         self.fetches += 1
         self.last_error = ""
-        self.shared[DIRECTORY_EXTRA] = entries
+        self.published.publish(entries)
         with_email = sum(1 for e in entries if e.emails)
         log.info("voicemail directory: %d voicemail users from Asterisk, %d with an e-mail address",
                  len(entries), with_email)
-        rebook = self.shared.get("rebook")
+        rebook = self.rebook.value
         if changed and rebook is not None:
             await rebook(PassSummary(self.fetched_at))  # bookings see the new directory now, not next pass
         return True

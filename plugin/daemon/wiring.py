@@ -1,23 +1,25 @@
 """Which services the daemon runs for a config, and what each depends on.
 
-Each part is one small function returning its `ServiceSpec`s (or none when disabled or not installed).
-To add a part: write `part_specs(ctx)` returning `[ServiceSpec("name", factory, settings)]` (in the
-part's own module, like plugin.agi.service.agi_specs) and list it in `PARTS`. `settings` are the config
-values the part depends on: after SIGHUP the part is restarted only if they changed. A part may put
-objects for other parts in `ctx.shared` (the AMI link is `shared["ami"]`) and hooks to run after each
-sync pass in `ctx.after_pass` (they run in PARTS order: bookings first, then who needs the bookings).
+Each part is one small function here returning its `ServiceSpec`s (none when switched off). Dependencies
+point one way: this module imports the parts; no part imports it, and none sees the `DaemonContext`, only
+the fields it uses. To add a part: give it a `Service` (in its own package, or an adapter in
+plugin.daemon.parts), write `_part(ctx)` returning `[ServiceSpec("name", factory, settings)]` and list it in
+`PARTS`. `settings` are the config values the part depends on: after SIGHUP the part is restarted only if
+they changed. Hooks to run after each sync pass go into `ctx.after_pass` (in PARTS order: bookings first,
+then who needs the bookings).
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from pbxsync.plugin import metrics
+from pbxsync.plugin.agi.service import AgiService, build_agi_server
+from pbxsync.plugin.ami.client import AmiClient, AmiSettings
+from pbxsync.plugin.autocall.service import AutocallService
 from pbxsync.plugin.daemon.clock import Clock
 from pbxsync.plugin.daemon.control import ControlService, ControlTarget, MetricsService
 from pbxsync.plugin.daemon.parts import (
@@ -29,8 +31,12 @@ from pbxsync.plugin.daemon.parts import (
     bookings_hook,
     ldap_refresh_hook,
 )
-from pbxsync.plugin.daemon.service import ServiceSpec, fingerprint
+from pbxsync.plugin.daemon.service import ServiceSpec, Slot, fingerprint
 from pbxsync.plugin.daemon.sync_timers import AfterPass, SourceFactory, SyncService
+from pbxsync.plugin.daemon.voicemail_directory import VoicemailDirectoryService
+from pbxsync.plugin.directory import DirectoryEntry
+from pbxsync.plugin.ldap.server import LdapServer
+from pbxsync.plugin.metrics import Refresher
 from pbxsync.sync.config import Config
 from pbxsync.sync.sources.base import MailboxSource
 from pbxsync.sync.store.db import Store
@@ -40,32 +46,29 @@ log = logging.getLogger("pbxsync.daemon")
 
 @dataclass
 class DaemonContext:
-    """What the parts get from the daemon: the current config, the store, the clock, shared objects."""
+    """What the wiring gets from the daemon (config, store, clock), and what the parts hand each other."""
 
-    config: Config
+    config: Config  # the current one: replaced on reload
     store: Store
     clock: Clock
     target: ControlTarget
     make_source: SourceFactory
-    shared: dict[str, Any] = field(default_factory=dict)  # e.g. "ami": the AMI link, used by several parts
     after_pass: list[AfterPass] = field(default_factory=list)  # run after each sync pass, in order
+    ami: AmiClient | None = None  # the daemon's one AMI client (see `ami_client`)
+    ami_settings: str = ""  # fingerprint of the [pbx] section `ami` was made for
+    bookings_gauge: Refresher | None = None  # registered with plugin.metrics until shutdown
+    # Offered by running parts, read by others:
+    sync: Slot[SyncService] = field(default_factory=Slot)  # for AUTOCALL's pre-start check
+    autocall: Slot[AutocallService] = field(default_factory=Slot)  # re-armed by the bookings step
+    ldap: Slot[LdapServer] = field(default_factory=Slot)  # refreshed after each pass
+    directory_extra: Slot[tuple[DirectoryEntry, ...]] = field(default_factory=Slot)  # Asterisk's voicemail users
+    rebook: Slot[AfterPass] = field(default_factory=Slot)  # the bookings step, for the voicemail directory
 
 
 def default_source_factory(config: Config) -> MailboxSource:
     from pbxsync.sync.sources.factory import make_source  # EWS or Graph, by config
 
     return make_source(config)
-
-
-def part_available(module: str) -> bool:
-    """True if a part's module is in this tree; a part that is not is simply not started."""
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            return False
-        raise
-    return True
 
 
 def _control(ctx: DaemonContext) -> list[ServiceSpec]:
@@ -81,36 +84,38 @@ def _sync(ctx: DaemonContext) -> list[ServiceSpec]:
     cfg = ctx.config
     settings = (cfg.exchange, cfg.sync, cfg.users)
     return [ServiceSpec("sync", lambda: SyncService(cfg, ctx.store, ctx.clock, ctx.make_source, ctx.after_pass,
-                                                    ctx.shared), settings)]
+                                                    ctx.sync), settings)]
 
 
 def _bookings(ctx: DaemonContext) -> list[ServiceSpec]:
     """Not a service: a step after each sync pass, and the bookings gauge."""
-    if not part_available("pbxsync.plugin.after_sync"):
-        return []
-    ctx.after_pass.append(bookings_hook(ctx.store, ctx.config, ctx.clock, ctx.shared))
-    metrics.register_refresher(ctx.shared.setdefault("bookings_gauge", bookings_gauge_refresher(ctx.store)))
+    hook = bookings_hook(ctx.store, ctx.config, ctx.clock, ctx.directory_extra, ctx.autocall)
+    ctx.after_pass.append(hook)
+    # Other parts re-run it when the directory changes between passes (voicemail users fetched after the
+    # first pass), so an AUTOCALL invitee known only to Asterisk is not missed until the next timer pass.
+    ctx.rebook.publish(hook)
+    if ctx.bookings_gauge is None:
+        ctx.bookings_gauge = bookings_gauge_refresher(ctx.store)
+    metrics.register_refresher(ctx.bookings_gauge)
     return []
 
 
-def ami_client(ctx: DaemonContext) -> Any:
-    """The daemon's one AMI client, `ctx.shared["ami"]`: the same object until [pbx] changes.
+def ami_client(ctx: DaemonContext) -> AmiClient:
+    """The daemon's one AMI client, `ctx.ami`: the same object until [pbx] changes.
 
     Made here rather than in a service so every part that needs it (AUTOCALL, the voicemail directory)
     has it from the start; the "ami" service only starts and stops it.
     """
     key = fingerprint(ctx.config.pbx)
-    if ctx.shared.get("ami_key") != key:
-        from pbxsync.plugin.ami.client import AmiClient, AmiSettings
-
-        ctx.shared["ami"] = AmiClient(AmiSettings.from_config(ctx.config.pbx))
-        ctx.shared["ami_key"] = key
-    return ctx.shared["ami"]
+    if ctx.ami is None or ctx.ami_settings != key:
+        ctx.ami = AmiClient(AmiSettings.from_config(ctx.config.pbx))
+        ctx.ami_settings = key
+    return ctx.ami
 
 
 def _ami(ctx: DaemonContext) -> list[ServiceSpec]:
     cfg = ctx.config
-    if not cfg.pbx.secret or not part_available("pbxsync.plugin.ami.client"):
+    if not cfg.pbx.secret:
         log.info("AMI link off: [pbx] secret is not set (AUTOCALL needs it)")
         return []
     client = ami_client(ctx)
@@ -118,44 +123,39 @@ def _ami(ctx: DaemonContext) -> list[ServiceSpec]:
 
 
 def _voicemail_directory(ctx: DaemonContext) -> list[ServiceSpec]:
-    """Asterisk's voicemail users as directory entries (`shared["directory_extra"]`) for the bookings step."""
+    """Asterisk's voicemail users as directory entries (`ctx.directory_extra`) for the bookings step."""
     cfg = ctx.config
-    if not cfg.pbx.voicemail_directory or not cfg.pbx.secret or not part_available("pbxsync.plugin.ami.client"):
-        ctx.shared.pop("directory_extra", None)  # switched off by a reload: stop matching voicemail users
+    if not cfg.pbx.voicemail_directory or not cfg.pbx.secret:
+        ctx.directory_extra.clear()  # switched off by a reload: stop matching voicemail users
         return []
-    from pbxsync.plugin.daemon.voicemail_directory import VoicemailDirectoryService
-
     client = ami_client(ctx)
     return [ServiceSpec("voicemail", lambda: VoicemailDirectoryService(
-        client, ctx.shared, ctx.clock, cfg.pbx.voicemail_refresh_minutes), cfg.pbx)]
+        client, ctx.directory_extra, ctx.rebook, ctx.clock, cfg.pbx.voicemail_refresh_minutes), cfg.pbx)]
 
 
 def _autocall(ctx: DaemonContext) -> list[ServiceSpec]:
     cfg = ctx.config
-    if not cfg.pbx.secret or not part_available("pbxsync.plugin.autocall.service"):
+    if not cfg.pbx.secret:
         return []
-    module = importlib.import_module("pbxsync.plugin.autocall.service")
-    if hasattr(module, "autocall_specs"):  # the part brings its own wiring
-        specs: list[ServiceSpec] = module.autocall_specs(ctx)
-        return specs
     client = ami_client(ctx)
-    return [ServiceSpec("autocall", lambda: AutocallAdapter(cfg, ctx.store, ctx.clock, client, ctx.shared),
-                        (cfg.pbx, cfg.autocall))]
+    return [ServiceSpec("autocall", lambda: AutocallAdapter(cfg, ctx.store, ctx.clock, client, ctx.sync,
+                                                            ctx.autocall), (cfg.pbx, cfg.autocall))]
 
 
 def _agi(ctx: DaemonContext) -> list[ServiceSpec]:
-    if not ctx.config.agi.enabled or not part_available("pbxsync.plugin.agi.service"):
+    cfg = ctx.config
+    if not cfg.agi.enabled:
         return []
-    specs: list[ServiceSpec] = importlib.import_module("pbxsync.plugin.agi.service").agi_specs(ctx)
-    return specs
+    settings = (cfg.agi, cfg.sync.default_region, cfg.users, cfg.conference)
+    return [ServiceSpec("agi", lambda: AgiService(build_agi_server(cfg, ctx.store, ctx.clock)), settings)]
 
 
 def _ldap(ctx: DaemonContext) -> list[ServiceSpec]:
     cfg = ctx.config
-    if not cfg.ldap.enabled or not part_available("pbxsync.plugin.ldap.server"):
+    if not cfg.ldap.enabled:
         return []
-    ctx.after_pass.append(ldap_refresh_hook(ctx.shared))
-    return [ServiceSpec("ldap", lambda: LdapService(cfg, ctx.store, ctx.shared),
+    ctx.after_pass.append(ldap_refresh_hook(ctx.ldap))
+    return [ServiceSpec("ldap", lambda: LdapService(cfg, ctx.store, ctx.ldap),
                         (cfg.ldap, cfg.users, cfg.sync.default_region))]
 
 

@@ -4,12 +4,14 @@ of the same name, which wins over these (pytest's override by the nearer definit
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 import pytest
 
 from pbxsync.plugin.ami.simulator import AsteriskSimulator, SimUser
+from pbxsync.plugin.daemon.clock import FakeClock
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
 
@@ -37,6 +39,12 @@ async def ami() -> AsyncIterator[AsteriskSimulator]:
     await sim.start()
     yield sim
     await sim.stop()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The clock AUTOCALL runs on, starting now; a test moves it by hand."""
+    return FakeClock(datetime.now(UTC))
 
 
 @pytest.fixture

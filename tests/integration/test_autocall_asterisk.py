@@ -1,7 +1,8 @@
 """AUTOCALL on the REAL Asterisk 22 (chroot from scripts/setup-asterisk.sh), with the shipped dialplan,
 confbridge profiles and the least-privilege AMI classes (read=call,system; write=originate,call,reporting).
 
-Local-channel phones from the harness: 1XX answer, 199 busy, 198 never answers.
+Local-channel phones from the harness: 1XX answer, 199 busy, 198 never answers. AUTOCALL runs on a
+FakeClock (moved to a meeting's start or past a retry delay by hand); Asterisk takes real time, polled.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pytest
 
 from pbxsync.plugin.ami.client import AmiClient, AmiSettings
 from pbxsync.plugin.autocall.planner import PlannerSettings
-from pbxsync.plugin.autocall.service import AutocallService, AutocallSettings
+from pbxsync.plugin.autocall.service import AutocallService
+from pbxsync.plugin.autocall.settings import AutocallSettings
 from pbxsync.plugin.autocall.store import call_states
 from pbxsync.plugin.booking.model import (
     ActionKind,
@@ -29,6 +31,7 @@ from pbxsync.plugin.booking.model import (
     StoredState,
 )
 from pbxsync.plugin.booking.store import apply_actions, booking_by_id
+from pbxsync.plugin.daemon.clock import FakeClock
 from pbxsync.sync.secrets import Secret
 from pbxsync.sync.store.db import Store
 
@@ -76,11 +79,13 @@ async def book(store: Store, d: BookingDraft) -> Booking:
 
 
 class Agent:
-    def __init__(self, pbx: Any, store: Store, planner: PlannerSettings, confirm: bool = False) -> None:
+    def __init__(self, pbx: Any, store: Store, clock: FakeClock, planner: PlannerSettings,
+                 confirm: bool = False) -> None:
         self.ami = AmiClient(AmiSettings(host=pbx.host, port=pbx.port, username=pbx.user, secret=Secret(pbx.secret),
                                          action_timeout=5.0, backoff_initial=0.1, backoff_max=1.0))
         self.service = AutocallService(store, self.ami, AutocallSettings(
-            dial_template="Local/{extension}@fake-phones", planner=planner, reconnect_wait=0.5, confirm=confirm))
+            dial_template="Local/{extension}@fake-phones", planner=planner, reconnect_wait=0.5, confirm=confirm),
+            clock=clock)
 
     async def start(self) -> None:
         self.ami.start()
@@ -104,13 +109,21 @@ FAST = PlannerSettings(retries=1, retry_delay=timedelta(seconds=1), grace=timede
 
 
 async def test_meeting_seconds_ahead_everyone_answering_joins_busy_retried_then_given_up(
-        pbx: Any, store: Store, agents: list[Agent]) -> None:
-    booking = await book(store, draft(["101", "102", "199"], now() + timedelta(seconds=3), "8101",
+        pbx: Any, store: Store, agents: list[Agent], clock: FakeClock) -> None:
+    booking = await book(store, draft(["101", "102", "199"], clock.now() + timedelta(seconds=3), "8101",
                                       subject='Board "Q4" <review>, ${EXTEN}; & more'))
-    agent = Agent(pbx, store, FAST)
+    agent = Agent(pbx, store, clock, FAST)
     agents.append(agent)
     await agent.start()
     assert agent.service.health().scheduled_jobs == 1
+    clock.advance(3)
+
+    async def busy_once() -> bool:
+        states = await call_states(store, [booking.id])
+        return any(ext == "199" and s.outcome == "busy" for (_, ext), s in states.items())
+
+    await until(busy_once)
+    clock.advance(FAST.retry_delay.total_seconds())  # the retry of 199 is due
 
     async def joined() -> bool:
         return {m.get("Uniqueid", "")[:30] for m in await members(pbx, "8101")} != set() and \
@@ -131,34 +144,36 @@ async def test_meeting_seconds_ahead_everyone_answering_joins_busy_retried_then_
     assert all(m["Context"] == "pbxsync-autocall" for m in listed)
 
 
-async def test_cancelled_before_start_no_call(pbx: Any, store: Store, agents: list[Agent]) -> None:
-    start = now() + timedelta(seconds=2)
+async def test_cancelled_before_start_no_call(pbx: Any, store: Store, agents: list[Agent], clock: FakeClock) -> None:
+    start = clock.now() + timedelta(seconds=2)
     d = draft(["103", "104"], start, "8102")
     booking = await book(store, d)
-    agent = Agent(pbx, store, FAST)
+    agent = Agent(pbx, store, clock, FAST)
     agents.append(agent)
     await agent.start()
     await apply_actions(store, [BookingAction(ActionKind.UPDATE, booking.id,
                                               replace(d, state=StoredState.CANCELLED, reason="x"), ("test",))], now())
     await agent.service.reconcile([booking.id])
     assert agent.service.health().scheduled_jobs == 0
-    await until(lambda: now() > start + timedelta(seconds=2))
+    clock.set(start + timedelta(seconds=2))
+    assert clock.sleepers == 0  # nothing of AUTOCALL waits to call anybody
     async with pbx.ami() as ami:
         channels = await ami.action_list("CoreShowChannels")
     assert [c for c in channels if "103@" in c.get("Channel", "") or "104@" in c.get("Channel", "")] == []
     assert await call_states(store, [booking.id]) == {}
 
 
-async def test_agent_restarted_mid_meeting_calls_nobody_twice(pbx: Any, store: Store, agents: list[Agent]) -> None:
+async def test_agent_restarted_mid_meeting_calls_nobody_twice(pbx: Any, store: Store, agents: list[Agent],
+                                                              clock: FakeClock) -> None:
     slow = PlannerSettings(retries=2, retry_delay=timedelta(hours=1), grace=timedelta(minutes=10),
                            ring_timeout=timedelta(seconds=20))
-    booking = await book(store, draft(["105", "106", "198"], now() - timedelta(seconds=1), "8103"))
-    first = Agent(pbx, store, slow)
+    booking = await book(store, draft(["105", "106", "198"], clock.now() - timedelta(seconds=1), "8103"))
+    first = Agent(pbx, store, clock, slow)
     await first.start()
     await until(lambda: _count(members(pbx, "8103"), 2))
     await first.stop()  # killed while 198 still rings
     async with pbx.ami() as watcher:
-        second = Agent(pbx, store, slow)
+        second = Agent(pbx, store, clock, slow)
         agents.append(second)
         await second.start()
         assert await second.ami.wait_connected(10.0)
@@ -186,14 +201,16 @@ async def _joined_recorded(store: Store, booking_id: int, extensions: set[str]) 
     return {ext for (_, ext), s in states.items() if s.joined} == extensions
 
 
-async def test_asterisk_restarted_before_start_is_survived(pbx: Any, store: Store, agents: list[Agent]) -> None:
-    agent = Agent(pbx, store, FAST)
+async def test_asterisk_restarted_before_start_is_survived(pbx: Any, store: Store, agents: list[Agent],
+                                                          clock: FakeClock) -> None:
+    agent = Agent(pbx, store, clock, FAST)
     agents.append(agent)
     await agent.start()
     assert await agent.ami.wait_connected(10.0)
-    booking = await book(store, draft(["107", "108"], now() + timedelta(seconds=4), "8104"))
+    booking = await book(store, draft(["107", "108"], clock.now() + timedelta(seconds=4), "8104"))
     await agent.service.reconcile([booking.id])
     await asyncio.to_thread(pbx.restart)
+    clock.advance(4)
     await until(lambda: _count(members(pbx, "8104"), 2), deadline=60.0)
     states = await call_states(store, [booking.id])
     assert {ext: (s.outcome, s.attempts) for (_, ext), s in states.items()} == {
@@ -201,10 +218,11 @@ async def test_asterisk_restarted_before_start_is_survived(pbx: Any, store: Stor
     assert agent.ami.health().reconnects >= 1
 
 
-async def test_hostile_extensions_dial_nothing_extra(pbx: Any, store: Store, agents: list[Agent]) -> None:
+async def test_hostile_extensions_dial_nothing_extra(pbx: Any, store: Store, agents: list[Agent],
+                                                    clock: FakeClock) -> None:
     hostile = ["109&Local/110@fake-phones", "111,PBXSYNC_ROLE=host", "${EXTEN}", "112\r\nAction: Hangup"]
-    booking = await book(store, draft(["113", *hostile], now() - timedelta(seconds=1), "8105"))
-    agent = Agent(pbx, store, FAST)
+    booking = await book(store, draft(["113", *hostile], clock.now() - timedelta(seconds=1), "8105"))
+    agent = Agent(pbx, store, clock, FAST)
     agents.append(agent)
     async with pbx.ami() as watcher:
         await agent.start()
@@ -221,12 +239,12 @@ async def test_hostile_extensions_dial_nothing_extra(pbx: Any, store: Store, age
 
 
 async def test_cancelled_while_ringing_hangs_up_the_ringing_call_only(pbx: Any, store: Store,
-                                                                      agents: list[Agent]) -> None:
+                                                                      agents: list[Agent], clock: FakeClock) -> None:
     slow = PlannerSettings(retries=2, retry_delay=timedelta(seconds=1), grace=timedelta(minutes=10),
                            ring_timeout=timedelta(seconds=60))
-    d = draft(["114", "198"], now() - timedelta(seconds=1), "8106")
+    d = draft(["114", "198"], clock.now() - timedelta(seconds=1), "8106")
     booking = await book(store, d)
-    agent = Agent(pbx, store, slow)
+    agent = Agent(pbx, store, clock, slow)
     agents.append(agent)
     await agent.start()
     await until(lambda: _count(members(pbx, "8106"), 1))
@@ -243,7 +261,8 @@ async def test_cancelled_while_ringing_hangs_up_the_ringing_call_only(pbx: Any, 
         await agent.service.reconcile([booking.id])
         await until(lambda: _count(ringing(), 0), deadline=10.0)
         await until(lambda: not agent.service.health().calls_in_flight, deadline=10.0)
-        await asyncio.sleep(2.0)  # past the retry delay: nothing may dial 198 again
+        clock.advance(2.0)  # past the retry delay: nothing may dial 198 again
+        assert clock.sleepers == 0  # nothing of AUTOCALL waits to call anybody
         await agent.ami.ping()
         redialled = [e for e in watcher.events if e.get("Event") == "Newchannel" and "/198@" in e.get("Channel", "")]
     assert redialled == []
@@ -253,9 +272,10 @@ async def test_cancelled_while_ringing_hangs_up_the_ringing_call_only(pbx: Any, 
     assert len(await members(pbx, "8106")) == 1  # who is in the room stays (end_conference_on_cancel is off)
 
 
-async def test_press_1_confirmation_lets_in_only_who_pressed_1(pbx: Any, store: Store, agents: list[Agent]) -> None:
-    booking = await book(store, draft(["171", "116"], now() - timedelta(seconds=1), "8107"))
-    agent = Agent(pbx, store, FAST, confirm=True)
+async def test_press_1_confirmation_lets_in_only_who_pressed_1(pbx: Any, store: Store, agents: list[Agent],
+                                                              clock: FakeClock) -> None:
+    booking = await book(store, draft(["171", "116"], clock.now() - timedelta(seconds=1), "8107"))
+    agent = Agent(pbx, store, clock, FAST, confirm=True)
     agents.append(agent)
     async with pbx.ami() as watcher:
         await agent.start()

@@ -1,4 +1,8 @@
-"""AUTOCALL end to end against the AMI simulator: schedule, calls, retries, cancel, restart, hostile data."""
+"""AUTOCALL end to end against the AMI simulator: schedule, calls, retries, cancel, restart, hostile data.
+
+AUTOCALL runs on a FakeClock: a test moves it to a meeting's start or past a pacing gap by hand. Only the
+peers (the simulated phones, the AMI link) take real time, which `until` polls for.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from pbxsync.plugin.ami.client import AmiClient, AmiSettings
 from pbxsync.plugin.ami.simulator import AsteriskSimulator, Member, Phone, PhoneBehaviour, SimUser
 from pbxsync.plugin.ami.wire import AmiDecoder
 from pbxsync.plugin.autocall.planner import PlannerSettings
-from pbxsync.plugin.autocall.service import AutocallService, AutocallSettings
+from pbxsync.plugin.autocall.service import AutocallService
+from pbxsync.plugin.autocall.settings import AutocallSettings
 from pbxsync.plugin.autocall.store import call_states, load_attempts
 from pbxsync.plugin.booking.model import (
     ActionKind,
@@ -25,6 +30,7 @@ from pbxsync.plugin.booking.model import (
     StoredState,
 )
 from pbxsync.plugin.booking.store import apply_actions, booking_by_id
+from pbxsync.plugin.daemon.clock import Clock, FakeClock
 from pbxsync.sync.secrets import Secret
 from pbxsync.sync.store.db import Store
 from tests.support.metrics import sample
@@ -76,9 +82,9 @@ async def update(store: Store, booking: Booking, d: BookingDraft) -> None:
 
 
 class Agent:
-    """An AMI client plus the AUTOCALL service, as the daemon wires them."""
+    """An AMI client plus the AUTOCALL service, as the daemon wires them (on the system clock if none given)."""
 
-    def __init__(self, sim: AsteriskSimulator, store: Store, **settings: object) -> None:
+    def __init__(self, sim: AsteriskSimulator, store: Store, clock: Clock | None = None, **settings: object) -> None:
         self.ami = AmiClient(AmiSettings(port=sim.port, username="pbxsync", secret=Secret("s3cret"),
                                          action_timeout=2.0, backoff_initial=0.01, backoff_max=0.05))
         base: dict[str, object] = dict(
@@ -86,7 +92,8 @@ class Agent:
                                     ring_timeout=timedelta(seconds=0.2)),
             reconnect_wait=0.05)
         base.update(settings)
-        self.service = AutocallService(store, self.ami, AutocallSettings(**base))  # type: ignore[arg-type]
+        self.service = AutocallService(store, self.ami, AutocallSettings(**base),  # type: ignore[arg-type]
+                                       clock=clock)
 
     async def start(self) -> None:
         self.ami.start()
@@ -106,12 +113,15 @@ def in_room(sim: AsteriskSimulator, room: str = "8001") -> set[str]:
 
 
 async def test_meeting_starting_ahead_calls_everyone_retries_busy_then_gives_up(
-        sim: AsteriskSimulator, store: Store, agents: list[Agent]) -> None:
-    booking = await book(store, draft(["101", "102", "199"], now() + timedelta(seconds=0.3)))
-    agent = Agent(sim, store)
+        sim: AsteriskSimulator, store: Store, agents: list[Agent], clock: FakeClock) -> None:
+    booking = await book(store, draft(["101", "102", "199"], clock.now() + timedelta(seconds=0.3)))
+    agent = Agent(sim, store, clock)
     agents.append(agent)
     await agent.start()
     assert agent.service.health().scheduled_jobs == 1
+    await asyncio.sleep(0)
+    assert agent.service.health().running_bookings == 0 and sim.originates == []  # not before the start
+    clock.advance(0.3)
     await until(lambda: in_room(sim) == {"101", "102"} and len(sim.originates) == 4)
     await until(lambda: not agent.service.health().running_bookings)
     by_channel = [o.get("Channel") for o in sim.originates]
@@ -127,9 +137,10 @@ async def test_meeting_starting_ahead_calls_everyone_retries_busy_then_gives_up(
         "101": ("answered", 1, True), "102": ("answered", 1, True), "199": ("busy", 2, False)}
 
 
-async def test_no_answer_and_congestion_recorded(sim: AsteriskSimulator, store: Store, agents: list[Agent]) -> None:
-    booking = await book(store, draft(["101", "198", "197", "555"], now() - timedelta(seconds=1)))
-    agent = Agent(sim, store)
+async def test_no_answer_and_congestion_recorded(sim: AsteriskSimulator, store: Store, agents: list[Agent],
+                                                 clock: FakeClock) -> None:
+    booking = await book(store, draft(["101", "198", "197", "555"], clock.now() - timedelta(seconds=1)))
+    agent = Agent(sim, store, clock)
     agents.append(agent)
     await agent.start()
     await until(lambda: not agent.service.health().running_bookings and len(sim.originates) == 6)
@@ -139,48 +150,53 @@ async def test_no_answer_and_congestion_recorded(sim: AsteriskSimulator, store: 
 
 
 async def test_cancelled_before_start_causes_no_call(sim: AsteriskSimulator, store: Store,
-                                                     agents: list[Agent]) -> None:
-    start = now() + timedelta(seconds=0.5)
+                                                     agents: list[Agent], clock: FakeClock) -> None:
+    start = clock.now() + timedelta(seconds=0.5)
     d = draft(["101", "102"], start)
     booking = await book(store, d)
-    agent = Agent(sim, store)
+    agent = Agent(sim, store, clock)
     agents.append(agent)
     await agent.start()
     assert agent.service.health().scheduled_jobs == 1
     await update(store, booking, replace(d, state=StoredState.CANCELLED, reason="cancelled by organizer"))
     await agent.service.reconcile([booking.id])
     assert agent.service.health().scheduled_jobs == 0
-    await until(lambda: now() > start + timedelta(seconds=0.3))
+    clock.set(start + timedelta(seconds=0.3))
+    assert clock.sleepers == 0  # nothing of AUTOCALL waits to call anybody
+    assert await agent.ami.wait_connected(5.0)  # the link (real time) is up: a call would have been sent on it
     await agent.ami.ping()
+    assert agent.service.health().running_bookings == 0
     assert sim.originates == []
 
 
-async def test_moved_booking_moves_its_job(sim: AsteriskSimulator, store: Store, agents: list[Agent]) -> None:
-    d = draft(["101"], now() + timedelta(hours=1))
+async def test_moved_booking_moves_its_job(sim: AsteriskSimulator, store: Store, agents: list[Agent],
+                                           clock: FakeClock) -> None:
+    d = draft(["101"], clock.now() + timedelta(hours=1))
     booking = await book(store, d)
-    agent = Agent(sim, store)
+    agent = Agent(sim, store, clock)
     agents.append(agent)
     await agent.start()
-    (job,) = agent.service.scheduler.get_jobs()
-    assert job.next_run_time == d.start.replace(microsecond=0)
+    assert agent.service.alarms.pending() == {f"autocall-{booking.id}": d.start.replace(microsecond=0)}
     moved = replace(d, start=d.start + timedelta(hours=2), end=d.end + timedelta(hours=2))
     await update(store, booking, moved)
     await agent.service.reconcile([booking.id])
-    (job,) = agent.service.scheduler.get_jobs()
-    assert job.next_run_time == moved.start.replace(microsecond=0)
+    assert agent.service.alarms.pending() == {f"autocall-{booking.id}": moved.start.replace(microsecond=0)}
+    clock.set(d.start)  # the old start passes: nobody is called
+    await asyncio.sleep(0)
+    assert agent.service.health().running_bookings == 0 and agent.service.health().scheduled_jobs == 1
 
 
 async def test_restart_mid_meeting_never_calls_twice(sim: AsteriskSimulator, store: Store,
-                                                     agents: list[Agent]) -> None:
+                                                     agents: list[Agent], clock: FakeClock) -> None:
     sim.phones["198"].behaviour = PhoneBehaviour.NO_ANSWER
-    booking = await book(store, draft(["101", "102", "198"], now() - timedelta(seconds=1)))
+    booking = await book(store, draft(["101", "102", "198"], clock.now() - timedelta(seconds=1)))
     slow = PlannerSettings(retries=2, retry_delay=timedelta(hours=1), grace=timedelta(minutes=10),
                            ring_timeout=timedelta(seconds=30))
-    first = Agent(sim, store, planner=slow)
+    first = Agent(sim, store, clock, planner=slow)
     await first.start()
     await until(lambda: in_room(sim) == {"101", "102"} and len(sim.originates) == 3)
     await first.stop()  # "killed" while 198 still rings
-    second = Agent(sim, store, planner=slow)
+    second = Agent(sim, store, clock, planner=slow)
     agents.append(second)
     await second.start()
     await second.ami.wait_connected(5.0)
@@ -200,10 +216,10 @@ async def test_restart_mid_meeting_never_calls_twice(sim: AsteriskSimulator, sto
 
 
 async def test_participant_already_in_room_is_not_called(sim: AsteriskSimulator, store: Store,
-                                                         agents: list[Agent]) -> None:
+                                                         agents: list[Agent], clock: FakeClock) -> None:
     sim.add_member("8001", Member("PJSIP/102-00000001", "1.1", "102", "Bob", "from-internal", "8001", "4"))
-    await book(store, draft(["101", "102"], now() - timedelta(seconds=1)))
-    agent = Agent(sim, store)
+    await book(store, draft(["101", "102"], clock.now() - timedelta(seconds=1)))
+    agent = Agent(sim, store, clock)
     agents.append(agent)
     await agent.start()
     await until(lambda: not agent.service.health().running_bookings and len(sim.originates) == 1)
@@ -211,11 +227,11 @@ async def test_participant_already_in_room_is_not_called(sim: AsteriskSimulator,
 
 
 async def test_ami_down_at_start_still_called_within_grace(sim: AsteriskSimulator, store: Store,
-                                                           agents: list[Agent]) -> None:
+                                                           agents: list[Agent], clock: FakeClock) -> None:
     port = sim.port
     await sim.stop()
-    await book(store, draft(["101"], now() - timedelta(seconds=1)))
-    agent = Agent(sim, store)
+    await book(store, draft(["101"], clock.now() - timedelta(seconds=1)))
+    agent = Agent(sim, store, clock)
     agents.append(agent)
     await agent.start()
     await until(lambda: agent.service.health().running_bookings == 1)
@@ -225,10 +241,10 @@ async def test_ami_down_at_start_still_called_within_grace(sim: AsteriskSimulato
 
 
 async def test_cancel_while_running_stops_calls_and_ends_conference(sim: AsteriskSimulator, store: Store,
-                                                                    agents: list[Agent]) -> None:
-    d = draft(["101", "199"], now() - timedelta(seconds=1))
+                                                                    agents: list[Agent], clock: FakeClock) -> None:
+    d = draft(["101", "199"], clock.now() - timedelta(seconds=1))
     booking = await book(store, d)
-    agent = Agent(sim, store, end_conference_on_cancel=True,
+    agent = Agent(sim, store, clock, end_conference_on_cancel=True,
                   planner=PlannerSettings(retries=5, retry_delay=timedelta(hours=1), ring_timeout=timedelta(seconds=1)))
     agents.append(agent)
     await agent.start()
@@ -241,10 +257,10 @@ async def test_cancel_while_running_stops_calls_and_ends_conference(sim: Asteris
 
 
 async def test_cancel_while_ringing_hangs_up_the_ringing_call(sim: AsteriskSimulator, store: Store,
-                                                              agents: list[Agent]) -> None:
-    d = draft(["101", "198"], now() - timedelta(seconds=1))
+                                                              agents: list[Agent], clock: FakeClock) -> None:
+    d = draft(["101", "198"], clock.now() - timedelta(seconds=1))
     booking = await book(store, d)
-    agent = Agent(sim, store, planner=PlannerSettings(retries=5, retry_delay=timedelta(0),
+    agent = Agent(sim, store, clock, planner=PlannerSettings(retries=5, retry_delay=timedelta(0),
                                                       ring_timeout=timedelta(seconds=30)))
     agents.append(agent)
     await agent.start()
@@ -268,10 +284,10 @@ HOSTILE_SUBJECTS = ['Board "x" <y>, z; ${SHELL(rm -rf /)}\r\nAction: Hangup\r\nC
 
 
 @pytest.mark.parametrize("subject", HOSTILE_SUBJECTS)
-async def test_hostile_subject_reaches_the_wire_neutralised(sim: AsteriskSimulator, store: Store,
-                                                            agents: list[Agent], subject: str) -> None:
-    await book(store, draft(["101"], now() - timedelta(seconds=1), subject=subject))
-    agent = Agent(sim, store)
+async def test_hostile_subject_reaches_the_wire_neutralised(sim: AsteriskSimulator, store: Store, agents: list[Agent],
+                                                            subject: str, clock: FakeClock) -> None:
+    await book(store, draft(["101"], clock.now() - timedelta(seconds=1), subject=subject))
+    agent = Agent(sim, store, clock)
     agents.append(agent)
     await agent.start()
     await until(lambda: in_room(sim) == {"101"})
@@ -289,9 +305,9 @@ async def test_hostile_subject_reaches_the_wire_neutralised(sim: AsteriskSimulat
 
 @pytest.mark.parametrize("extension", ["101&PJSIP/666", "101,tT", "${EXTEN}", "10\r\n1", "1" * 100_000, '10"1'])
 async def test_hostile_extension_is_never_dialled(sim: AsteriskSimulator, store: Store, agents: list[Agent],
-                                                  extension: str) -> None:
-    booking = await book(store, draft(["101", extension], now() - timedelta(seconds=1)))
-    agent = Agent(sim, store)
+                                                  extension: str, clock: FakeClock) -> None:
+    booking = await book(store, draft(["101", extension], clock.now() - timedelta(seconds=1)))
+    agent = Agent(sim, store, clock)
     agents.append(agent)
     await agent.start()
     await until(lambda: not agent.service.health().running_bookings and in_room(sim) == {"101"})
@@ -303,12 +319,15 @@ async def test_hostile_extension_is_never_dialled(sim: AsteriskSimulator, store:
 
 
 
-async def test_confirm_and_pacing(sim: AsteriskSimulator, store: Store, agents: list[Agent]) -> None:
+async def test_confirm_and_pacing(sim: AsteriskSimulator, store: Store, agents: list[Agent], clock: FakeClock) -> None:
     sim.phones["102"] = Phone("102", presses_confirm=False)  # e.g. a voicemail box answering
-    await book(store, draft(["101", "102", "103"], now() - timedelta(seconds=1)))
-    agent = Agent(sim, store, confirm=True, pacing_per_second=50.0)
+    await book(store, draft(["101", "102", "103"], clock.now() - timedelta(seconds=1)))
+    agent = Agent(sim, store, clock, confirm=True, pacing_per_second=50.0)
     agents.append(agent)
     await agent.start()
+    for _ in range(2):  # 1/50 s between two calls, on the clock
+        await clock.wait_for_sleepers(1)
+        clock.advance(0.02)
     await until(lambda: in_room(sim) == {"101", "103"} and len(sim.originates) == 3)
     assert all(o.get_all("Variable")[-1] == "PBXSYNC_CONFIRM=1" for o in sim.originates)
     assert [o.get("Channel") for o in sim.originates] == ["PJSIP/101", "PJSIP/102", "PJSIP/103"]  # host first

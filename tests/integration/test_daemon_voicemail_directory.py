@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,7 +22,9 @@ from pbxsync.plugin.booking.model import Booking
 from pbxsync.plugin.booking.store import list_bookings
 from pbxsync.plugin.daemon.app import Daemon
 from pbxsync.plugin.daemon.clock import FakeClock
-from pbxsync.plugin.daemon.voicemail_directory import DIRECTORY_EXTRA, VoicemailDirectoryService
+from pbxsync.plugin.daemon.service import Slot
+from pbxsync.plugin.daemon.sync_timers import AfterPass
+from pbxsync.plugin.daemon.voicemail_directory import VoicemailDirectoryService
 from pbxsync.plugin.directory import DirectoryEntry
 from pbxsync.sync.config import Config, parse_config
 from pbxsync.sync.errors import PbxError
@@ -91,6 +93,15 @@ async def until(check: Callable[[], bool], within: float = 10.0) -> None:
         await asyncio.sleep(0.01)  # polling interval
 
 
+async def parked_within(clock: FakeClock, seconds: float) -> None:
+    """Until some task sleeps on `clock` for at most `seconds` more: advancing before the retry parks would be
+    lost (the failure is counted before the service goes to sleep)."""
+    def parked() -> bool:
+        wake = clock.next_wakeup()
+        return wake is not None and wake <= clock.now() + timedelta(seconds=seconds)
+    await until(parked)
+
+
 async def start_daemon(daemons: list[Daemon], config: Config, clock: FakeClock) -> VoicemailDirectoryService:
     daemon = Daemon(config, clock=clock, stop_timeout=5.0)
     await daemon.start()
@@ -113,7 +124,7 @@ async def test_a_voicemail_only_invitee_is_matched_as_soon_as_the_directory_refr
         service = await start_daemon(daemons, make_config(tmp_path, ews, ami.port), clock)
         daemon = daemons[0]
         await until(lambda: service.fetches == 1)  # first fetch as soon as the AMI link is up
-        assert daemon.ctx is not None and daemon.ctx.shared[DIRECTORY_EXTRA] == ()
+        assert daemon.ctx is not None and daemon.ctx.directory_extra.value == ()
         await daemon.sync_now(None)
         booking = await the_booking(daemon)
         assert [p.extension for p in booking.draft.participants] == ["101"]
@@ -126,7 +137,7 @@ async def test_a_voicemail_only_invitee_is_matched_as_soon_as_the_directory_refr
         assert service.fetches == 1
         clock.advance(60)
         await until(lambda: service.fetches == 2)
-        assert daemon.ctx.shared[DIRECTORY_EXTRA] == (
+        assert daemon.ctx.directory_extra.value == (
             DirectoryEntry("150", ("dave@example.com",), "Dave Voicemail", source="voicemail"),)
         # No sync pass needed: a changed directory re-runs the bookings at once (an AUTOCALL before the
         # next timer pass must not miss him).
@@ -172,7 +183,7 @@ async def test_a_missing_permission_is_one_line_and_the_daemon_keeps_running(
         with caplog.at_level(logging.WARNING, logger="pbxsync.daemon.voicemail"):
             service = await start_daemon(daemons, make_config(tmp_path, ews, ami.port), clock)
             await until(lambda: service.failures == 1)
-            await clock.wait_for_sleepers(1)  # the service parked for its retry (else advance could come first)
+            await parked_within(clock, 60)
             clock.advance(60)  # retried after a minute, same error: not logged again
             await until(lambda: service.failures == 2)
         warnings = [r.getMessage() for r in caplog.records if r.name == "pbxsync.daemon.voicemail"]
@@ -181,7 +192,7 @@ async def test_a_missing_permission_is_one_line_and_the_daemon_keeps_running(
         assert "VoicemailUsersList" in warnings[0] and "write=" in warnings[0]
         health = service.health()
         assert not health.ok and health.detail.startswith("last fetch failed: ")
-        assert daemons[0].ctx is not None and DIRECTORY_EXTRA not in daemons[0].ctx.shared
+        assert daemons[0].ctx is not None and daemons[0].ctx.directory_extra.value is None
         await daemons[0].sync_now(None)  # the pass still books the meeting, without the voicemail users
         booking = await the_booking(daemons[0])
         assert booking.draft.unmatched == ("dave@example.com",)
@@ -201,7 +212,7 @@ async def test_switched_off_by_a_reload_the_voicemail_users_are_no_longer_used(
     assert isinstance(service, VoicemailDirectoryService)
     await until(lambda: service.fetches == 1)
     assert await daemon.reload()
-    assert daemon.ctx is not None and DIRECTORY_EXTRA not in daemon.ctx.shared
+    assert daemon.ctx is not None and daemon.ctx.directory_extra.value is None
     assert "voicemail" not in daemon.supervisor.names
     await daemon.sync_now(None)
     assert (await the_booking(daemon)).draft.unmatched == ("dave@example.com",)
@@ -228,22 +239,23 @@ def scripted_fetch(results: list[Sequence[DirectoryEntry] | Exception]) -> Calla
 async def test_a_failed_refresh_keeps_the_old_entries_and_is_retried_sooner() -> None:
     eve = DirectoryEntry("160", ("eve@example.com",), "Eve", source="voicemail")
     frank = DirectoryEntry("170", ("frank@example.com",), "Frank", source="voicemail")
-    shared: dict[str, Any] = {}
+    shared: Slot[tuple[DirectoryEntry, ...]] = Slot()
     clock = FakeClock()
     service = VoicemailDirectoryService(
-        cast(AmiClient, ScriptedAmi()), shared, clock, refresh_minutes=30,
+        cast(AmiClient, ScriptedAmi()), shared, Slot[AfterPass](), clock, refresh_minutes=30,
         fetch=scripted_fetch([[eve], PbxError("AMI link to 127.0.0.1:5038 is down"), [eve, frank]]))
     runner = asyncio.create_task(service.run())
     try:
         await until(lambda: service.fetches == 1)
-        assert shared[DIRECTORY_EXTRA] == (eve,)
+        assert shared.value == (eve,)
         clock.advance(30 * 60)
         await until(lambda: service.failures == 1)
-        assert shared[DIRECTORY_EXTRA] == (eve,) and service.entries == (eve,)
+        assert shared.value == (eve,) and service.entries == (eve,)
         assert not service.health().ok and "is down" in service.health().detail
+        await parked_within(clock, 60)
         clock.advance(60)  # retried after a minute, not after the whole refresh period
         await until(lambda: service.fetches == 2)
-        assert shared[DIRECTORY_EXTRA] == (eve, frank) and service.health().ok
+        assert shared.value == (eve, frank) and service.health().ok
     finally:
         await service.stop()
         await asyncio.wait_for(runner, 5)
@@ -251,13 +263,15 @@ async def test_a_failed_refresh_keeps_the_old_entries_and_is_retried_sooner() ->
 
 async def test_a_restarted_service_starts_from_the_entries_already_fetched() -> None:
     eve = DirectoryEntry("160", ("eve@example.com",), "Eve", source="voicemail")
-    shared: dict[str, Any] = {DIRECTORY_EXTRA: (eve,)}
-    service = VoicemailDirectoryService(cast(AmiClient, ScriptedAmi()), shared, FakeClock(), refresh_minutes=0,
+    shared: Slot[tuple[DirectoryEntry, ...]] = Slot()
+    shared.publish((eve,))
+    service = VoicemailDirectoryService(cast(AmiClient, ScriptedAmi()), shared, Slot[AfterPass](), FakeClock(),
+                                        refresh_minutes=0,
                                         fetch=scripted_fetch([PbxError("timeout")]))
     runner = asyncio.create_task(service.run())
     try:
         await until(lambda: service.failures == 1)
-        assert shared[DIRECTORY_EXTRA] == (eve,) and service.health().data["entries"] == 1
+        assert shared.value == (eve,) and service.health().data["entries"] == 1
     finally:
         await service.stop()
         await asyncio.wait_for(runner, 5)

@@ -44,14 +44,6 @@ async def fake_asterisk(port: int, block: bytes, answer: Callable[[str], str] | 
     return commands
 
 
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        return self.current
-
-
 async def add_contact(store: Store, mailbox: str, name: str, *numbers: str, region: str = "DE") -> int:
     async with store.transaction() as conn:
         async with conn.execute(

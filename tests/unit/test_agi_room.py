@@ -9,9 +9,10 @@ import pytest
 from pbxsync.plugin.agi.identity import caller_identity
 from pbxsync.plugin.agi.room import RoomBooking, RoomService, decide_admission, pin_matches, room_bookings
 from pbxsync.plugin.agi.server import FastAgiServer
+from pbxsync.plugin.daemon.clock import FakeClock
 from pbxsync.sync.config import ConferenceConfig, Config
 from pbxsync.sync.store.db import Store
-from tests.support.agi import T0, FixedClock, env_block, fake_asterisk, insert_booking
+from tests.support.agi import T0, env_block, fake_asterisk, insert_booking
 
 EARLY = timedelta(minutes=10)
 
@@ -65,7 +66,7 @@ async def test_room_bookings_reads_scheduled_bookings_of_the_room(store: Store) 
 
 async def agi_room(store: Store, config: Config, now: datetime, caller: str, answers: list[str] | None = None,
                    room: str = "8001") -> dict[str, str]:
-    server = FastAgiServer({"room": RoomService(store, config, FixedClock(now))}, "127.0.0.1", 0)
+    server = FastAgiServer({"room": RoomService(store, config, FakeClock(now))}, "127.0.0.1", 0)
     await server.start()
     replies = iter(answers or [])
 
@@ -119,7 +120,7 @@ async def test_pin_entry(store: Store) -> None:
 
 
 async def test_ensure_pins_gives_each_running_booking_one(store: Store) -> None:
-    from pbxsync.plugin.agi.pins import booking_pin, ensure_pins
+    from pbxsync.plugin.booking.pins import booking_pin, ensure_pins
 
     booking_id = await pin_store(store)
     other = await insert_booking(store, "8002", T0, T0 + timedelta(hours=1), uid="u2")
@@ -143,7 +144,7 @@ def test_caller_identity_prefers_the_authenticated_device(channel: str, callerid
 
 async def test_a_forged_caller_id_over_a_trunk_is_never_the_host(store: Store) -> None:
     await insert_booking(store, "8001", T0, T0 + timedelta(hours=1))
-    server = FastAgiServer({"room": RoomService(store, Config(), FixedClock(T0))}, "127.0.0.1", 0)
+    server = FastAgiServer({"room": RoomService(store, Config(), FakeClock(T0))}, "127.0.0.1", 0)
     await server.start()
     try:
         commands = await fake_asterisk(server.port, env_block("room", callerid="101", arg_1="8001",

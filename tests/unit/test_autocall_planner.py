@@ -84,7 +84,7 @@ def test_cancelled_or_not_autocall_is_finished() -> None:
 
 
 def test_our_channels_are_recognised_by_their_channel_id_only() -> None:
-    from pbxsync.plugin.autocall.service import booking_of_channel
+    from pbxsync.plugin.autocall.channels import booking_of_channel
 
     assert booking_of_channel("pbxsync-12-3-1-abcdef01") == 12
     for other in ("pbxsync-12-3-1-abcdef01-2", "pbxsync-12-3-1", "1795816405.1", "pbxsync-1x-3-1-abcdef01",

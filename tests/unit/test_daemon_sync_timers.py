@@ -14,7 +14,7 @@ from pbxsync.plugin.daemon.sync_timers import SyncService, UnknownUserError, due
 from pbxsync.sync.config import Config, parse_config
 from pbxsync.sync.engine import PassSummary
 from pbxsync.sync.errors import SourceAuthError
-from pbxsync.sync.model import CalendarChanges, CalendarWindow, ContactChanges
+from pbxsync.sync.model import CalendarChanges, CalendarWindow, ContactChanges, utc_text
 from pbxsync.sync.store.db import Store
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -81,6 +81,34 @@ async def test_timers_sync_each_user_staggered_then_every_interval(store: Store)
     await svc.stop()
     await runner
     assert source.closed
+
+
+async def test_after_a_suspend_the_users_due_are_synced_once_in_one_pass_the_long_missed_at_their_next_slot(
+        store: Store) -> None:
+    clock = FakeClock(T0)
+    source = CountingSource()
+    svc = SyncService(config(interval=4, users=4), store, clock, lambda _c: source)
+    await svc.start()  # slots: u0 at minute 0, u1 at 1, u2 at 2, u3 at 3, each again every 4 minutes
+    runner = asyncio.create_task(svc.run())
+    await clock.wait_for_sleepers(1)
+    assert source.calls == Counter({"u0@example.com": 1})
+    clock.set(T0 + timedelta(minutes=10, seconds=30))  # suspended: each user missed one or more slots
+    await clock.wait_for_sleepers(1)
+    # coalesced: u1 (last slot 9:00) and u2 (10:00) once, in one pass; u3 (7:00) and u0 (8:00) are later than
+    # the grace of half an interval: skipped, their next slots (11:00, 12:00) come sooner
+    assert source.calls == Counter({"u0@example.com": 1, "u1@example.com": 1, "u2@example.com": 1})
+    assert svc.passes == 2 and svc.last_pass is not None and svc.last_pass["users"] == 2
+    assert svc.schedule == {"100": T0 + timedelta(minutes=12), "101": T0 + timedelta(minutes=13),
+                            "102": T0 + timedelta(minutes=14), "103": T0 + timedelta(minutes=11)}
+    assert svc.health().data["next_due"] == utc_text(T0 + timedelta(minutes=11)) and svc.health().data["behind"] == 0
+    clock.set(T0 + timedelta(minutes=11))
+    await clock.wait_for_sleepers(1)
+    clock.set(T0 + timedelta(minutes=12))
+    await clock.wait_for_sleepers(1)
+    assert source.calls == Counter({"u0@example.com": 2, "u1@example.com": 1, "u2@example.com": 1,
+                                    "u3@example.com": 1})
+    await svc.stop()
+    await runner
 
 
 async def test_interval_zero_means_no_timed_pass_but_sync_now_works(store: Store) -> None:

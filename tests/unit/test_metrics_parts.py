@@ -10,10 +10,11 @@ import pytest
 
 from pbxsync.plugin.agi.server import AgiError, AgiSession, FastAgiServer
 from pbxsync.plugin.agi.service import build_agi_server
+from pbxsync.plugin.daemon.clock import FakeClock
 from pbxsync.sync.config import AgiConfig, Config, SyncConfig, UserConfig
 from pbxsync.sync.listen import ListenAddress
 from pbxsync.sync.store.db import Store
-from tests.support.agi import T0, FixedClock, add_contact, env_block, fake_asterisk, insert_booking
+from tests.support.agi import T0, add_contact, env_block, fake_asterisk, insert_booking
 from tests.support.metrics import sample
 
 
@@ -25,7 +26,7 @@ def agi_requests(service: str, result: str) -> float:
 async def agi(store: Store) -> AsyncIterator[FastAgiServer]:
     config = Config(sync=SyncConfig(default_region="DE"), agi=AgiConfig(listen=ListenAddress("127.0.0.1", 0)),
                     users=[UserConfig(extension="101", email=["alice@example.com"], name="Alice Admin")])
-    server = build_agi_server(config, store, FixedClock(T0))
+    server = build_agi_server(config, store, FakeClock(T0))
     await server.start()
     yield server
     await server.close()

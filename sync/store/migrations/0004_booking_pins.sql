@@ -1,4 +1,4 @@
--- Per-booking conference PINs (plugin/agi/pins.py, `[conference] pins = true`): asked for at dial-in by
+-- Per-booking conference PINs (plugin/booking/pins.py, `[conference] pins = true`): asked for at dial-in by
 -- the FastAGI room service, shown by `pbxsync conferences`. A booking keeps its PIN while it lives.
 
 CREATE TABLE booking_pins (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from pbxsync.plugin.agi.pins import ensure_pins
+from pbxsync.plugin.booking.pins import ensure_pins
 from pbxsync.plugin.booking.reconcile import ReconcileSummary, reconcile_bookings
 from pbxsync.plugin.directory import DirectoryEntry, load_directory
 from pbxsync.sync.config import Config
