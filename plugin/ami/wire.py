@@ -1,6 +1,6 @@
 """AMI wire format: the incremental decoder, the action encoder and the validators of hostile values.
 
-Pure code, no IO. Facts it relies on (all visible in ../shared/asterisk-ami-transcripts/):
+Pure code, no IO. Facts it relies on (all visible in tests/data/ami-transcripts/):
 - the server opens with one banner line `Asterisk Call Manager/11.0.0` and NO blank line after it;
 - every message is `Key: Value` lines ended by CRLF and closed by an empty CRLF line; keys repeat
   (`Output:`), so headers are an ordered list, never a dict;
