@@ -225,10 +225,18 @@ class _Planner:
                 response=str(attendee.response),
                 copy_state=self._copy_state(entry, truth.start, truth.end, held_by, before.get(entry.extension)),
             ))
-        # Uninvited people stay (their ids are referenced by call attempts) but are never called.
-        people.extend(replace(p, invited=False) for p in (booking.draft.participants if booking else ())
-                      if p.extension not in seen)
+        # Uninvited people stay (their ids are referenced by call attempts) but are never called. Their copy
+        # state follows their calendar like everyone else's, or a later pass would change it (not idempotent).
+        for p in booking.draft.participants if booking else ():
+            if p.extension not in seen:
+                people.append(replace(p, invited=False, copy_state=self._refreshed_copy_state(p, truth, held_by)))
         return tuple(people), tuple(unmatched)
+
+    def _refreshed_copy_state(self, p: Participant, truth: Occurrence, held_by: set[str]) -> CopyState:
+        entry = self.directory.by_extension(p.extension)
+        if entry is None or p.role is Role.HOST:
+            return p.copy_state
+        return self._copy_state(entry, truth.start, truth.end, held_by, p)
 
 
 def _room_order(candidate: _Candidate, now: datetime) -> tuple[int, int, str, str, str]:

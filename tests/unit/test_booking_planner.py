@@ -290,6 +290,18 @@ def test_uninvited_participant_is_kept_but_not_called_and_reinvited_later() -> N
     assert (carol.invited, carol.call) == (True, True)
 
 
+def test_an_uninvited_participant_whose_copy_is_gone_is_settled_in_one_pass() -> None:
+    """Found by the state machine: the uninvited person's copy state must be brought up to date in the same
+    pass that drops them, or the next pass (with only older attendee copies) changes the booking again."""
+    meeting = occ(organizer=DAVE, attendees=[person(ALICE), person(BOB)])
+    bookings = settle(copies((ALICE, meeting), (BOB, meeting)))
+    uninvited = occ(organizer=DAVE, attendees=[person(BOB)])
+    bookings = apply(bookings, plan(copies((BOB, uninvited)), bookings))
+    alice = next(p for p in bookings[0].draft.participants if p.extension == "201")
+    assert (alice.invited, alice.copy_state) == (False, CopyState.DELETED)
+    assert plan(copies((BOB, uninvited)), bookings) == []
+
+
 def test_organizer_removed_from_the_directory_turns_the_booking_into_a_rejection() -> None:
     bookings = settle(copies((ALICE, occ()), (BOB, occ())))
     without_alice = Directory.from_entries([e for e in DIRECTORY.entries if e.extension != "201"])
