@@ -9,10 +9,14 @@ two backends can be compared item by item. Served:
 - GET  /v1.0/users/{id}/events/{id}
 - GET  /v1.0/users/{id}/contacts/delta, /contactFolders, /contactFolders/{id}/childFolders,
   /contactFolders/{id}/contacts/delta
+- POST/GET/PATCH/DELETE /v1.0/subscriptions[/{id}]: change notifications POSTed to a loopback
+  notificationUrl, validation handshake, lifecycle events (`graph_subscriptions`; `sim.subscriptions`)
+- POST /v1.0/$batch: JSON batching of the requests above, up to 20 per call (`graph_batch`)
 Delta state is kept server-side per token, as Graph does (`graph_delta`); tokens come from the
 simulated Entra ID (`graph_auth`); this module routes requests and renders faults. Faults come from
 `org.inject_fault` with these operation names: "token", "calendarView.delta", "contacts.delta",
-"events", "contactFolders"; plus `expire_tokens()`, `revoke_credentials()`, `forget_delta_tokens()` and
+"events", "contactFolders", "subscriptions", "$batch" (the whole batch; a fault of an operation inside a
+batch answers inside it); plus `expire_tokens()`, `revoke_credentials()`, `forget_delta_tokens()` and
 `endless_next_links`.
 """
 
@@ -26,14 +30,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pbxsync.sync.listen import loopback_port
 from pbxsync.sync.simulator.faults import Fault
 from pbxsync.sync.simulator.graph_auth import AppRegistration, TokenAuthority
+from pbxsync.sync.simulator.graph_batch import run_batch
 from pbxsync.sync.simulator.graph_delta import DeltaRounds
 from pbxsync.sync.simulator.graph_json import HttpError, error_body, event_json, master_json
+from pbxsync.sync.simulator.graph_subscriptions import SubscriptionService
 from pbxsync.sync.simulator.graph_tls import TlsFiles, make_server_tls
 from pbxsync.sync.simulator.organisation import NoSuchItem, NoSuchMailbox, Organisation
 from pbxsync.sync.simulator.records import OccurrenceView
@@ -59,6 +65,15 @@ class GraphSimulator(BackgroundServer):
         super().__init__(httpd, "graph-simulator")
         self.auth = TokenAuthority(app or AppRegistration(), self.base_url, clock)
         self.deltas = DeltaRounds(org, self.graph_endpoint)
+        self.subscriptions = SubscriptionService(org, clock, self.app.tenant_id, self.app.client_id)
+
+    def start(self) -> Self:
+        self.subscriptions.start()
+        return super().start()
+
+    def stop(self) -> None:
+        super().stop()
+        self.subscriptions.stop()
 
     # ---- lifecycle
 
@@ -123,6 +138,53 @@ class GraphSimulator(BackgroundServer):
         view = OccurrenceView(found.item_id, found.change_key, "single", found, found.start, found.end, None,
                               found.subject, found.location)
         return master_json(self.org, mailbox, view)
+
+    def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+               body: object) -> tuple[int, dict[str, str], object]:
+        """One Graph request, also one inside a $batch: (status, headers, JSON body or None)."""
+        self.auth.check_bearer(headers.get("authorization"))
+        parts = [unquote(p) for p in path.split("/") if p]
+        if parts[:2] == ["v1.0", "subscriptions"]:
+            return self._subscriptions(method, parts[2:], body)
+        if parts == ["v1.0", "$batch"] and method == "POST":
+            self.org.counters.count("$batch")
+            self._fault("$batch", "")
+            return 200, {}, run_batch(body, lambda m, u, h, b: self._batched(m, u, h, b, headers))
+        if method != "GET":
+            raise HttpError(405, error_body("BadRequest", f"{method} is not supported for this resource."))
+        return 200, {}, self.handle_get(path, query, headers)
+
+    def _subscriptions(self, method: str, rest: list[str], body: object) -> tuple[int, dict[str, str], object]:
+        self._fault("subscriptions", "")
+        subs = self.subscriptions
+        if not rest and method == "POST":
+            created = subs.create(body)
+            return 201, {"Location": f"{self.graph_endpoint}/subscriptions/{created['id']}"}, created
+        if not rest and method == "GET":
+            return 200, {}, subs.listing()
+        if len(rest) == 1 and method == "GET":
+            return 200, {}, subs.get(rest[0])
+        if len(rest) == 1 and method == "PATCH":
+            return 200, {}, subs.renew(rest[0], body)
+        if len(rest) == 1 and method == "DELETE":
+            subs.delete(rest[0])
+            return 204, {}, None
+        raise HttpError(405, error_body("BadRequest", f"{method} is not supported for this resource."))
+
+    def _batched(self, method: str, url: str, headers: dict[str, str], body: object,
+                 outer: dict[str, str]) -> tuple[int, dict[str, str], object]:
+        """One request of a batch: the batch's credentials, its own status, headers and body."""
+        split = urlsplit(url)
+        if split.path.rstrip("/") == "/$batch":
+            return 400, {}, error_body("BadRequest", "A batch cannot contain another batch.")
+        query = {k: v[0] for k, v in parse_qs(split.query).items()}
+        merged = {**{k.lower(): v for k, v in headers.items()}, "authorization": outer.get("authorization", "")}
+        try:
+            return self.handle(method, "/v1.0" + split.path, query, merged, body)
+        except HttpError as exc:
+            return exc.status, exc.headers, exc.body
+        except _RawBody as raw:
+            return 200, {}, raw.body.decode("utf-8", "replace")
 
     def handle_get(self, path: str, query: dict[str, str], headers: dict[str, str]) -> dict[str, Any]:
         self.auth.check_bearer(headers.get("authorization"))
@@ -224,15 +286,44 @@ def _make_handler(sim: GraphSimulator) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _run(self, work: Callable[[], dict[str, Any]]) -> None:
+            self._answer(lambda: (200, {}, work()))
+
+        def _answer(self, work: Callable[[], tuple[int, dict[str, str], object]]) -> None:
             try:
-                result = work()
+                status, headers, result = work()
             except HttpError as exc:
                 self._send(exc.status, json.dumps(exc.body).encode(), exc.headers)
                 return
             except _RawBody as raw:
                 self._send(200, raw.body)
                 return
-            self._send(200, json.dumps(result, ensure_ascii=False).encode("utf-8"))
+            body = b"" if result is None else json.dumps(result, ensure_ascii=False).encode("utf-8")
+            self._send(status, body, headers)
+
+        def _graph(self, method: str, body: bytes) -> None:
+            """Subscriptions, $batch and the other non-token requests, whatever the method."""
+            split = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(split.query).items()}
+            headers = {k.lower(): v for k, v in self.headers.items()}
+
+            def work() -> tuple[int, dict[str, str], object]:
+                try:
+                    document = json.loads(body) if body else None
+                except ValueError:
+                    raise HttpError(400, error_body("BadRequest", "The request body is not valid JSON.")) from None
+                return sim.handle(method, split.path, query, headers, document)
+
+            self._answer(work)
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(min(length, 1 << 20))
+
+        def do_PATCH(self) -> None:
+            self._graph("PATCH", self._body())
+
+        def do_DELETE(self) -> None:
+            self._graph("DELETE", self._body())
 
         def do_GET(self) -> None:
             split = urlsplit(self.path)
@@ -242,13 +333,19 @@ def _make_handler(sim: GraphSimulator) -> type[BaseHTTPRequestHandler]:
                 sim.org.counters.count("openid-configuration")
                 self._run(lambda: sim.auth.openid_configuration(parts[0]))
                 return
+            if parts[:2] == ["v1.0", "subscriptions"]:
+                self._graph("GET", b"")
+                return
             headers = {k.lower(): v for k, v in self.headers.items()}
             self._run(lambda: sim.handle_get(split.path, query, headers))
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(min(length, 1 << 20)).decode("utf-8", "replace")
+            body = self._body()
+            raw = body.decode("utf-8", "replace")
             parts = [p for p in urlsplit(self.path).path.split("/") if p]
+            if parts[:1] == ["v1.0"]:
+                self._graph("POST", body)
+                return
             if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
                 form = {k: v[0] for k, v in parse_qs(raw).items()}
                 sim.org.counters.count("token", form.get("client_id", ""))

@@ -2,18 +2,19 @@
 
 Every read is a snapshot of frozen records; every change bumps the item's change key and appends to its
 folder's change log (`changelog`). Thread-safe: the HTTP simulators serve from request threads while a
-test changes the data.
+test changes the data. Listeners (`add_listener`) hear a `ChangeNotice` for every stored change, so a
+server can push notifications (Graph webhooks, EWS streaming).
 """
 
 from __future__ import annotations
 
 import hmac
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pbxsync.sync.simulator.changelog import ChangePage, Folder
 from pbxsync.sync.simulator.datafile import DataFile, parse_data, read_json
@@ -23,6 +24,7 @@ from pbxsync.sync.simulator.records import (
     FOLDER_OF,
     FOLDERS,
     ContactRecord,
+    FolderName,
     Item,
     MeetingRecord,
     OccurrenceException,
@@ -44,6 +46,19 @@ class NoSuchItem(LookupError):
     """No item with that id in that mailbox."""
 
 
+@dataclass(frozen=True)
+class ChangeNotice:
+    """One stored change as a listener hears it (a server turns these into push notifications)."""
+
+    mailbox: str
+    folder: FolderName
+    kind: Literal["create", "update", "delete"]
+    item_id: str
+
+
+ChangeListener = Callable[[ChangeNotice], None]
+
+
 @dataclass
 class _Mailbox:
     folders: dict[str, Folder] = field(default_factory=lambda: {f: Folder() for f in FOLDERS})
@@ -58,6 +73,7 @@ class Organisation:
         self._users: dict[str, User] = {}
         self._mailboxes: dict[str, _Mailbox] = {}
         self.faults = FaultPlan()
+        self._listeners: list[ChangeListener] = []
         self.counters = RequestCounters()
         self.domain = domain
         for user in users:
@@ -127,6 +143,26 @@ class Organisation:
         with self._lock:
             if self._mailboxes.pop(email.lower(), None) is None:
                 raise NoSuchMailbox(email)
+
+    def add_listener(self, listener: ChangeListener) -> Callable[[], None]:
+        """`listener` hears every change from now on; it runs under the organisation's lock, so it must
+        only hand the notice on (e.g. to a queue). Returns the function that removes it."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return remove
+
+    def _announce(self, mailbox: str, folder: FolderName, kind: Literal["create", "update", "delete"],
+                  item_id: str) -> None:
+        if self._listeners:
+            notice = ChangeNotice(mailbox.lower(), folder, kind, item_id)
+            for listener in list(self._listeners):
+                listener(notice)
 
     def _folder(self, mailbox: str, folder: str) -> Folder:
         box = self._mailboxes.get(mailbox.lower())
@@ -202,15 +238,20 @@ class Organisation:
     # ---- mutations
 
     def _put(self, mailbox: str, record: _Kind) -> _Kind:
-        stored = self._folder(mailbox, FOLDER_OF[type(record)]).put(record, self._next_seq())
+        folder_name = FOLDER_OF[type(record)]
+        folder = self._folder(mailbox, folder_name)
+        created = folder.get(record.item_id) is None
+        stored = folder.put(record, self._next_seq())
         assert isinstance(stored, type(record))
+        self._announce(mailbox, folder_name, "create" if created else "update", stored.item_id)
         return stored
 
-    def _remove(self, mailbox: str, folder: str, item_id: str) -> None:
+    def _remove(self, mailbox: str, folder: FolderName, item_id: str) -> None:
         seq = self._seq + 1  # taken only if there is such an item
         if not self._folder(mailbox, folder).remove(item_id, seq):
             raise NoSuchItem(item_id)
         self._seq = seq
+        self._announce(mailbox, folder, "delete", item_id)
 
     def _get(self, mailbox: str, item_id: str, kind: type[_Kind]) -> _Kind:
         record = self._folder(mailbox, FOLDER_OF[kind]).get(item_id)
