@@ -39,6 +39,7 @@ from pbxsync.sync.model import (
     CalendarChanges,
     CalendarWindow,
     ContactChanges,
+    Folder,
     Occurrence,
     PhoneKind,
     PhoneNumber,
@@ -159,7 +160,17 @@ class GraphSource:
         self.client = GraphClient(exchange.graph_endpoint, self.tokens, verify=verify, limits=limits, sleep=sleep)
         self._mirrors: dict[str, CalendarMirror] = {}
         self._masters: dict[str, dict[str, str]] = {}  # mailbox -> seriesMasterId -> iCalUId
+        self._next_links: dict[tuple[str, Folder], tuple[str, ...]] = {}  # see probe_links
         self._phone = phone_builder(self._sync.default_region)
+
+    def probe_links(self, mailbox: str, folder: Folder) -> tuple[str, ...]:
+        """The deltaLinks the next incremental sync of this folder starts from; empty before the folder's
+        first sync in this process. A change feed may ask them whether anything changed, as long as it
+        neither follows nor keeps the answer: the sync's own delta state then stays exactly as it was."""
+        mirror = self._mirrors.get(mailbox) if folder is Folder.CALENDAR else None
+        if mirror is not None:
+            return (mirror.delta_link,)
+        return self._next_links.get((mailbox, folder), ())
 
     # ------------------------------------------------------------------ paging
 
@@ -255,6 +266,7 @@ class GraphSource:
                 await self._series_uids(mailbox, delta.rows, masters)
                 changed, removed = self._apply(mailbox, {}, delta.rows, masters)
                 new = _CalendarState(state.start, state.end, delta.delta_link, dict(masters))
+                self._next_links[(mailbox, Folder.CALENDAR)] = (delta.delta_link,)
                 return CalendarChanges(tuple(changed), tuple(removed), new.dump())
         except DeltaGoneError as exc:
             log.info("%s; starting a full calendar round", exc)
@@ -375,6 +387,7 @@ class GraphSource:
         for folder_id, gone_folder in previous.items():
             if folder_id not in new_state:  # the folder was deleted: so were its contacts
                 deleted.update(gone_folder.item_ids)
+        self._next_links[(mailbox, Folder.CONTACTS)] = tuple(f.delta_link for f in new_state.values())
         return ContactChanges(tuple(upserts.values()), tuple(sorted(deleted)), _dump_contact_state(new_state))
 
     # ------------------------------------------------------------------ the rest

@@ -38,6 +38,19 @@ class DeltaGoneError(SourceError):
     """410 Gone on a delta link (syncStateNotFound, resyncRequired): start a full round. Never escapes."""
 
 
+class GraphNotFoundError(SourceAccessError):
+    """404: the mailbox, or the subscription a PATCH/DELETE named, does not exist (any more)."""
+
+
+class GraphRequestError(SourceError):
+    """Graph refused a request with a status pbxsync has no specific meaning for (e.g. 400); the
+    status and error code say why (a subscription's failed validation handshake is 400 ValidationError)."""
+
+    def __init__(self, message: str, status: int, code: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
 @dataclass(frozen=True)
 class ClientLimits:
     max_connections: int = 4  # per mailbox
@@ -123,10 +136,23 @@ class GraphClient:
 
     async def get_json(self, mailbox: str, url: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET one page for `mailbox`. Raises SourceError subclasses only (DeltaGoneError on 410)."""
-        async with self._gate(mailbox):
-            return await self._get_with_retries(mailbox, url, dict(headers or {}))
+        return await self.request_json(mailbox, "GET", url, headers=headers)
 
-    async def _get_with_retries(self, mailbox: str, url: str, headers: dict[str, str]) -> dict[str, Any]:
+    async def request_json(self, mailbox: str, method: str, url: str, body: object = None,
+                           headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """One request on behalf of `mailbox` (the key its limits and throttling apply to; for requests
+        of no one mailbox, such as $batch, a name of the caller's choosing). The answer's JSON object, {}
+        for 204. Raises SourceError subclasses only."""
+        async with self._gate(mailbox):
+            return await self._with_retries(mailbox, method, url, body, dict(headers or {}))
+
+    def hold(self, mailbox: str, seconds: float) -> None:
+        """Ask nothing for `mailbox` for `seconds` (a Retry-After learnt elsewhere, e.g. inside a $batch)."""
+        until = asyncio.get_running_loop().time() + max(0.0, seconds)
+        self._not_before[mailbox] = max(self._not_before.get(mailbox, 0.0), until)
+
+    async def _with_retries(self, mailbox: str, method: str, url: str, body: object,
+                            headers: dict[str, str]) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         refreshed_token = False
         attempt = 0
@@ -137,14 +163,16 @@ class GraphClient:
                 await self._sleep(hold)
             token = await asyncio.to_thread(self._tokens.token)
             try:
-                response = await asyncio.to_thread(self._send, url, token, headers)
+                response = await asyncio.to_thread(self._send, method, url, token, headers, body)
             except requests.RequestException as exc:
                 if attempt < self._limits.max_retries:
                     await self._sleep(min(2.0 ** attempt, self._limits.max_retry_wait_seconds))
                     continue
                 raise SourceError(f"Graph: cannot reach {self._origin}: {type(exc).__name__}") from None
             status = response.status_code
-            if status == 200:
+            if status == 204:
+                return {}
+            if status in (200, 201, 202):
                 return self._json(response, mailbox)
             code, message = _graph_error(response.content)
             if status == 401:
@@ -159,8 +187,8 @@ class GraphClient:
                 raise SourceAccessError(f"Graph: access to mailbox {mailbox} denied ({code or 'HTTP 403'}); "
                                         "check the app's permissions and application access policy")
             if status == 404:
-                raise SourceAccessError(f"Graph: mailbox {mailbox} not found or not reachable "
-                                        f"({code or 'HTTP 404'})")
+                raise GraphNotFoundError(f"Graph: mailbox {mailbox} not found or not reachable "
+                                         f"({code or 'HTTP 404'})")
             if status == 410:
                 raise DeltaGoneError(f"Graph: delta state for {mailbox} is gone ({code or 'HTTP 410'})")
             if status in (429, 503, 504) or 500 <= status < 600:
@@ -173,14 +201,15 @@ class GraphClient:
                 log.info("graph: %s for %s, retrying in %.1fs", status, mailbox, delay)
                 self._not_before[mailbox] = max(self._not_before.get(mailbox, 0.0), loop.time() + delay)
                 continue
-            raise SourceError(f"Graph: HTTP {status} for {mailbox} ({code or 'no error code'})")
+            raise GraphRequestError(f"Graph: HTTP {status} for {mailbox} ({code or 'no error code'})"
+                                    f"{': ' + message if message and status == 400 else ''}", status, code)
 
-    def _send(self, url: str, token: str, headers: dict[str, str]) -> requests.Response:
+    def _send(self, method: str, url: str, token: str, headers: dict[str, str], body: object) -> requests.Response:
         self.requests_sent += 1
         all_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
                        "User-Agent": self._user_agent, **headers}
-        return self._session.get(url, headers=all_headers, timeout=self._limits.timeout_seconds,
-                                 allow_redirects=False)
+        return self._session.request(method, url, headers=all_headers, timeout=self._limits.timeout_seconds,
+                                     allow_redirects=False, json=body)
 
     @staticmethod
     def _json(response: requests.Response, mailbox: str) -> dict[str, Any]:
