@@ -31,6 +31,7 @@ _DEFAULT_AGI = ListenAddress("127.0.0.1", 4573)
 _DEFAULT_LDAP = ListenAddress("127.0.0.1", 3890)
 _DEFAULT_CONTROL = ListenAddress("127.0.0.1", 8459)
 _DEFAULT_METRICS = ListenAddress("127.0.0.1", 9459)
+_DEFAULT_GRAPH_NOTIFICATIONS = ListenAddress("127.0.0.1", 8460)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,12 @@ class ExchangeConfig:
     private_key_file: str = ""
     authority: str = "https://login.microsoftonline.com"
     graph_endpoint: str = "https://graph.microsoft.com/v1.0"
+    # Graph change notifications: the public HTTPS URL Graph POSTs to (through a reverse proxy) and where
+    # the daemon takes those POSTs; blank URL = delta polling every poll_seconds (contacts less often).
+    notification_url: str = ""
+    notification_listen: ListenAddress = _DEFAULT_GRAPH_NOTIFICATIONS
+    poll_seconds: int = 30  # 0 = off
+    contacts_poll_seconds: int = 300  # 0 = off
     # The table [exchange.<backend>] parsed into the backend's `options` dataclass; None for ews and graph.
     options: object = field(default=None, metadata=NOT_A_KEY)
 
