@@ -98,11 +98,11 @@ def _retry_after(headers: object) -> float | None:
 
 def probe_outcome(status: object, headers: object, body: object) -> tuple[Outcome, float | None, str]:
     """What one probe's answer (inside a batch) says about its folder."""
-    if status == 200 and isinstance(body, dict):
-        value = body.get("value")
-        if (isinstance(value, list) and value) or "@odata.nextLink" in body:
+    if status == 200:
+        value = body.get("value") if isinstance(body, dict) else None
+        if isinstance(body, dict) and ((isinstance(value, list) and value) or "@odata.nextLink" in body):
             return "changed", None, ""
-        if isinstance(value, list) and "@odata.deltaLink" in body:
+        if isinstance(body, dict) and isinstance(value, list) and "@odata.deltaLink" in body:
             return "unchanged", None, ""
         return "failed", None, "an unusable delta page"
     if status == 410:

@@ -5,8 +5,8 @@ Graph reaches it through the admin's reverse proxy (TLS ends there) and POSTs tw
 - the validation handshake, `POST <path>?validationToken=<token>` while a subscription is being created:
   answered 200 text/plain with the token, but only while pbxsync itself is creating or renewing one
   (`validating()`); at any other time it is refused, so the endpoint is no echo service for strangers;
-- notifications, `{"value": [...]}` as JSON: answered 202 at once, whatever they say (a sender learns
-  nothing about what counted), then handed to the feed, which checks each one.
+- notifications, `{"value": [...]}` as JSON: handed to the feed (which checks each one and only queues
+  work) and answered 202 at once, whatever they say: a sender learns nothing about what counted.
 
 Everything else is refused: only POST (405), only that path (404), JSON only (415), a body of at most
 1 MiB (413), headers of at most 16 KiB (431), no chunked bodies (411), 10 s to send the request (408),
@@ -97,6 +97,12 @@ class NotificationReceiver:
         except TimeoutError:
             self.refused += 1
             status, content_type, body = HTTPStatus.REQUEST_TIMEOUT, "text/plain; charset=utf-8", b""
+        if payload is not None:  # handed on before the answer: when the sender has its 202, it counted
+            self.received += 1
+            try:
+                self.on_payload(payload)
+            except Exception:
+                log.exception("graph webhook: handling a notification failed")
         try:
             head = (f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: {content_type}\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\nCache-Control: no-store\r\n"
@@ -110,12 +116,6 @@ class NotificationReceiver:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
-        if payload is not None:
-            self.received += 1
-            try:
-                self.on_payload(payload)
-            except Exception:
-                log.exception("graph webhook: handling a notification failed")
 
     async def _handle(self, reader: asyncio.StreamReader) -> tuple[HTTPStatus, str, bytes, object]:
         """(status, content type, body, payload for the feed or None)."""
