@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
+from pbxsync.sync.listen import ListenAddress
+
 log = logging.getLogger("pbxsync.exchange.graph.webhook")
 
 MAX_HEADER_BYTES = 16 * 1024
@@ -39,16 +41,10 @@ class _Refused(Exception):
         self.status = status
 
 
-def split_listen(listen: str) -> tuple[str, int]:
-    """"127.0.0.1:8460" or "[::1]:8460" -> (host, port)."""
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
 class NotificationReceiver:
     """Serves `path` on `listen`; `on_payload` gets each accepted notification POST's parsed JSON."""
 
-    def __init__(self, listen: str, path: str, on_payload: Callable[[object], None]) -> None:
+    def __init__(self, listen: ListenAddress, path: str, on_payload: Callable[[object], None]) -> None:
         self.listen = listen
         self.path = path or "/"
         self.on_payload = on_payload
@@ -65,8 +61,8 @@ class NotificationReceiver:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        host, port = split_listen(self.listen)
-        self._server = await asyncio.start_server(self._serve, host, port, limit=MAX_HEADER_BYTES)
+        self._server = await asyncio.start_server(self._serve, self.listen.host, self.listen.port,
+                                                  limit=MAX_HEADER_BYTES)
 
     async def close(self) -> None:
         if self._server is not None:

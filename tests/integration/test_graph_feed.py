@@ -20,6 +20,7 @@ import requests
 
 from pbxsync.plugin.daemon.clock import FakeClock
 from pbxsync.sync.config import Config, ExchangeConfig, SyncConfig
+from pbxsync.sync.listen import ListenAddress
 from pbxsync.sync.model import Folder
 from pbxsync.sync.notify.base import FolderChanged
 from pbxsync.sync.notify.graph_feed import GraphChangeFeed, make_graph_feed
@@ -114,8 +115,8 @@ async def start(sim: GraphSimulator, clock: FakeClock) -> AsyncIterator[Any]:
 
 async def start_webhook(start: Any, **overrides: Any) -> Running:
     port = free_port()
-    return await start(notification_url=f"http://127.0.0.1:{port}{HOOK}", notification_listen=f"127.0.0.1:{port}",
-                       **overrides)
+    return await start(notification_url=f"http://127.0.0.1:{port}{HOOK}",
+                       notification_listen=ListenAddress("127.0.0.1", port), **overrides)
 
 
 # ---- webhooks
@@ -206,7 +207,7 @@ async def test_without_a_working_url_every_folder_is_polled_and_says_so(start: A
                                                                         clock: FakeClock) -> None:
     # a proxy that forwards nowhere: Graph's validation POST never reaches the receiver
     run = await start(notification_url=f"http://127.0.0.1:{free_port()}{HOOK}",
-                      notification_listen=f"127.0.0.1:{free_port()}")
+                      notification_listen=ListenAddress("127.0.0.1", free_port()))
     health = run.feed.health()
     assert health.mode == "graph-webhook" and health.subscriptions_healthy == 0
     assert len(health.fallback_folders) == len(FOLDERS) and f"{ALICE}/calendar" in health.fallback_folders
@@ -226,13 +227,13 @@ async def test_stopping_deletes_the_subscriptions_and_a_new_start_sweeps_leftove
     url = run.feed.subscriber._url  # type: ignore[union-attr]
     port = int(url.split(":")[2].split("/")[0])
     # a crash leaves subscriptions behind: make some with the same URL (their client states are lost)
-    crashed = await start(notification_url=url, notification_listen=f"127.0.0.1:{port}")
+    crashed = await start(notification_url=url, notification_listen=ListenAddress("127.0.0.1", port))
     crashed.task.cancel()
     assert crashed.feed.subscriber is not None
     crashed.feed.subscriber.subs.clear()  # as if the process died: nothing is deleted at stop
     await asyncio.gather(crashed.task, return_exceptions=True)
     assert len(sim.subscriptions.subscriptions()) == len(FOLDERS)
-    await start(notification_url=url, notification_listen=f"127.0.0.1:{port}")
+    await start(notification_url=url, notification_listen=ListenAddress("127.0.0.1", port))
     assert len(sim.subscriptions.subscriptions()) == len(FOLDERS)  # the old ones were swept
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from pbxsync.sync.config import SyncConfig
 from pbxsync.sync.errors import SourceBusyError
+from pbxsync.sync.listen import ListenAddress
 from pbxsync.sync.notify.graph_receiver import NotificationReceiver
 from pbxsync.sync.simulator.graph_server import GraphSimulator
 from pbxsync.sync.simulator.mailboxes import ContactRecord, Fault, Organisation
@@ -21,6 +22,7 @@ from tests.integration.test_graph_source import DATA, NOW, graph_config
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 PATH = "/hook"
+ANY_PORT = ListenAddress("127.0.0.1", 0)
 
 
 class Clock:
@@ -59,7 +61,7 @@ async def client(sim: GraphSimulator) -> AsyncIterator[GraphClient]:
 @pytest.fixture
 async def hook() -> AsyncIterator[tuple[NotificationReceiver, asyncio.Queue[Any]]]:
     got: asyncio.Queue[Any] = asyncio.Queue()
-    receiver = NotificationReceiver("127.0.0.1:0", PATH, got.put_nowait)
+    receiver = NotificationReceiver(ANY_PORT, PATH, got.put_nowait)
     await receiver.start()
     yield receiver, got
     await receiver.close()
@@ -171,8 +173,8 @@ async def test_lifecycle_events_go_to_the_lifecycle_url(
         client: GraphClient, clock: Clock, org: Organisation, sim: GraphSimulator) -> None:
     notes: asyncio.Queue[Any] = asyncio.Queue()
     cycles: asyncio.Queue[Any] = asyncio.Queue()
-    notify = NotificationReceiver("127.0.0.1:0", PATH, notes.put_nowait)
-    lifecycle = NotificationReceiver("127.0.0.1:0", "/life", cycles.put_nowait)
+    notify = NotificationReceiver(ANY_PORT, PATH, notes.put_nowait)
+    lifecycle = NotificationReceiver(ANY_PORT, "/life", cycles.put_nowait)
     await notify.start()
     await lifecycle.start()
     try:

@@ -9,16 +9,18 @@ from urllib.parse import quote
 
 import pytest
 
-from pbxsync.sync.notify.graph_receiver import MAX_BODY_BYTES, NotificationReceiver, split_listen
+from pbxsync.sync.listen import ListenAddress
+from pbxsync.sync.notify.graph_receiver import MAX_BODY_BYTES, NotificationReceiver
 
 PATH = "/pbxsync/graph/notify"
+ANY_PORT = ListenAddress("127.0.0.1", 0)
 TOKEN = "Validation: Testing client application reachability for subscription Request-Id: 9f3c"
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[NotificationReceiver, list[object]]]:
     got: list[object] = []
-    server = NotificationReceiver("127.0.0.1:0", PATH, got.append)
+    server = NotificationReceiver(ANY_PORT, PATH, got.append)
     await server.start()
     yield server, got
     await server.close()
@@ -103,7 +105,7 @@ async def test_a_handler_that_fails_does_not_break_the_receiver(caplog: pytest.L
     def broken(payload: object) -> None:
         raise RuntimeError("bug")
 
-    server = NotificationReceiver("127.0.0.1:0", PATH, broken)
+    server = NotificationReceiver(ANY_PORT, PATH, broken)
     await server.start()
     try:
         assert (await exchange(server.port, post(PATH, b'{"value": []}')))[0] == 202
@@ -111,8 +113,3 @@ async def test_a_handler_that_fails_does_not_break_the_receiver(caplog: pytest.L
     finally:
         await server.close()
     assert "handling a notification failed" in caplog.text
-
-
-def test_listen_addresses_split_into_host_and_port() -> None:
-    assert split_listen("127.0.0.1:8460") == ("127.0.0.1", 8460)
-    assert split_listen("[::1]:8460") == ("::1", 8460)
