@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlencode, urlsplit
 import requests
 
 from pbxsync.sync.simulator.graph_json import HttpError, error_body
-from pbxsync.sync.simulator.mailboxes import ChangeNotice, Organisation
+from pbxsync.sync.simulator.organisation import ChangeNotice, Organisation
 
 log = logging.getLogger("pbxsync.simulator.graph")
 

@@ -41,8 +41,6 @@ How to build another protocol view on it:
   `remove_mailbox`. Meetings given at top level of the data file (or added with `mailboxes=None`) are
   placed, as Outlook does, in the organizer's mailbox and in every attendee's mailbox that belongs to a
   user, each copy with its own item id and the same UID.
-- Listeners: `org.add_listener(callback)` hears a `ChangeNotice` (mailbox, folder, kind, item id) for
-  every stored change, so a server can push notifications; it returns the function that removes it.
 - Faults: `org.inject_fault(Fault(...), operation=None, mailbox=None, times=1)`; a server calls
   `org.take_fault(operation, mailbox)` at the start of each request and renders the fault its own way.
   Operation names are the server's own ("SyncFolderItems", "GetItem", "delta" ...); None matches all.
@@ -62,13 +60,7 @@ from pbxsync.sync.simulator.ids import (
     occurrence_item_id,
     parse_occurrence_item_id,
 )
-from pbxsync.sync.simulator.organisation import (
-    ChangeListener,
-    ChangeNotice,
-    NoSuchItem,
-    NoSuchMailbox,
-    Organisation,
-)
+from pbxsync.sync.simulator.organisation import NoSuchItem, NoSuchMailbox, Organisation
 from pbxsync.sync.simulator.records import (
     ATTENDEE_KINDS,
     FOLDERS,
@@ -90,7 +82,7 @@ from pbxsync.sync.simulator.zones import parse_time, resolve_timezone, windows_t
 
 __all__ = [
     "ATTENDEE_KINDS", "FOLDERS", "MAX_EXPANDED_OCCURRENCES", "PHONE_KINDS", "RESPONSES", "AttendeeRecord",
-    "Change", "ChangeListener", "ChangeNotice", "ChangePage", "ContactRecord", "DataFileError", "Fault", "FolderName", "Item", "MeetingRecord",
+    "Change", "ChangePage", "ContactRecord", "DataFileError", "Fault", "FolderName", "Item", "MeetingRecord",
     "NoSuchItem", "NoSuchMailbox", "OccurrenceException", "OccurrenceView", "Organisation", "Phone",
     "Recurrence", "RequestCounters", "User", "decode_sync_state", "encode_sync_state", "expand",
     "make_item_id", "occurrence_item_id", "parse_occurrence_item_id", "parse_time", "resolve_timezone",
