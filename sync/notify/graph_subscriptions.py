@@ -9,8 +9,9 @@ Rules:
   what Graph granted have passed (about 2.3 days before expiry), so a daemon that is down for a day
   still finds its subscriptions alive.
 - A notification counts only if its subscriptionId is one of ours and its clientState matches that
-  subscription's (compared in constant time), and its tenantId (when given) is ours. Anything else is
-  answered like the rest (202) and ignored; the caller logs why, never the values.
+  subscription's (compared in constant time), and its tenantId (when given) is ours (checked when the
+  configured tenant_id is the tenant's GUID; msal also accepts its domain name, which Graph never
+  sends). Anything else is answered like the rest (202) and ignored; the caller logs why, never values.
 - A change notification means "sync that folder" (reason "event"); lifecycle `missed` means the same
   with reason "missed"; `reauthorizationRequired` means renew; `subscriptionRemoved` means create a new
   subscription and then sync the folder (reason "resubscribed").
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -114,8 +116,16 @@ def next_renewal(subs: Mapping[str, Subscription]) -> datetime | None:
     return min((renew_at(s) for s in subs.values()), default=None)
 
 
+def tenant_guid(tenant_id: str) -> str:
+    """The configured tenant as Graph names it in notifications (a GUID), or "" when it is a domain name."""
+    try:
+        return str(uuid.UUID(tenant_id))
+    except ValueError:
+        return ""
+
+
 def is_ours(item: Mapping[str, Any], subs: Mapping[str, Subscription], tenant_id: str) -> Subscription | str:
-    """The subscription a notification belongs to, or why it does not count."""
+    """The subscription a notification belongs to, or why it does not count ("" tenant_id: not checked)."""
     sid = item.get("subscriptionId")
     sub = subs.get(sid) if isinstance(sid, str) else None
     if sub is None:
@@ -124,7 +134,7 @@ def is_ours(item: Mapping[str, Any], subs: Mapping[str, Subscription], tenant_id
     if not isinstance(state, str) or not hmac.compare_digest(state.encode(), sub.client_state.encode()):
         return "clientState mismatch"
     tenant = item.get("tenantId")
-    if tenant is not None and (not isinstance(tenant, str) or tenant.lower() != tenant_id.lower()):
+    if tenant_id and tenant is not None and (not isinstance(tenant, str) or tenant.lower() != tenant_id.lower()):
         return "another tenant"
     return sub
 

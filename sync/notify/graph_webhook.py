@@ -10,6 +10,7 @@ The rules are in `graph_subscriptions` (pure); this module does the requests and
 - A folder whose subscription cannot be created (e.g. the validation handshake fails: the reverse proxy
   is wrong) is polled like in polling mode, listed in `FeedHealth.fallback_folders`, and subscribed
   again after 1, 2, 4 ... 60 minutes.
+- While `notification_listen` cannot be bound, every folder is polled and the bind retried likewise.
 - At stop: the subscriptions are deleted (best effort, a few seconds at most; the next start removes
   what is left).
 """
@@ -41,6 +42,7 @@ from pbxsync.sync.notify.graph_subscriptions import (
     renew_at,
     renewal_body,
     subscription_id,
+    tenant_guid,
     triage,
 )
 from pbxsync.sync.sources.graph import GraphSource
@@ -72,7 +74,7 @@ class GraphSubscriber:
     def __init__(self, exchange: ExchangeConfig, source: GraphSource, clock: FeedClock, poller: GraphPoller,
                  emit: Emit) -> None:
         self._url = exchange.notification_url
-        self._tenant = exchange.tenant_id
+        self._tenant = tenant_guid(exchange.tenant_id)
         self._client = source.client
         self._clock = clock
         self._poller = poller
@@ -91,7 +93,7 @@ class GraphSubscriber:
     # ---- the loop
 
     async def run(self, folders: Sequence[FolderKey]) -> None:
-        await self.receiver.start()
+        await self._listen(folders)
         try:
             await self._sweep_stale()
             await self._subscribe(folders, initial=True)
@@ -99,6 +101,27 @@ class GraphSubscriber:
                 await self._step()
         finally:
             await self._shutdown()
+
+    async def _listen(self, folders: Sequence[FolderKey]) -> None:
+        """Start the receiver; while its address cannot be bound (in use, not ours), poll every folder and
+        try again after 1, 2, 4 ... 60 minutes."""
+        delay = SUBSCRIBE_RETRY_FIRST
+        while True:
+            try:
+                await self.receiver.start()
+                return
+            except OSError as exc:
+                now = self._clock.now()
+                until = now + delay
+                log.error("graph webhook: cannot listen on %s (%s); polling every folder, trying again in %d min",
+                          self.receiver.listen, exc.strerror or exc, delay.total_seconds() // 60)
+                self.fallback.update({key: until for key in folders})
+            while (now := self._clock.now()) < until:
+                await self._poller.round(folders)
+                due = self._poller.next_due(folders, now)
+                wake = until if due is None else min(until, due)
+                await self._clock.sleep(max(1.0, (wake - self._clock.now()).total_seconds()))
+            delay = min(SUBSCRIBE_RETRY_MAX, delay * 2)
 
     async def _step(self) -> None:
         now = self._clock.now()

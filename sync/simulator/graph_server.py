@@ -145,7 +145,8 @@ class GraphSimulator(BackgroundServer):
         self.auth.check_bearer(headers.get("authorization"))
         parts = [unquote(p) for p in path.split("/") if p]
         if parts[:2] == ["v1.0", "subscriptions"]:
-            return self._subscriptions(method, parts[2:], body)
+            self._fault("subscriptions", "")
+            return self.subscriptions.route(method, parts[2:], body, self.graph_endpoint)
         if parts == ["v1.0", "$batch"] and method == "POST":
             self.org.counters.count("$batch")
             self._fault("$batch", "")
@@ -153,23 +154,6 @@ class GraphSimulator(BackgroundServer):
         if method != "GET":
             raise HttpError(405, error_body("BadRequest", f"{method} is not supported for this resource."))
         return 200, {}, self.handle_get(path, query, headers)
-
-    def _subscriptions(self, method: str, rest: list[str], body: object) -> tuple[int, dict[str, str], object]:
-        self._fault("subscriptions", "")
-        subs = self.subscriptions
-        if not rest and method == "POST":
-            created = subs.create(body)
-            return 201, {"Location": f"{self.graph_endpoint}/subscriptions/{created['id']}"}, created
-        if not rest and method == "GET":
-            return 200, {}, subs.listing()
-        if len(rest) == 1 and method == "GET":
-            return 200, {}, subs.get(rest[0])
-        if len(rest) == 1 and method == "PATCH":
-            return 200, {}, subs.renew(rest[0], body)
-        if len(rest) == 1 and method == "DELETE":
-            subs.delete(rest[0])
-            return 204, {}, None
-        raise HttpError(405, error_body("BadRequest", f"{method} is not supported for this resource."))
 
     def _batched(self, method: str, url: str, headers: dict[str, str], body: object,
                  outer: dict[str, str]) -> tuple[int, dict[str, str], object]:

@@ -156,6 +156,22 @@ class SubscriptionService:
 
     # ---- the REST resource
 
+    def route(self, method: str, rest: list[str], body: object, endpoint: str) -> tuple[int, dict[str, str], object]:
+        """`METHOD /subscriptions[/{id}]` (`rest`: the path after "subscriptions"): (status, headers, body)."""
+        if not rest and method == "POST":
+            created = self.create(body)
+            return 201, {"Location": f"{endpoint}/subscriptions/{created['id']}"}, created
+        if not rest and method == "GET":
+            return 200, {}, self.listing()
+        if len(rest) == 1 and method == "GET":
+            return 200, {}, self.get(rest[0])
+        if len(rest) == 1 and method == "PATCH":
+            return 200, {}, self.renew(rest[0], body)
+        if len(rest) == 1 and method == "DELETE":
+            self.delete(rest[0])
+            return 204, {}, None
+        raise HttpError(405, error_body("BadRequest", f"{method} is not supported for this resource."))
+
     def create(self, body: object) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise _bad_request("The request body must be a subscription object.")

@@ -164,13 +164,10 @@ class GraphSource:
         self._phone = phone_builder(self._sync.default_region)
 
     def probe_links(self, mailbox: str, folder: Folder) -> tuple[str, ...]:
-        """The deltaLinks the next incremental sync of this folder starts from; empty before the folder's
-        first sync in this process. A change feed may ask them whether anything changed, as long as it
-        neither follows nor keeps the answer: the sync's own delta state then stays exactly as it was."""
+        """The deltaLinks the folder's next incremental sync starts from (none before its first sync here);
+        a change feed may ask them whether anything changed if it neither follows nor keeps the answer."""
         mirror = self._mirrors.get(mailbox) if folder is Folder.CALENDAR else None
-        if mirror is not None:
-            return (mirror.delta_link,)
-        return self._next_links.get((mailbox, folder), ())
+        return (mirror.delta_link,) if mirror is not None else self._next_links.get((mailbox, folder), ())
 
     # ------------------------------------------------------------------ paging
 

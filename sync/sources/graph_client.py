@@ -170,7 +170,7 @@ class GraphClient:
                     continue
                 raise SourceError(f"Graph: cannot reach {self._origin}: {type(exc).__name__}") from None
             status = response.status_code
-            if status == 204:
+            if status == 204 or (status in (201, 202) and not response.content):
                 return {}
             if status in (200, 201, 202):
                 return self._json(response, mailbox)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -215,6 +216,29 @@ async def test_without_a_working_url_every_folder_is_polled_and_says_so(start: A
     clock.advance(30)
     seen = {await run.next(), await run.next()}
     assert {(c.folder, c.reason) for c in seen} == {(Folder.CALENDAR, "poll")}
+
+
+async def test_a_listen_address_in_use_means_polling_until_it_is_free(start: Any, org: Organisation,
+                                                                       clock: FakeClock, sim: GraphSimulator) -> None:
+    port = free_port()
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", port))
+    blocker.listen()
+    try:
+        run = await start(notification_url=f"http://127.0.0.1:{port}{HOOK}",
+                          notification_listen=ListenAddress("127.0.0.1", port))
+        assert len(run.feed.health().fallback_folders) == len(FOLDERS)
+        org.update_meeting("ny-call", subject="Seen by polling")
+        clock.advance(30)
+        assert {await run.next(), await run.next()} == {FolderChanged(ALICE, Folder.CALENDAR, "poll"),
+                                                         FolderChanged(BOB, Folder.CALENDAR, "poll")}
+    finally:
+        blocker.close()
+    clock.advance(30)  # a minute after the first try: the address is free now
+    resubscribed = {await run.next() for _ in FOLDERS}
+    assert {(c.mailbox, c.folder) for c in resubscribed} == set(FOLDERS)
+    assert {c.reason for c in resubscribed} == {"resubscribed"}
+    assert run.feed.health().fallback_folders == () and len(sim.subscriptions.subscriptions()) == len(FOLDERS)
 
 
 async def test_stopping_deletes_the_subscriptions_and_a_new_start_sweeps_leftovers(

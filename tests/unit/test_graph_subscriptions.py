@@ -20,6 +20,7 @@ from pbxsync.sync.notify.graph_subscriptions import (
     renewal_body,
     resource_for,
     subscription_id,
+    tenant_guid,
     triage,
 )
 
@@ -170,3 +171,12 @@ def test_unknown_change_types_and_lifecycle_events_are_ignored() -> None:
     other = note(s, lifecycleEvent="somethingNew")
     del other["changeType"]
     assert triage({"value": [item, other]}, {s.id: s}, TENANT).actions == ()
+
+
+def test_the_tenant_is_checked_only_when_configured_as_a_guid() -> None:
+    s = sub()
+    foreign = {"value": [note(s, tenantId="11111111-2222-3333-4444-555555555555")]}
+    assert tenant_guid(TENANT.upper()) == TENANT
+    assert tenant_guid("contoso.onmicrosoft.com") == ""  # msal takes the domain; Graph sends the GUID
+    assert triage(foreign, {s.id: s}, tenant_guid("contoso.onmicrosoft.com")).actions == (("changed", s),)
+    assert triage(foreign, {s.id: s}, tenant_guid(TENANT)).actions == ()
