@@ -56,7 +56,7 @@ class GraphPoller:
         self.batches = 0
         self.probes = 0
         self.changes = 0
-        self.failed_last_round = 0
+        self.failing: set[FolderKey] = set()
         self.waiting_for_sync = 0
         self.last_round: datetime | None = None
 
@@ -105,26 +105,31 @@ class GraphPoller:
         return [r for answer in answers for r in answer]
 
     def _apply(self, results: list[ProbeResult], now: datetime) -> None:
-        failed: list[ProbeResult] = []
-        for (mailbox, folder), group in by_folder(results).items():
+        newly_failing: list[ProbeResult] = []
+        for key, group in by_folder(results).items():
+            mailbox, folder = key
             outcomes = {r.outcome for r in group}
             for r in group:
                 if r.outcome == "throttled":
                     wait = r.retry_after if r.retry_after is not None else self.schedule.interval(folder)
                     self.schedule.throttle(mailbox, now + timedelta(seconds=max(0.0, wait)))
                     self._client.hold(mailbox, wait)  # the sync's own requests for it wait too
-                elif r.outcome == "failed":
-                    failed.append(r)
+            if "failed" in outcomes:
+                if key not in self.failing:
+                    self.failing.add(key)
+                    newly_failing.append(next(r for r in group if r.outcome == "failed"))
+            elif key in self.failing:
+                self.failing.discard(key)
+                log.info("graph polling: %s %s can be probed again", mailbox, folder.value)
             if "gone" in outcomes:
                 self._emit(mailbox, folder, "missed")
             elif "changed" in outcomes:
                 self.changes += 1
                 self._emit(mailbox, folder, "poll")
-        self.failed_last_round = len(failed)
-        if failed:
-            first = failed[0]
-            log.warning("graph polling: %d probes failed (e.g. %s %s: %s); the timed sync covers them",
-                        len(failed), first.probe.mailbox, first.probe.folder.value, first.detail)
+        if newly_failing:  # once per folder until it works again, not every round
+            first = newly_failing[0]
+            log.warning("graph polling: %d folders cannot be probed (e.g. %s %s: %s); the timed sync covers "
+                        "them", len(newly_failing), first.probe.mailbox, first.probe.folder.value, first.detail)
 
     def detail(self, now: datetime) -> str:
         sched = self.schedule
@@ -136,8 +141,8 @@ class GraphPoller:
         throttled = sched.throttled(now)
         if throttled:
             text += f"; throttled: {len(throttled)} mailboxes"
-        if self.failed_last_round:
-            text += f"; {self.failed_last_round} probes failed"
+        if self.failing:
+            text += f"; {len(self.failing)} folders cannot be probed"
         if self.waiting_for_sync:
             text += f"; {self.waiting_for_sync} folders wait for their first sync"
         return text

@@ -321,6 +321,35 @@ async def test_a_throttled_mailbox_waits_while_the_others_are_probed(start: Any,
                                                      FolderChanged(BOB, Folder.CALENDAR, "poll")}
 
 
+async def test_a_folder_that_cannot_be_probed_is_reported_once(start: Any, org: Organisation, clock: FakeClock,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    run = await start()
+    org.inject_fault(Fault("access_denied"), operation="calendarView.delta", mailbox=CAROL, times=-1)
+    with caplog.at_level(logging.INFO, logger="pbxsync.exchange.graph.polling"):
+        for _ in range(3):
+            clock.advance(30)
+            await clock.wait_for_sleepers(1)
+            await until(lambda: run.feed.poller.rounds >= 2)
+        assert caplog.text.count("cannot be probed") == 1
+        assert "carol@example.com calendar: HTTP 403 ErrorAccessDenied" in caplog.text
+        assert "1 folders cannot be probed" in run.feed.health().detail
+        org.clear_faults()
+        rounds = run.feed.poller.rounds
+        clock.advance(30)
+        await until(lambda: run.feed.poller.rounds > rounds)
+        assert "carol@example.com calendar can be probed again" in caplog.text
+    assert run.changes.empty()
+
+
+async def until(condition: Any, within: float = 5.0) -> None:
+    """Let the loop run until `condition()` holds (bounded; the feed's requests run in threads)."""
+    for _ in range(int(within / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met")
+
+
 async def test_a_folder_never_synced_is_asked_for_instead_of_probed(start: Any, clock: FakeClock) -> None:
     run = await start(synced=False)
     assert sorted((c.mailbox, c.folder, c.reason) for c in run.drain()) == sorted(
