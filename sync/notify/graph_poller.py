@@ -51,13 +51,12 @@ class GraphPoller:
         self._clock = clock
         self.schedule = schedule
         self._emit = emit
-        self._cold: dict[FolderKey, datetime] = {}
+        self._cold: dict[FolderKey, datetime] = {}  # folders without a link yet -> when a sync was asked for
         self.rounds = 0
         self.batches = 0
         self.probes = 0
         self.changes = 0
         self.failing: set[FolderKey] = set()
-        self.waiting_for_sync = 0
         self.last_round: datetime | None = None
 
     def next_due(self, folders: Sequence[FolderKey], now: datetime) -> datetime | None:
@@ -70,13 +69,11 @@ class GraphPoller:
         if not due:
             return
         probes: list[Probe] = []
-        waiting = 0
         for key in due:
             self.schedule.polled(key, now)
             links = self._source.probe_links(*key)
             urls = [relative_link(link, self._client.endpoint) for link in links]
             if not links or any(u is None for u in urls):
-                waiting += 1
                 last = self._cold.get(key)
                 if last is None or (now - last).total_seconds() >= COLD_RETRY_SECONDS:
                     self._cold[key] = now
@@ -87,7 +84,6 @@ class GraphPoller:
         results = await self._probe(probes) if probes else []
         self._apply(results, now)
         self.rounds += 1
-        self.waiting_for_sync = waiting
         self.last_round = now
 
     async def _probe(self, probes: list[Probe]) -> list[ProbeResult]:
@@ -143,7 +139,7 @@ class GraphPoller:
             text += f"; throttled: {len(throttled)} mailboxes"
         if self.failing:
             text += f"; {len(self.failing)} folders cannot be probed"
-        if self.waiting_for_sync:
-            text += f"; {self.waiting_for_sync} folders wait for their first sync"
+        if self._cold:
+            text += f"; {len(self._cold)} folders wait for their first sync"
         return text
 

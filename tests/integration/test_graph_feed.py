@@ -354,6 +354,7 @@ async def test_a_folder_never_synced_is_asked_for_instead_of_probed(start: Any, 
     run = await start(synced=False)
     assert sorted((c.mailbox, c.folder, c.reason) for c in run.drain()) == sorted(
         (m, f, "missed") for m, f in FOLDERS)
+    assert f"{len(FOLDERS)} folders wait for their first sync" in run.feed.health().detail
     clock.advance(30)
     await clock.wait_for_sleepers(1)
     assert run.changes.empty()  # not again before COLD_RETRY_SECONDS
