@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import math
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.support
 
 from bench_ews_sync import build_org  # a sibling script, not a package
 
@@ -50,13 +50,14 @@ from pbxsync.sync.model import Folder, utc_text
 from pbxsync.sync.notify.base import FolderChanged
 from pbxsync.sync.notify.graph_feed import GraphChangeFeed
 from pbxsync.sync.notify.graph_poller import GraphPoller
-from pbxsync.sync.notify.graph_polling import PollSchedule
+from pbxsync.sync.notify.graph_polling import MAX_BATCH, PollSchedule
 from pbxsync.sync.notify.graph_subscriptions import RENEW_AFTER_FRACTION, REQUESTED_LIFETIME
 from pbxsync.sync.secrets import Secret
 from pbxsync.sync.simulator.graph_server import GraphSimulator
 from pbxsync.sync.simulator.mailboxes import ContactRecord, MeetingRecord, Organisation
 from pbxsync.sync.sources.graph import GraphSource
 from pbxsync.sync.store.db import Store, open_store
+from tests.support.ports import port_for_config
 
 QUIET, MAX_DELAY = 1.0, 3.0  # the daemon's debounce: 1 s of quiet, at most 3 s after the first event
 SCALE_USERS = 1000
@@ -78,12 +79,6 @@ class ModeResult:
     mode: str
     changes: list[Change] = field(default_factory=list)
     target: dict[Folder, float] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -287,13 +282,13 @@ async def idle_requests(org: Organisation, sim: GraphSimulator, mailboxes: list[
         await engine.sync_all(datetime.now(UTC))  # a timed pass with nothing changed
         counted = org.counters.by_operation()
         per_pass = sum(n for op, n in counted.items() if op not in ("token", "openid-configuration"))
-        rounds: dict[Folder, tuple[int, int]] = {}
+        probed: dict[Folder, int] = {}  # requests inside the $batch calls of one round over every mailbox
         for folder in Folder:
             org.counters.reset()
             poller = GraphPoller(source, SystemClock(), PollSchedule(1, 1), lambda *_: None)
             await poller.round([(m, folder) for m in mailboxes])
             counted = org.counters.by_operation()
-            rounds[folder] = (counted.get("$batch", 0), sum(n for op, n in counted.items() if op.endswith(".delta")))
+            probed[folder] = sum(n for op, n in counted.items() if op.endswith(".delta"))
     finally:
         await source.close()
         await store.close()
@@ -302,8 +297,11 @@ async def idle_requests(org: Organisation, sim: GraphSimulator, mailboxes: list[
     renew_every_h = REQUESTED_LIFETIME.total_seconds() * RENEW_AFTER_FRACTION / 3600
     renewals = 2 * SCALE_USERS / renew_every_h
     cal_per_h, con_per_h = 3600 / args.poll_seconds, 3600 / args.idle_contacts_poll_seconds
-    batches = (rounds[Folder.CALENDAR][0] * cal_per_h + rounds[Folder.CONTACTS][0] * con_per_h) * scale
-    inner = (rounds[Folder.CALENDAR][1] * cal_per_h + rounds[Folder.CONTACTS][1] * con_per_h) * scale
+    # A round's probes scale with the users; its $batch calls are those probes in twenties.
+    probes = {f: probed[f] * scale for f in Folder}
+    batches = (math.ceil(probes[Folder.CALENDAR] / MAX_BATCH) * cal_per_h
+               + math.ceil(probes[Folder.CONTACTS] / MAX_BATCH) * con_per_h)
+    inner = probes[Folder.CALENDAR] * cal_per_h + probes[Folder.CONTACTS] * con_per_h
     return {"15-minute timed passes": (timed, timed),
             "graph-webhook (renewals)": (renewals, renewals),
             "graph-webhook + 60-min safety net": (renewals + net, renewals + net),
@@ -318,7 +316,7 @@ async def run(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-graph-latency-"))
     results: list[ModeResult] = []
     with GraphSimulator(org, tls_dir=tmp / "tls") as sim:
-        port = free_port()
+        port = port_for_config()  # the notification URL names it before the feed binds it
         webhook = exchange_for(sim, notification_url=f"http://127.0.0.1:{port}/pbxsync/graph/notify",
                                notification_listen=ListenAddress("127.0.0.1", port), poll_seconds=0,
                                contacts_poll_seconds=0)

@@ -30,8 +30,8 @@ from pbxsync.sync.notify.graph_subscriptions import renew_at
 from pbxsync.sync.simulator.graph_server import GraphSimulator
 from pbxsync.sync.simulator.mailboxes import ContactRecord, Fault, Organisation
 from pbxsync.sync.sources.graph import GraphSource
-from tests.integration.test_graph_source import DATA, NOW, graph_config
-from tests.ports import free_port
+from tests.support.graph import MAILBOXES, MAILBOXES_NOW, graph_config
+from tests.support.ports import port_for_config, refused_port
 
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
 FOLDERS = [(m, f) for m in (ALICE, BOB, CAROL) for f in (Folder.CALENDAR, Folder.CONTACTS)]
@@ -45,7 +45,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def org() -> Organisation:
-    return Organisation.load_file(DATA, now=NOW)
+    return Organisation.load_file(MAILBOXES, now=MAILBOXES_NOW)
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ async def start(sim: GraphSimulator, clock: FakeClock) -> AsyncIterator[Any]:
 
     async def start_feed(synced: bool = True, **overrides: Any) -> Running:
         exchange = exchange_config(sim, **overrides)
-        source = GraphSource(exchange, SyncConfig(), clock=lambda: NOW, max_retry_wait_seconds=0.01)
+        source = GraphSource(exchange, SyncConfig(), clock=lambda: MAILBOXES_NOW, max_retry_wait_seconds=0.01)
         changes: asyncio.Queue[FolderChanged] = asyncio.Queue()
         feed = GraphChangeFeed(exchange, source, clock)
         run = Running(feed, source, changes, asyncio.get_running_loop().create_future())  # type: ignore[arg-type]
@@ -115,7 +115,8 @@ async def start(sim: GraphSimulator, clock: FakeClock) -> AsyncIterator[Any]:
 
 
 async def start_webhook(start: Any, **overrides: Any) -> Running:
-    port = free_port()
+    # The URL Graph dials is in the config before the feed binds its listener: a number up front.
+    port = port_for_config()
     return await start(notification_url=f"http://127.0.0.1:{port}{HOOK}",
                        notification_listen=ListenAddress("127.0.0.1", port), **overrides)
 
@@ -207,8 +208,9 @@ async def test_subscriptions_are_renewed_before_they_expire(start: Any, sim: Gra
 async def test_without_a_working_url_every_folder_is_polled_and_says_so(start: Any, org: Organisation,
                                                                         clock: FakeClock) -> None:
     # a proxy that forwards nowhere: Graph's validation POST never reaches the receiver
-    run = await start(notification_url=f"http://127.0.0.1:{free_port()}{HOOK}",
-                      notification_listen=ListenAddress("127.0.0.1", free_port()))
+    with refused_port() as nowhere:
+        run = await start(notification_url=f"http://127.0.0.1:{nowhere}{HOOK}",
+                          notification_listen=ListenAddress("127.0.0.1", 0))
     health = run.feed.health()
     assert health.mode == "graph-webhook" and health.subscriptions_healthy == 0
     assert len(health.fallback_folders) == len(FOLDERS) and f"{ALICE}/calendar" in health.fallback_folders
@@ -220,10 +222,10 @@ async def test_without_a_working_url_every_folder_is_polled_and_says_so(start: A
 
 async def test_a_listen_address_in_use_means_polling_until_it_is_free(start: Any, org: Organisation,
                                                                        clock: FakeClock, sim: GraphSimulator) -> None:
-    port = free_port()
     blocker = socket.socket()
-    blocker.bind(("127.0.0.1", port))
+    blocker.bind(("127.0.0.1", 0))
     blocker.listen()
+    port = int(blocker.getsockname()[1])
     try:
         run = await start(notification_url=f"http://127.0.0.1:{port}{HOOK}",
                           notification_listen=ListenAddress("127.0.0.1", port))

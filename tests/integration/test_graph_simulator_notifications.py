@@ -18,7 +18,7 @@ from pbxsync.sync.simulator.graph_server import GraphSimulator
 from pbxsync.sync.simulator.mailboxes import ContactRecord, Fault, Organisation
 from pbxsync.sync.sources.graph import GraphSource
 from pbxsync.sync.sources.graph_client import GraphClient, GraphNotFoundError, GraphRequestError
-from tests.integration.test_graph_source import DATA, NOW, graph_config
+from tests.support.graph import MAILBOXES, MAILBOXES_NOW, graph_config
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 PATH = "/hook"
@@ -42,7 +42,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def org() -> Organisation:
-    return Organisation.load_file(DATA, now=NOW)
+    return Organisation.load_file(MAILBOXES, now=MAILBOXES_NOW)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pbxsync.sync.config import ExchangeConfig, SyncConfig
+from pbxsync.sync.config import SyncConfig
 from pbxsync.sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, SourceDataError
 from pbxsync.sync.model import AttendeeKind, ResponseType
 from pbxsync.sync.secrets import Secret
@@ -17,11 +17,11 @@ from pbxsync.sync.simulator.graph_server import GraphSimulator
 from pbxsync.sync.simulator.graph_tls import make_app_certificate
 from pbxsync.sync.simulator.mailboxes import Fault, Organisation
 from pbxsync.sync.sources.graph import GraphSource
+from tests.support.graph import MAILBOXES, MAILBOXES_NOW, graph_config
 from tests.support.source_scenarios import contacts_create_update_delete
 
-DATA = Path(__file__).parent.parent / "data" / "mailboxes.json"
+DATA, NOW = MAILBOXES, MAILBOXES_NOW
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
-NOW = datetime(2026, 3, 20, 12, tzinfo=UTC)
 MARCH, MAY = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)
 
 
@@ -34,15 +34,6 @@ def org() -> Organisation:
 def sim(org: Organisation, tmp_path: Path) -> Iterator[GraphSimulator]:
     with GraphSimulator(org, tls_dir=tmp_path / "tls") as server:
         yield server
-
-
-def graph_config(sim: GraphSimulator, **overrides: Any) -> ExchangeConfig:
-    settings: dict[str, Any] = dict(
-        backend="graph", tenant_id=sim.app.tenant_id, client_id=sim.app.client_id,
-        client_secret=Secret(sim.app.client_secret), authority=sim.authority, graph_endpoint=sim.graph_endpoint,
-        ca_file=sim.tls.ca_file, max_connections=2)
-    settings.update(overrides)
-    return ExchangeConfig(**settings)
 
 
 class Sleeps:
