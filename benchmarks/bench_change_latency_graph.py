@@ -19,8 +19,8 @@ interval + 5 s). Baseline: 15-minute timed passes, where a change waits for the 
 7.5 min, p99 14.9 min). Then requests per hour at idle for 1,000 users in each mode, scaled from what
 the simulator counted for `--users` (webhook renewals are computed from the renewal schedule).
 
-This file has the output shape of the EWS helper's bench_change_latency.py (one row per mode); its
-mode functions can move there unchanged. Runtime: about a minute per mode plus the contacts interval.
+One row per mode and folder, so other backends' modes (EWS streaming) can be printed beside these.
+Runtime: about a minute per mode plus the contacts interval.
 """
 
 from __future__ import annotations
