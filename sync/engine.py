@@ -4,6 +4,10 @@ For each user and folder: read the stored sync state, fetch from the source, pla
 then write the data, the new sync state and the success mark in ONE transaction. A source error is
 recorded on that folder and changes nothing else; an unexpected bug in one user's pass is logged and
 recorded the same way, so one mailbox can never stop or corrupt another's sync.
+
+An item the source read but could not map (`SkippedItem`) is one log line and one row in the store
+(sync.store.skipped), never the folder's failure: the rest of the folder is stored and its sync state
+advances.
 """
 
 from __future__ import annotations
@@ -23,17 +27,19 @@ from pbxsync.sync.errors import (
     SourceError,
     StoreError,
 )
-from pbxsync.sync.model import CalendarWindow, Folder, Occurrence, utc_text
+from pbxsync.sync.model import CalendarWindow, Folder, Occurrence, SkippedItem, utc_text
 from pbxsync.sync.plan import internal_addresses, plan_calendar, plan_contacts, sync_window, with_resolved_addresses
 from pbxsync.sync.sources.base import MailboxSource
 from pbxsync.sync.store import calendar as calendar_store
 from pbxsync.sync.store import contacts as contact_store
 from pbxsync.sync.store import folders
+from pbxsync.sync.store import skipped as skip_store
 from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.sync")
 
 MAX_RESOLVES_PER_PASS = 200
+MAX_SKIP_LINES = 20  # per folder and pass; a folder of 50,000 messages must not flood the log
 
 
 @dataclass
@@ -44,6 +50,7 @@ class FolderResult:
     error: str | None = None
     error_kind: str | None = None
     skipped_view: bool = False  # calendar: folder sync saw no change, so no CalendarView was needed
+    skipped: int = 0  # items this pass read but could not map (see sync.store.skipped)
 
     @property
     def ok(self) -> bool:
@@ -72,6 +79,10 @@ class PassSummary:
         return all(u.ok for u in self.users)
 
     @property
+    def skipped(self) -> int:
+        return sum(r.skipped for u in self.users for r in (u.contacts, u.calendar) if r is not None)
+
+    @property
     def calendar_changed(self) -> bool:
         return any(u.calendar is not None and (u.calendar.added or u.calendar.updated or u.calendar.deleted)
                    for u in self.users)
@@ -88,6 +99,16 @@ def error_kind(exc: BaseException) -> str:
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:300]
+
+
+def log_skipped(mailbox: str, folder: Folder, items: tuple[SkippedItem, ...]) -> None:
+    for item in items[:MAX_SKIP_LINES]:
+        where = f"{folder.value}/{item.folder}" if item.folder else folder.value
+        # %r: folder names and ids come from Exchange; repr keeps a line break from forging a log line
+        log.warning("skipped an item in %s folder %r: id %r: %s", mailbox, where, item.item_id[:200],
+                    " ".join(item.reason.split()))
+    if len(items) > MAX_SKIP_LINES:
+        log.warning("skipped %d more items in %s %s", len(items) - MAX_SKIP_LINES, mailbox, folder.value)
 
 
 AfterPass = Callable[[PassSummary], Awaitable[None]]
@@ -139,12 +160,17 @@ class SyncEngine:
         changes = await self.source.sync_contacts(mailbox, state.sync_state)
         stored = await contact_store.contact_change_keys(self.store, mailbox)
         plan = plan_contacts(stored, changes)
+        settled = (*(c.item_id for c in changes.upserts), *changes.deleted_item_ids)
+        log_skipped(mailbox, Folder.CONTACTS, changes.skipped)
         async with self.store.transaction() as conn:
             await contact_store.apply_contact_plan(conn, mailbox, plan, now)
+            # From an empty state the source reported the whole folder: older skips it did not repeat are gone.
+            await skip_store.record_skips(conn, mailbox, Folder.CONTACTS, now, changes.skipped, settled=settled,
+                                       complete=not state.sync_state)
             await folders.record_success(conn, mailbox, Folder.CONTACTS, now, changes.sync_state)
-        log.info("contacts of %s: %d added, %d updated, %d deleted", mailbox,
-                 len(plan.inserts), len(plan.updates), len(plan.deletes))
-        return FolderResult(len(plan.inserts), len(plan.updates), len(plan.deletes))
+        log.info("contacts of %s: %d added, %d updated, %d deleted, %d skipped", mailbox,
+                 len(plan.inserts), len(plan.updates), len(plan.deletes), len(changes.skipped))
+        return FolderResult(len(plan.inserts), len(plan.updates), len(plan.deletes), skipped=len(changes.skipped))
 
     async def _sync_calendar(self, mailbox: str, now: datetime) -> FolderResult:
         state = await folders.folder_state(self.store, mailbox, Folder.CALENDAR)
@@ -157,17 +183,24 @@ class SyncEngine:
         if (changes.has_changes or window_moved or not changes.complete or state.last_success is None
                 or state.last_error is not None):
             window = await self.source.calendar_window(mailbox, span.start, span.end)
-            window = CalendarWindow(window.start, window.end, await self._resolve(mailbox, window.occurrences, now))
+            window = CalendarWindow(window.start, window.end, await self._resolve(mailbox, window.occurrences, now),
+                                    window.skipped)
         stored = await calendar_store.occurrence_refs(self.store, mailbox)
         plan = plan_calendar(stored, changes.deleted_item_ids, window)
+        unmapped = tuple({s.item_id: s for s in (*changes.skipped, *(window.skipped if window else ()))}.values())
+        log_skipped(mailbox, Folder.CALENDAR, unmapped)
         async with self.store.transaction() as conn:
             await calendar_store.apply_calendar_plan(conn, mailbox, plan, now)
+            # A fetched window lists every item of the folder's range: its skips replace the stored ones.
+            await skip_store.record_skips(conn, mailbox, Folder.CALENDAR, now, unmapped, complete=window is not None,
+                                       settled=changes.deleted_item_ids)
             # The folder's sync state advances only together with the data it describes.
             await folders.record_success(conn, mailbox, Folder.CALENDAR, now, changes.sync_state,
                                          span if window is not None else None)
-        log.info("calendar of %s: %d added, %d updated, %d deleted%s", mailbox, len(plan.inserts),
-                 len(plan.updates), len(plan.deletes), "" if window is not None else " (no change)")
-        return FolderResult(len(plan.inserts), len(plan.updates), len(plan.deletes), skipped_view=window is None)
+        log.info("calendar of %s: %d added, %d updated, %d deleted, %d skipped%s", mailbox, len(plan.inserts),
+                 len(plan.updates), len(plan.deletes), len(unmapped), "" if window is not None else " (no change)")
+        return FolderResult(len(plan.inserts), len(plan.updates), len(plan.deletes), skipped_view=window is None,
+                            skipped=len(unmapped))
 
     async def _resolve(self, mailbox: str, occurrences: tuple[Occurrence, ...],
                        now: datetime) -> tuple[Occurrence, ...]:

@@ -85,6 +85,20 @@ class Contact:
     title: str = ""
     emails: tuple[str, ...] = ()
     phones: tuple[PhoneNumber, ...] = ()
+    folder: str = ""  # path of its folder below the Contacts folder ("Suppliers/Berlin"); "" = Contacts itself
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """An item a source read but could not map (not a contact, malformed fields, a library error on it).
+
+    It is skipped and reported; it never fails its folder. `reason` is one line pbxsync wrote (the kind
+    of problem, never the item's content: a private meeting's subject must not leak through it).
+    """
+
+    folder: str  # where in the mailbox: the Exchange folder's path ("" = the default folder)
+    item_id: str  # "" when Exchange sent none
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -129,6 +143,7 @@ class ContactChanges:
     deleted_item_ids: tuple[str, ...] = ()
     sync_state: str = ""
     complete: bool = True
+    skipped: tuple[SkippedItem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +154,7 @@ class CalendarChanges:
     deleted_item_ids: tuple[str, ...] = ()
     sync_state: str = ""
     complete: bool = True
+    skipped: tuple[SkippedItem, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -147,8 +163,13 @@ class CalendarChanges:
 
 @dataclass(frozen=True)
 class CalendarWindow:
-    """Every occurrence in [start, end) of one mailbox, fetched completely, or the fetch failed."""
+    """Every occurrence in [start, end) of one mailbox, fetched completely, or the fetch failed.
+
+    Complete means every item Exchange holds came back; one it returned but pbxsync could not map is in
+    `skipped`, and the planner keeps what is stored for it (a skipped item never cancels a booking).
+    """
 
     start: datetime
     end: datetime
     occurrences: tuple[Occurrence, ...] = field(default_factory=tuple)
+    skipped: tuple[SkippedItem, ...] = ()

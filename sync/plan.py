@@ -7,7 +7,9 @@ transaction. The rules that keep data safe live here so they can be tested exhau
 - an occurrence is deleted only when Exchange said so explicitly (ItemId deletion of it or of its
   series master), or when a COMPLETE window fetch no longer holds it and it lies inside that window.
   Occurrences outside the fetched window are never touched, so a shrinking or sliding window cannot
-  cancel anything.
+  cancel anything. An item the window returned but the source could not map (`CalendarWindow.skipped`)
+  keeps what is stored for it; a skipped item without an id could be any stored one, so then nothing is
+  deleted for being absent from that window.
 """
 
 from __future__ import annotations
@@ -94,8 +96,11 @@ def plan_calendar(
                 inserts.append(occ)
             elif ref.change_key != occ.change_key or ref.start != occ.start or ref.end != occ.end:
                 updates.append(occ)
+        kept = {s.item_id for s in window.skipped}
+        if "" in kept:
+            return CalendarPlan(tuple(inserts), tuple(updates), tuple(sorted(deletes)))
         for item_id, ref in stored.items():
-            if item_id in fetched:
+            if item_id in fetched or item_id in kept:
                 continue
             if _overlaps(ref, window.start, window.end) or ref.end < window.start - HISTORY_KEEP:
                 deletes.add(item_id)

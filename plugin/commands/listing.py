@@ -13,6 +13,7 @@ from pbxsync.sync.phones import digits_of, to_e164
 from pbxsync.sync.store import calendar as calendar_store
 from pbxsync.sync.store import contacts as contact_store
 from pbxsync.sync.store.folders import FolderState, all_folder_states
+from pbxsync.sync.store.skipped import SkipSummary, skip_summaries
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,7 +34,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     users = sub.add_parser("users", help="the PBX users and the state of their sync",
                            description="Each configured PBX user: mailbox, room, whether their addresses match "
                            "meetings (conflicts, resolved internal X.500 aliases), last sync success and last error "
-                           "per folder, synced counts.")
+                           "per folder, synced counts, and the items pbxsync skipped because it could not read "
+                           "them (how many, and the latest reasons).")
     add_json_flag(users)
     users.set_defaults(handler=users_cmd)
 
@@ -87,15 +89,18 @@ async def search_contacts_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _state_json(state: FolderState | None) -> dict[str, Any] | None:
+def _state_json(state: FolderState | None, skips: SkipSummary | None) -> dict[str, Any] | None:
     if state is None:
         return None
 
     def when(moment: datetime | None) -> str | None:
         return utc_text(moment) if moment else None
 
+    skips = skips or SkipSummary()
     return {"last_attempt": when(state.last_attempt), "last_success": when(state.last_success),
-            "last_error": state.last_error, "error_kind": state.error_kind}
+            "last_error": state.last_error, "error_kind": state.error_kind, "skipped": skips.count,
+            "skipped_latest": [{"folder": s.location, "item_id": s.item_id, "reason": s.reason,
+                                "seen_at": utc_text(s.seen_at)} for s in skips.latest]}
 
 
 async def users_cmd(args: argparse.Namespace) -> int:
@@ -103,6 +108,7 @@ async def users_cmd(args: argparse.Namespace) -> int:
     store = await store_from(config)
     try:
         states = {(s.mailbox, s.folder): s for s in await all_folder_states(store)}
+        skips = await skip_summaries(store)
         contact_counts = await contact_store.contact_counts(store)
         occurrence_counts = await calendar_store.occurrence_counts(store)
         directory = await load_directory(store, config)
@@ -124,8 +130,8 @@ async def users_cmd(args: argparse.Namespace) -> int:
 
             "extension": u.extension, "name": u.name, "emails": [e.lower() for e in u.email], "room": u.room,
             "sync_contacts": u.sync_contacts, "sync_calendar": u.sync_calendar,
-            "contacts": _state_json(states.get((mailbox, Folder.CONTACTS))),
-            "calendar": _state_json(states.get((mailbox, Folder.CALENDAR))),
+            "contacts": _state_json(states.get((mailbox, Folder.CONTACTS)), skips.get((mailbox, Folder.CONTACTS))),
+            "calendar": _state_json(states.get((mailbox, Folder.CALENDAR)), skips.get((mailbox, Folder.CALENDAR))),
             "contact_count": contact_counts.get(mailbox, 0), "occurrence_count": occurrence_counts.get(mailbox, 0),
             "match": {"status": "conflict" if problems else "ok", "addresses": matched,
                       "internal_aliases": aliases, "problems": problems},
@@ -142,7 +148,8 @@ async def users_cmd(args: argparse.Namespace) -> int:
             return "never synced"
         if folder["last_error"]:
             return f"ERROR {folder['error_kind']}: {folder['last_error']}"
-        return f"ok {folder['last_success']}"
+        skipped = f" · {folder['skipped']} skipped" if folder["skipped"] else ""
+        return f"ok {folder['last_success']}{skipped}"
 
     print_table(("EXT", "NAME", "MAILBOX", "ROOM", "MATCH", "CONTACTS", "CALENDAR"),
                 [(u["extension"], u["name"], u["emails"][0], u["room"],
@@ -150,4 +157,10 @@ async def users_cmd(args: argparse.Namespace) -> int:
                   f"{u['contact_count']} · {status(u['contacts'], u['sync_contacts'])}",
                   f"{u['occurrence_count']} · {status(u['calendar'], u['sync_calendar'])}") for u in out],
                 max_width=60)
+    skipped_rows = [(u["extension"], name, s["folder"] or "-", s["item_id"][:24], s["reason"])
+                    for u in out for name in ("contacts", "calendar") if u[name]
+                    for s in u[name]["skipped_latest"]]
+    if skipped_rows:
+        print("\nSkipped items (pbxsync could not read them; the newest per folder):")
+        print_table(("EXT", "FOLDER", "IN", "ITEM ID", "REASON"), skipped_rows, max_width=60)
     return 0

@@ -19,7 +19,8 @@ from pbxsync.sync.sources.factory import make_source
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("sync", help="sync every user's Exchange contacts and calendar now",
                        description="Run one sync pass now and print a per-user summary. Exits 1 if any user "
-                       "failed. Other users are never affected by one user's failure.")
+                       "failed. Other users are never affected by one user's failure. Items pbxsync cannot read "
+                       "(see `pbxsync users`) are skipped with a warning and do not fail the sync.")
     p.add_argument("--user", metavar="EXT", action="append",
                    help="only this extension (repeatable)")
     p.add_argument("--local", action="store_true",
@@ -43,7 +44,8 @@ def _folder_text(result: FolderResult | None) -> str:
         return "off"
     if result.error:
         return f"FAILED ({result.error_kind}): {result.error}"
-    return f"+{result.added} ~{result.updated} -{result.deleted}"
+    text = f"+{result.added} ~{result.updated} -{result.deleted}"
+    return f"{text} ({result.skipped} skipped)" if result.skipped else text
 
 
 def summary_line(user: UserSummary) -> str:
@@ -56,8 +58,8 @@ def summary_json(user: UserSummary) -> dict[str, Any]:
     def folder(r: FolderResult | None) -> dict[str, Any] | None:
         if r is None:
             return None
-        return {"added": r.added, "updated": r.updated, "deleted": r.deleted, "error": r.error,
-                "error_kind": r.error_kind}
+        return {"added": r.added, "updated": r.updated, "deleted": r.deleted, "skipped": r.skipped,
+                "error": r.error, "error_kind": r.error_kind}
 
     return {"extension": user.extension, "mailbox": user.mailbox, "ok": user.ok,
             "contacts": folder(user.contacts), "calendar": folder(user.calendar)}
@@ -71,7 +73,7 @@ def _remote_folder(doc: dict[str, Any] | None) -> FolderResult | None:
     if doc is None:
         return None
     return FolderResult(int(doc.get("added", 0)), int(doc.get("updated", 0)), int(doc.get("deleted", 0)),
-                        doc.get("error"), doc.get("error_kind"))
+                        doc.get("error"), doc.get("error_kind"), skipped=int(doc.get("skipped", 0)))
 
 
 def _sync_in_daemon(config: Config, users: list[UserConfig]) -> list[UserSummary] | None:
@@ -136,4 +138,9 @@ def _report(results: list[UserSummary], bookings: ReconcileSummary | None, as_js
         print(line)
         for r in failed:
             print(f"pbxsync: sync failed for {r.extension} ({r.mailbox})", file=sys.stderr)
+    for r in results:
+        for name, folder in (("contacts", r.contacts), ("calendar", r.calendar)):
+            if folder is not None and folder.skipped:
+                print(f"pbxsync: warning: {folder.skipped} {name} item(s) of {r.extension} ({r.mailbox}) could "
+                      "not be read and were skipped; `pbxsync users` shows why", file=sys.stderr)
     return 1 if failed else 0
