@@ -20,14 +20,18 @@ from pbxsync.sync.errors import UserError
 from pbxsync.sync.simulator.ids import make_item_id
 from pbxsync.sync.simulator.records import (
     ATTENDEE_KINDS,
+    CONTACT_FOLDER_CLASS,
+    ODD_ITEM_KINDS,
     PHONE_KINDS,
     RESPONSES,
     WEEKDAYS,
     AttendeeRecord,
+    ContactFolderRecord,
     ContactRecord,
     Item,
     MeetingRecord,
     OccurrenceException,
+    OddItemRecord,
     Phone,
     Recurrence,
     User,
@@ -52,7 +56,7 @@ class Placement:
     """An item and the mailbox it goes into; None: a meeting placed as Outlook does (see
     `records.copy_holders`)."""
 
-    record: Item
+    record: Item | ContactFolderRecord  # a folder is placed before the items in it
     mailbox: str | None
 
 
@@ -147,14 +151,11 @@ class _Reader:
         for box_name, raw_box in mailboxes.items():
             path = f"$.mailboxes[{box_name!r}]"
             box = self.table(raw_box, path)
-            self.known(box, {"contacts", "meetings"}, path)
+            self.known(box, {"contacts", "contact_folders", "meetings"}, path)
             if box_name.lower() not in boxes:
                 self.problem(path, "no user with this e-mail address")
                 continue
-            for j, raw in enumerate(self.array(box, "contacts", path)):
-                contact = self.contact(raw, f"{path}.contacts[{j}]", box_name, j)
-                if contact is not None:
-                    placements.append(Placement(contact, box_name))
+            self.contacts_folder(box, path, box_name, "", "", placements)
             for j, raw in enumerate(self.array(box, "meetings", path)):
                 meeting = self.meeting(raw, f"{path}.meetings[{j}]", box_name, j)
                 if meeting is not None:
@@ -170,14 +171,43 @@ class _Reader:
             raise DataFileError(self.problems, source)
         return DataFile(domain, tuple(users), tuple(placements))
 
-    def contact(self, raw: object, path: str, box: str, index: int) -> ContactRecord | None:
+    def contacts_folder(self, obj: Mapping[str, Any], path: str, box: str, folder_id: str, scope: str,
+                        placements: list[Placement]) -> None:
+        """The contacts of a folder (the mailbox's Contacts folder, or a sub-folder), then its sub-folders."""
+        for j, raw in enumerate(self.array(obj, "contacts", path)):
+            item = self.contact(raw, f"{path}.contacts[{j}]", box, j, folder_id, scope)
+            if item is not None:
+                placements.append(Placement(item, box))
+        for j, raw in enumerate(self.array(obj, "contact_folders", path)):
+            fpath = f"{path}.contact_folders[{j}]"
+            f = self.table(raw, fpath)
+            self.known(f, {"id", "name", "class", "contacts", "contact_folders"}, fpath)
+            name = self.text(f, "name", fpath)
+            sub_scope = f"{scope}/{j}"
+            record = ContactFolderRecord(
+                self.text(f, "id", fpath, "") or make_item_id(box.lower(), "folder", sub_scope), name, folder_id,
+                self.text(f, "class", fpath, CONTACT_FOLDER_CLASS))
+            placements.append(Placement(record, box))
+            self.contacts_folder(f, fpath, box, record.folder_id, sub_scope, placements)
+
+    def contact(self, raw: object, path: str, box: str, index: int, folder: str = "",
+                scope: str = "") -> ContactRecord | OddItemRecord | None:
         c = self.table(raw, path)
-        self.known(c, {"id", "display_name", "given_name", "surname", "company", "title", "emails", "phones"},
-                   path)
+        self.known(c, {"id", "display_name", "file_as", "given_name", "surname", "company", "title", "emails",
+                       "phones", "item_type", "members"}, path)
         given, surname = self.text(c, "given_name", path, ""), self.text(c, "surname", path, "")
         display = self.text(c, "display_name", path, f"{given} {surname}".strip())
-        if not display:
-            self.problem(path, "needs display_name or given_name/surname")
+        file_as, company = self.text(c, "file_as", path, ""), self.text(c, "company", path, "")
+        # An item id depends on its place in the file; the Contacts folder's keep the ids they always had.
+        item_id = self.text(c, "id", path, "") or make_item_id(box.lower(), "contact", scope + str(index), display)
+        item_type = self.text(c, "item_type", path, "contact")
+        if item_type != "contact":
+            if item_type not in ODD_ITEM_KINDS:
+                self.problem(f"{path}.item_type", f"use contact or one of {', '.join(ODD_ITEM_KINDS)}")
+            members = [m for m in self.array(c, "members", path) if isinstance(m, str)]
+            return OddItemRecord(item_id, "", item_type, display, tuple(members), folder)
+        if not (display or file_as or given or surname or company or c.get("emails")):
+            self.problem(path, "needs a display_name, file_as, given_name/surname, company or e-mail")
         emails = []
         for k, mail in enumerate(self.array(c, "emails", path)):
             if not isinstance(mail, str):
@@ -199,10 +229,9 @@ class _Reader:
             else:
                 phones.append(Phone(kind, number))
         return ContactRecord(
-            item_id=self.text(c, "id", path, "") or make_item_id(box.lower(), "contact", str(index), display),
-            change_key="", display_name=display, given_name=given, surname=surname,
-            company=self.text(c, "company", path, ""), title=self.text(c, "title", path, ""),
-            emails=tuple(emails), phones=tuple(phones))
+            item_id=item_id, change_key="", display_name=display, given_name=given, surname=surname,
+            company=company, title=self.text(c, "title", path, ""), emails=tuple(emails), phones=tuple(phones),
+            file_as=file_as, folder=folder)
 
     def time(self, obj: Mapping[str, Any], key: str, path: str, tz: ZoneInfo) -> datetime | None:
         text = self.text(obj, key, path)

@@ -19,19 +19,27 @@ from pbxsync.sync.simulator.ews_xml import (
     TYPES_NS,
     Shape,
     calendar_item_xml,
+    contact_folder_xml,
     esc,
     item_xml,
     mailbox_xml,
     text_of,
 )
 from pbxsync.sync.simulator.ids import decode_sync_state, encode_sync_state
-from pbxsync.sync.simulator.organisation import NoSuchItem, NoSuchMailbox, Organisation
-from pbxsync.sync.simulator.records import Item, MeetingRecord, User
+from pbxsync.sync.simulator.organisation import NoSuchFolder, NoSuchItem, NoSuchMailbox, Organisation
+from pbxsync.sync.simulator.records import ContactFolderRecord, Item, MeetingRecord, User, contact_folder_key
 
 _M, _T, _S = f"{{{MESSAGES_NS}}}", f"{{{TYPES_NS}}}", f"{{{SOAP_NS}}}"
 _FOLDER_CLASSES = {"calendar": ("CalendarFolder", "IPF.Appointment", "Calendar"),
                    "contacts": ("ContactsFolder", "IPF.Contact", "Contacts")}
 _ROOT_FOLDERS = ("root", "msgfolderroot")
+_FOLDER_NOT_FOUND = ("ErrorFolderNotFound", "The specified folder could not be found.")
+
+
+def _sub_folder(name: str) -> str | None:
+    """The sub-folder id in a folder name "contacts:<id>" (see records.contact_folder_key), else None."""
+    base, _, sub = name.partition(":")
+    return sub if base == "contacts" and sub else None
 
 
 class SoapFault(Exception):
@@ -192,12 +200,16 @@ class EwsOperations:
                 elif name in _FOLDER_CLASSES:
                     tag, cls, display = _FOLDER_CLASSES[name]
                     count = len(self.org.folder_items(mailbox, name))
+                    children = len(self._children(mailbox, "")) if name == "contacts" else 0
                     folder_xml = (f'<t:{tag}><t:FolderId Id="{folder_id(mailbox, name)}" ChangeKey="AgAAAA=="/>'
                                   f"<t:FolderClass>{cls}</t:FolderClass><t:DisplayName>{display}</t:DisplayName>"
-                                  f"<t:TotalCount>{count}</t:TotalCount><t:ChildFolderCount>0</t:ChildFolderCount>"
-                                  f"</t:{tag}>")
+                                  f"<t:TotalCount>{count}</t:TotalCount><t:ChildFolderCount>{children}"
+                                  f"</t:ChildFolderCount></t:{tag}>")
+                elif (sub := _sub_folder(name)) is not None:
+                    record = self._contact_folder(mailbox, sub)
+                    folder_xml = self._folder_xml(mailbox, record)
                 else:
-                    raise MessageError("ErrorFolderNotFound", "The specified folder could not be found.")
+                    raise MessageError(*_FOLDER_NOT_FOUND)
                 out.append(success_message("GetFolder", f"<m:Folders>{folder_xml}</m:Folders>"))
             except MessageError as exc:
                 out.append(error_message("GetFolder", exc))
@@ -205,6 +217,55 @@ class EwsOperations:
                 out.append(error_message("GetFolder", MessageError(
                     "ErrorNonExistentMailbox", "The SMTP address has no mailbox associated with it.")))
         return "".join(out)
+
+    def _contact_folder(self, mailbox: str, sub: str) -> ContactFolderRecord:
+        found = next((f for f in self.org.contact_folders(mailbox) if f.folder_id == sub), None)
+        if found is None:
+            raise MessageError(*_FOLDER_NOT_FOUND)
+        return found
+
+    def _children(self, mailbox: str, parent: str) -> list[ContactFolderRecord]:
+        return [f for f in self.org.contact_folders(mailbox) if f.parent_id == parent]
+
+    def _folder_xml(self, mailbox: str, record: ContactFolderRecord) -> str:
+        parent = contact_folder_key(record.parent_id)
+        return contact_folder_xml(folder_id(mailbox, contact_folder_key(record.folder_id)), folder_id(mailbox, parent),
+                                  record, len(self.org.folder_items(mailbox, contact_folder_key(record.folder_id))),
+                                  len(self._children(mailbox, record.folder_id)))
+
+    def op_FindFolder(self) -> str:
+        """The folders below one folder (Traversal Shallow or Deep); only Contacts has any here."""
+        try:
+            mailbox, name = self.r.folder_ref(self.r.payload.find(f"{_M}ParentFolderIds"))
+            start: str | None = None  # the contacts folder to list below; None: a folder without any
+            if name == "contacts":
+                start = ""
+            elif (sub := _sub_folder(name)) is not None:
+                start = self._contact_folder(mailbox, sub).folder_id
+            elif name not in _ROOT_FOLDERS and name not in _FOLDER_CLASSES:
+                raise MessageError(*_FOLDER_NOT_FOUND)
+            found: list[ContactFolderRecord] = []
+            pending = [start] if start is not None else []
+            while pending:
+                for child in self._children(mailbox, pending.pop(0)):
+                    found.append(child)
+                    if self.r.payload.get("Traversal") == "Deep":
+                        pending.append(child.folder_id)
+            view = self.r.payload.find(f"{_M}IndexedPageFolderView")
+            offset = int(view.get("Offset", "0") or 0) if view is not None else 0
+            limit = (int(view.get("MaxEntriesReturned", "0") or 0) if view is not None else 0) or len(found)
+            chosen = found[offset:offset + limit]
+            folders = "".join(self._folder_xml(mailbox, f) for f in chosen)
+            last = "true" if offset + len(chosen) >= len(found) else "false"
+            return success_message("FindFolder", f'<m:RootFolder IndexedPagingOffset="{offset + len(chosen)}" '
+                                   f'TotalItemsInView="{len(found)}" IncludesLastItemInRange="{last}">'
+                                   f"<t:Folders>{folders}</t:Folders></m:RootFolder>")
+        except ValueError:
+            return error_message("FindFolder", MessageError("ErrorInvalidRequest", "Bad paging values."))
+        except MessageError as exc:
+            return error_message("FindFolder", exc)
+        except NoSuchMailbox:
+            return error_message("FindFolder", MessageError("ErrorNonExistentMailbox", "No mailbox."))
 
     def op_FindItem(self) -> str:
         try:
@@ -279,8 +340,8 @@ class EwsOperations:
     def op_SyncFolderItems(self) -> str:
         try:
             mailbox, name = self.r.folder_ref(self.r.payload.find(f"{_M}SyncFolderId"))
-            if name not in _FOLDER_CLASSES:
-                raise MessageError("ErrorFolderNotFound", "The specified folder could not be found.")
+            if name not in _FOLDER_CLASSES and _sub_folder(name) is None:
+                raise MessageError(*_FOLDER_NOT_FOUND)
             shape = self.r.shape("ItemShape")
             try:
                 seq = decode_sync_state(text_of(self.r.payload.find(f"{_M}SyncState")), mailbox, name)
@@ -293,7 +354,10 @@ class EwsOperations:
                 raise MessageError("ErrorInvalidRequest", "Bad MaxChangesReturned.") from None
             if not 1 <= limit <= 512:
                 raise MessageError("ErrorInvalidRequest", "MaxChangesReturned must be 1..512.")
-            page = self.org.changes_since(mailbox, name, seq, limit)
+            try:
+                page = self.org.changes_since(mailbox, name, seq, limit)
+            except NoSuchFolder:
+                raise MessageError(*_FOLDER_NOT_FOUND) from None
             parts = []
             for change in page.changes:
                 if change.kind == "delete":

@@ -11,7 +11,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from pbxsync.sync.simulator.records import AttendeeRecord, ContactRecord, Item, MeetingRecord, OccurrenceView
+from pbxsync.sync.simulator.records import (
+    AttendeeRecord,
+    ContactFolderRecord,
+    ContactRecord,
+    Item,
+    MeetingRecord,
+    OccurrenceView,
+    OddItemRecord,
+)
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 MESSAGES_NS = "http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -54,8 +62,18 @@ def el(name: str, text: str) -> str:
 
 _RESPONSE_NAMES = {"unknown": "Unknown", "organizer": "Organizer", "tentative": "Tentative", "accept": "Accept",
                    "decline": "Decline", "noresponse": "NoResponseReceived"}
-_PHONE_KEYS = {"business": "BusinessPhone", "business2": "BusinessPhone2", "mobile": "MobilePhone",
-               "home": "HomePhone", "home2": "HomePhone2", "fax": "BusinessFax", "other": "OtherTelephone"}
+# records.PHONE_KINDS -> EWS PhoneNumberKeyType (types.xsd): every key Exchange has.
+PHONE_KEYS = {"business": "BusinessPhone", "business2": "BusinessPhone2", "mobile": "MobilePhone",
+              "home": "HomePhone", "home2": "HomePhone2", "fax": "BusinessFax", "other": "OtherTelephone",
+              "company": "CompanyMainPhone", "car": "CarPhone", "radio": "RadioPhone", "assistant": "AssistantPhone",
+              "callback": "Callback", "primary": "PrimaryPhone", "pager": "Pager", "isdn": "Isdn", "telex": "Telex",
+              "tty": "TtyTddPhone", "home_fax": "HomeFax", "other_fax": "OtherFax"}
+# An odd item's element and ItemClass, as Exchange files them in a contacts folder.
+_ODD_ITEMS = {"group": ("DistributionList", "IPM.DistList"), "message": ("Message", "IPM.Note"),
+              "document": ("Item", "IPM.Document.Word.Document.12"), "unreadable": ("Contact", "IPM.Contact"),
+              "malformed": ("Contact", "IPM.Contact")}
+# 25 characters that are no ISO 8601 date-time: exchangelib 5.6 raises on it (sync/sources/ews_sync.py).
+UNPARSEABLE_BIRTHDAY = "0000-00-00T00:00:00+99:99"
 
 
 def mailbox_xml(email: str, name: str) -> str:
@@ -100,7 +118,7 @@ def contact_xml(c: ContactRecord, shape: Shape) -> str:
         parts.append("<t:ItemClass>IPM.Contact</t:ItemClass>")
     if w("Subject"):
         parts.append(el("Subject", c.display_name))
-    for element, value in (("DisplayName", c.display_name), ("GivenName", c.given_name)):
+    for element, value in (("FileAs", c.file_as), ("DisplayName", c.display_name), ("GivenName", c.given_name)):
         if w(element) and value:
             parts.append(el(element, value))
     if w("CompanyName") and c.company:
@@ -109,7 +127,7 @@ def contact_xml(c: ContactRecord, shape: Shape) -> str:
         entries = "".join(f'<t:Entry Key="EmailAddress{i}">{esc(m)}</t:Entry>' for i, m in enumerate(c.emails, 1))
         parts.append(f"<t:EmailAddresses>{entries}</t:EmailAddresses>")
     if w("PhoneNumbers") and c.phones:
-        entries = "".join(f'<t:Entry Key="{_PHONE_KEYS.get(p.kind, "OtherTelephone")}">{esc(p.number)}</t:Entry>'
+        entries = "".join(f'<t:Entry Key="{PHONE_KEYS.get(p.kind, "OtherTelephone")}">{esc(p.number)}</t:Entry>'
                           for p in c.phones)
         parts.append(f"<t:PhoneNumbers>{entries}</t:PhoneNumbers>")
     if w("JobTitle") and c.title:
@@ -174,8 +192,43 @@ def calendar_item_xml(entry: MeetingRecord | OccurrenceView, shape: Shape) -> st
     return f"<t:CalendarItem>{''.join(parts)}</t:CalendarItem>"
 
 
+def odd_item_xml(item: OddItemRecord, shape: Shape) -> str:
+    """A group, message, document or broken contact in a contacts folder, as Exchange sends it."""
+    tag, item_class = _ODD_ITEMS.get(item.kind, ("Item", "IPM.Note"))
+    parts = [] if item.kind == "malformed" else [item_id_xml(item.item_id, item.change_key)]
+    if shape.ids_only:
+        return f"<t:{tag}>{''.join(parts)}</t:{tag}>"
+    w = shape.wants
+    if w("ItemClass"):
+        parts.append(f"<t:ItemClass>{item_class}</t:ItemClass>")
+    if w("Subject"):
+        parts.append(el("Subject", item.display_name))
+    if item.kind == "unreadable":
+        parts.append(f"<t:Birthday>{UNPARSEABLE_BIRTHDAY}</t:Birthday>")
+    if tag in ("Contact", "DistributionList") and w("DisplayName") and item.display_name:
+        parts.append(el("DisplayName", item.display_name))
+    if item.kind == "group" and w("Members") and item.members:
+        members = "".join(f'<t:Member Key="{i}">{mailbox_xml(m, "")}<t:Status>Normal</t:Status></t:Member>'
+                          for i, m in enumerate(item.members))
+        parts.append(f"<t:Members>{members}</t:Members>")
+    return f"<t:{tag}>{''.join(parts)}</t:{tag}>"
+
+
+def contact_folder_xml(folder_id: str, parent_id: str, record: ContactFolderRecord, total: int,
+                       children: int) -> str:
+    """A folder below Contacts as FindFolder/GetFolder show it (ids already in the simulator's encoding)."""
+    tag = "ContactsFolder" if record.folder_class.lower().startswith("ipf.contact") else "Folder"
+    return (f'<t:{tag}><t:FolderId Id="{esc(folder_id)}" ChangeKey="AgAAAA=="/>'
+            f'<t:ParentFolderId Id="{esc(parent_id)}" ChangeKey="AgAAAA=="/>'
+            f"{el('FolderClass', record.folder_class)}{el('DisplayName', record.name)}"
+            f"<t:TotalCount>{total}</t:TotalCount><t:ChildFolderCount>{children}</t:ChildFolderCount>"
+            f"<t:UnreadCount>0</t:UnreadCount></t:{tag}>")
+
+
 def item_xml(entry: Item | OccurrenceView, shape: Shape) -> str:
     """Any item as EWS shows it: one place that knows which element each kind of item is."""
     if isinstance(entry, ContactRecord):
         return contact_xml(entry, shape)
+    if isinstance(entry, OddItemRecord):
+        return odd_item_xml(entry, shape)
     return calendar_item_xml(entry, shape)

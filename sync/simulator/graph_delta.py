@@ -16,10 +16,17 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlencode
 
-from pbxsync.sync.simulator.graph_json import HttpError, contact_json, error_body, event_json, removed_json
+from pbxsync.sync.simulator.graph_json import (
+    HttpError,
+    contact_json,
+    error_body,
+    event_json,
+    odd_item_json,
+    removed_json,
+)
 from pbxsync.sync.simulator.ids import b64url
-from pbxsync.sync.simulator.organisation import Organisation
-from pbxsync.sync.simulator.records import ContactRecord
+from pbxsync.sync.simulator.organisation import NoSuchFolder, Organisation
+from pbxsync.sync.simulator.records import ContactRecord, OddItemRecord, contact_folder_key
 
 CONTACTS_FOLDER_PREFIX = "AAMkCF"
 
@@ -49,6 +56,7 @@ class _CalendarDelta:
 @dataclass
 class _ContactDelta:
     mailbox: str
+    folder: str  # the change log (records.contact_folder_key)
     seq: int
 
 
@@ -154,9 +162,13 @@ class DeltaRounds:
         return self._start_round(rows, token, base, page_size)
 
     def contacts(self, mailbox: str, folder_id: str, query: dict[str, str], page_size: int) -> dict[str, Any]:
+        """A delta round of one contacts folder: "" or the default folder's Graph id, or a sub-folder's id."""
         default_folder = contacts_folder_id(mailbox)
-        if folder_id and folder_id != default_folder:
-            raise HttpError(404, error_body("ErrorItemNotFound", "The specified object was not found in the store."))
+        sub = "" if folder_id in ("", default_folder) else folder_id
+        key = contact_folder_key(sub)
+        not_found = HttpError(404, error_body("ErrorItemNotFound", "The specified object was not found in the store."))
+        if sub and not any(f.folder_id == sub and f.is_phonebook for f in self.org.contact_folders(mailbox)):
+            raise not_found
         base = (f"/users/{mailbox}/contactFolders/{folder_id}/contacts/delta" if folder_id
                 else f"/users/{mailbox}/contacts/delta")
         if "$skiptoken" in query:
@@ -165,22 +177,27 @@ class DeltaRounds:
         if "$deltatoken" in query:
             with self._lock:
                 previous = self._contacts.get(query["$deltatoken"])
-            if previous is None or previous.mailbox != mailbox:
+            if previous is None or previous.mailbox != mailbox or previous.folder != key:
                 raise _sync_state_gone()
             seq = previous.seq
         rows: list[dict[str, Any]] = []
         while True:
-            page = self.org.changes_since(mailbox, "contacts", seq, 1000)
+            try:
+                page = self.org.changes_since(mailbox, key, seq, 1000)
+            except NoSuchFolder:
+                raise not_found from None
             for change in page.changes:
                 if change.kind == "delete":
                     if seq:  # a first round only lists what exists
                         rows.append(removed_json("#microsoft.graph.contact", change.item_id))
                 elif isinstance(change.record, ContactRecord):
-                    rows.append(contact_json(change.record, default_folder))
+                    rows.append(contact_json(change.record, sub or default_folder))
+                elif isinstance(change.record, OddItemRecord) and (odd := odd_item_json(change.record, sub)):
+                    rows.append(odd)
             seq = page.seq
             if page.includes_last:
                 break
         token = self._new_id()
         with self._lock:
-            self._contacts[token] = _ContactDelta(mailbox, seq)
+            self._contacts[token] = _ContactDelta(mailbox, key, seq)
         return self._start_round(rows, token, base, page_size)

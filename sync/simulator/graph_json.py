@@ -7,7 +7,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from pbxsync.sync.simulator.organisation import Organisation
-from pbxsync.sync.simulator.records import AttendeeRecord, ContactRecord, OccurrenceView
+from pbxsync.sync.simulator.records import AttendeeRecord, ContactRecord, OccurrenceView, OddItemRecord
 
 GRAPH_RESPONSES = {
     "unknown": "none",
@@ -153,7 +153,7 @@ def contact_json(contact: ContactRecord, folder_id: str) -> dict[str, Any]:
         "categories": [],
         "parentFolderId": folder_id,
         "birthday": None,
-        "fileAs": contact.display_name,
+        "fileAs": contact.file_as,
         "displayName": contact.display_name,
         "givenName": contact.given_name or None,
         "initials": None,
@@ -185,6 +185,20 @@ def contact_json(contact: ContactRecord, folder_id: str) -> dict[str, Any]:
         "businessAddress": {},
         "otherAddress": {},
     }
+
+
+def odd_item_json(item: OddItemRecord, folder_id: str) -> dict[str, Any] | None:
+    """What Graph's contacts endpoints show of an odd item: nothing for a group, message or document (they
+    return contacts only); a contact row with a field of the wrong type for "unreadable", one without an
+    id for "malformed"."""
+    if item.kind not in ("unreadable", "malformed"):
+        return None
+    row = contact_json(ContactRecord(item.item_id, item.change_key, item.display_name), folder_id)
+    if item.kind == "malformed":
+        del row["id"]
+    else:
+        row["emailAddresses"] = {"address": "not a list"}
+    return row
 
 
 def removed_json(odata_type: str, item_id: str, reason: str = "deleted") -> dict[str, Any]:

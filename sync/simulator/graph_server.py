@@ -37,7 +37,7 @@ from pbxsync.sync.listen import loopback_port
 from pbxsync.sync.simulator.faults import Fault
 from pbxsync.sync.simulator.graph_auth import AppRegistration, TokenAuthority
 from pbxsync.sync.simulator.graph_batch import run_batch
-from pbxsync.sync.simulator.graph_delta import DeltaRounds
+from pbxsync.sync.simulator.graph_delta import DeltaRounds, contacts_folder_id
 from pbxsync.sync.simulator.graph_json import HttpError, error_body, event_json, master_json
 from pbxsync.sync.simulator.graph_subscriptions import SubscriptionService
 from pbxsync.sync.simulator.graph_tls import TlsFiles, make_server_tls
@@ -170,6 +170,18 @@ class GraphSimulator(BackgroundServer):
         except _RawBody as raw:
             return 200, {}, raw.body.decode("utf-8", "replace")
 
+    def contact_folders(self, mailbox: str, parent: str) -> dict[str, Any]:
+        """`/contactFolders` (below the default Contacts folder) or `/contactFolders/{id}/childFolders`:
+        the user's contact folders only; Exchange's hidden ones (Recipient Cache, ...) are not listed."""
+        folders = self.org.contact_folders(mailbox)
+        if parent and not any(f.folder_id == parent and f.is_phonebook for f in folders):
+            raise HttpError(404, error_body("ErrorItemNotFound", "The specified object was not found in the store."))
+        value = [{"id": f.folder_id, "displayName": f.name,
+                  "parentFolderId": f.parent_id or contacts_folder_id(mailbox)}
+                 for f in folders if f.parent_id == parent and f.is_phonebook]
+        return {"@odata.context": f"{self.graph_endpoint}/$metadata#users('{mailbox}')/contactFolders",
+                "value": value}
+
     def handle_get(self, path: str, query: dict[str, str], headers: dict[str, str]) -> dict[str, Any]:
         self.auth.check_bearer(headers.get("authorization"))
         parts = [unquote(p) for p in path.split("/") if p]
@@ -203,9 +215,7 @@ class GraphSimulator(BackgroundServer):
                 return self.event(mailbox, rest[1])
             if rest == ["contactFolders"] or (len(rest) == 3 and rest[0] == "contactFolders"
                                               and rest[2] == "childFolders"):
-                # The simulated mailboxes hold one contacts folder: the default one has no children.
-                return {"@odata.context": f"{self.graph_endpoint}/$metadata#users('{mailbox}')/contactFolders",
-                        "value": []}
+                return self.contact_folders(mailbox, rest[1] if len(rest) == 3 else "")
             if len(rest) == 4 and rest[0] == "contactFolders" and rest[2:] == ["contacts", "delta"]:
                 return self.deltas.contacts(mailbox, rest[1], query, page_size)
         except NoSuchMailbox:

@@ -41,6 +41,12 @@ How to build another protocol view on it:
   `remove_mailbox`. Meetings given at top level of the data file (or added with `mailboxes=None`) are
   placed, as Outlook does, in the organizer's mailbox and in every attendee's mailbox that belongs to a
   user, each copy with its own item id and the same UID.
+- Contacts as real mailboxes hold them: sub-folders of Contacts (`add_contact_folder`,
+  `update_contact_folder` to rename or move, `delete_contact_folder`; hidden ones have a FolderClass
+  other than IPF.Contact), each with its own change log ("contacts:<folder id>"); a contact's `folder` says
+  where it is. `add_item(mailbox, OddItemRecord(...))` files a contact group, a message, a document, a
+  contact the Exchange library cannot parse or one without an id; EWS and Graph show each as their
+  servers would (Graph's contacts endpoints return contacts only).
 - Faults: `org.inject_fault(Fault(...), operation=None, mailbox=None, times=1)`; a server calls
   `org.take_fault(operation, mailbox)` at the start of each request and renders the fault its own way.
   Operation names are the server's own ("SyncFolderItems", "GetItem", "delta" ...); None matches all.
@@ -60,19 +66,22 @@ from pbxsync.sync.simulator.ids import (
     occurrence_item_id,
     parse_occurrence_item_id,
 )
-from pbxsync.sync.simulator.organisation import NoSuchItem, NoSuchMailbox, Organisation
+from pbxsync.sync.simulator.organisation import NoSuchFolder, NoSuchItem, NoSuchMailbox, Organisation
 from pbxsync.sync.simulator.records import (
     ATTENDEE_KINDS,
     FOLDERS,
+    ODD_ITEM_KINDS,
     PHONE_KINDS,
     RESPONSES,
     AttendeeRecord,
+    ContactFolderRecord,
     ContactRecord,
     FolderName,
     Item,
     MeetingRecord,
     OccurrenceException,
     OccurrenceView,
+    OddItemRecord,
     Phone,
     Recurrence,
     User,
@@ -81,9 +90,10 @@ from pbxsync.sync.simulator.recurrence import MAX_EXPANDED_OCCURRENCES, expand, 
 from pbxsync.sync.simulator.zones import parse_time, resolve_timezone, windows_timezone_id
 
 __all__ = [
-    "ATTENDEE_KINDS", "FOLDERS", "MAX_EXPANDED_OCCURRENCES", "PHONE_KINDS", "RESPONSES", "AttendeeRecord",
-    "Change", "ChangePage", "ContactRecord", "DataFileError", "Fault", "FolderName", "Item", "MeetingRecord",
-    "NoSuchItem", "NoSuchMailbox", "OccurrenceException", "OccurrenceView", "Organisation", "Phone",
+    "ATTENDEE_KINDS", "FOLDERS", "MAX_EXPANDED_OCCURRENCES", "ODD_ITEM_KINDS", "PHONE_KINDS", "RESPONSES",
+    "AttendeeRecord", "Change", "ChangePage", "ContactFolderRecord", "ContactRecord", "DataFileError", "Fault",
+    "FolderName", "Item", "MeetingRecord", "NoSuchFolder", "NoSuchItem", "NoSuchMailbox", "OccurrenceException",
+    "OccurrenceView", "OddItemRecord", "Organisation", "Phone",
     "Recurrence", "RequestCounters", "User", "decode_sync_state", "encode_sync_state", "expand",
     "make_item_id", "occurrence_item_id", "parse_occurrence_item_id", "parse_time", "resolve_timezone",
     "series_occurrence", "windows_timezone_id",

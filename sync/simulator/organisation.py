@@ -21,21 +21,26 @@ from pbxsync.sync.simulator.datafile import DataFile, parse_data, read_json
 from pbxsync.sync.simulator.faults import Fault, FaultPlan, RequestCounters
 from pbxsync.sync.simulator.ids import make_item_id, parse_occurrence_item_id
 from pbxsync.sync.simulator.records import (
+    CONTACT_FOLDER_CLASS,
     FOLDER_OF,
     FOLDERS,
+    ContactFolderRecord,
     ContactRecord,
     FolderName,
     Item,
     MeetingRecord,
     OccurrenceException,
     OccurrenceView,
+    OddItemRecord,
     Phone,
     User,
+    contact_folder_key,
     copy_holders,
+    folder_key,
 )
 from pbxsync.sync.simulator.recurrence import expand, series_occurrence
 
-_Kind = TypeVar("_Kind", ContactRecord, MeetingRecord)
+_Kind = TypeVar("_Kind", ContactRecord, OddItemRecord, MeetingRecord)
 
 
 class NoSuchMailbox(LookupError):
@@ -44,6 +49,10 @@ class NoSuchMailbox(LookupError):
 
 class NoSuchItem(LookupError):
     """No item with that id in that mailbox."""
+
+
+class NoSuchFolder(LookupError):
+    """No folder with that id in that mailbox (never was, or deleted)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,9 @@ ChangeListener = Callable[[ChangeNotice], None]
 
 @dataclass
 class _Mailbox:
+    # "contacts", "calendar", and "contacts:<id>" per sub-folder of Contacts (records.contact_folder_key)
     folders: dict[str, Folder] = field(default_factory=lambda: {f: Folder() for f in FOLDERS})
+    contact_folders: dict[str, ContactFolderRecord] = field(default_factory=dict)
 
 
 class Organisation:
@@ -96,7 +107,13 @@ class Organisation:
             record, box = placement.record, placement.mailbox
             if isinstance(record, MeetingRecord):
                 org.add_meeting(record, None if box is None else [box])
-            elif box is not None:
+            elif box is None:
+                continue
+            elif isinstance(record, ContactFolderRecord):
+                org.add_contact_folder(box, record.name, record.parent_id, record.folder_class, record.folder_id)
+            elif isinstance(record, OddItemRecord):
+                org.add_item(box, record)
+            else:
                 org.add_contact(box, record)
         return org
 
@@ -164,11 +181,17 @@ class Organisation:
             for listener in list(self._listeners):
                 listener(notice)
 
-    def _folder(self, mailbox: str, folder: str) -> Folder:
+    def _box(self, mailbox: str) -> _Mailbox:
         box = self._mailboxes.get(mailbox.lower())
         if box is None:
             raise NoSuchMailbox(mailbox)
-        return box.folders[folder]
+        return box
+
+    def _folder(self, mailbox: str, folder: str) -> Folder:
+        found = self._box(mailbox).folders.get(folder)
+        if found is None:
+            raise NoSuchFolder(folder)
+        return found
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -176,9 +199,18 @@ class Organisation:
 
     # ---- reading
 
-    def contacts(self, mailbox: str) -> tuple[ContactRecord, ...]:
+    def contacts(self, mailbox: str, folder: str | None = "") -> tuple[ContactRecord, ...]:
+        """The contacts of the default Contacts folder (""), of one sub-folder (its id), or of every
+        contacts folder (None)."""
         with self._lock:
-            return tuple(r for r in self._folder(mailbox, "contacts").records() if isinstance(r, ContactRecord))
+            keys = ([k for k in self._box(mailbox).folders if k.split(":")[0] == "contacts"] if folder is None
+                    else [contact_folder_key(folder)])
+            return tuple(r for k in keys for r in self._folder(mailbox, k).records() if isinstance(r, ContactRecord))
+
+    def contact_folders(self, mailbox: str) -> tuple[ContactFolderRecord, ...]:
+        """Every folder below Contacts (hidden ones too), parents before children."""
+        with self._lock:
+            return tuple(self._box(mailbox).contact_folders.values())
 
     def meetings(self, mailbox: str) -> tuple[MeetingRecord, ...]:
         with self._lock:
@@ -191,8 +223,8 @@ class Organisation:
 
     def item(self, mailbox: str, item_id: str) -> Item:
         with self._lock:
-            for folder in FOLDERS:
-                record = self._folder(mailbox, folder).get(item_id)
+            for folder in self._box(mailbox).folders.values():
+                record = folder.get(item_id)
                 if record is not None:
                     return record
         raise NoSuchItem(item_id)
@@ -238,38 +270,50 @@ class Organisation:
     # ---- mutations
 
     def _put(self, mailbox: str, record: _Kind) -> _Kind:
-        folder_name = FOLDER_OF[type(record)]
-        folder = self._folder(mailbox, folder_name)
+        folder_name = FOLDER_OF[type(record)]  # a contacts sub-folder's changes are announced as "contacts"
+        folder = self._folder(mailbox, folder_key(record))
         created = folder.get(record.item_id) is None
         stored = folder.put(record, self._next_seq())
         assert isinstance(stored, type(record))
         self._announce(mailbox, folder_name, "create" if created else "update", stored.item_id)
         return stored
 
-    def _remove(self, mailbox: str, folder: FolderName, item_id: str) -> None:
+    def _remove(self, mailbox: str, folder: FolderName, item_id: str, key: str = "") -> None:
+        """Deletes from `folder`, or from its change log `key` (a contacts sub-folder's)."""
         seq = self._seq + 1  # taken only if there is such an item
-        if not self._folder(mailbox, folder).remove(item_id, seq):
+        if not self._folder(mailbox, key or folder).remove(item_id, seq):
             raise NoSuchItem(item_id)
         self._seq = seq
         self._announce(mailbox, folder, "delete", item_id)
 
     def _get(self, mailbox: str, item_id: str, kind: type[_Kind]) -> _Kind:
-        record = self._folder(mailbox, FOLDER_OF[kind]).get(item_id)
-        if not isinstance(record, kind):
-            raise NoSuchItem(item_id)
-        return record
+        """The item, from whichever of the mailbox's folders for its kind holds it (Contacts has sub-folders)."""
+        for key, folder in self._box(mailbox).folders.items():
+            record = folder.get(item_id) if key.split(":")[0] == FOLDER_OF[kind] else None
+            if isinstance(record, kind):
+                return record
+        raise NoSuchItem(item_id)
 
     def add_contact(self, mailbox: str, contact: ContactRecord) -> ContactRecord:
-        """Adds (item_id "" = generate one); returns the stored record with its change key."""
+        """Adds (item_id "" = generate one) to `contact.folder`; returns the stored record with its change key."""
         with self._lock:
             if not contact.item_id:
                 new_id = make_item_id(mailbox.lower(), "contact", str(self._seq + 1))
                 contact = replace(contact, item_id=new_id)
             return self._put(mailbox, contact)
 
+    def add_item(self, mailbox: str, item: OddItemRecord) -> OddItemRecord:
+        """Files a group, message, document or broken contact in a contacts folder (item_id "" = generate one)."""
+        with self._lock:
+            if not item.item_id:
+                item = replace(item, item_id=make_item_id(mailbox.lower(), "item", str(self._seq + 1)))
+            return self._put(mailbox, item)
+
     def update_contact(self, mailbox: str, item_id: str, **changes: Any) -> ContactRecord:
         with self._lock:
             current = self._get(mailbox, item_id, ContactRecord)
+            if "folder" in changes:
+                raise ValueError("a contact moves to another folder as a new item: delete and add it")
             if "phones" in changes:
                 changes["phones"] = tuple(p if isinstance(p, Phone) else Phone(*p) for p in changes["phones"])
             if "emails" in changes:
@@ -278,7 +322,45 @@ class Organisation:
 
     def delete_contact(self, mailbox: str, item_id: str) -> None:
         with self._lock:
-            self._remove(mailbox, "contacts", item_id)
+            self._remove(mailbox, "contacts", item_id, folder_key(self._get(mailbox, item_id, ContactRecord)))
+
+    def add_contact_folder(self, mailbox: str, name: str, parent_id: str = "",
+                           folder_class: str = CONTACT_FOLDER_CLASS, folder_id: str = "") -> ContactFolderRecord:
+        """A new folder below Contacts (or below the sub-folder `parent_id`); folder_id "" = generate one."""
+        with self._lock:
+            box = self._box(mailbox)
+            if parent_id and parent_id not in box.contact_folders:
+                raise NoSuchFolder(parent_id)
+            record = ContactFolderRecord(folder_id or make_item_id(mailbox.lower(), "folder", str(self._next_seq())),
+                                         name, parent_id, folder_class)
+            box.contact_folders[record.folder_id] = record
+            box.folders.setdefault(contact_folder_key(record.folder_id), Folder())
+            return record
+
+    def update_contact_folder(self, mailbox: str, folder_id: str, **changes: Any) -> ContactFolderRecord:
+        """Rename (`name=`) or move (`parent_id=`) a folder below Contacts; its items keep their ids."""
+        with self._lock:
+            box = self._box(mailbox)
+            if folder_id not in box.contact_folders:
+                raise NoSuchFolder(folder_id)
+            box.contact_folders[folder_id] = replace(box.contact_folders[folder_id], **changes)
+            return box.contact_folders[folder_id]
+
+    def delete_contact_folder(self, mailbox: str, folder_id: str) -> None:
+        """The folder goes, with every folder below it and every item in them."""
+        with self._lock:
+            box = self._box(mailbox)
+            doomed = {folder_id}
+            while True:
+                below = {f.folder_id for f in box.contact_folders.values() if f.parent_id in doomed} - doomed
+                if not below:
+                    break
+                doomed |= below
+            if folder_id not in box.contact_folders:
+                raise NoSuchFolder(folder_id)
+            for gone in doomed:
+                del box.contact_folders[gone]
+                del box.folders[contact_folder_key(gone)]
 
     def add_meeting(self, meeting: MeetingRecord,
                     mailboxes: Iterable[str] | None = None) -> list[MeetingRecord]:

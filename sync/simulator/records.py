@@ -18,7 +18,12 @@ from pbxsync.sync.simulator.zones import resolve_timezone, windows_timezone_id
 
 FolderName = Literal["contacts", "calendar"]
 FOLDERS: tuple[FolderName, ...] = ("contacts", "calendar")
-PHONE_KINDS = ("business", "business2", "mobile", "home", "home2", "fax", "other")
+# Every EWS PhoneNumbers key has a kind here (ews_xml.PHONE_KEYS); Graph shows business*, home* and mobile.
+PHONE_KINDS = ("business", "business2", "mobile", "home", "home2", "fax", "other", "company", "car", "radio",
+               "assistant", "callback", "primary", "pager", "isdn", "telex", "tty", "home_fax", "other_fax")
+# Items a contacts folder holds besides contacts, as real mailboxes do (docs/exchange-ews.md).
+ODD_ITEM_KINDS = ("group", "message", "document", "unreadable", "malformed")
+CONTACT_FOLDER_CLASS = "IPF.Contact"
 ATTENDEE_KINDS = ("required", "optional", "resource")
 RESPONSES = ("unknown", "organizer", "tentative", "accept", "decline", "noresponse")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -50,6 +55,38 @@ class ContactRecord:
     title: str = ""
     emails: tuple[str, ...] = ()
     phones: tuple[Phone, ...] = ()
+    file_as: str = ""
+    folder: str = ""  # the contacts folder's id; "" = the default Contacts folder
+
+
+@dataclass(frozen=True)
+class OddItemRecord:
+    """An item in a contacts folder that is no plain contact: a contact group ("group", EWS
+    DistributionList), a message or a document filed there, a contact the Exchange library cannot parse
+    ("unreadable") or one without an id ("malformed"). Each protocol renders it as its server would."""
+
+    item_id: str
+    change_key: str
+    kind: str  # one of ODD_ITEM_KINDS
+    display_name: str
+    members: tuple[str, ...] = ()  # a group's member addresses
+    folder: str = ""
+
+
+@dataclass(frozen=True)
+class ContactFolderRecord:
+    """A folder below a mailbox's Contacts folder: the user's own sub-folder, or one of Exchange's hidden
+    ones (a FolderClass other than IPF.Contact, e.g. IPF.Contact.RecipientCache)."""
+
+    folder_id: str
+    name: str
+    parent_id: str = ""  # "" = directly below the default Contacts folder
+    folder_class: str = CONTACT_FOLDER_CLASS
+
+    @property
+    def is_phonebook(self) -> bool:
+        """What a client lists as a contacts folder (Graph's contactFolders shows only these)."""
+        return self.folder_class.lower() == CONTACT_FOLDER_CLASS.lower()
 
 
 @dataclass(frozen=True)
@@ -139,8 +176,20 @@ class OccurrenceView:
 
 # ---------------------------------------------------------------- item kinds
 
-Item: TypeAlias = ContactRecord | MeetingRecord  # every kind of item a folder holds
-FOLDER_OF: dict[type[Item], FolderName] = {ContactRecord: "contacts", MeetingRecord: "calendar"}
+Item: TypeAlias = ContactRecord | OddItemRecord | MeetingRecord  # every kind of item a folder holds
+FOLDER_OF: dict[type[Item], FolderName] = {ContactRecord: "contacts", OddItemRecord: "contacts",
+                                           MeetingRecord: "calendar"}
+
+
+def folder_key(record: Item) -> str:
+    """The change log an item lives in: "contacts", "calendar", or "contacts:<folder id>" for an item
+    in a sub-folder of Contacts."""
+    sub = record.folder if isinstance(record, ContactRecord | OddItemRecord) else ""
+    return f"{FOLDER_OF[type(record)]}:{sub}" if sub else FOLDER_OF[type(record)]
+
+
+def contact_folder_key(folder_id: str) -> str:
+    return f"contacts:{folder_id}" if folder_id else "contacts"
 
 
 def copy_holders(meeting: MeetingRecord, mailboxes: Container[str]) -> list[str]:
