@@ -42,10 +42,13 @@ class Folder(StrEnum):
 
 
 class PhoneKind(StrEnum):
+    """What sort of line a number is; LDAP serves each kind under its attribute (plugin.ldap.build)."""
+
     BUSINESS = "business"
     MOBILE = "mobile"
     HOME = "home"
     FAX = "fax"
+    PAGER = "pager"
     OTHER = "other"
 
 
@@ -71,7 +74,7 @@ class PhoneNumber:
     kind: PhoneKind
     raw: str
     e164: str | None  # "+49301234711" when parseable with the configured default region
-    digits: str  # every digit of `raw`, for contains-matching ("*4711*")
+    digits: str  # the dialled digits of `raw` (sync.phones), for contains-matching ("*4711*")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 No IO here. The engine loads the stored index, asks the planner, and applies the plan in one
 transaction. The rules that keep data safe live here so they can be tested exhaustively:
-- an upsert is written only when the item is new or its change key differs;
+- an upsert is written only when the item is new or its change key (or its folder, after a folder was
+  renamed or moved) differs;
 - a contact is deleted only when Exchange said so explicitly;
 - an occurrence is deleted only when Exchange said so explicitly (ItemId deletion of it or of its
   series master), or when a COMPLETE window fetch no longer holds it and it lies inside that window.
@@ -14,6 +15,7 @@ transaction. The rules that keep data safe live here so they can be tested exhau
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -35,15 +37,18 @@ class ContactPlan:
         return not (self.inserts or self.updates or self.deletes)
 
 
-def plan_contacts(stored_change_keys: dict[str, str], changes: ContactChanges) -> ContactPlan:
+def plan_contacts(stored_change_keys: dict[str, str], changes: ContactChanges,
+                  stored_folders: Mapping[str, str] | None = None) -> ContactPlan:
     latest: dict[str, Contact] = {}
     for contact in changes.upserts:  # a page may repeat an item; the last copy wins
         latest[contact.item_id] = contact
     deleted = [i for i in dict.fromkeys(changes.deleted_item_ids) if i in stored_change_keys or i in latest]
     gone = set(deleted)
     inserts = tuple(c for i, c in latest.items() if i not in stored_change_keys and i not in gone)
+    folders = stored_folders or {}
     updates = tuple(c for i, c in latest.items()
-                    if i in stored_change_keys and i not in gone and stored_change_keys[i] != c.change_key)
+                    if i in stored_change_keys and i not in gone
+                    and (stored_change_keys[i] != c.change_key or folders.get(i, c.folder) != c.folder))
     return ContactPlan(inserts, updates, tuple(i for i in deleted if i in stored_change_keys))
 
 

@@ -45,6 +45,7 @@ def contact_json(mailbox: str, c: Contact) -> dict[str, Any]:
         "mailbox": mailbox, "item_id": c.item_id, "display_name": c.display_name, "given_name": c.given_name,
         "surname": c.surname, "company": c.company, "title": c.title, "emails": list(c.emails),
         "phones": [{"kind": p.kind.value, "raw": p.raw, "e164": p.e164} for p in c.phones],
+        "folder": c.folder,
     }
 
 
@@ -53,9 +54,9 @@ def _print_contacts(rows: list[contact_store.StoredContact], as_json: bool) -> N
         print_json([contact_json(r.mailbox, r.contact) for r in rows])
         return
     print_table(
-        ("NAME", "COMPANY", "NUMBERS", "MAILBOX"),
-        [(r.contact.display_name, r.contact.company, ", ".join(p.raw for p in r.contact.phones), r.mailbox)
-         for r in rows],
+        ("NAME", "COMPANY", "NUMBERS", "MAILBOX", "FOLDER"),
+        [(r.contact.display_name, r.contact.company, ", ".join(p.raw for p in r.contact.phones), r.mailbox,
+          r.contact.folder) for r in rows],
     )
     print(f"{len(rows)} contact(s)")
 

@@ -74,6 +74,9 @@ ATTRIBUTES: tuple[Attribute, ...] = (
               phone_kinds=(PhoneKind.HOME,), gram=NUMBER_GRAM),
     Attribute("facsimileTelephoneNumber", "2.5.4.23", ("fax",), Source.PHONES, Matching.NUMBER,
               phone_kinds=(PhoneKind.FAX,), gram=NUMBER_GRAM),
+    # Few contacts have one and phones search it by equality: no n-gram index (a column scan for *x*).
+    Attribute("pager", "0.9.2342.19200300.100.1.42", ("pagerTelephoneNumber",), Source.PHONES, Matching.NUMBER,
+              phone_kinds=(PhoneKind.PAGER,)),
     Attribute("ou", "2.5.4.11", ("organizationalUnitName",), Source.BASE_RDN),
 )
 

@@ -41,10 +41,9 @@ from exchangelib import (
 )
 from exchangelib import errors as ews_errors
 from exchangelib.autodiscover.protocol import AutodiscoverProtocol
-from exchangelib.items import ID_ONLY
 from exchangelib.properties import RecurringMasterItemId
 from exchangelib.protocol import BaseProtocol
-from exchangelib.services import ResolveNames, SyncFolderItems
+from exchangelib.services import ResolveNames
 
 from pbxsync.sync.config import ExchangeConfig, UserConfig
 from pbxsync.sync.errors import SourceAccessError, SourceAuthError, SourceBusyError, SourceDataError, SourceError
@@ -53,31 +52,24 @@ from pbxsync.sync.model import (
     AttendeeKind,
     CalendarChanges,
     CalendarWindow,
-    Contact,
     ContactChanges,
     Occurrence,
-    PhoneKind,
-    PhoneNumber,
     ResponseType,
+    SkippedItem,
     is_internal_address,
 )
-from pbxsync.sync.phones import phone_number
+from pbxsync.sync.sources.ews_contacts import ContactsReader
+from pbxsync.sync.sources.ews_sync import FolderChanges, sync_folder_items
 
 log = logging.getLogger("pbxsync.exchange.ews")
 T = TypeVar("T")
 
-CONTACT_FIELDS = ("display_name", "given_name", "surname", "company_name", "job_title", "email_addresses",
-                  "phone_numbers")
 OCCURRENCE_FIELDS = ("uid", "subject", "location", "start", "end", "_start_timezone", "_end_timezone",
                      "is_all_day", "is_cancelled", "type", "recurrence_id", "organizer", "required_attendees",
                      "optional_attendees", "resources")
 MAX_TEXT = 1024  # subjects, names and locations beyond this are cut: they are displayed and dialled, never kept whole
 _VERSIONS = {"Exchange2010": Build(14, 0), "Exchange2010_SP1": Build(14, 1), "Exchange2010_SP2": Build(14, 2),
              "Exchange2013": Build(15, 0), "Exchange2016": Build(15, 1), "Exchange2019": Build(15, 2)}
-_PHONE_KINDS = {"BusinessPhone": PhoneKind.BUSINESS, "BusinessPhone2": PhoneKind.BUSINESS,
-                "CompanyMainPhone": PhoneKind.BUSINESS, "MobilePhone": PhoneKind.MOBILE,
-                "CarPhone": PhoneKind.MOBILE, "HomePhone": PhoneKind.HOME, "HomePhone2": PhoneKind.HOME,
-                "BusinessFax": PhoneKind.FAX, "HomeFax": PhoneKind.FAX, "OtherFax": PhoneKind.FAX}
 _RESPONSES = {"Unknown": ResponseType.UNKNOWN, "Organizer": ResponseType.ORGANIZER,
               "Tentative": ResponseType.TENTATIVE, "Accept": ResponseType.ACCEPT, "Decline": ResponseType.DECLINE,
               "NoResponseReceived": ResponseType.NO_RESPONSE}
@@ -274,25 +266,17 @@ class EwsSource:
 
     async def sync_contacts(self, mailbox: str, sync_state: str) -> ContactChanges:
         slot = await self._slot(mailbox)
-        return await self._call(mailbox, slot, self._fetch_contacts, slot.account, sync_state)
-
-    def _fetch_contacts(self, account: Account, sync_state: str) -> ContactChanges:
-        # Mapping (phone parsing above all) runs here in the worker thread, off the event loop.
-        upserts, deleted, state, complete = self._sync_folder(account, "contacts", sync_state, CONTACT_FIELDS)
-        contacts: dict[str, Contact] = {}
-        for item in upserts:
-            contact = self._contact(item)
-            if contact is not None:
-                contacts[contact.item_id] = contact  # duplicates: the last one wins
-        gone = tuple(dict.fromkeys(i for i in deleted if i not in contacts))
-        return ContactChanges(tuple(contacts.values()), gone, state, complete)
+        # Mapping (phone parsing above all) runs in the worker thread, off the event loop.
+        reader = ContactsReader(slot.account, self.default_region, self.page_size, self.max_pages)
+        return await self._call(mailbox, slot, reader.read, sync_state)
 
     async def sync_calendar(self, mailbox: str, sync_state: str) -> CalendarChanges:
         slot = await self._slot(mailbox)
-        upserts, deleted, state, complete = await self._call(
-            mailbox, slot, self._sync_folder, slot.account, "calendar", sync_state, ())
-        changed = tuple(dict.fromkeys(str(i.id) for i in upserts if getattr(i, "id", None)))
-        return CalendarChanges(changed, tuple(dict.fromkeys(deleted)), state, complete)
+        changes = await self._call(mailbox, slot, self._sync_folder, slot.account, "calendar", sync_state, ())
+        changed = tuple(dict.fromkeys(str(i.id) for i in changes.upserts if getattr(i, "id", None)))
+        skipped = tuple(SkippedItem("", u.item_id, u.reason) for u in changes.unreadable)
+        return CalendarChanges(changed, tuple(dict.fromkeys(changes.deleted)), changes.state, changes.complete,
+                               skipped)
 
     async def calendar_window(self, mailbox: str, start: datetime, end: datetime) -> CalendarWindow:
         if start.tzinfo is None or end.tzinfo is None:
@@ -303,11 +287,21 @@ class EwsSource:
     def _fetch_window(self, account: Account, start: datetime, end: datetime) -> CalendarWindow:
         items, masters = self._view(account, start, end)
         found: dict[str, Occurrence] = {}
+        skipped: list[SkippedItem] = []
         for item in items:
-            occ = self._occurrence(item, masters)
-            if occ is not None:
+            # An item Exchange returned but we cannot map is skipped and reported, and the planner keeps
+            # what is stored for it: it must neither fail the whole calendar nor vanish from the window.
+            item_id = str(getattr(item, "id", None) or "")
+            try:
+                occ = self._occurrence(item, masters)
+            except Exception as exc:
+                skipped.append(SkippedItem("", item_id, f"cannot map it ({type(exc).__name__})"))
+                continue
+            if occ is None:
+                skipped.append(SkippedItem("", item_id, "no usable id, start or end"))
+            else:
                 found.setdefault(occ.item_id, occ)  # duplicates: the first one wins
-        return CalendarWindow(start.astimezone(UTC), end.astimezone(UTC), tuple(found.values()))
+        return CalendarWindow(start.astimezone(UTC), end.astimezone(UTC), tuple(found.values()), tuple(skipped))
 
     async def resolve_address(self, mailbox: str, address: str) -> str | None:
         slot = await self._slot(mailbox)
@@ -328,32 +322,10 @@ class EwsSource:
 
     # ---- synchronous exchangelib work (runs in threads)
 
-    def _sync_folder(self, account: Account, which: str, sync_state: str,
-                     fields: Iterable[str]) -> tuple[list[Any], list[str], str, bool]:
+    def _sync_folder(self, account: Account, which: str, sync_state: str, fields: Iterable[str]) -> FolderChanges:
         folder = account.contacts if which == "contacts" else account.calendar
         additional = {f for f in folder.normalize_fields(fields=list(fields)) if not f.field.is_attribute}
-        upserts: list[Any] = []
-        deleted: list[str] = []
-        state = sync_state or None
-        for _ in range(self.max_pages):
-            svc = SyncFolderItems(account=account)
-            for change, item in svc.call(folder=folder, shape=ID_ONLY, additional_fields=additional,
-                                         sync_state=state, ignore=None,
-                                         max_changes_returned=self.page_size, sync_scope=None):
-                if isinstance(item, Exception):
-                    raise item
-                if change == SyncFolderItems.DELETE:
-                    deleted.append(str(item.id))
-                elif change in (SyncFolderItems.CREATE, SyncFolderItems.UPDATE):
-                    upserts.append(item)
-            new_state = svc.sync_state
-            if not isinstance(new_state, str) or not new_state:
-                raise SourceDataError(f"EWS {account.primary_smtp_address}: no SyncState in the response")
-            done = bool(svc.includes_last_item_in_range) or new_state == state
-            state = new_state
-            if done:
-                return upserts, deleted, state, True
-        return upserts, deleted, state or "", False  # cut short: the engine keeps going next pass
+        return sync_folder_items(account, folder, sync_state, additional, self.page_size, self.max_pages)
 
     def _view(self, account: Account, start: datetime, end: datetime) -> tuple[list[Any], dict[str, str]]:
         view = account.calendar.view(start=EWSDateTime.from_datetime(start.astimezone(UTC)).astimezone(_UTC_TZ),
@@ -395,26 +367,6 @@ class EwsSource:
         return None
 
     # ---- mapping exchangelib objects to sync.model
-
-    def _contact(self, item: Any) -> Contact | None:
-        item_id = getattr(item, "id", None)
-        if not item_id:
-            return None
-        phones: list[PhoneNumber] = []
-        for entry in item.phone_numbers or ():
-            number = getattr(entry, "phone_number", None)
-            if isinstance(number, str):
-                phone = phone_number(_PHONE_KINDS.get(entry.label, PhoneKind.OTHER), number, self.default_region)
-                if phone.digits:
-                    phones.append(phone)
-        emails = tuple(clean_text(e.email, 320) for e in (item.email_addresses or ())
-                       if isinstance(getattr(e, "email", None), str) and e.email.strip())
-        given, surname = clean_text(item.given_name), clean_text(item.surname)
-        return Contact(
-            item_id=str(item_id), change_key=str(item.changekey or ""),
-            display_name=clean_text(item.display_name) or f"{given} {surname}".strip(),
-            given_name=given, surname=surname, company=clean_text(item.company_name),
-            title=clean_text(item.job_title), emails=emails, phones=tuple(phones))
 
     def _occurrence(self, item: Any, masters: dict[str, str]) -> Occurrence | None:
         tz = item._start_timezone

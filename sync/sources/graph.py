@@ -18,8 +18,11 @@ Graph gives each occurrence of a series its own iCalUId; the meeting's UID (what
 dedupe key) is the series master's iCalUId, fetched once per series and remembered.
 
 Contacts. A delta round per contact folder: the default folder (`/contacts/delta`) and every folder
-under it (`/contactFolders`, recursively). The state keeps each folder's deltaLink and item ids, so a
-vanished folder or a 410 resync reports exactly the contacts that are gone.
+under it (`/contactFolders`, recursively). The state keeps each folder's deltaLink, path and item ids,
+so a vanished folder or a 410 resync reports exactly the contacts that are gone, and a renamed folder is
+read again in full so its contacts carry the new path. A row that cannot be mapped is a `SkippedItem`.
+Graph's contacts endpoints return contacts only: contact groups, messages and documents filed in a
+contacts folder never reach pbxsync over Graph.
 """
 
 from __future__ import annotations
@@ -38,16 +41,19 @@ from pbxsync.sync.errors import SourceDataError, SourceError
 from pbxsync.sync.model import (
     CalendarChanges,
     CalendarWindow,
+    Contact,
     ContactChanges,
     Folder,
     Occurrence,
     PhoneKind,
     PhoneNumber,
+    SkippedItem,
     is_internal_address,
     utc_text,
 )
-from pbxsync.sync.phones import phone_number
+from pbxsync.sync.phones import normalise_phone
 from pbxsync.sync.plan import sync_window
+from pbxsync.sync.sources.contact_fields import MAX_CONTACT_FOLDERS, folder_path, is_system_folder
 from pbxsync.sync.sources.graph_auth import AppCredentials, TokenProvider, scope_for
 from pbxsync.sync.sources.graph_client import ClientLimits, DeltaGoneError, GraphClient, Sleep, user_path
 from pbxsync.sync.sources.graph_mapping import (
@@ -61,7 +67,6 @@ from pbxsync.sync.sources.graph_mapping import (
 log = logging.getLogger("pbxsync.exchange.graph")
 
 STATE_VERSION = 1
-MAX_CONTACT_FOLDERS = 200
 
 
 def _utc_now() -> datetime:
@@ -82,6 +87,7 @@ class CalendarMirror:
     end: datetime
     delta_link: str
     occurrences: dict[str, Occurrence] = field(default_factory=dict)
+    skipped: dict[str, SkippedItem] = field(default_factory=dict)  # rows of the window we cannot map
 
 
 @dataclass
@@ -115,6 +121,7 @@ class _CalendarState:
 class _FolderState:
     delta_link: str = ""
     item_ids: set[str] = field(default_factory=set)
+    path: str = ""  # below Contacts; states written before paths were kept read as "" (read again once)
 
 
 def _load_contact_state(text: str) -> dict[str, _FolderState]:
@@ -122,7 +129,7 @@ def _load_contact_state(text: str) -> dict[str, _FolderState]:
         data = json.loads(text) if text else {}
         if not data or data.get("v") != STATE_VERSION or data.get("kind") != "graph-contacts":
             return {}
-        return {str(fid): _FolderState(str(f["delta"]), {str(i) for i in f["ids"]})
+        return {str(fid): _FolderState(str(f["delta"]), {str(i) for i in f["ids"]}, str(f.get("path", "")))
                 for fid, f in data["folders"].items()}
     except (ValueError, TypeError, KeyError, AttributeError):
         return {}
@@ -130,8 +137,8 @@ def _load_contact_state(text: str) -> dict[str, _FolderState]:
 
 def _dump_contact_state(folders: dict[str, _FolderState]) -> str:
     return json.dumps({"v": STATE_VERSION, "kind": "graph-contacts",
-                       "folders": {fid: {"delta": f.delta_link, "ids": sorted(f.item_ids)}
-                                   for fid, f in folders.items()}}, separators=(",", ":"))
+                       "folders": {fid: {"delta": f.delta_link, "ids": sorted(f.item_ids), "path": f.path}
+                                   for fid, f in folders.items()}}, separators=(",", ":"), ensure_ascii=False)
 
 
 class GraphSource:
@@ -222,20 +229,31 @@ class GraphSource:
         await asyncio.gather(*(fetch(m) for m in sorted(wanted)))
 
     def _apply(self, mailbox: str, occurrences: dict[str, Occurrence], rows: list[dict[str, Any]],
-               masters: dict[str, str]) -> tuple[list[str], list[str]]:
-        """Apply delta rows in order; returns (changed ids, removed ids) by each id's final state."""
+               masters: dict[str, str], skipped: dict[str, SkippedItem] | None = None) -> tuple[list[str], list[str]]:
+        """Apply delta rows in order; returns (changed ids, removed ids) by each id's final state. A row we
+        cannot map goes to `skipped`; what `occurrences` held for its id stays (a skip cancels nothing)."""
         final: dict[str, bool] = {}
+        unmapped: dict[str, SkippedItem] = {} if skipped is None else skipped
         for row in rows:
             if is_removed(row):
                 gone = removed_row(row)
                 occurrences.pop(gone.item_id, None)
+                unmapped.pop(gone.item_id, None)
                 final[gone.item_id] = False
                 continue
             if row.get("type") == "seriesMaster":
                 continue  # calendarView delta sends instances; a master here carries nothing to store
             series = row.get("seriesMasterId")
-            occ = event_to_occurrence(row, masters.get(series) if isinstance(series, str) else None)
+            try:
+                occ = event_to_occurrence(row, masters.get(series) if isinstance(series, str) else None)
+            except SourceDataError as exc:
+                row_id = row.get("id")
+                item_id = row_id if isinstance(row_id, str) and len(row_id) <= 1024 else ""
+                unmapped[item_id] = SkippedItem("", item_id, str(exc)[:200])
+                final[item_id] = True
+                continue
             occurrences[occ.item_id] = occ
+            unmapped.pop(occ.item_id, None)
             final[occ.item_id] = True
         return [i for i, alive in final.items() if alive], [i for i, alive in final.items() if not alive]
 
@@ -244,7 +262,7 @@ class GraphSource:
         masters = self._masters.setdefault(mailbox, {})
         await self._series_uids(mailbox, delta.rows, masters)
         mirror = CalendarMirror(start, end, delta.delta_link)
-        self._apply(mailbox, mirror.occurrences, delta.rows, masters)
+        self._apply(mailbox, mirror.occurrences, delta.rows, masters, mirror.skipped)
         return mirror
 
     async def sync_calendar(self, mailbox: str, sync_state: str) -> CalendarChanges:
@@ -282,9 +300,9 @@ class GraphSource:
         delta = await self._calendar_round(mailbox, mirror.delta_link)
         masters = self._masters.setdefault(mailbox, {})
         await self._series_uids(mailbox, delta.rows, masters)
-        occurrences = dict(mirror.occurrences)
-        changed, removed = self._apply(mailbox, occurrences, delta.rows, masters)
-        advanced = CalendarMirror(mirror.start, mirror.end, delta.delta_link, occurrences)
+        occurrences, skipped = dict(mirror.occurrences), dict(mirror.skipped)
+        changed, removed = self._apply(mailbox, occurrences, delta.rows, masters, skipped)
+        advanced = CalendarMirror(mirror.start, mirror.end, delta.delta_link, occurrences, skipped)
         self._mirrors[mailbox] = advanced
         return CalendarChanges(tuple(changed), tuple(removed), self._mirror_state(mailbox, advanced))
 
@@ -310,16 +328,17 @@ class GraphSource:
                 raise SourceError(str(exc)) from None
         current = self._mirrors[mailbox]
         ordered = sorted(current.occurrences.values(), key=lambda o: (o.start, o.item_id))
-        return CalendarWindow(start, end, tuple(ordered))
+        return CalendarWindow(start, end, tuple(ordered), tuple(current.skipped.values()))
 
     # ------------------------------------------------------------------ contacts
 
-    async def _contact_folders(self, mailbox: str) -> list[str]:
-        """Ids of every folder below the default Contacts folder, depth first (bounded)."""
-        found: list[str] = []
-        pending = [self.client.url(f"{user_path(mailbox)}/contactFolders?$select=id,displayName&$top=100")]
+    async def _contact_folders(self, mailbox: str) -> list[tuple[str, str]]:
+        """(id, path) of every folder below the default Contacts folder, depth first (bounded)."""
+        found: list[tuple[str, str]] = []
+        known: set[str] = set()
+        pending = [(self.client.url(f"{user_path(mailbox)}/contactFolders?$select=id,displayName&$top=100"), "")]
         while pending:
-            url = pending.pop()
+            url, parent_path = pending.pop()
             for _ in range(self._max_pages):
                 page = await self.client.get_json(mailbox, url)
                 value = page.get("value", [])
@@ -327,15 +346,21 @@ class GraphSource:
                     raise SourceDataError(f"Graph: contact folder list of {mailbox} is not a list")
                 for folder in value:
                     fid = folder.get("id") if isinstance(folder, dict) else None
-                    if not isinstance(fid, str) or not fid or fid in found:
+                    if not isinstance(fid, str) or not fid or fid in known:
                         continue
-                    found.append(fid)
+                    name = folder.get("displayName")
+                    name = name if isinstance(name, str) else ""
+                    if is_system_folder(name):
+                        continue
+                    known.add(fid)
+                    path = folder_path(parent_path, name)
+                    found.append((fid, path))
                     if len(found) > MAX_CONTACT_FOLDERS:
                         raise SourceDataError(f"Graph: {mailbox} has more than {MAX_CONTACT_FOLDERS} "
                                               "contact folders")
-                    pending.append(self.client.url(
+                    pending.append((self.client.url(
                         f"{user_path(mailbox)}/contactFolders/{quote(fid, safe='')}/childFolders"
-                        "?$select=id,displayName&$top=100"))
+                        "?$select=id,displayName&$top=100"), path))
                 if "@odata.nextLink" not in page:
                     break
                 url = self.client.check_link(page["@odata.nextLink"], "nextLink")
@@ -348,15 +373,16 @@ class GraphSource:
 
     async def sync_contacts(self, mailbox: str, sync_state: str) -> ContactChanges:
         previous = _load_contact_state(sync_state)
-        folder_ids = ["", *await self._contact_folders(mailbox)]  # "" = the default Contacts folder
+        folders = [("", ""), *await self._contact_folders(mailbox)]  # "" = the default Contacts folder
         headers = {"Prefer": f"odata.maxpagesize={self._page_size}"}
-        upserts: dict[str, Any] = {}
+        upserts: dict[str, Contact] = {}
         deleted: set[str] = set()
+        skipped: dict[str, SkippedItem] = {}
         new_state: dict[str, _FolderState] = {}
-        for folder_id in folder_ids:
+        for folder_id, path in folders:
             before = previous.get(folder_id, _FolderState())
             ids = set(before.item_ids)
-            full = not before.delta_link
+            full = not before.delta_link or before.path != path  # renamed: its contacts need the new path
             try:
                 url = (self.client.check_link(before.delta_link, "stored deltaLink") if not full
                        else self._contacts_start_url(mailbox, folder_id))
@@ -374,18 +400,31 @@ class GraphSource:
                     gone = removed_row(row).item_id
                     ids.discard(gone)
                     upserts.pop(gone, None)
+                    skipped.pop(gone, None)
                     deleted.add(gone)
                     continue
-                contact = contact_to_model(row, self._phone)
+                try:
+                    contact = contact_to_model(row, self._phone, path)
+                except SourceDataError as exc:  # this row only: the folder's other contacts go on
+                    row_id = row.get("id")
+                    item_id = row_id if isinstance(row_id, str) and len(row_id) <= 1024 else ""
+                    skipped[item_id] = SkippedItem(path, item_id, str(exc)[:200])
+                    ids.add(item_id)
+                    upserts.pop(item_id, None)
+                    continue
                 ids.add(contact.item_id)
                 upserts[contact.item_id] = contact
+                skipped.pop(contact.item_id, None)
                 deleted.discard(contact.item_id)
-            new_state[folder_id] = _FolderState(delta.delta_link, ids)
+            ids.discard("")
+            new_state[folder_id] = _FolderState(delta.delta_link, ids, path)
         for folder_id, gone_folder in previous.items():
             if folder_id not in new_state:  # the folder was deleted: so were its contacts
                 deleted.update(gone_folder.item_ids)
+        deleted.difference_update(upserts)
         self._next_links[(mailbox, Folder.CONTACTS)] = tuple(f.delta_link for f in new_state.values())
-        return ContactChanges(tuple(upserts.values()), tuple(sorted(deleted)), _dump_contact_state(new_state))
+        return ContactChanges(tuple(upserts.values()), tuple(sorted(deleted)), _dump_contact_state(new_state),
+                              skipped=tuple(skipped.values()))
 
     # ------------------------------------------------------------------ the rest
 
@@ -403,8 +442,7 @@ class GraphSource:
 
 
 def phone_builder(region: str) -> PhoneBuilder:
-    """sync.phones' one normalisation (shared with EWS, LDAP, caller ID); a value without a digit is no number."""
+    """sync.phones' one normalisation (shared with EWS, LDAP, caller ID)."""
     def build(kind: PhoneKind, raw: str) -> PhoneNumber | None:
-        number = phone_number(kind, raw, region)
-        return number if number.digits else None
+        return normalise_phone(kind, raw, region)
     return build

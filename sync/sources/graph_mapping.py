@@ -26,6 +26,14 @@ from pbxsync.sync.model import (
     PhoneNumber,
     ResponseType,
 )
+from pbxsync.sync.sources.contact_fields import (
+    GRAPH_PHONE_LISTS,
+    GRAPH_PHONE_SINGLES,
+    MAX_CONTACT_TEXT,
+    contact_email,
+    contact_text,
+    display_name,
+)
 
 PhoneBuilder = Callable[[PhoneKind, str], PhoneNumber | None]  # sync.phones.normalise_phone + region
 
@@ -243,38 +251,53 @@ def _attendee(value: object, item_id: str) -> Attendee:
     return Attendee(email=email, name=name, kind=kind, response=_RESPONSES.get(response, ResponseType.UNKNOWN))
 
 
-def contact_to_model(contact: Mapping[str, Any], phone: PhoneBuilder) -> Contact:
-    """A Graph contact as a Contact; phones in Graph's order: business, home, mobile."""
+def _contact_text(row: Mapping[str, Any], key: str, item_id: str) -> str:
+    value = row.get(key)
+    if value is not None and not isinstance(value, str):
+        raise SourceDataError(f"Graph contact {item_id[:40]}: {key} is not text")
+    return contact_text(value, MAX_CONTACT_TEXT)
+
+
+def contact_to_model(contact: Mapping[str, Any], phone: PhoneBuilder, folder: str = "") -> Contact:
+    """A Graph contact as a Contact (names by sync.sources.contact_fields, as over EWS); phones in
+    Graph's order: business, home, mobile. `folder`: the path of its folder below Contacts."""
     item_id = _item_id(contact)
     emails: list[str] = []
     for entry in _list(contact, "emailAddresses", item_id):
         if not isinstance(entry, dict):
             raise SourceDataError(f"Graph contact {item_id[:40]}: an emailAddresses entry is not an object")
-        address = _text(entry, "address", item_id, 320)
-        if address:
-            emails.append(address)
+        address = entry.get("address")
+        if address is not None and not isinstance(address, str):
+            raise SourceDataError(f"Graph contact {item_id[:40]}: an e-mail address is not text")
+        if contact_email(address):
+            emails.append(contact_email(address))
     phones: list[PhoneNumber] = []
-    for key, kind in (("businessPhones", PhoneKind.BUSINESS), ("homePhones", PhoneKind.HOME)):
+    for key, kind in GRAPH_PHONE_LISTS:
         for raw in _list(contact, key, item_id):
             if not isinstance(raw, str):
                 raise SourceDataError(f"Graph contact {item_id[:40]}: {key} holds a non-text value")
             number = phone(kind, raw)
             if number is not None:
                 phones.append(number)
-    mobile = contact.get("mobilePhone")
-    if mobile is not None and not isinstance(mobile, str):
-        raise SourceDataError(f"Graph contact {item_id[:40]}: mobilePhone is not text")
-    number = phone(PhoneKind.MOBILE, mobile) if mobile else None
-    if number is not None:
-        phones.append(number)
+    for key, kind in GRAPH_PHONE_SINGLES:
+        raw = contact.get(key)
+        if raw is not None and not isinstance(raw, str):
+            raise SourceDataError(f"Graph contact {item_id[:40]}: {key} is not text")
+        number = phone(kind, raw) if raw else None
+        if number is not None:
+            phones.append(number)
+    given, surname = _contact_text(contact, "givenName", item_id), _contact_text(contact, "surname", item_id)
+    company = _contact_text(contact, "companyName", item_id)
     return Contact(
         item_id=item_id,
         change_key=_text(contact, "changeKey", item_id),
-        display_name=_text(contact, "displayName", item_id),
-        given_name=_text(contact, "givenName", item_id),
-        surname=_text(contact, "surname", item_id),
-        company=_text(contact, "companyName", item_id),
-        title=_text(contact, "jobTitle", item_id),
+        display_name=display_name(_contact_text(contact, "displayName", item_id),
+                                  _contact_text(contact, "fileAs", item_id), given, surname, company, tuple(emails)),
+        given_name=given,
+        surname=surname,
+        company=company,
+        title=_contact_text(contact, "jobTitle", item_id),
         emails=tuple(emails),
         phones=tuple(phones),
+        folder=folder,
     )

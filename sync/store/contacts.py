@@ -22,9 +22,15 @@ class StoredContact:
     contact: Contact
 
 
-async def contact_change_keys(store: Store, mailbox: str) -> dict[str, str]:
-    async with store.conn.execute("SELECT item_id, change_key FROM contacts WHERE mailbox = ?", (mailbox,)) as cur:
-        return {str(i): str(k) async for i, k in cur}
+async def contact_versions(store: Store, mailbox: str) -> tuple[dict[str, str], dict[str, str]]:
+    """What the contacts planner compares: change key and folder path per stored item id."""
+    keys: dict[str, str] = {}
+    folders: dict[str, str] = {}
+    async with store.conn.execute("SELECT item_id, change_key, folder FROM contacts WHERE mailbox = ?",
+                                  (mailbox,)) as cur:
+        async for item_id, change_key, folder in cur:
+            keys[str(item_id)], folders[str(item_id)] = str(change_key), str(folder)
+    return keys, folders
 
 
 async def _write_phones(conn: aiosqlite.Connection, contact_id: int, phones: Iterable[PhoneNumber]) -> None:
@@ -41,15 +47,16 @@ async def apply_contact_plan(conn: aiosqlite.Connection, mailbox: str, plan: Con
     for c in (*plan.inserts, *plan.updates):
         async with conn.execute(
             """INSERT INTO contacts (mailbox, item_id, change_key, display_name, given_name, surname,
-                                     company, title, emails, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     company, title, emails, folder, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (mailbox, item_id) DO UPDATE SET
                    change_key = excluded.change_key, display_name = excluded.display_name,
                    given_name = excluded.given_name, surname = excluded.surname, company = excluded.company,
-                   title = excluded.title, emails = excluded.emails, updated_at = excluded.updated_at
+                   title = excluded.title, emails = excluded.emails, folder = excluded.folder,
+                   updated_at = excluded.updated_at
                RETURNING id""",
             (mailbox, c.item_id, c.change_key, c.display_name, c.given_name, c.surname, c.company, c.title,
-             json.dumps(list(c.emails), ensure_ascii=False), stamp),
+             json.dumps(list(c.emails), ensure_ascii=False), c.folder, stamp),
         ) as cur:
             row = await cur.fetchone()
         assert row is not None
@@ -59,7 +66,7 @@ async def apply_contact_plan(conn: aiosqlite.Connection, mailbox: str, plan: Con
 
 
 _SELECT = """SELECT c.id, c.mailbox, c.item_id, c.change_key, c.display_name, c.given_name, c.surname,
-                    c.company, c.title, c.emails
+                    c.company, c.title, c.emails, c.folder
              FROM contacts c"""
 
 
@@ -78,9 +85,9 @@ async def _hydrate(store: Store, fetched: Iterable[Sequence[Any]]) -> list[Store
                 phones[int(cid)].append(PhoneNumber(PhoneKind(kind), raw, e164, digits))
     out = []
     for r in rows:
-        cid, mailbox, item_id, ck, name, given, sur, company, title, emails = r
+        cid, mailbox, item_id, ck, name, given, sur, company, title, emails, folder = r
         contact = Contact(str(item_id), str(ck), str(name), str(given), str(sur), str(company), str(title),
-                          tuple(json.loads(str(emails))), tuple(phones[int(cid)]))
+                          tuple(json.loads(str(emails))), tuple(phones[int(cid)]), str(folder))
         out.append(StoredContact(int(cid), str(mailbox), contact))
     return out
 

@@ -4,6 +4,11 @@ gives the same stored contacts, occurrences and bookings — also after runtime 
 Both simulators serve the SAME `Organisation` object, so they see the same data and the same changes.
 Known, documented difference: Graph v1.0 contacts have no fax / "other" numbers, so the data used here
 has none (tests/data/mailboxes.json's fax number is dropped before syncing).
+
+The "messy contacts" scenario (tests/data/messy-mailboxes.json, issue 12) holds what real mailboxes do:
+contact groups, sub-folders and Exchange's hidden ones, a message, a document, unreadable items, odd numbers
+and odd names. Both backends must store the same contacts. What each one skips differs, by design: Graph's
+contacts endpoints never return groups, messages or documents, so only EWS reports those two as skipped.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from pbxsync.sync.engine import SyncEngine
 from pbxsync.sync.secrets import Secret
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.graph_server import GraphSimulator
-from pbxsync.sync.simulator.mailboxes import ContactRecord, Organisation, Phone
+from pbxsync.sync.simulator.mailboxes import ContactRecord, OddItemRecord, Organisation, Phone
 from pbxsync.sync.sources.base import MailboxSource
 from pbxsync.sync.sources.ews import EwsSource
 from pbxsync.sync.sources.graph import GraphSource
 from pbxsync.sync.store.db import Store, open_store
 
 DATA = Path(__file__).parent.parent / "data" / "mailboxes.json"
+MESSY = Path(__file__).parent.parent / "data" / "messy-mailboxes.json"
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
 NOW = datetime(2026, 3, 20, 12, tzinfo=UTC)
 BACKENDS = ("ews", "graph")
@@ -52,7 +58,8 @@ def servers(org: Organisation, tmp_path: Path) -> Iterator[tuple[EwsSimulator, G
         yield ews, graph
 
 
-def make_config(backend: str, ews: EwsSimulator, graph: GraphSimulator, database: str) -> Config:
+def make_config(backend: str, ews: EwsSimulator, graph: GraphSimulator, database: str,
+                users: list[UserConfig] | None = None) -> Config:
     if backend == "ews":
         exchange = ExchangeConfig(backend="ews", server=ews.ews_url, auth="basic", username="svc-pbx@example.com",
                                   password=Secret("svc-pw"), max_connections=2)
@@ -60,9 +67,9 @@ def make_config(backend: str, ews: EwsSimulator, graph: GraphSimulator, database
         exchange = ExchangeConfig(backend="graph", tenant_id=graph.app.tenant_id, client_id=graph.app.client_id,
                                   client_secret=Secret(graph.app.client_secret), authority=graph.authority,
                                   graph_endpoint=graph.graph_endpoint, ca_file=graph.tls.ca_file, max_connections=2)
-    users = [UserConfig(extension="101", email=[ALICE], name="Alice Example", room="8001"),
-             UserConfig(extension="102", email=[BOB], name="Bob Builder", room="8002"),
-             UserConfig(extension="103", email=[CAROL], name="Carol Jürgens", room="8003")]
+    users = users or [UserConfig(extension="101", email=[ALICE], name="Alice Example", room="8001"),
+                      UserConfig(extension="102", email=[BOB], name="Bob Builder", room="8002"),
+                      UserConfig(extension="103", email=[CAROL], name="Carol Jürgens", room="8003")]
     return Config(database=database, exchange=exchange, sync=SyncConfig(days_back=1, days_ahead=30),
                   users=users, pbx=replace(Config().pbx, rooms=["8001", "8002", "8003", "8004"]))
 
@@ -145,3 +152,65 @@ async def test_same_data_same_store_over_ews_and_graph(servers: tuple[EwsSimulat
     assert not any(row[0] == "ny-call" and row[8] == "scheduled" for row in second["graph"]["bookings"])
     for backend in backends.values():
         await backend.source.close()
+
+
+async def contact_snapshot(config: Config, source: MailboxSource, now: datetime) -> tuple[dict[str, Any], int]:
+    """One pass; the stored contacts (with their folders) and phones, and how many items were skipped."""
+    store = await open_store(config.database)
+    try:
+        summary = await SyncEngine(store, source, config).sync_all(now)
+        assert summary.ok, [(u.mailbox, u.contacts, u.calendar) for u in summary.users]
+
+        async def rows(sql: str) -> list[tuple[Any, ...]]:
+            async with store.conn.execute(sql) as cur:
+                return sorted(tuple(r) for r in await cur.fetchall())
+
+        return {
+            "contacts": await rows("SELECT mailbox, item_id, change_key, display_name, given_name, surname, "
+                                   "company, title, emails, folder FROM contacts"),
+            "phones": await rows("SELECT c.mailbox, c.item_id, p.kind, p.raw, p.e164, p.digits FROM contact_phones p "
+                                 "JOIN contacts c ON c.id = p.contact_id"),
+            "folders": await rows("SELECT mailbox, folder, last_error FROM folder_sync"),
+        }, summary.skipped
+    finally:
+        await store.close()
+
+
+async def test_messy_contacts_are_the_same_over_ews_and_graph(tmp_path: Path) -> None:
+    org = Organisation.load_file(MESSY, now=NOW)
+    users = [UserConfig(extension="101", email=[ALICE], name="Alice Example", room="8001"),
+             UserConfig(extension="102", email=[BOB], name="Bob Builder", room="8002")]
+    with EwsSimulator(org) as ews, GraphSimulator(org, tls_dir=tmp_path / "tls") as graph:
+        configs = {b: make_config(b, ews, graph, str(tmp_path / f"{b}.db"), users) for b in BACKENDS}
+        sources = {b: make_source(c) for b, c in configs.items()}
+        try:
+            first = {b: await contact_snapshot(configs[b], sources[b], NOW) for b in BACKENDS}
+            assert first["ews"][0] == first["graph"][0]
+            assert (len(first["ews"][0]["contacts"]), len(first["ews"][0]["phones"])) == (13, 14)
+            assert {row[9] for row in first["ews"][0]["contacts"]} == {"", "Suppliers", "Suppliers/Berlin"}
+            # EWS: message, document, unreadable, no id. Graph shows only the last two (contacts only).
+            assert (first["ews"][1], first["graph"][1]) == (4, 2)
+
+            # Runtime changes: a folder renamed, one moved out of Contacts, a contact in a new folder, a new
+            # group and a new unreadable item, a contact deleted.
+            folders = {f.name: f for f in org.contact_folders(ALICE)}
+            org.update_contact_folder(ALICE, folders["Suppliers"].folder_id, name="Lieferanten")
+            org.update_contact_folder(ALICE, folders["Berlin"].folder_id, parent_id="", folder_class="IPF.Note")
+            new = org.add_contact_folder(ALICE, "Kunden", folders["Suppliers"].folder_id)
+            org.add_contact(ALICE, ContactRecord("", "", "Kundin Klara", folder=new.folder_id,
+                                                 phones=(Phone("home", "+49 (0)40 555-12 34"),)))
+            org.add_item(ALICE, OddItemRecord("", "", "group", "Neue Gruppe", folder=new.folder_id))
+            org.add_item(ALICE, OddItemRecord("", "", "unreadable", "Noch kaputt"))
+            acme = next(c for c in org.contacts(ALICE) if c.company == "ACME GmbH")
+            org.delete_contact(ALICE, acme.item_id)
+
+            later = NOW + timedelta(minutes=15)
+            second = {b: await contact_snapshot(configs[b], sources[b], later) for b in BACKENDS}
+            assert second["ews"][0] == second["graph"][0]
+            names = {row[3]: row[9] for row in second["ews"][0]["contacts"]}
+            assert names["Lieferant Eins"] == "Lieferanten" and names["Kundin Klara"] == "Lieferanten/Kunden"
+            assert "Berliner Bär" not in names and "ACME GmbH" not in names
+            assert (second["ews"][1], second["graph"][1]) == (1, 1)  # only the new unreadable item is news
+        finally:
+            for source in sources.values():
+                await source.close()
