@@ -46,7 +46,8 @@ from pbxsync.sync.simulator.mailboxes import (
     Recurrence,
     User,
 )
-from pbxsync.sync.sources.ews import CONTACT_FIELDS, OCCURRENCE_FIELDS, EwsSource
+from pbxsync.sync.sources.ews import OCCURRENCE_FIELDS, EwsSource
+from pbxsync.sync.sources.ews_contacts import CONTACT_FIELDS
 from pbxsync.sync.store.db import open_store
 
 SERVICE, PASSWORD = "svc-pbx@example.com", "svc-pw"
