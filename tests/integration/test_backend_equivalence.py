@@ -80,11 +80,15 @@ def make_source(config: Config) -> MailboxSource:
     return EwsSource(config.exchange, config.users, config.sync.default_region)
 
 
+async def sorted_rows(store: Store, sql: str) -> list[tuple[Any, ...]]:
+    async with store.conn.execute(sql) as cur:
+        return sorted(tuple(r) for r in await cur.fetchall())
+
+
 async def snapshot(store: Store) -> dict[str, Any]:
     """Everything a backend decides, without row ids and write times."""
     async def rows(sql: str) -> list[tuple[Any, ...]]:
-        async with store.conn.execute(sql) as cur:
-            return sorted(tuple(r) for r in await cur.fetchall())
+        return await sorted_rows(store, sql)
 
     return {
         "contacts": await rows("SELECT mailbox, item_id, change_key, display_name, given_name, surname, company, "
@@ -160,17 +164,12 @@ async def contact_snapshot(config: Config, source: MailboxSource, now: datetime)
     try:
         summary = await SyncEngine(store, source, config).sync_all(now)
         assert summary.ok, [(u.mailbox, u.contacts, u.calendar) for u in summary.users]
-
-        async def rows(sql: str) -> list[tuple[Any, ...]]:
-            async with store.conn.execute(sql) as cur:
-                return sorted(tuple(r) for r in await cur.fetchall())
-
+        everything = await snapshot(store)
         return {
-            "contacts": await rows("SELECT mailbox, item_id, change_key, display_name, given_name, surname, "
-                                   "company, title, emails, folder FROM contacts"),
-            "phones": await rows("SELECT c.mailbox, c.item_id, p.kind, p.raw, p.e164, p.digits FROM contact_phones p "
-                                 "JOIN contacts c ON c.id = p.contact_id"),
-            "folders": await rows("SELECT mailbox, folder, last_error FROM folder_sync"),
+            "contacts": await sorted_rows(store, "SELECT mailbox, item_id, change_key, display_name, given_name, "
+                                          "surname, company, title, emails, folder FROM contacts"),
+            "phones": everything["phones"],
+            "folders": everything["folders"],
         }, summary.skipped
     finally:
         await store.close()
