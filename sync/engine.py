@@ -158,8 +158,8 @@ class SyncEngine:
     async def _sync_contacts(self, mailbox: str, now: datetime) -> FolderResult:
         state = await folders.folder_state(self.store, mailbox, Folder.CONTACTS)
         changes = await self.source.sync_contacts(mailbox, state.sync_state)
-        stored, stored_folders = await contact_store.contact_versions(self.store, mailbox)
-        plan = plan_contacts(stored, changes, stored_folders)
+        stored = await contact_store.contact_versions(self.store, mailbox)
+        plan = plan_contacts(stored.change_keys, changes, stored.folders)
         settled = (*(c.item_id for c in changes.upserts), *changes.deleted_item_ids)
         log_skipped(mailbox, Folder.CONTACTS, changes.skipped)
         async with self.store.transaction() as conn:

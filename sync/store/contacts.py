@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 
@@ -22,15 +22,20 @@ class StoredContact:
     contact: Contact
 
 
-async def contact_versions(store: Store, mailbox: str) -> tuple[dict[str, str], dict[str, str]]:
-    """What the contacts planner compares: change key and folder path per stored item id."""
-    keys: dict[str, str] = {}
-    folders: dict[str, str] = {}
+class ContactVersions(NamedTuple):
+    """What the contacts planner compares, per stored item id."""
+
+    change_keys: dict[str, str]
+    folders: dict[str, str]  # the folder path each contact is stored with
+
+
+async def contact_versions(store: Store, mailbox: str) -> ContactVersions:
+    versions = ContactVersions({}, {})
     async with store.conn.execute("SELECT item_id, change_key, folder FROM contacts WHERE mailbox = ?",
                                   (mailbox,)) as cur:
         async for item_id, change_key, folder in cur:
-            keys[str(item_id)], folders[str(item_id)] = str(change_key), str(folder)
-    return keys, folders
+            versions.change_keys[str(item_id)], versions.folders[str(item_id)] = str(change_key), str(folder)
+    return versions
 
 
 async def _write_phones(conn: aiosqlite.Connection, contact_id: int, phones: Iterable[PhoneNumber]) -> None:
