@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from pbxsync.plugin.commands.sync_cmd import _report, summary_line
-from pbxsync.sync.config import Config, parse_config
+from pbxsync.sync.config import Config, ExchangeConfig, SyncConfig, parse_config
 from pbxsync.sync.engine import FolderResult, SyncEngine, UserSummary
 from pbxsync.sync.model import (
     CalendarChanges,
@@ -25,6 +27,9 @@ from pbxsync.sync.model import (
     SkippedItem,
 )
 from pbxsync.sync.plan import StoredOccurrenceRef, plan_calendar
+from pbxsync.sync.secrets import Secret
+from pbxsync.sync.sources.ews import EwsSource
+from pbxsync.sync.sources.graph import GraphSource
 from pbxsync.sync.store import calendar as calendar_store
 from pbxsync.sync.store import contacts as contact_store
 from pbxsync.sync.store.db import Store, open_store
@@ -176,3 +181,51 @@ def test_sync_exits_0_and_warns_when_only_items_were_skipped(capsys: pytest.Capt
     assert "warning: 2 contacts item(s) of 101 (alice@example.com) could not be read" in captured.err
     failed = UserSummary("102", "bob@example.com", contacts=FolderResult(error="down", error_kind="source"))
     assert _report([ok, failed], None, True, None) == 1
+
+
+# ---- the sources: an item they cannot map becomes a SkippedItem, the others are kept
+
+
+def _ews_item(item_id: str, start: object, attendees: object = None) -> Any:
+    tz = SimpleNamespace(key="UTC", ms_id="UTC")
+    return SimpleNamespace(
+        id=item_id, changekey="ck", uid=f"uid-{item_id}", subject="private", location="PBX", start=start,
+        end=NOW + timedelta(hours=1), _start_timezone=tz, is_all_day=False, is_cancelled=False, type="Single",
+        recurrence_id=None, organizer=None, required_attendees=attendees, optional_attendees=None, resources=None)
+
+
+def test_an_ews_calendar_item_that_cannot_be_mapped_is_skipped_not_dropped() -> None:
+    config = parse_config({"exchange": {"server": "http://127.0.0.1:1/EWS/Exchange.asmx", "username": "svc@x",
+                                        "password": "pw"}, "users": [{"extension": "101", "email": ALICE}]})
+    items = [_ews_item("ok", NOW), _ews_item("odd", NOW, attendees=42), _ews_item("none", None)]
+    account = SimpleNamespace(calendar=SimpleNamespace(view=lambda start, end: SimpleNamespace(only=lambda *f: items)),
+                              fetch=lambda ids, only_fields: [], primary_smtp_address=ALICE)
+    window = EwsSource(config.exchange, config.users)._fetch_window(account, NOW, NOW + timedelta(days=1))
+    assert [o.item_id for o in window.occurrences] == ["ok"]
+    assert [(s.item_id, s.reason) for s in window.skipped] == [
+        ("odd", "cannot map it (TypeError)"), ("none", "no usable id, start or end")]
+    assert not any("private" in s.reason for s in window.skipped)  # a reason never carries the content
+
+
+async def test_a_graph_row_that_cannot_be_mapped_is_skipped_and_the_mirror_keeps_the_rest() -> None:
+    def event(item_id: str, kind: str = "singleInstance") -> dict[str, Any]:
+        return {"id": item_id, "changeKey": "k", "iCalUId": "uid-" + item_id, "type": kind, "subject": "S",
+                "start": {"dateTime": "2026-11-28T09:00:00", "timeZone": "UTC"},
+                "end": {"dateTime": "2026-11-28T10:00:00", "timeZone": "UTC"}}
+
+    rounds = [[event("E1"), event("E2", "somethingElse")], [event("E2")]]
+
+    async def get_json(mailbox: str, url: str, headers: Any = None) -> dict[str, Any]:
+        return {"value": rounds.pop(0), "@odata.deltaLink": "https://graph.example/v1.0/users/x/delta?$deltatoken=1"}
+
+    exchange = ExchangeConfig(backend="graph", tenant_id="t", client_id="c", client_secret=Secret("s"),
+                              graph_endpoint="https://graph.example/v1.0")
+    source = GraphSource(exchange, SyncConfig(), clock=lambda: NOW)
+    source.client.get_json = get_json  # type: ignore[method-assign]
+    start, end = NOW, NOW + timedelta(days=7)
+    first = await source.calendar_window(ALICE, start, end)
+    assert [o.item_id for o in first.occurrences] == ["E1"]
+    assert [s.item_id for s in first.skipped] == ["E2"] and "unknown type" in first.skipped[0].reason
+    second = await source.calendar_window(ALICE, start, end)  # E2 is readable now
+    assert [o.item_id for o in second.occurrences] == ["E1", "E2"] and second.skipped == ()
+    await source.close()
