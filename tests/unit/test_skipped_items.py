@@ -32,7 +32,7 @@ from pbxsync.sync.sources.ews import EwsSource
 from pbxsync.sync.sources.graph import GraphSource
 from pbxsync.sync.store import calendar as calendar_store
 from pbxsync.sync.store import contacts as contact_store
-from pbxsync.sync.store.db import Store, open_store
+from pbxsync.sync.store.db import Store
 from pbxsync.sync.store.folders import folder_state
 from pbxsync.sync.store.skipped import skip_summaries
 
@@ -76,13 +76,6 @@ def config(contacts: bool = True, calendar: bool = False) -> Config:
         "exchange": {"username": "svc@example.com", "password": "x"},
         "users": [{"extension": "101", "email": ALICE, "sync_contacts": contacts, "sync_calendar": calendar}],
     })
-
-
-@pytest.fixture
-async def store() -> Store:
-    s = await open_store(":memory:")
-    yield s  # type: ignore[misc]
-    await s.close()
 
 
 MESSAGE = SkippedItem("", "m1", "not a contact (IPM.Note)")
