@@ -127,6 +127,8 @@ class _Planner:
 
     def _copy_states_only(self, booking: Booking, held_by: set[str]) -> _Candidate | None:
         draft = booking.draft
+        if draft.state is StoredState.CANCELLED:
+            return None  # nobody is called for it; a cancellation keeps the participants as they were
         people = []
         for p in draft.participants:
             entry = self.directory.by_extension(p.extension)

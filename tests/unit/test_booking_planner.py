@@ -302,6 +302,18 @@ def test_an_uninvited_participant_whose_copy_is_gone_is_settled_in_one_pass() ->
     assert plan(copies((BOB, uninvited)), bookings) == []
 
 
+def test_a_cancelled_booking_is_not_touched_by_older_attendee_copies() -> None:
+    """Found by the state machine: moved to Teams (cancelled) while an attendee was uninvited; the next pass,
+    holding only the older attendee copy, must not change the cancelled booking again."""
+    meeting = occ(organizer=DAVE, attendees=[person(ALICE), person(CAROL)])
+    bookings = settle(copies((ALICE, meeting), (CAROL, meeting)))
+    teams = occ(organizer=DAVE, location="Teams", attendees=[person(ALICE)])
+    bookings = apply(bookings, plan(copies((ALICE, teams)), bookings))
+    assert bookings[0].draft.state is StoredState.CANCELLED
+    later = replace(bookings[0], updated_at="2026-12-01T07:30:00+00:00")
+    assert plan(copies((ALICE, teams)), [later]) == []
+
+
 def test_organizer_removed_from_the_directory_turns_the_booking_into_a_rejection() -> None:
     bookings = settle(copies((ALICE, occ()), (BOB, occ())))
     without_alice = Directory.from_entries([e for e in DIRECTORY.entries if e.extension != "201"])
