@@ -46,7 +46,9 @@ def read_secret(kind: str, spec: str, key: str) -> Secret:
             text = Path(spec).read_text(encoding="utf-8")
         except OSError as exc:
             raise SecretError(f"{key}_file: cannot read {spec}: {exc.strerror or exc}") from None
-        return Secret(text.rstrip("\r\n"), f"file {spec}")
+        # The first line, as documented: an editor's trailing newline or a comment below is not the secret.
+        lines = text.splitlines()
+        return Secret(lines[0] if lines else "", f"file {spec}")
     if kind == "_env":
         if spec not in os.environ:
             raise SecretError(f"{key}_env: environment variable {spec} is not set")
