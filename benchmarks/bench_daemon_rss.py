@@ -35,7 +35,6 @@ from pbxsync.plugin.daemon.control_client import daemon_status  # noqa: E402
 from pbxsync.sync.config import Config, load_config  # noqa: E402
 from pbxsync.sync.model import utc_text  # noqa: E402
 from pbxsync.sync.store.db import open_store  # noqa: E402
-from tests.support.ports import port_for_config  # noqa: E402
 
 TARGET_MB = 200.0
 BASELINE = r"""
@@ -107,7 +106,7 @@ def write_config(workdir: Path, users: int, ami_port: int, disabled: set[str]) -
              "[agi]", 'listen = "127.0.0.1:0"', f"enabled = {str('agi' not in disabled).lower()}",
              "[ldap]", 'listen = "127.0.0.1:0"', "refresh_seconds = 1",
              f"enabled = {str('ldap' not in disabled).lower()}",
-             "[control]", f'listen = "127.0.0.1:{port_for_config()}"', 'metrics_listen = ""',
+             "[control]", f'socket = "{workdir / "control.sock"}"', 'metrics_listen = ""',
              "[log]", 'level = "warning"']
     for u in range(users):
         lines += ["[[users]]", f'extension = "{1000 + u}"', f'email = "user{u:04d}@example.com"',

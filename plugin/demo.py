@@ -103,7 +103,7 @@ def demo_config(workdir: Path, ews: EwsSimulator, ami_port: int, service_account
         "agi": {"enabled": True, "listen": "127.0.0.1:0"},
         "ldap": {"enabled": True, "listen": "127.0.0.1:0", "base_dn": "ou=pbxsync,dc=example,dc=com",
                  "refresh_seconds": 0.5},
-        "control": {"listen": "127.0.0.1:0", "metrics_listen": ""},
+        "control": {"socket": str(workdir / "control.sock"), "metrics_listen": ""},
         "log": {"level": "info", "format": "text"},
     }, str(workdir / "pbxsync.toml"))
 

@@ -8,6 +8,7 @@ finds it by name), and so is the table `[exchange.<backend>]` of a backend with 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -29,7 +30,8 @@ _EMAIL_RE = re.compile(r"^[^@\s;,<>\"']{1,200}@[^@\s;,<>\"']{1,200}$")
 # Listener defaults: a ListenAddress is frozen, so one instance can be the default of every config.
 _DEFAULT_AGI = ListenAddress("127.0.0.1", 4573)
 _DEFAULT_LDAP = ListenAddress("127.0.0.1", 3890)
-_DEFAULT_CONTROL = ListenAddress("127.0.0.1", 8459)
+DEFAULT_CONTROL_SOCKET = "/run/pbxsync/control.sock"  # systemd's RuntimeDirectory=pbxsync makes /run/pbxsync
+_MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux; leave room for the NUL
 _DEFAULT_METRICS = ListenAddress("127.0.0.1", 9459)
 _DEFAULT_GRAPH_NOTIFICATIONS = ListenAddress("127.0.0.1", 8460)
 
@@ -164,7 +166,10 @@ class LdapConfig:
 
 @dataclass(frozen=True)
 class ControlConfig:
-    listen: ListenAddress = _DEFAULT_CONTROL
+    socket: str = DEFAULT_CONTROL_SOCKET  # the CLI's way in, guarded by file permissions ("" = off)
+    listen: ListenAddress | None = None  # TCP, only with a token ("" / unset = off)
+    token: Secret = EMPTY_SECRET  # `token_file`: the Bearer token TCP clients must send
+    allow_remote: bool = False  # a control or metrics address beyond loopback is refused unless true
     metrics_listen: ListenAddress | None = _DEFAULT_METRICS  # "" in the file = off
 
 
@@ -258,10 +263,37 @@ def _semantic_problems(cfg: Config) -> list[str]:
     if cfg.ldap.time_limit_seconds < 0 or cfg.ldap.refresh_seconds < 0 or cfg.ldap.idle_timeout_seconds <= 0:
         p.append("ldap.time_limit_seconds/refresh_seconds/idle_timeout_seconds: must not be negative "
                  "(idle_timeout_seconds > 0)")
+    p += _control_problems(cfg.control)
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         p.append("log.level: must be debug, info, warning or error")
     if cfg.log.format not in ("text", "json"):
         p.append("log.format: must be text or json")
+    return p
+
+
+def is_loopback(listen: ListenAddress) -> bool:
+    if listen.host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(listen.host.partition("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
+
+
+def _control_problems(control: ControlConfig) -> list[str]:
+    p: list[str] = []
+    if not control.socket and control.listen is None:
+        p.append("control.socket: set a socket path (or control.listen with a token): the CLI needs a way in")
+    if control.socket and (not control.socket.startswith("/") or len(control.socket) > _MAX_SOCKET_PATH):
+        p.append(f"control.socket: must be an absolute path of at most {_MAX_SOCKET_PATH} characters")
+    if control.listen is not None and not control.token:
+        p.append("control.listen: TCP control needs control.token_file (one random line, readable by root "
+                 "and pbxsync only); or use control.socket")
+    if not control.allow_remote:
+        for key, listen in (("listen", control.listen), ("metrics_listen", control.metrics_listen)):
+            if listen is not None and not is_loopback(listen):
+                p.append(f"control.{key}: {listen} is not a loopback address; set control.allow_remote = true "
+                         "if it really must be reachable from the network")
     return p
 
 

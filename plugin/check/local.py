@@ -64,7 +64,7 @@ class Listener:
 
 def listeners(config: Config) -> list[Listener]:
     """Every socket the daemon will bind with this config."""
-    found = [Listener("control.listen", config.control.listen)]
+    found = [] if config.control.listen is None else [Listener("control.listen", config.control.listen)]
     if config.control.metrics_listen is not None:
         found.append(Listener("control.metrics_listen", config.control.metrics_listen))
     if config.agi.enabled:

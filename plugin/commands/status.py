@@ -6,20 +6,20 @@ import argparse
 from typing import Any
 
 from pbxsync.plugin.commands.common import add_json_flag, config_from, print_json, print_table
-from pbxsync.plugin.daemon.control_client import daemon_status
+from pbxsync.plugin.daemon.control_client import control_address, daemon_status
 from pbxsync.sync.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="health of the running daemon, part by part",
-                       description="Ask the running daemon (at [control] listen) for every part's health. "
+                       description="Ask the running daemon (at [control] socket or listen) for every part's health. "
                        "Exits 0 when all parts are healthy, 1 when one is not, 2 when no daemon is running.")
     add_json_flag(p)
     p.set_defaults(handler=status)
 
 
-def not_running_message(listen: str) -> str:
-    return (f"no pbxsync daemon is running (nothing answers on control.listen {listen}); "
+def not_running_message(where: str) -> str:
+    return (f"no pbxsync daemon is running (nothing answers on {where}); "
             "start it with `systemctl start pbxsync` or `pbxsync run`")
 
 
@@ -39,7 +39,7 @@ def status(args: argparse.Namespace) -> int:
     config = config_from(args)
     doc = daemon_status(config)
     if doc is None:
-        raise UserError(not_running_message(str(config.control.listen)))
+        raise UserError(not_running_message(control_address(config)))
     if args.json:
         print_json(doc)
     else:

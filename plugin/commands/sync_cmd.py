@@ -77,7 +77,7 @@ def _remote_folder(doc: dict[str, Any] | None) -> FolderResult | None:
 
 
 def _sync_in_daemon(config: Config, users: list[UserConfig]) -> list[UserSummary] | None:
-    """"Sync now" in the running daemon; None when no daemon listens on [control] listen."""
+    """"Sync now" in the running daemon; None when no daemon listens on [control] socket/listen."""
     from pbxsync.plugin.daemon.control_client import trigger_sync_in_daemon
 
     targets: list[str | None] = [u.extension for u in users] if len(users) < len(config.users) else [None]

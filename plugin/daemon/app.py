@@ -50,6 +50,10 @@ class Daemon:
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        # "Sync now" requests that arrive while the same pass runs join it instead of starting another one:
+        # 40 clicks (or a flood of POSTs) are one pass. Its result is as fresh as what the callers asked for
+        # within the pass's duration; a later click after it ends starts a new one.
+        self._passes: dict[str | None, asyncio.Future[PassSummary]] = {}
         self.debug = debug
 
     # ---- ControlTarget
@@ -70,7 +74,13 @@ class Daemon:
         service = self.supervisor.service("sync")
         if not isinstance(service, SyncService):
             raise RuntimeError("the sync service is not running (see pbxsync status)")
-        return await service.sync_now(service.resolve_users(extension))
+        running = self._passes.get(extension)
+        if running is None:
+            running = asyncio.ensure_future(service.sync_now(service.resolve_users(extension)))
+            self._passes[extension] = running
+            running.add_done_callback(lambda _done: self._passes.pop(extension, None))
+        # shielded: one caller going away must not cancel the pass the others wait for
+        return await asyncio.shield(running)
 
     async def reload(self) -> bool:
         async with self._reload_lock:  # two quick SIGHUPs apply one after the other

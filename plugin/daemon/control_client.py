@@ -1,13 +1,15 @@
 """Talking to a running daemon's control endpoint from the CLI (`status`, `sync`).
 
-`None` means "no daemon is listening there", so a caller can fall back (e.g. `pbxsync sync` runs the
-pass itself); any other problem raises `DaemonError` with one line for the operator.
+The Unix socket (`[control] socket`) when configured, else TCP with the Bearer token. `None` means "no
+daemon is listening there", so a caller can fall back (e.g. `pbxsync sync` runs the pass itself); any
+other problem raises `DaemonError` with one line for the operator.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 from typing import Any
 
 from pbxsync.sync.config import Config
@@ -21,28 +23,61 @@ class DaemonError(PbxsyncError):
     """The daemon answered, but not with what we asked for."""
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)  # the Host header the endpoint expects
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def control_address(config: Config) -> str:
+    """Where the CLI looks for the daemon, as the operator would write it."""
+    control = config.control
+    return f"control.socket {control.socket}" if control.socket else f"control.listen {control.listen}"
+
+
 def request(config: Config, method: str, path: str, body: dict[str, Any] | None = None,
             timeout: float = STATUS_TIMEOUT_SECONDS) -> tuple[int, Any] | None:
-    listen = config.control.listen
-    conn = http.client.HTTPConnection(listen.host, listen.port, timeout=timeout)
+    control = config.control
+    headers: dict[str, str] = {}
+    conn: http.client.HTTPConnection
+    if control.socket:
+        conn = _UnixConnection(control.socket, timeout)
+    else:
+        assert control.listen is not None  # the config requires one of the two
+        conn = http.client.HTTPConnection(control.listen.host, control.listen.port, timeout=timeout)
+        headers["Authorization"] = f"Bearer {control.token.reveal()}"
+    where = control_address(config)
     payload = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"} if payload is not None else {}
+    if payload is not None:
+        headers["Content-Type"] = "application/json"
     try:
         conn.request(method, path, body=payload, headers=headers)
         response = conn.getresponse()
         raw = response.read()
     except (ConnectionRefusedError, FileNotFoundError):
         return None
+    except PermissionError:
+        raise DaemonError(f"no permission to use {where}: run as root or as a member of the pbxsync group") from None
     except TimeoutError:
-        raise DaemonError(f"the daemon at {config.control.listen} did not answer within {timeout:.0f} s") from None
+        raise DaemonError(f"the daemon at {where} did not answer within {timeout:.0f} s") from None
     except (OSError, http.client.HTTPException) as exc:
-        raise DaemonError(f"cannot talk to the daemon at {config.control.listen}: {exc}") from None
+        raise DaemonError(f"cannot talk to the daemon at {where}: {exc}") from None
     finally:
         conn.close()
     try:
         doc = json.loads(raw.decode("utf-8")) if raw else None
     except (UnicodeDecodeError, ValueError):
-        raise DaemonError(f"{config.control.listen} answered, but not like a pbxsync daemon") from None
+        raise DaemonError(f"{where} answered, but not like a pbxsync daemon") from None
     return response.status, doc
 
 

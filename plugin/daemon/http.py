@@ -1,16 +1,20 @@
 """A minimal HTTP/1.1 server on asyncio for the loopback control and metrics endpoints.
 
-One request per connection (`Connection: close`), bounded header and body sizes and a read timeout,
-so a stuck or hostile client cannot hold the daemon. Only what the control endpoint needs; not a
-general web server.
+One request per connection (`Connection: close`), bounded header and body sizes, a deadline to send the
+whole request, and caps on open connections (in all and per source address), so a stuck or hostile client
+cannot hold the daemon nor use up its file descriptors (which FastAGI and LDAP share). Over TCP or a Unix
+socket. Only what the control endpoint needs; not a general web server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -21,6 +25,15 @@ log = logging.getLogger("pbxsync.daemon.http")
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024
 READ_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Connection caps: over them a connection gets 503 at once and is closed, holding no descriptor."""
+
+    max_connections: int = 128
+    per_source: int = 64  # every local client shares 127.0.0.1, so this only stops a remote flood
+    request_deadline: float = READ_TIMEOUT_SECONDS  # to send the whole request; idle connections end here
 
 
 @dataclass
@@ -102,27 +115,107 @@ def _encode(response: Response) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body
 
 
-async def start_http_server(host: str, port: int, handler: Handler) -> asyncio.Server:
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            try:
-                request = await asyncio.wait_for(_read_request(reader), READ_TIMEOUT_SECONDS)
-            except (_BadRequest, TimeoutError) as exc:
-                response = Response.error(400, str(exc) or "request timed out")
-            else:
-                try:
-                    response = await handler(request)
-                except Exception as exc:  # one bad request never takes the endpoint down
-                    log.exception("control request %s %s failed", request.method, request.path)
-                    response = Response.error(500, f"internal error: {type(exc).__name__}")
-            writer.write(_encode(response))
-            await writer.drain()
-        except (ConnectionError, OSError):
-            pass  # the client went away; nothing to tell it
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+class _Connections:
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.open = 0
+        self.by_source: dict[str, int] = {}
 
-    return await asyncio.start_server(serve, host, port, limit=MAX_HEADER_BYTES)
+    def admit(self, source: str) -> bool:
+        if self.open >= self.limits.max_connections or self.by_source.get(source, 0) >= self.limits.per_source:
+            return False
+        self.open += 1
+        self.by_source[source] = self.by_source.get(source, 0) + 1
+        return True
+
+    def release(self, source: str) -> None:
+        self.open -= 1
+        left = self.by_source[source] - 1
+        if left:
+            self.by_source[source] = left
+        else:
+            del self.by_source[source]
+
+
+def _source(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "local"  # a Unix socket has no address
+
+
+def _serve(handler: Handler, limits: Limits) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                                         Awaitable[None]]:
+    connections = _Connections(limits)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        source = _source(writer)
+        if not connections.admit(source):
+            with contextlib.suppress(ConnectionError, OSError):
+                writer.write(_encode(Response.error(503, "too many connections")))
+            writer.close()  # no drain, no wait: the descriptor goes as soon as the 503 is handed to the kernel
+            return
+        try:
+            await _answer(reader, writer, handler, limits)
+        finally:
+            connections.release(source)
+
+    return serve
+
+
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler,
+                  limits: Limits) -> None:
+    try:
+        try:
+            request = await asyncio.wait_for(_read_request(reader), limits.request_deadline)
+        except (_BadRequest, TimeoutError) as exc:
+            response = Response.error(400, str(exc) or "request timed out")
+        else:
+            try:
+                response = await handler(request)
+            except Exception as exc:  # one bad request never takes the endpoint down
+                log.exception("control request %s %s failed", request.method, request.path)
+                response = Response.error(500, f"internal error: {type(exc).__name__}")
+        writer.write(_encode(response))
+        await asyncio.wait_for(writer.drain(), limits.request_deadline)
+    except (ConnectionError, OSError, TimeoutError):
+        pass  # the client went away or does not read; nothing to tell it
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.wait_closed()
+
+
+async def start_http_server(host: str, port: int, handler: Handler, limits: Limits | None = None) -> asyncio.Server:
+    return await asyncio.start_server(_serve(handler, limits or Limits()), host, port, limit=MAX_HEADER_BYTES)
+
+
+def _claim_socket_path(path: str) -> None:
+    """Remove a socket file nobody answers on; refuse one a live process answers on."""
+    if not os.path.exists(path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)  # a local socket answers or refuses at once
+    except (ConnectionRefusedError, FileNotFoundError):
+        os.unlink(path)  # stale: left by a daemon that was killed
+    else:
+        raise OSError(errno.EADDRINUSE, f"address already in use: a daemon answers on {path}")
+    finally:
+        probe.close()
+
+
+async def start_unix_http_server(path: str, handler: Handler, limits: Limits | None = None,
+                                 mode: int = 0o660) -> asyncio.Server:
+    """Serve on a Unix socket that only its owner and group may use (`mode`).
+
+    A socket file left by a daemon that died is replaced; one a live daemon answers on is not: that
+    start fails with "address already in use" like a taken TCP port.
+    """
+    _claim_socket_path(path)
+    old_umask = os.umask(0o777 & ~mode)  # never a moment in which others may connect
+    try:
+        server = await asyncio.start_unix_server(_serve(handler, limits or Limits()), path, limit=MAX_HEADER_BYTES)
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, mode)
+    return server
 

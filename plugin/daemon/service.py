@@ -80,7 +80,10 @@ class ServerService(Service):
     def address(self) -> str:
         if self.server is None or not self.server.sockets:
             return ""
-        host, port = self.server.sockets[0].getsockname()[:2]
+        name = self.server.sockets[0].getsockname()
+        if isinstance(name, str):  # a Unix socket's path
+            return name
+        host, port = name[:2]
         return f"{host}:{port}"
 
     def health(self) -> Health:

@@ -21,7 +21,7 @@ from pbxsync.plugin.agi.service import AgiService, build_agi_server
 from pbxsync.plugin.ami.client import AmiClient, AmiSettings
 from pbxsync.plugin.autocall.service import AutocallService
 from pbxsync.plugin.daemon.clock import Clock
-from pbxsync.plugin.daemon.control import ControlService, ControlTarget, MetricsService
+from pbxsync.plugin.daemon.control import ControlService, ControlSocketService, ControlTarget, MetricsService
 from pbxsync.plugin.daemon.parts import (
     AmiLinkService,
     AutocallAdapter,
@@ -73,7 +73,15 @@ def default_source_factory(config: Config) -> MailboxSource:
 
 def _control(ctx: DaemonContext) -> list[ServiceSpec]:
     cfg = ctx.config.control
-    specs = [ServiceSpec("control", lambda: ControlService(cfg.listen, ctx.target), cfg.listen, critical=True)]
+    specs = []
+    if cfg.socket:
+        specs.append(ServiceSpec("control", lambda: ControlSocketService(cfg.socket, ctx.target),
+                                 cfg.socket, critical=True))
+    listen = cfg.listen
+    if listen is not None:
+        name = "control-tcp" if cfg.socket else "control"
+        specs.append(ServiceSpec(name, lambda: ControlService(listen, cfg.token.reveal(), ctx.target, name),
+                                 (listen, cfg.token), critical=True))
     metrics_listen = cfg.metrics_listen
     if metrics_listen is not None:
         specs.append(ServiceSpec("metrics", lambda: MetricsService(metrics_listen), metrics_listen))

@@ -61,7 +61,7 @@ def make_config(tmp_path: Path, ews: EwsSimulator, ami_port: int) -> Config:
         "pbx": {"port": ami_port, "username": "pbxsync", "secret": "ami-secret"},
         "autocall": {"verify_before_seconds": VERIFY_BEFORE, "retries": 0},
         "agi": {"enabled": False}, "ldap": {"enabled": False},
-        "control": {"listen": "127.0.0.1:0", "metrics_listen": ""},
+        "control": {"socket": str(tmp_path / "control.sock"), "metrics_listen": ""},
     }, str(tmp_path / "pbxsync.toml"))
 
 

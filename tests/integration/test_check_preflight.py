@@ -26,6 +26,13 @@ from tests.support.ports import refused_port
 DATA = Path(__file__).resolve().parents[1] / "data" / "mailboxes.json"
 
 
+def token_file(tmp_path: Path) -> Path:
+    path = tmp_path / "control.token"
+    path.write_text("preflight-token\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
 def make_config(tmp_path: Path, ews: EwsSimulator, ami_port: int, *, ldap_port: int = 0, **pbx: object) -> Config:
     return parse_config({
         "database": str(tmp_path / "pbxsync.db"),
@@ -36,7 +43,8 @@ def make_config(tmp_path: Path, ews: EwsSimulator, ami_port: int, *, ldap_port: 
         "pbx": {"host": "127.0.0.1", "port": ami_port, "username": "pbxsync", "secret": "ami-secret", **pbx},
         "agi": {"listen": "127.0.0.1:0"},
         "ldap": {"listen": f"127.0.0.1:{ldap_port}"},
-        "control": {"listen": "127.0.0.1:0", "metrics_listen": "127.0.0.1:0"},
+        "control": {"listen": "127.0.0.1:0", "token_file": str(token_file(tmp_path)),
+                    "socket": str(tmp_path / "control.sock"), "metrics_listen": "127.0.0.1:0"},
     }, str(tmp_path / "pbxsync.toml"))
 
 
@@ -180,7 +188,7 @@ def graph_config(tmp_path: Path, sim: object, ami_port: int, secret: str | None 
                   {"extension": "102", "email": "bob@example.com"}],
         "pbx": {"port": ami_port, "username": "pbxsync", "secret": "ami-secret"},
         "agi": {"enabled": False}, "ldap": {"enabled": False},
-        "control": {"listen": "127.0.0.1:0", "metrics_listen": ""},
+        "control": {"socket": str(tmp_path / "control.sock"), "metrics_listen": ""},
     }, str(tmp_path / "pbxsync.toml"))
 
 

@@ -27,7 +27,6 @@ from pbxsync.plugin.daemon.control_client import DaemonError, daemon_status, tri
 from pbxsync.sync.config import Config, load_config
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
-from tests.support.ports import port_for_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("PBXSYNC_CRASH_SEED", "20261127"))
@@ -124,7 +123,7 @@ enabled = false
 [ldap]
 enabled = false
 [control]
-listen = "127.0.0.1:{port_for_config()}"
+socket = "{tmp_path / 'control.sock'}"
 metrics_listen = ""
 """, encoding="utf-8")
     return load_config(str(path))

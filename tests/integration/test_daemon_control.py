@@ -48,7 +48,7 @@ def make_config(tmp_path: Path, interval: int = 0) -> Config:
         "sync": {"interval_minutes": interval},
         "users": [{"extension": "101", "email": "alice@example.com"},
                   {"extension": "102", "email": "bob@example.com"}],
-        "control": {"listen": "127.0.0.1:0", "metrics_listen": "127.0.0.1:0"},
+        "control": {"socket": str(tmp_path / "control.sock"), "metrics_listen": "127.0.0.1:0"},
         "agi": {"enabled": False}, "ldap": {"enabled": False},
     }, str(tmp_path / "pbxsync.toml"))
 
@@ -62,9 +62,7 @@ def bound(daemon: Daemon, name: str) -> str:
 class Running:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
-        cfg = daemon.config
-        control = ListenAddress.parse(bound(daemon, "control"))
-        self.client_config = replace(cfg, control=replace(cfg.control, listen=control))
+        self.client_config = daemon.config  # the CLI finds the daemon at the configured socket
 
 
 @pytest.fixture
@@ -148,16 +146,19 @@ async def test_status_without_a_daemon_is_one_clear_line(tmp_path: Path) -> None
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cfg = make_config(tmp_path)
-    cfg = replace(cfg, control=replace(cfg.control, listen=ListenAddress("127.0.0.1", port)))
+    cfg = make_config(tmp_path)  # its socket file does not exist: no daemon
     assert await asyncio.to_thread(daemon_status, cfg) is None
     assert await asyncio.to_thread(trigger_sync_in_daemon, cfg, None) is None
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
+    cfg = replace(cfg, control=replace(cfg.control, socket="", listen=ListenAddress("127.0.0.1", port)))
+    assert await asyncio.to_thread(daemon_status, cfg) is None
     toml = tmp_path / "c.toml"
     toml.write_text(f'database = "{tmp_path}/x.db"\n[exchange]\nusername = "s@example.com"\n'
-                    f'[control]\nlisten = "127.0.0.1:{port}"\n')
+                    f'[control]\nsocket = ""\nlisten = "127.0.0.1:{port}"\ntoken_file = "{token}"\n')
     with pytest.raises(UserError) as info:
         await asyncio.to_thread(status_cmd.status, argparse.Namespace(config=str(toml), json=False))
-    assert str(info.value) == status_cmd.not_running_message(f"127.0.0.1:{port}")
+    assert str(info.value) == status_cmd.not_running_message(f"control.listen 127.0.0.1:{port}")
     assert "\n" not in str(info.value)
 
 

@@ -19,6 +19,13 @@ from tests.support.ports import port_for_config, refused_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def token_file(tmp_path: Path) -> Path:
+    path = tmp_path / "control.token"
+    path.write_text("run-test-token\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
 def config_text(tmp_path: Path, ews: EwsSimulator, ami_port: int, control: int, interval: int = 0) -> str:
     return f"""
 database = "{tmp_path / 'pbxsync.db'}"
@@ -43,7 +50,9 @@ listen = "127.0.0.1:0"
 [ldap]
 listen = "127.0.0.1:0"
 [control]
+socket = ""
 listen = "127.0.0.1:{control}"
+token_file = "{token_file(tmp_path)}"
 metrics_listen = "127.0.0.1:0"
 """
 

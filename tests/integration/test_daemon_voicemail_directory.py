@@ -61,7 +61,7 @@ def make_config(tmp_path: Path, ews: EwsSimulator, ami_port: int, **pbx: Any) ->
         "pbx": {"port": ami_port, "username": AMI_USER, "secret": AMI_SECRET, "voicemail_directory": True,
                 "voicemail_refresh_minutes": 30, **pbx},
         "agi": {"enabled": False}, "ldap": {"enabled": False},
-        "control": {"listen": "127.0.0.1:0", "metrics_listen": ""},
+        "control": {"socket": str(tmp_path / "control.sock"), "metrics_listen": ""},
     }, str(tmp_path / "pbxsync.toml"))
 
 

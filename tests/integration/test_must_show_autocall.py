@@ -35,7 +35,6 @@ from pbxsync.sync.model import parse_utc
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
 from tests.support.asterisk_harness import AsteriskInstance
-from tests.support.ports import port_for_config
 
 pytestmark = pytest.mark.asterisk
 
@@ -112,7 +111,7 @@ listen = "127.0.0.1:0"
 listen = "127.0.0.1:0"
 
 [control]
-listen = "127.0.0.1:{port_for_config()}"
+socket = "{tmp_path / 'control.sock'}"
 metrics_listen = "127.0.0.1:0"
 
 [log]
