@@ -77,7 +77,7 @@ def test_parse_never_raises_anything_but_value_error(text: str) -> None:
 
 def test_config_parses_every_listener_once() -> None:
     cfg = parse_config({**MINIMAL, "agi": {"listen": "[::1]:4600"}, "ldap": {"listen": "0.0.0.0:389"},
-                        "control": {"listen": "127.0.0.1:0", "metrics_listen": ""}})
+                        "control": {"listen": "127.0.0.1:0", "token": "t0ken", "metrics_listen": ""}})
     assert cfg.agi.listen == ListenAddress("::1", 4600)
     assert cfg.ldap.listen == ListenAddress("0.0.0.0", 389)
     assert cfg.ldap.ldaps_listen is None  # not given: off
@@ -91,10 +91,13 @@ def test_config_errors_name_the_key() -> None:
         parse_config({**MINIMAL, "agi": {"listen": "::1:4573"}, "ldap": {"listen": 389, "ldaps_listen": "x:99999"},
                       "control": {"listen": ""}})
     problems = caught.value.problems
+    with pytest.raises(ConfigError) as blank:  # control.listen is optional now (the Unix socket is the default)
+        parse_config({**MINIMAL, "agi": {"listen": ""}})
     assert "agi.listen: expected HOST:PORT, got '::1:4573' (write an IPv6 address in brackets: [::1]:389)" in problems
     assert "ldap.listen: expected a string like \"127.0.0.1:389\", got an integer" in problems
     assert "ldap.ldaps_listen: port 99999 is not between 0 and 65535 in 'x:99999'" in problems
-    assert "control.listen: expected HOST:PORT, got ''" in problems  # only optional listeners may be off
+    assert not any(p.startswith("control.listen") for p in problems)
+    assert "agi.listen: expected HOST:PORT, got ''" in blank.value.problems  # only optional listeners may be off
 
 
 def test_dialplan_takes_the_agi_address_from_the_parsed_config() -> None:
