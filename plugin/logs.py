@@ -4,12 +4,17 @@
 (an exception message quoting a URL, a library logging a header). Every value registered here is
 scrubbed from the final message, the traceback text and any extra fields before a handler writes it.
 `setup_logging` registers every `Secret` in the config, so nothing else needs to remember to.
+Credentials we never see as config values (the base64 of user:password in `Authorization: Basic`, NTLM
+and Negotiate tokens, session cookies) are caught by their header name instead, in whatever shape a
+library prints headers: `Name: value` lines, dict reprs, JSON, escaped bytes. Text lines escape control
+characters, so a hostile value (a contact name, a dialplan argument) cannot forge a log line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 from dataclasses import fields, is_dataclass
@@ -26,6 +31,14 @@ MIN_SECRET_LENGTH = 4
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 # Attributes every LogRecord has; anything else was passed through `extra=` and is logged as a field.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+# A credential header's name, its separator as any printer writes it ("Authorization: x", "'Cookie': 'x'",
+# "authorization=x"), then the value up to the end of the line, a quote, or an escaped "\r\n". No word
+# boundary before the name: in a bytes repr it follows the letter n of an escaped "\r\n".
+_CREDENTIAL_HEADER = re.compile(
+    r"(?i)((?:proxy-)?authorization|(?:set-)?cookie|www-authenticate|x-[a-z-]*(?:token|key|secret))"
+    r"""(['"]?\s*[:=]\s*(?:b?['"])?)([^'"\r\n\\]+)""")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
@@ -68,7 +81,13 @@ def redact(text: str) -> str:
     for value in known:
         if value in text:
             text = text.replace(value, REDACTED)
-    return text
+    return _CREDENTIAL_HEADER.sub(lambda m: m[1] + m[2] + REDACTED, text)
+
+
+def escape_control(text: str) -> str:
+    """One line stays one line: "\n" -> "\\n", other control characters -> "\\xNN"."""
+    return _CONTROL_CHARS.sub(lambda m: {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(m[0], f"\\x{ord(m[0]):02x}"),
+                              text)
 
 
 def _redact_value(value: object) -> object:
@@ -110,7 +129,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        line = f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        line = f"{stamp} {record.levelname:<7} {record.name}: {escape_control(record.getMessage())}"
         extra = _extra_fields(record)
         if extra:
             line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in sorted(extra.items()))
@@ -123,7 +142,9 @@ class TextFormatter(logging.Formatter):
 
 def _text_value(value: object) -> str:
     text = str(value)
-    return json.dumps(text, ensure_ascii=False) if (not text or any(c in text for c in ' ="\n')) else text
+    if not text or any(c in text for c in ' ="') or _CONTROL_CHARS.search(text):
+        return json.dumps(text, ensure_ascii=False)  # JSON escapes every control character
+    return text
 
 
 class JsonFormatter(logging.Formatter):
