@@ -182,6 +182,7 @@ class LogConfig:
 @dataclass(frozen=True)
 class Config:
     database: str = "/var/lib/pbxsync/pbxsync.db"
+    database_group: str = ""  # created 0640 for this group instead of 0600
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     users: list[UserConfig] = field(default_factory=list)

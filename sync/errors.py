@@ -42,6 +42,18 @@ class StoreError(PbxsyncError):
     """The SQLite store failed or refused (corruption, schema newer than this code)."""
 
 
+class StoreReadOnlyError(StoreError, UserError):
+    """The database may be read but not written (file, directory or filesystem read-only)."""
+
+
+class StorePermissionError(StoreError, UserError):
+    """The database cannot be opened at all (permission denied, directory missing)."""
+
+
+class StoreCorruptError(StoreError):
+    """The database file is damaged or not a database; restore a backup."""
+
+
 class SchemaTooNewError(StoreError, UserError):
     """The database was written by a newer pbxsync; refusing to touch it."""
 

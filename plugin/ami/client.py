@@ -171,6 +171,7 @@ class AmiClient:
         self._originates: dict[str, asyncio.Future[AmiMessage]] = {}
         self._subscribers: list[tuple[frozenset[str] | None, EventCallback]] = []
         self._on_connect: list[Callable[[], None]] = []
+        self._on_disconnect: list[Callable[[], None]] = []
         self._writer: asyncio.StreamWriter | None = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -219,9 +220,24 @@ class AmiClient:
         self._subscribers.append(entry)
         return lambda: self._subscribers.remove(entry) if entry in self._subscribers else None
 
-    def on_connect(self, callback: Callable[[], None]) -> None:
-        """Run after every successful login (used to re-read room membership after a reconnect)."""
+    def on_connect(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run after every successful login (used to re-read room membership after a reconnect).
+
+        Returns a function that removes the callback again."""
         self._on_connect.append(callback)
+        return lambda: self._on_connect.remove(callback) if callback in self._on_connect else None
+
+    def on_disconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run when a logged-in link ends (dropped, timed out, stopped), so state follows it at once."""
+        self._on_disconnect.append(callback)
+        return lambda: self._on_disconnect.remove(callback) if callback in self._on_disconnect else None
+
+    def _run_callbacks(self, callbacks: list[Callable[[], None]], which: str) -> None:
+        for callback in list(callbacks):
+            try:
+                callback()
+            except Exception:  # one part's bug must not take the link down
+                log.exception("AMI %s callback failed", which)
 
     def drop_link(self) -> None:
         """Close the current TCP connection (the supervisor reconnects). Used by the watchdog and tests."""
@@ -466,14 +482,12 @@ class AmiClient:
             self._last_error = ""
             self._connected.set()
             log.info("AMI logged in to %s:%s as %s (%s)", s.host, s.port, s.username, self._banner)
-            for callback in list(self._on_connect):
-                try:
-                    callback()
-                except Exception:
-                    log.exception("AMI on_connect callback failed")
+            self._run_callbacks(self._on_connect, "on_connect")
             await self._watchdog(reader_task)
         finally:
             self._connected.clear()
+            if logged_in:
+                self._run_callbacks(self._on_disconnect, "on_disconnect")
             self._writer = None
             writer.close()
             reader_task.cancel()

@@ -24,7 +24,7 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 async def store_from(config: Config) -> Store:
-    return await open_store(config.database)
+    return await open_store(config.database, config.database_group)
 
 
 def utc_now() -> datetime:

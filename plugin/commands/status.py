@@ -33,6 +33,10 @@ def print_status(doc: dict[str, Any]) -> None:
             detail += f" (restarted {svc['restarts']}x, last error: {svc.get('last_error')})"
         rows.append((svc.get("name"), svc.get("state"), "ok" if svc.get("ok") else "FAIL", detail))
     print_table(("SERVICE", "STATE", "HEALTH", "DETAIL"), rows, max_width=100)
+    store = doc.get("store")
+    if isinstance(store, dict) and not store.get("ok", True):
+        print(f"database {doc.get('database')} is DAMAGED: {store.get('integrity')}; "
+              "restore it from a backup (docs/operations.md)")
 
 
 def status(args: argparse.Namespace) -> int:

@@ -59,6 +59,7 @@ class Daemon:
     # ---- ControlTarget
     def status(self) -> dict[str, Any]:
         services = self.supervisor.status()
+        store = self._store_status()
         return {
             "pid": os.getpid(),
             "version": VERSION,
@@ -66,9 +67,15 @@ class Daemon:
             "now": utc_text(self.clock.now()),
             "config": self.config.path,
             "database": self.config.database,
-            "ok": all(s["ok"] for s in services),
+            "ok": store["ok"] and all(s["ok"] for s in services),
+            "store": store,
             "services": services,
         }
+
+    def _store_status(self) -> dict[str, Any]:
+        """The database's health: the integrity check at start (PRAGMA quick_check) decides it."""
+        integrity = self.store.integrity if self.ctx is not None else "not open"
+        return {"ok": integrity == "ok", "integrity": integrity[:300]}
 
     async def sync_now(self, extension: str | None) -> PassSummary:
         service = self.supervisor.service("sync")
@@ -88,7 +95,8 @@ class Daemon:
 
     async def _reload(self) -> bool:
         try:
-            fresh = self._load_config(self.config.path or None)
+            # in a thread: a `_command` secret runs a program (up to 10 s) that must not stall AUTOCALL/FastAGI
+            fresh = await asyncio.to_thread(self._load_config, self.config.path or None)
         except PbxsyncError as exc:
             metrics.CONFIG_RELOADS.labels("error").inc()
             log.error("config reload failed, keeping the running config: %s", " | ".join(str(exc).splitlines()))
@@ -114,7 +122,7 @@ class Daemon:
         await self._ready.wait()
 
     async def start(self, store: Store | None = None) -> None:
-        self.store = store or await open_store(self.config.database)
+        self.store = store or await open_store(self.config.database, self.config.database_group)
         self.ctx = DaemonContext(self.config, self.store, self.clock, self, self.make_source)
         self.started = self.clock.now()
         try:

@@ -9,6 +9,7 @@ plugin.daemon.wiring.DaemonContext). In the product only the wiring imports this
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from pbxsync.plugin import metrics
 from pbxsync.plugin.ami.client import AmiClient
@@ -52,12 +53,20 @@ class AmiLinkService(Service):
         super().__init__()
         self.config = config
         self.client = client
+        self._unsubscribe: list[Callable[[], None]] = []
 
     async def start(self) -> None:
+        # the gauge follows the link as it changes, not only when someone asks for /status
+        self._unsubscribe = [self.client.on_connect(lambda: metrics.AMI_CONNECTED.set(1)),
+                             self.client.on_disconnect(lambda: metrics.AMI_CONNECTED.set(0))]
+        metrics.AMI_CONNECTED.set(1 if self.client.connected else 0)
         self.client.start()  # returns at once; the link logs in and reconnects in the background
 
     async def stop(self) -> None:
         await self.client.stop()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
         metrics.AMI_CONNECTED.set(0)
         await super().stop()
 

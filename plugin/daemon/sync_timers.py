@@ -74,6 +74,7 @@ class SyncService(Service):
         self._due: set[str] = set()  # users whose timed pass APScheduler found due
         self.last_pass: dict[str, Any] | None = None
         self.passes = 0
+        self.failed_step: str | None = None  # the after-sync step that failed in the last pass
         self._running = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -144,12 +145,15 @@ class SyncService(Service):
         started = time.monotonic()
         try:
             summary = await self.engine.sync_all(self.clock.now(), chosen)
+            failed_step = None
             for hook in self.after_pass:
                 try:
                     await hook(summary)
-                except Exception:  # a failing hook is logged; the synced data stays
+                except Exception as exc:  # a failing hook is logged; the synced data stays
                     metrics.ERRORS.labels("internal").inc()
                     log.exception("after-sync step %s failed", getattr(hook, "__qualname__", hook))
+                    failed_step = f"{getattr(hook, '__qualname__', 'step')}: {type(exc).__name__}: {exc}"[:200]
+            self.failed_step = failed_step
         finally:
             self._running -= 1
             if self._running == 0:
@@ -202,4 +206,7 @@ class SyncService(Service):
         failed = self.last_pass["failed"]
         detail = f"last pass {self.last_pass['at']}: {self.last_pass['users']} users"
         detail += f", failed: {', '.join(failed)}" if failed else ", all ok"
+        if self.failed_step is not None:  # bookings or the phonebook are stale although the sync worked
+            data["failed_step"] = self.failed_step
+            return Health(False, f"{detail}; after-sync step failed: {self.failed_step}", data)
         return Health(not failed, detail, data)

@@ -3,13 +3,20 @@
 Migrations are `migrations/NNNN_name.sql`, applied in order, each in its own transaction together with
 the `PRAGMA user_version` bump, so a crash mid-migration leaves the previous version intact. A database
 whose version is higher than the newest migration here was written by a newer pbxsync and is refused.
+
+A new database is created 0600 (0640 when a group is given): SQLite gives its -wal and -shm files the
+same mode. `PRAGMA quick_check` runs at open; its verdict is `Store.integrity` for `status`. sqlite3
+errors become StoreReadOnlyError, StorePermissionError or StoreCorruptError by their error code, so a
+read-only file is never reported as a damaged one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import shutil
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +26,13 @@ from pathlib import Path
 
 import aiosqlite
 
-from pbxsync.sync.errors import SchemaTooNewError, StoreError
+from pbxsync.sync.errors import (
+    SchemaTooNewError,
+    StoreCorruptError,
+    StoreError,
+    StorePermissionError,
+    StoreReadOnlyError,
+)
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -51,9 +64,10 @@ def latest_version() -> int:
 class Store:
     """One aiosqlite connection. Reads run directly; writes go through `transaction()`."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str, integrity: str = "ok") -> None:
         self.conn = conn
         self.path = path
+        self.integrity = integrity  # PRAGMA quick_check at open: "ok", or what is damaged
         self._write_lock = asyncio.Lock()
 
     @asynccontextmanager
@@ -103,29 +117,79 @@ async def migrate(conn: aiosqlite.Connection) -> int:
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 await conn.execute("ROLLBACK")
-            raise StoreError(f"migration {mig.name} failed: {exc}") from exc
+            raise store_error(exc, f"migration {mig.name}") from exc
     return len(known)
 
 
-async def open_store(path: str | Path) -> Store:
+def store_error(exc: sqlite3.Error, doing: str, path: str = "") -> StoreError:
+    """One of our errors for a sqlite3 one, told apart by SQLite's (primary) error code."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    where = f"database {path}" if path else "the database"
+    if primary == sqlite3.SQLITE_READONLY:
+        return StoreReadOnlyError(f"{where} is read-only ({doing}: {exc}): the file, its directory and the "
+                                  "filesystem must be writable for the pbxsync user")
+    if primary in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
+        return StorePermissionError(f"cannot open {where} ({doing}: {exc}): check that its directory exists "
+                                    "and the pbxsync user may read and write it")
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return StoreCorruptError(f"{where} is damaged, unusable ({doing}: {exc}): restore it from a backup")
+    return StoreError(f"{where}: {doing} failed: {exc}")
+
+
+def _create_private(path: Path, group: str) -> None:
+    """Create the database file owner-only (group-readable with `group`) before SQLite creates it 0644."""
+    mode = 0o640 if group else 0o600
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return  # an existing database keeps the mode its admin gave it
+    try:
+        os.fchmod(fd, mode)  # the umask may have taken bits away; never added any
+        if group:
+            shutil.chown(path, group=group)
+    finally:
+        os.close(fd)
+
+
+async def _quick_check(conn: aiosqlite.Connection) -> str:
+    """"ok", or what is damaged. A damaged page still opens: the daemon runs and says so in `status`."""
+    try:
+        async with conn.execute("PRAGMA quick_check") as cur:
+            rows = list(await cur.fetchall())
+    except sqlite3.DatabaseError as exc:
+        if not isinstance(store_error(exc, "quick_check"), StoreCorruptError):
+            raise
+        return str(exc)
+    return "; ".join(str(r[0]) for r in rows[:5]) or "no answer"
+
+
+async def open_store(path: str | Path, group: str = "") -> Store:
     """Open (creating if needed) and migrate the database at `path` (":memory:" for tests)."""
     text = str(path)
     if text != ":memory:":
-        Path(text).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(text).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(text), group)
+        except PermissionError as exc:
+            raise StorePermissionError(f"cannot create database {text}: {exc.strerror}") from None
+        except (OSError, LookupError) as exc:  # LookupError: no such group
+            raise StoreError(f"cannot create database {text}: {exc}") from None
     try:
         conn = await aiosqlite.connect(text, isolation_level=None)
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open database {text}: {exc}") from exc
+        raise store_error(exc, "open", text) from exc
     try:
         await conn.execute("PRAGMA busy_timeout = 5000")
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = ON")
+        integrity = await _quick_check(conn)
         await migrate(conn)
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.Error as exc:
         await conn.close()
-        raise StoreError(f"database {text} is unusable: {exc}") from exc
+        raise store_error(exc, "open", text) from exc
     except BaseException:
         await conn.close()
         raise
-    return Store(conn, text)
+    return Store(conn, text, integrity)

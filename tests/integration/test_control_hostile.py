@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -211,3 +212,18 @@ async def test_the_cli_talks_over_the_socket(endpoint: Endpoint) -> None:
     doc = await asyncio.to_thread(daemon_status, endpoint.daemon.config)
     assert doc is not None and doc["ok"] is True
     assert {s["name"] for s in doc["services"]} >= {"control", "control-tcp", "sync"}
+
+
+async def test_a_reload_reads_the_config_off_the_event_loop(endpoint: Endpoint) -> None:
+    """`password_command` runs while the config is read: it must not hold the loop (issue 14)."""
+    threads: list[bool] = []
+    loader = endpoint.daemon._load_config
+
+    def recording(path: str | None) -> Config:
+        threads.append(threading.current_thread() is threading.main_thread())
+        result: Config = loader(path)
+        return result
+
+    endpoint.daemon._load_config = recording
+    assert await endpoint.daemon.reload() is True
+    assert threads == [False]
