@@ -15,6 +15,7 @@ class Outcome(StrEnum):
     PASS = "PASS"
     FAIL = "FAIL"
     SKIP = "SKIP"  # not checked because something it depends on failed; counts as not passed
+    WARN = "WARN"  # works, but should be fixed (e.g. a secret file others can read); counts as passed
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,11 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
-        return self.outcome is Outcome.PASS
+        return self.outcome in (Outcome.PASS, Outcome.WARN)
 
     def line(self) -> str:
         text = f"{self.outcome.value}  {self.name}: {one_line(self.detail)}"
-        if self.fix and not self.passed:
+        if self.fix and self.outcome is not Outcome.PASS:
             text += f" -- fix: {one_line(self.fix)}"
         return text
 
@@ -51,6 +52,10 @@ def passed(name: str, detail: str) -> CheckResult:
 
 def failed(name: str, detail: str, fix: str) -> CheckResult:
     return CheckResult(name, Outcome.FAIL, detail, fix)
+
+
+def warned(name: str, detail: str, fix: str) -> CheckResult:
+    return CheckResult(name, Outcome.WARN, detail, fix)
 
 
 def skipped(name: str, because: str, fix: str) -> CheckResult:

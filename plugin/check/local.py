@@ -1,4 +1,5 @@
-"""Checks on this machine: the database file and the ports the daemon will listen on."""
+"""Checks on this machine: the database file, who may read the config and secret files, and the ports
+the daemon will listen on."""
 
 from __future__ import annotations
 
@@ -6,13 +7,52 @@ import errno
 import os
 import socket
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 
 from pbxsync.sync.config import Config
 from pbxsync.sync.listen import ListenAddress
-from pbxsync.sync.preflight import CheckResult, failed, passed
+from pbxsync.sync.preflight import CheckResult, failed, passed, warned
+from pbxsync.sync.secrets import Secret
 from pbxsync.sync.store.db import latest_version
+
+
+def secret_files(config: object) -> list[str]:
+    """Every file a `_file` secret of the config was read from."""
+    found: list[str] = []
+    stack: list[object] = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Secret):
+            if node.origin.startswith("file "):
+                found.append(node.origin.removeprefix("file "))
+        elif is_dataclass(node) and not isinstance(node, type):
+            stack.extend(getattr(node, f.name) for f in fields(node))
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    return sorted(set(found))
+
+
+def check_private_files(config: Config) -> list[CheckResult]:
+    """The config, the secret files and the database must not be readable by other users."""
+    results: list[CheckResult] = []
+    wanted = [("config", config.path)] + [("secret file", path) for path in secret_files(config)]
+    wanted.append(("database file", config.database))
+    for kind, path in wanted:
+        if not path:
+            continue
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except OSError:
+            continue  # a missing file is another check's business
+        name = f"permissions {kind} {path}"
+        if mode & 0o007:
+            results.append(warned(name, f"{path} is mode {mode:04o}: every user on this machine can read it",
+                                  f"chmod o-rwx {path} (root:pbxsync 0640 for config and secrets, "
+                                  "pbxsync 0600 for the database)"))
+        else:
+            results.append(passed(name, f"{path} is mode {mode:04o}"))
+    return results
 
 
 def check_database(config: Config) -> CheckResult:
