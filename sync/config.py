@@ -25,7 +25,11 @@ from pbxsync.sync.sources.registry import backend_named, backend_names
 CONFIG_ENV = "PBXSYNC_CONFIG"
 DEFAULT_CONFIG_PATH = "/etc/pbxsync/pbxsync.toml"
 
-_EXTENSION_RE = re.compile(r"^[0-9A-Za-z*#+_-]{1,32}$")
+# One pattern for extensions and rooms: what AUTOCALL can dial as an extension and join as a room
+# (plugin.ami.wire checks both), so the config never promises a call that will be refused. No "_" or "."
+# (Asterisk would read a pattern), no "*", "#" or "+" (not a room name); used with fullmatch, so a
+# trailing newline does not slip through as it does past "$".
+DIALABLE = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,31}")
 _EMAIL_RE = re.compile(r"^[^@\s;,<>\"']{1,200}@[^@\s;,<>\"']{1,200}$")
 # Listener defaults: a ListenAddress is frozen, so one instance can be the default of every config.
 _DEFAULT_AGI = ListenAddress("127.0.0.1", 4573)
@@ -228,7 +232,7 @@ def _semantic_problems(cfg: Config) -> list[str]:
     seen_mail: set[str] = set()
     for i, u in enumerate(cfg.users):
         key = f"users[{i}]"
-        if not _EXTENSION_RE.match(u.extension):
+        if not DIALABLE.fullmatch(u.extension):
             p.append(f"{key}.extension: {u.extension!r} is not a dialable extension")
         elif u.extension in seen_ext:
             p.append(f"{key}.extension: {u.extension} is listed twice")
@@ -241,10 +245,10 @@ def _semantic_problems(cfg: Config) -> list[str]:
             elif mail.lower() in seen_mail:
                 p.append(f"{key}.email[{j}]: {mail} belongs to another user too")
             seen_mail.add(mail.lower())
-        if u.room and not _EXTENSION_RE.match(u.room):
+        if u.room and not DIALABLE.fullmatch(u.room):
             p.append(f"{key}.room: {u.room!r} is not a dialable room number")
     for i, room in enumerate(cfg.pbx.rooms):
-        if not _EXTENSION_RE.match(room):
+        if not DIALABLE.fullmatch(room):
             p.append(f"pbx.rooms[{i}]: {room!r} is not a dialable room number")
     if "{extension}" not in cfg.pbx.dial:
         p.append("pbx.dial: must contain {extension}, e.g. \"PJSIP/{extension}\"")
