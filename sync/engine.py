@@ -34,7 +34,7 @@ from pbxsync.sync.store import calendar as calendar_store
 from pbxsync.sync.store import contacts as contact_store
 from pbxsync.sync.store import folders
 from pbxsync.sync.store import skipped as skip_store
-from pbxsync.sync.store.db import Store
+from pbxsync.sync.store.db import Store, in_batches
 
 log = logging.getLogger("pbxsync.sync")
 
@@ -210,14 +210,14 @@ class SyncEngine:
             return tuple(with_resolved_addresses(o, {}) for o in occurrences)
         known: dict[str, str] = {}
         cached: set[str] = set()
-        async with self.store.conn.execute(
-            f"SELECT address, smtp FROM address_cache WHERE address IN ({','.join('?' * len(wanted))})",
-            sorted(wanted),
-        ) as cur:
-            async for address, smtp in cur:
-                cached.add(str(address))
-                if smtp:
-                    known[str(address)] = str(smtp).lower()
+        for chunk, marks in in_batches(sorted(wanted)):
+            async with self.store.conn.execute(
+                f"SELECT address, smtp FROM address_cache WHERE address IN ({marks})", chunk
+            ) as cur:
+                async for address, smtp in cur:
+                    cached.add(str(address))
+                    if smtp:
+                        known[str(address)] = str(smtp).lower()
         fresh: list[tuple[str, str | None]] = []
         for address in sorted(wanted - cached)[:MAX_RESOLVES_PER_PASS]:
             try:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pbxsync.plugin.autocall.planner import Attempt, Outcome, PlannedCall
 from pbxsync.sync.model import parse_utc, utc_text
-from pbxsync.sync.store.db import Store
+from pbxsync.sync.store.db import Store, in_batches
 
 T = TypeVar("T")
 _COLUMNS = "participant_id, attempt, outcome, created_at, finished_at, channel_id"
@@ -97,13 +97,13 @@ async def call_states(store: Store, booking_ids: Iterable[int]) -> dict[tuple[in
     ids = sorted(set(booking_ids))
     if not ids:
         return {}
-    marks = ",".join("?" * len(ids))
     rows: dict[tuple[int, str], list[Any]] = {}
-    async with store.conn.execute(
-            f"SELECT booking_id, extension, attempt, outcome, joined_at, created_at FROM autocall_attempts "
-            f"WHERE booking_id IN ({marks}) ORDER BY booking_id, extension, attempt", ids) as cur:
-        async for r in cur:
-            rows.setdefault((r[0], r[1]), []).append(r)
+    for chunk, marks in in_batches(ids):  # each booking's attempts are in one chunk, still in order
+        async with store.conn.execute(
+                f"SELECT booking_id, extension, attempt, outcome, joined_at, created_at FROM autocall_attempts "
+                f"WHERE booking_id IN ({marks}) ORDER BY booking_id, extension, attempt", chunk) as cur:
+            async for r in cur:
+                rows.setdefault((r[0], r[1]), []).append(r)
     out: dict[tuple[int, str], ParticipantCallState] = {}
     for key, attempts in rows.items():
         sent = [a for a in attempts if a[3] != Outcome.NOT_SENT.value]

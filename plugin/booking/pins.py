@@ -10,7 +10,7 @@ import secrets
 from datetime import datetime
 
 from pbxsync.sync.model import utc_text
-from pbxsync.sync.store.db import Store
+from pbxsync.sync.store.db import Store, in_batches
 
 PIN_DIGITS = 6
 
@@ -46,8 +46,10 @@ async def booking_pins(store: Store, booking_ids: list[int]) -> dict[int, str]:
     """PINs of several bookings at once (for listings)."""
     if not booking_ids:
         return {}
-    marks = ",".join("?" * len(booking_ids))
-    async with store.conn.execute(
-        f"SELECT booking_id, pin FROM booking_pins WHERE booking_id IN ({marks})", booking_ids
-    ) as cur:
-        return {int(b): str(p) async for b, p in cur}
+    pins: dict[int, str] = {}
+    for chunk, marks in in_batches(booking_ids):
+        async with store.conn.execute(
+            f"SELECT booking_id, pin FROM booking_pins WHERE booking_id IN ({marks})", chunk
+        ) as cur:
+            pins.update({int(b): str(p) async for b, p in cur})
+    return pins

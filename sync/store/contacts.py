@@ -12,7 +12,7 @@ import aiosqlite
 
 from pbxsync.sync.model import Contact, PhoneKind, PhoneNumber, utc_text
 from pbxsync.sync.plan import ContactPlan
-from pbxsync.sync.store.db import Store
+from pbxsync.sync.store.db import Store, in_batches
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,7 @@ async def _hydrate(store: Store, fetched: Iterable[Sequence[Any]]) -> list[Store
     rows = list(fetched)
     ids = [int(r[0]) for r in rows]
     phones: dict[int, list[PhoneNumber]] = {i: [] for i in ids}
-    for chunk_start in range(0, len(ids), 500):
-        chunk = ids[chunk_start:chunk_start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_batches(ids):
         async with store.conn.execute(
             f"SELECT contact_id, kind, raw, e164, digits FROM contact_phones WHERE contact_id IN ({marks}) "
             "ORDER BY rowid", chunk

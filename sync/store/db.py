@@ -18,11 +18,12 @@ import os
 import re
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
@@ -35,6 +36,17 @@ from pbxsync.sync.errors import (
 )
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# Values per `IN (?, ?, …)` list: far below SQLite's variable limit (999 before 3.32, 32766 after, and
+# whatever a distribution compiled in), so a long list never fails with "too many SQL variables".
+IN_BATCH = 500
+T = TypeVar("T")
+
+
+def in_batches(values: Sequence[T], size: int = IN_BATCH) -> Iterator[tuple[Sequence[T], str]]:
+    """`values` in slices of at most `size`, each with its placeholders ("?,?,?") for `IN (…)`."""
+    for start in range(0, len(values), size):
+        chunk = values[start:start + size]
+        yield chunk, ",".join("?" * len(chunk))
 
 
 @dataclass(frozen=True)
