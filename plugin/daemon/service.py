@@ -146,6 +146,9 @@ class ServiceSpec:
     factory: ServiceFactory
     settings: object = None
     critical: bool = False  # a critical service that cannot start at launch fails `pbxsync run` instead
+    # Addresses it listens on ("127.0.0.1:389", a socket path). When a reload moves all of them, the new
+    # listener is bound before the old one closes, so clients never find nobody listening.
+    binds: tuple[str, ...] = ()
 
 
 def fingerprint(settings: object) -> str:

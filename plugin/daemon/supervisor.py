@@ -173,6 +173,11 @@ class _Runner:
         }
 
 
+def _moves(old: ServiceSpec, new: ServiceSpec) -> bool:
+    """A listener that changes every address it binds (same addresses: it must close before it rebinds)."""
+    return bool(old.binds) and bool(new.binds) and not set(old.binds) & set(new.binds)
+
+
 def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
@@ -218,11 +223,29 @@ class Supervisor:
             old = self._runners.get(name)
             if old is not None and old.digest == fingerprint(spec.settings):
                 continue
+            if old is not None and _moves(old.spec, spec):
+                touched.append(await self._move(old, spec))
+                continue
             if old is not None:
                 await old.stop(self.stop_timeout)
             self._runners[name] = _Runner(spec, self.clock, self.backoff)
             touched.append(("~" if old is not None else "+") + name)
         return touched
+
+    async def _move(self, old: _Runner, spec: ServiceSpec, within: float = 30.0) -> str:
+        """Make before break: the listener on the new address starts while the old one still serves."""
+        new = _Runner(spec, self.clock, self.backoff)
+        done, _ = await asyncio.wait({new.first_attempt}, timeout=within)
+        error = new.first_attempt.result() if done else TimeoutError("no answer")
+        if error is not None or new.state != "running":
+            await new.stop(self.stop_timeout)
+            log.error("service %s could not move to %s (%s); it keeps serving on %s", spec.name,
+                      ", ".join(spec.binds), new.last_error or error, ", ".join(old.spec.binds))
+            return f"!{spec.name}"
+        await old.stop(self.stop_timeout)
+        self._runners[spec.name] = new
+        metrics.SERVICE_UP.labels(spec.name).set(1)  # the old runner's stop reset the shared gauge
+        return f"~{spec.name}"
 
     async def stop(self, grace_seconds: float | None = None) -> None:
         """Stop everything in parallel within one deadline (SIGTERM)."""

@@ -76,15 +76,16 @@ def _control(ctx: DaemonContext) -> list[ServiceSpec]:
     specs = []
     if cfg.socket:
         specs.append(ServiceSpec("control", lambda: ControlSocketService(cfg.socket, ctx.target),
-                                 cfg.socket, critical=True))
+                                 cfg.socket, critical=True, binds=(cfg.socket,)))
     listen = cfg.listen
     if listen is not None:
         name = "control-tcp" if cfg.socket else "control"
         specs.append(ServiceSpec(name, lambda: ControlService(listen, cfg.token.reveal(), ctx.target, name),
-                                 (listen, cfg.token), critical=True))
+                                 (listen, cfg.token), critical=True, binds=(str(listen),)))
     metrics_listen = cfg.metrics_listen
     if metrics_listen is not None:
-        specs.append(ServiceSpec("metrics", lambda: MetricsService(metrics_listen), metrics_listen))
+        specs.append(ServiceSpec("metrics", lambda: MetricsService(metrics_listen), metrics_listen,
+                                 binds=(str(metrics_listen),)))
     return specs
 
 
@@ -155,7 +156,8 @@ def _agi(ctx: DaemonContext) -> list[ServiceSpec]:
     if not cfg.agi.enabled:
         return []
     settings = (cfg.agi, cfg.sync.default_region, cfg.users, cfg.conference)
-    return [ServiceSpec("agi", lambda: AgiService(build_agi_server(cfg, ctx.store, ctx.clock)), settings)]
+    return [ServiceSpec("agi", lambda: AgiService(build_agi_server(cfg, ctx.store, ctx.clock)), settings,
+                        binds=(str(cfg.agi.listen),))]
 
 
 def _ldap(ctx: DaemonContext) -> list[ServiceSpec]:
@@ -163,8 +165,9 @@ def _ldap(ctx: DaemonContext) -> list[ServiceSpec]:
     if not cfg.ldap.enabled:
         return []
     ctx.after_pass.append(ldap_refresh_hook(ctx.ldap))
+    binds = tuple(str(a) for a in (cfg.ldap.listen, cfg.ldap.ldaps_listen) if a is not None)
     return [ServiceSpec("ldap", lambda: LdapService(cfg, ctx.store, ctx.ldap),
-                        (cfg.ldap, cfg.users, cfg.sync.default_region))]
+                        (cfg.ldap, cfg.users, cfg.sync.default_region), binds=binds)]
 
 
 Part = Callable[[DaemonContext], list[ServiceSpec]]
