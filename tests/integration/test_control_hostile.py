@@ -11,7 +11,6 @@ import json
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -21,12 +20,13 @@ from pbxsync.plugin.daemon.control_client import daemon_status, trigger_sync_in_
 from pbxsync.plugin.daemon.service import ServerService
 from pbxsync.sync.config import Config, parse_config
 from pbxsync.sync.engine import PassSummary
-from pbxsync.sync.model import CalendarChanges, CalendarWindow, ContactChanges
+from pbxsync.sync.model import ContactChanges
+from tests.support.quiet_source import QuietSource
 
 TOKEN = "s3cret-control-token"
 
 
-class CountingSource:
+class CountingSource(QuietSource):
     """Counts passes; `gate`, when set, holds every pass until it opens."""
 
     def __init__(self) -> None:
@@ -37,19 +37,7 @@ class CountingSource:
         self.contacts_calls += 1
         if self.gate is not None:
             await self.gate.wait()
-        return ContactChanges(sync_state="s")
-
-    async def sync_calendar(self, mailbox: str, sync_state: str) -> CalendarChanges:
-        return CalendarChanges(sync_state="c")
-
-    async def calendar_window(self, mailbox: str, start: datetime, end: datetime) -> CalendarWindow:
-        return CalendarWindow(start, end)
-
-    async def resolve_address(self, mailbox: str, address: str) -> str | None:
-        return None
-
-    async def close(self) -> None:
-        pass
+        return await super().sync_contacts(mailbox, sync_state)
 
 
 def make_config(tmp_path: Path) -> Config:

@@ -9,7 +9,6 @@ import socket
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -21,24 +20,7 @@ from pbxsync.plugin.daemon.service import ServerService
 from pbxsync.sync.config import Config, parse_config
 from pbxsync.sync.errors import ConfigError, UserError
 from pbxsync.sync.listen import ListenAddress
-from pbxsync.sync.model import CalendarChanges, CalendarWindow, ContactChanges
-
-
-class QuietSource:
-    async def sync_contacts(self, mailbox: str, sync_state: str) -> ContactChanges:
-        return ContactChanges(sync_state="s")
-
-    async def sync_calendar(self, mailbox: str, sync_state: str) -> CalendarChanges:
-        return CalendarChanges(sync_state="c")
-
-    async def calendar_window(self, mailbox: str, start: datetime, end: datetime) -> CalendarWindow:
-        return CalendarWindow(start, end)
-
-    async def resolve_address(self, mailbox: str, address: str) -> str | None:
-        return None
-
-    async def close(self) -> None:
-        pass
+from tests.support.quiet_source import QuietSource
 
 
 def make_config(tmp_path: Path, interval: int = 0) -> Config:

@@ -14,13 +14,14 @@ from pbxsync.plugin.daemon.sync_timers import SyncService, UnknownUserError, due
 from pbxsync.sync.config import Config, parse_config
 from pbxsync.sync.engine import PassSummary
 from pbxsync.sync.errors import SourceAuthError
-from pbxsync.sync.model import CalendarChanges, CalendarWindow, ContactChanges, utc_text
+from pbxsync.sync.model import ContactChanges, utc_text
 from pbxsync.sync.store.db import Store
+from tests.support.quiet_source import QuietSource
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
-class CountingSource:
+class CountingSource(QuietSource):
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.closed = False
@@ -30,16 +31,7 @@ class CountingSource:
         self.calls[mailbox] += 1
         if mailbox in self.fail:
             raise SourceAuthError("401 from Exchange")
-        return ContactChanges(sync_state="s")
-
-    async def sync_calendar(self, mailbox: str, sync_state: str) -> CalendarChanges:
-        return CalendarChanges(sync_state="c")
-
-    async def calendar_window(self, mailbox: str, start: datetime, end: datetime) -> CalendarWindow:
-        return CalendarWindow(start, end)
-
-    async def resolve_address(self, mailbox: str, address: str) -> str | None:
-        return None
+        return await super().sync_contacts(mailbox, sync_state)
 
     async def close(self) -> None:
         self.closed = True
