@@ -180,8 +180,12 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ha
         pass  # the client went away or does not read; nothing to tell it
     finally:
         writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await writer.wait_closed()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), limits.request_deadline)
+        except TimeoutError:
+            writer.transport.abort()  # a client that never reads does not keep the descriptor
+        except (ConnectionError, OSError):
+            pass
 
 
 async def start_http_server(host: str, port: int, handler: Handler, limits: Limits | None = None) -> asyncio.Server:
