@@ -193,7 +193,10 @@ async def start_http_server(host: str, port: int, handler: Handler, limits: Limi
 
 
 def _claim_socket_path(path: str) -> None:
-    """Remove a socket file nobody answers on; refuse one a live process answers on."""
+    """Remove a socket file nobody answers on; refuse one a live process answers on.
+
+    Outside systemd (no RuntimeDirectory=) the socket's directory is made here, owner and group only."""
+    os.makedirs(os.path.dirname(path) or ".", mode=0o750, exist_ok=True)
     if not os.path.exists(path):
         return
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

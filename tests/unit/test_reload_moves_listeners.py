@@ -56,7 +56,8 @@ async def test_the_new_address_is_bound_while_the_old_one_still_answers(tmp_path
 
 async def test_a_move_to_an_address_that_cannot_be_bound_keeps_the_old_listener(tmp_path: Path) -> None:
     old = tmp_path / "old.sock"
-    unusable = tmp_path / "missing-dir" / "new.sock"
+    (tmp_path / "a-file").write_text("")
+    unusable = tmp_path / "a-file" / "new.sock"  # its "directory" is a file: nothing can bind there
     seen: list[bool] = []
     sup = Supervisor(FakeClock(), BackoffPolicy())
     await sup.start([spec(old, None, seen)])
