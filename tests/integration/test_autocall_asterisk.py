@@ -212,6 +212,10 @@ async def test_asterisk_restarted_before_start_is_survived(pbx: Any, store: Stor
     await asyncio.to_thread(pbx.restart)
     clock.advance(4)
     await until(lambda: _count(members(pbx, "8104"), 2), deadline=60.0)
+
+    async def both_recorded() -> bool:  # a member can be in the room just before its OriginateResponse is stored
+        return all(s.outcome != "pending" for s in (await call_states(store, [booking.id])).values())
+    await until(both_recorded, deadline=10.0)
     states = await call_states(store, [booking.id])
     assert {ext: (s.outcome, s.attempts) for (_, ext), s in states.items()} == {
         "107": ("answered", 1), "108": ("answered", 1)}
