@@ -166,6 +166,10 @@ class LdapConfig:
     idle_timeout_seconds: float = 300.0  # idle connections are closed
     max_request_bytes: int = 65536  # a larger LDAP message is a protocol error
     refresh_seconds: float = 5.0  # how often the store is checked for changes (0 = only on refresh())
+    max_connections_per_source: int = 50  # open connections from one address
+    max_bind_failures: int = 5  # wrong binds before a connection is closed (0 = never)
+    max_filter_terms: int = 64  # assertions in one filter; more is refused (adminLimitExceeded)
+    max_search_cost: int = 5_000_000  # estimated candidates x assertions; more is refused (unwillingToPerform)
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,10 @@ def _semantic_problems(cfg: Config) -> list[str]:
     if cfg.ldap.time_limit_seconds < 0 or cfg.ldap.refresh_seconds < 0 or cfg.ldap.idle_timeout_seconds <= 0:
         p.append("ldap.time_limit_seconds/refresh_seconds/idle_timeout_seconds: must not be negative "
                  "(idle_timeout_seconds > 0)")
+    if (cfg.ldap.max_connections_per_source < 1 or cfg.ldap.max_bind_failures < 0
+            or cfg.ldap.max_filter_terms < 0 or cfg.ldap.max_search_cost < 0):
+        p.append("ldap.max_connections_per_source >= 1; max_bind_failures, max_filter_terms, max_search_cost "
+                 ">= 0 (0 = no limit)")
     p += _control_problems(cfg.control)
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         p.append("log.level: must be debug, info, warning or error")

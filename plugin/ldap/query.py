@@ -316,7 +316,32 @@ def plan(f: Filter, index: Index, forms: NumberForms, need: int = 0) -> tuple[Ca
     if isinstance(f, Present):
         pos = attribute_index(f.attr)
         return ([], True) if pos is None else None
+    if isinstance(f, GreaterOrEqual | LessOrEqual):
+        covered = range_positions(f, index)
+        if covered is None:
+            return None
+        column, lo, hi = covered
+        if column is None:
+            return [], True  # no contact holds this attribute
+        if hi - lo > MAX_LIST_IDS:
+            return None  # a wide range: scanning every entry is cheaper than sorting its owners
+        return column.ids_in(lo, hi), True
     return None
+
+
+def range_positions(f: GreaterOrEqual | LessOrEqual, index: Index) -> tuple[Column | None, int, int] | None:
+    """The sorted value positions a `>=`/`<=` on a name attribute covers (bisected, no scan), or None
+    when the attribute is a number (compared as digit forms) or objectClass."""
+    pos = attribute_index(f.attr)
+    if pos is None or pos == OBJECT_CLASS or pos in NUMBER_ATTRS:
+        return None
+    column = index.folded[pos]
+    if column is None:
+        return None, 0, 0
+    bound = fold(f.value).encode()
+    if isinstance(f, GreaterOrEqual):
+        return column, column.equal_range(bound)[0], column.value_count
+    return column, 0, column.equal_range(bound)[1]
 
 
 def _control_character(f: Equality | Substrings) -> bool:

@@ -1,22 +1,27 @@
 """One search against one index snapshot: scope, filter, visibility, limits and sort. No IO.
 
-`now` is injected (a monotonic clock) so time limits are testable without waiting.
+`now` is injected (a monotonic clock) so time limits are testable without waiting. `search_steps` is the
+search as a generator that yields at checkpoints (every few hundred entries, fewer for heavy filters),
+so that the server can run it in slices and let FastAGI and AUTOCALL have the loop in between
+(see docs/design.md, "Isolation on the LAN"); `run_search` runs it to the end in one go.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 
-from pbxsync.plugin.ldap.filters import Filter
+from pbxsync.plugin.ldap.filters import And, Filter, Not, Or
 from pbxsync.plugin.ldap.index import Entry, Index, normalise_dn
 from pbxsync.plugin.ldap.numbers import NumberForms
 from pbxsync.plugin.ldap.protocol import ResultCode, Scope, SearchRequest, SortKey
 from pbxsync.plugin.ldap.query import Candidates, compile_filter, evaluate, plan
 from pbxsync.plugin.ldap.schema import attribute_index
 
-_CHECK_EVERY = 256
+_CHECK_EVERY = 256  # entries between checkpoints for a one-term filter; heavier filters check more often
+
+Steps = Generator[None, None, "Outcome"]
 
 
 @dataclass(slots=True)
@@ -94,10 +99,32 @@ def size_limit(requested: int, server_cap: int) -> int:
     return min(limits) if limits else 0
 
 
+def terms(f: Filter) -> int:
+    """How many assertions a filter holds: what evaluating it on one entry costs, roughly."""
+    if isinstance(f, And | Or):
+        return sum(terms(c) for c in f.children) or 1
+    if isinstance(f, Not):
+        return terms(f.child)
+    return 1
+
+
 def run_search(index: Index, req: SearchRequest, visible: frozenset[str] | None, forms: NumberForms, *,
                size_cap: int, time_cap: float, now: Callable[[], float], collect_all: bool = False) -> Outcome:
     """Matching entries in display-name order. With `collect_all` (sort/paging) the size limit is
     applied by the caller after ordering, so every match is gathered."""
+    steps = search_steps(index, req, visible, forms, size_cap=size_cap, time_cap=time_cap, now=now,
+                         collect_all=collect_all)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            outcome: Outcome = done.value
+            return outcome
+
+
+def search_steps(index: Index, req: SearchRequest, visible: frozenset[str] | None, forms: NumberForms, *,
+                 size_cap: int, time_cap: float, now: Callable[[], float], collect_all: bool = False) -> Steps:
+    """`run_search` as a generator: it yields at checkpoints and returns the Outcome."""
     target = _resolve(index, req.base, req.scope)
     if isinstance(target, Outcome):
         return target
@@ -120,13 +147,16 @@ def run_search(index: Index, req: SearchRequest, visible: frozenset[str] | None,
         match = compile_filter(req.filter, forms) if not exact else None
         allowed = None if visible is None else index.box_numbers(visible)
         boxes = index.boxes
+        check_every = _CHECK_EVERY if match is None else max(1, _CHECK_EVERY // terms(req.filter))
         checked = 0
         for i in ids:
             checked += 1
-            if checked % _CHECK_EVERY == 0 and now() > deadline:
-                out.code = ResultCode.TIME_LIMIT_EXCEEDED
-                out.diagnostic = "time limit exceeded"
-                return out
+            if checked % check_every == 0:
+                if now() > deadline:
+                    out.code = ResultCode.TIME_LIMIT_EXCEEDED
+                    out.diagnostic = "time limit exceeded"
+                    return out
+                yield
             if allowed is not None and boxes[i] not in allowed:
                 continue
             entry = Entry(index, i)

@@ -1,10 +1,12 @@
 """The LDAP phonebook server: asyncio listeners and transports, TLS, timeouts, index refresh.
 
 The protocol itself is `plugin.ldap.session` (sans-IO: bytes in, responses out); this module carries its
-bytes. Requests are answered synchronously inside `data_received` from the in-memory index (a search is a
-bounded in-memory scan), which keeps a phone's connect-bind-search-unbind round trip cheap. Writes are
-flow-controlled: when a client stops reading, we stop answering its requests. StartTLS and LDAPS are
-asyncio's TLS; idle connections are closed; the connection count is capped.
+bytes. Requests are answered from the in-memory index in short slices shared out by `plugin.ldap.turns`
+(one bounded run per loop turn), so that a costly search never holds the loop that answers FastAGI and
+times AUTOCALL; work is dropped when its client disconnects, and a throttled bind waits on a timer, not
+on the loop. Writes are flow-controlled: when a client stops reading, we stop answering its requests.
+StartTLS and LDAPS are asyncio's TLS; idle connections are closed; the connection count is capped, in
+total and per source address. See docs/design.md, "Isolation on the LAN".
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import sqlite3
 import ssl
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,11 +30,14 @@ from pbxsync.plugin.ldap.index import Index
 from pbxsync.plugin.ldap.numbers import NumberForms
 from pbxsync.plugin.ldap.protocol import ResultCode, notice_of_disconnection
 from pbxsync.plugin.ldap.session import Directory, LdapSession
+from pbxsync.plugin.ldap.turns import Turns
 from pbxsync.sync.config import Config
 from pbxsync.sync.errors import PbxsyncError, UserError
 from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.ldap")
+
+HEAVY_SECONDS = 0.005  # CPU a phone's search never needs; beyond, a request waits in the heavy queue
 
 
 class LdapServerError(UserError):
@@ -69,6 +75,8 @@ class LdapServer:
                                    build_index([], self.settings.base_dn, self.forms), clock,
                                    start_tls=self.tls is not None)
         self.connections: set[_Connection] = set()
+        self.per_source: Counter[str] = Counter()
+        self.turns = Turns()
         self.addresses: list[tuple[str, int]] = []  # bound plain-LDAP addresses (port 0 resolved)
         self.ldaps_addresses: list[tuple[str, int]] = []
         self.loaded_at: float | None = None
@@ -148,6 +156,7 @@ class LdapServer:
             "mailboxes": len(self.index.mailboxes),
             "connections": len(self.connections),
             "searches": self.searches,
+            "refused_searches": self.directory.refused_searches,
             "loaded_at_monotonic": self.loaded_at,
             "index_builds": self.builds,
             "index_build_seconds": round(self.build_seconds, 2),
@@ -227,6 +236,8 @@ class _Connection(asyncio.Protocol):
         self.paused = False  # the client is not reading our responses
         self.upgrading = False  # StartTLS handshake in progress
         self.last_active = server.clock()
+        self.counted = False  # holds a place in the server's connection counts
+        self.spent = 0.0  # CPU seconds the request in progress has used (plugin.ldap.turns)
 
     @property
     def peer(self) -> str:
@@ -239,18 +250,31 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.session.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        if len(self.server.connections) >= self.server.settings.max_connections:
-            log.warning("LDAP: connection limit (%d) reached, refusing %s", self.server.settings.max_connections,
-                        self.peer)
-            transport.write(notice_of_disconnection(ResultCode.BUSY, "too many connections"))
-            self.session.close()
-            transport.close()
+        server, settings = self.server, self.server.settings
+        source = self.session.source
+        if len(server.connections) >= settings.max_connections:
+            refusal = f"connection limit ({settings.max_connections}) reached"
+        elif server.per_source[source] >= settings.max_connections_per_source:
+            refusal = f"connection limit per address ({settings.max_connections_per_source}) reached"
+        else:
+            server.connections.add(self)
+            server.per_source[source] += 1
+            self.counted = True
             return
-        self.server.connections.add(self)
+        log.warning("LDAP: %s, refusing %s", refusal, self.peer)
+        transport.write(notice_of_disconnection(ResultCode.BUSY, "too many connections"))
+        self.session.close()
+        transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
-        self.session.close()
+        if self.counted:
+            self.counted = False
+            source = self.session.source
+            self.server.per_source[source] -= 1
+            if self.server.per_source[source] <= 0:
+                del self.server.per_source[source]
+        self.session.close()  # drops the work in progress: nobody is left to read its answer
 
     def data_received(self, data: bytes) -> None:
         if self.session.closing:
@@ -277,10 +301,28 @@ class _Connection(asyncio.Protocol):
     # ---- carrying the session's bytes -------------------------------------------------------------
 
     def process(self) -> None:
-        """Answer buffered requests while the client reads what we send."""
-        while not self.paused and self.session.handle_next():
+        """Ask for slices to answer what is buffered (see plugin.ldap.turns)."""
+        if not self.session.closing:
+            self.server.turns.want(self)
+
+    @property
+    def heavy(self) -> bool:
+        return self.spent > HEAVY_SECONDS
+
+    def step(self, slice_end: float) -> bool:
+        """One slice of answering; True when more is ready to be answered on a later turn."""
+        if self.paused or self.upgrading or self.session.closing:
             self.flush()
+            return False
+        started = time.perf_counter()
+        more = self.session.step(slice_end)
+        self.spent = time.perf_counter() - started + (self.spent if self.session.work is not None else 0.0)
         self.flush()
+        resume_at = self.session.resume_at
+        if resume_at is not None:  # a throttled bind: come back when its wait is over
+            asyncio.get_running_loop().call_later(max(0.0, resume_at - self.server.clock()), self.process)
+            return False
+        return more and not self.paused
 
     def flush(self) -> None:
         session, transport = self.session, self.transport

@@ -2,9 +2,11 @@
 
 `LdapSession.receive(data)` buffers what a client sent; `handle_next()` answers the next complete request
 from the shared `Directory` (the current index snapshot, who may bind, limits); `data_to_send()` hands
-the encoded responses to whatever transport carries them. The session keeps the bind state (`view`),
-paged-results cookies and the per-connection limits. It never reads a socket, sleeps or starts a task:
-the transport (`plugin.ldap.server`) watches `closing` (close after sending what is out) and
+the encoded responses to whatever transport carries them. The server uses `step(slice_end)` instead:
+it answers in time slices (a search is a generator that yields at checkpoints) and reports a throttled
+bind's wait in `resume_at`, so that one client's request never holds the loop for long. The session keeps
+the bind state (`view`), paged-results cookies and the per-connection limits. It never reads a socket,
+sleeps or starts a task: the transport (`plugin.ldap.server`) watches `closing` (close after sending what is out) and
 `starting_tls` (run the TLS handshake, then `tls_started()`), and decides when to go on reading.
 
 Any protocol error queues a Notice of Disconnection and closes the session; a bug answering one request
@@ -15,13 +17,15 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pbxsync.plugin.ldap.access import Access, View
 from pbxsync.plugin.ldap.ber import BerError, frame_length, sequence, tlv
+from pbxsync.plugin.ldap.cost import refusal
 from pbxsync.plugin.ldap.filters import Equality, filter_text
 from pbxsync.plugin.ldap.index import Entry, Index, encode_attribute, normalise_dn
 from pbxsync.plugin.ldap.numbers import NumberForms
@@ -58,10 +62,14 @@ from pbxsync.plugin.ldap.protocol import (
 )
 from pbxsync.plugin.ldap.query import compile_filter
 from pbxsync.plugin.ldap.schema import attribute_index
-from pbxsync.plugin.ldap.search import Outcome, run_search, size_limit, sort_entries, truncate
+from pbxsync.plugin.ldap.search import Outcome, Steps, search_steps, size_limit, sort_entries, truncate
+from pbxsync.plugin.ldap.throttle import BindGuard
 from pbxsync.sync.config import LdapConfig
 
 log = logging.getLogger("pbxsync.ldap")
+
+# A request being answered: yields None at checkpoints, or a time (the directory's clock) to wait until.
+Work = Generator[float | None, None, None]
 
 MAX_PAGED_SEARCHES = 8  # open paged-results cookies per connection
 SUPPORTED_CONTROLS = (OID_PAGED_RESULTS, OID_SORT_REQUEST)
@@ -80,9 +88,12 @@ class Directory:
     clock: Callable[[], float]  # monotonic seconds: time limits
     start_tls: bool = False  # StartTLS is offered (a certificate is configured)
     searches: int = 0  # answered since start (for health)
+    refused_searches: int = 0  # refused by the cost estimate (plugin.ldap.cost)
     root_dse: dict[str, tuple[str, ...]] = field(init=False)
+    binds: BindGuard = field(init=False)
 
     def __post_init__(self) -> None:
+        self.binds = BindGuard()
         self.root_dse = {
             "objectClass": ("top",),
             "namingContexts": (self.settings.base_dn,),
@@ -147,7 +158,16 @@ class LdapSession:
         self.paged: OrderedDict[bytes, _PagedSearch] = OrderedDict()
         self.closing = False  # no further requests; the transport closes once the output is sent
         self.starting_tls = False  # StartTLS accepted: the next bytes are a TLS handshake, not LDAP
+        self.work: Work | None = None  # the request being answered, when it did not finish in one slice
+        self.resume_at: float | None = None  # the work waits until the directory's clock reaches this
+        self.failed_binds = 0
         self._out: list[bytes] = []
+
+    @property
+    def source(self) -> str:
+        """The peer's address without its port: throttling and connection caps count per source."""
+        host, _, port = self.peer.rpartition(":")
+        return host if host and port.isdigit() else self.peer
 
     # ---- the transport's side -------------------------------------------------------------------------
 
@@ -160,7 +180,64 @@ class LdapSession:
             self.protocol_error("too much unread input")
 
     def handle_next(self) -> bool:
-        """Answer the next complete request; False when there is none (or no more will be read)."""
+        """Answer the next complete request to its end, throttling waits included (for tests and tools;
+        the server uses `step`); False when there is none (or no more will be read)."""
+        if self.work is None and not self._start_next():
+            return False
+        while self.work is not None:
+            self._advance(float("inf"), time.perf_counter)
+            self.resume_at = None
+        return True
+
+    def step(self, slice_end: float, timer: Callable[[], float] = time.perf_counter) -> bool:
+        """Answer requests until `timer()` passes `slice_end`; True when there is more to do: call again
+        on a later loop turn, or once the directory's clock reaches `resume_at` when that is set."""
+        while True:
+            if self.resume_at is not None:
+                if self.directory.clock() < self.resume_at:
+                    return True
+                self.resume_at = None
+            if self.work is None and not self._start_next():
+                return False
+            if self.work is not None and not self._advance(slice_end, timer):
+                return True
+            if timer() >= slice_end:
+                return self.pending()
+
+    def pending(self) -> bool:
+        """Whether work is left: a request in progress or a complete one buffered."""
+        if self.closing or self.starting_tls:
+            return False
+        if self.work is not None:
+            return True
+        try:
+            return frame_length(self.buffer, self.directory.settings.max_request_bytes) is not None
+        except BerError:
+            return True  # the next call reports it
+
+    def _advance(self, slice_end: float, timer: Callable[[], float]) -> bool:
+        """Run the current work until the slice ends or it waits (False) or it finishes (True)."""
+        assert self.work is not None
+        try:
+            while True:
+                wait = next(self.work)
+                if wait is not None:
+                    self.resume_at = wait
+                    return False
+                if timer() >= slice_end:
+                    return False
+        except StopIteration:
+            pass
+        except BerError as exc:
+            self.protocol_error(str(exc))
+        except Exception:  # a bug must cost this connection only, never the server
+            log.exception("LDAP: internal error answering %s", self.peer)
+            self.disconnect(ResultCode.OPERATIONS_ERROR, "internal error")
+        self.work = None
+        return True
+
+    def _start_next(self) -> bool:
+        """Decode the next complete request and answer it, or start its work; False when there is none."""
         if self.starting_tls or self.closing:
             return False
         try:
@@ -178,7 +255,7 @@ class LdapSession:
             self.protocol_error(str(exc))
             return False
         try:
-            self.handle(message)
+            self.work = self.handle(message)
         except BerError as exc:
             self.protocol_error(str(exc))
             return False
@@ -200,10 +277,12 @@ class LdapSession:
         self.starting_tls = False
 
     def close(self) -> None:
-        """The connection is gone: forget its state."""
+        """The connection is gone: forget its state and drop the work in progress."""
         self.closing = True
         self.paged.clear()
         self.buffer.clear()
+        self.work = None
+        self.resume_at = None
 
     # ---- answering ------------------------------------------------------------------------------------
 
@@ -219,19 +298,16 @@ class LdapSession:
         self.send(notice_of_disconnection(code, text))
         self.closing = True
 
-    def handle(self, message: Message) -> None:
+    def handle(self, message: Message) -> Work | None:
+        """Answer `message`, or return the work that answers it (searches, throttled binds)."""
         op = message.op
         prefix = message_id_prefix(message.message_id)
         if isinstance(op, SearchRequest):
-            self.search(message, op, prefix)
-        elif isinstance(op, BindRequest):
+            return self.search(message, op, prefix)
+        if isinstance(op, BindRequest):
             self.paged.clear()  # a bind abandons outstanding operations
-            outcome = self.directory.access.bind(op.version, op.name, op.password)
-            self.view = outcome.view
-            if outcome.code != ResultCode.SUCCESS:
-                log.info("LDAP: bind as %r from %s refused: %s", op.name[:200], self.peer, outcome.diagnostic)
-            self.send(wrap(prefix, result_op(BIND_RESPONSE, outcome.code, outcome.diagnostic)))
-        elif isinstance(op, UnbindRequest):
+            return self.bind(op, prefix)
+        if isinstance(op, UnbindRequest):
             self.closing = True
         elif isinstance(op, AbandonRequest):
             for cookie, paged in list(self.paged.items()):
@@ -245,6 +321,30 @@ class LdapSession:
             code = (ResultCode.UNWILLING_TO_PERFORM if self.view is not None and self.view.authenticated
                     else ResultCode.INSUFFICIENT_ACCESS_RIGHTS)
             self.send(wrap(prefix, result_op(op.response_tag, code, "the phonebook is read-only")))
+        return None
+
+    def bind(self, op: BindRequest, prefix: bytes) -> Work:
+        """Check a bind; a password attempt waits first while this source guessed wrong (see BindGuard)."""
+        guard, clock = self.directory.binds, self.directory.clock
+        guarded = bool(op.password)  # anonymous binds guess nothing
+        if guarded:
+            wait = guard.admit(self.source, op.name, clock())
+            if wait is None:
+                self.disconnect(ResultCode.BUSY, "too many failed binds; try again later")
+                return
+            if wait > 0:
+                yield clock() + wait
+        outcome = self.directory.access.bind(op.version, op.name, op.password)
+        self.view = outcome.view
+        ok = outcome.code == ResultCode.SUCCESS
+        if guarded:
+            guard.record(self.source, op.name, ok, clock())
+        if not ok:
+            self.failed_binds += 1
+            guard.log_refusal(self.source, op.name, outcome.diagnostic, clock())
+        self.send(wrap(prefix, result_op(BIND_RESPONSE, outcome.code, outcome.diagnostic)))
+        if not ok and self.failed_binds >= self.directory.settings.max_bind_failures > 0:
+            self.disconnect(ResultCode.UNWILLING_TO_PERFORM, "too many failed binds on this connection")
 
     def extended(self, op: ExtendedRequest, prefix: bytes) -> None:
         if op.oid != OID_START_TLS:
@@ -284,7 +384,7 @@ class LdapSession:
 
     # ---- search ---------------------------------------------------------------------------------------
 
-    def search(self, message: Message, req: SearchRequest, prefix: bytes) -> None:
+    def search(self, message: Message, req: SearchRequest, prefix: bytes) -> Work:
         directory = self.directory
         directory.searches += 1
         if req.scope == Scope.BASE and not req.base.strip():
@@ -293,6 +393,12 @@ class LdapSession:
             return
         if self.view is None:
             self.done(prefix, ResultCode.INSUFFICIENT_ACCESS_RIGHTS, "anonymous access is disabled; bind first")
+            return
+        settings = directory.settings
+        refused = refusal(req.filter, directory.index, settings.max_filter_terms, settings.max_search_cost)
+        if refused is not None:
+            directory.refused_searches += 1
+            self.done(prefix, refused.code, refused.diagnostic)
             return
         paging: PagedResults | None = None
         sort_keys: tuple[SortKey, ...] | None = None
@@ -312,9 +418,9 @@ class LdapSession:
                 self.done(prefix, ResultCode.PROTOCOL_ERROR, f"malformed control value {control.oid[:100]}")
                 return
         if paging is not None:
-            self.paged_search(message, req, prefix, paging, sort_keys, sort_critical)
+            yield from self.paged_search(message, req, prefix, paging, sort_keys, sort_critical)
             return
-        outcome = self.run(req, collect_all=sort_keys is not None)
+        outcome = yield from self.run(req, collect_all=sort_keys is not None)
         response_controls = b""
         if sort_keys is not None and outcome.code == ResultCode.SUCCESS:
             sort_code, bad_attr = sort_entries(directory.index, outcome.entries, sort_keys)
@@ -325,15 +431,15 @@ class LdapSession:
             truncate(outcome, size_limit(req.size_limit, directory.settings.size_limit))
         self.send_entries(prefix, req, outcome.entries, outcome, response_controls)
 
-    def run(self, req: SearchRequest, collect_all: bool) -> Outcome:
+    def run(self, req: SearchRequest, collect_all: bool) -> Steps:
         directory = self.directory
         assert self.view is not None
-        return run_search(directory.index, req, self.view.mailboxes, directory.forms,
-                          size_cap=directory.settings.size_limit, time_cap=directory.settings.time_limit_seconds,
-                          now=directory.clock, collect_all=collect_all)
+        return search_steps(directory.index, req, self.view.mailboxes, directory.forms,
+                            size_cap=directory.settings.size_limit, time_cap=directory.settings.time_limit_seconds,
+                            now=directory.clock, collect_all=collect_all)
 
     def paged_search(self, message: Message, req: SearchRequest, prefix: bytes, paging: PagedResults,
-                     sort_keys: tuple[SortKey, ...] | None, sort_critical: bool) -> None:
+                     sort_keys: tuple[SortKey, ...] | None, sort_critical: bool) -> Work:
         signature = (req.base, req.scope, filter_text(req.filter), req.attributes, req.types_only, sort_keys)
         if paging.cookie:
             state = self.paged.pop(paging.cookie, None)
@@ -344,7 +450,7 @@ class LdapSession:
                 self.done(prefix, ResultCode.SUCCESS, "", encode_paged_results(0, b""))
                 return
         else:
-            outcome = self.run(req, collect_all=True)
+            outcome = yield from self.run(req, collect_all=True)
             sort_control = b""
             if sort_keys is not None and outcome.code == ResultCode.SUCCESS:
                 sort_code, bad_attr = sort_entries(self.directory.index, outcome.entries, sort_keys)
