@@ -28,7 +28,7 @@ class Policy:
     longest_queue: float = 120.0  # an attempt that would wait longer is refused outright
 
     def delay(self, failures: float) -> float:
-        over = int(failures) - self.free
+        over = int(failures + 0.5) - self.free  # decay leaves fractions: 2.9999 failures are 3
         if over < 0:
             return 0.0
         return min(self.longest, self.first * 2.0 ** min(over, 30))
@@ -80,6 +80,7 @@ class FailureThrottle:
             rec = self._record(key, policy, now)
             if not ok:
                 rec.failures += 1.0
+                rec.next_free = max(rec.next_free, now + policy.delay(rec.failures))
             elif n == 0:
                 rec.failures, rec.next_free = 0.0, now
 

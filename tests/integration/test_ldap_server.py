@@ -336,3 +336,71 @@ async def test_idle_connections_are_closed(db: Path) -> None:
         assert await wire.read() is None
     finally:
         await server.stop()
+
+
+# ---- issue 14: hostile neighbours -----------------------------------------------------------------------
+
+async def test_connection_limit_per_source_address(start: Start) -> None:
+    server = await start(max_connections_per_source=2)
+    first, second = await Wire.connect(server), await Wire.connect(server)
+    third = await Wire.connect(server)
+    await expect_notice_then_eof(third, 51)
+    await first.close()
+    while len(server.connections) > 1:
+        await asyncio.sleep(0.01)
+    await still_serves(server)  # a place is free again
+    await second.close()
+
+
+async def test_wrong_binds_are_answered_later_and_later_on_the_wire(start: Start) -> None:
+    server = await start(anonymous=False)
+    wire = await Wire.connect(server)
+    loop = asyncio.get_running_loop()
+    took = []
+    for n in range(4):
+        began = loop.time()
+        await wire.send(bind_request(n + 1, "201", "wrong"))
+        raw = await wire.read()
+        assert raw is not None and parse_response(raw).code == 49
+        took.append(loop.time() - began)
+    assert max(took[:3]) < 0.4 <= took[3], took  # three free tries (typos), then a growing delay
+    other = await Wire.connect(server)
+    await other.send(bind_request(1, "202", "bob-secret"))  # another account is not held up by it
+    raw = await other.read()
+    assert raw is not None and parse_response(raw).code == 0
+    await wire.close()
+    await other.close()
+
+
+async def test_absurd_filters_are_refused_before_they_run(start: Start) -> None:
+    server = await start(anonymous=True, max_search_cost=10)
+    wire = await Wire.connect(server)
+    many = "(|" + "".join(f"(o>=zzz{i:04d})" for i in range(100)) + ")"
+    _, done = await wire.search(search_request(1, BASE_DN, many, ("cn",)))
+    assert done.code == 11  # adminLimitExceeded: more assertions than max_filter_terms
+    deep = "(cn=a)"
+    for _ in range(9):
+        deep = f"(&{deep}(sn=b))"
+    _, done = await wire.search(search_request(2, BASE_DN, deep, ("cn",)))
+    assert done.code == 11
+    _, done = await wire.search(search_request(3, BASE_DN, "(|(cn~=muller)(sn~=smith))", ("cn",)))
+    assert done.code == 53  # unwillingToPerform: two unindexed scans of 6 entries cost 12 > 10
+    entries, done = await wire.search(search_request(4, BASE_DN, "(sn=king)", ("cn",)))
+    assert done.code == 0 and len(entries) == 1  # an indexed search is fine
+    assert server.health()["refused_searches"] == 3
+    await wire.close()
+
+
+async def test_a_search_is_dropped_when_its_client_hangs_up(start: Start) -> None:
+    server = await start(anonymous=True, max_filter_terms=0, max_search_cost=0)
+    heavy = "(|" + "".join(f"(cn~=zz{i:03d})" for i in range(400)) + ")"
+    wire = await Wire.connect(server)
+    before = server.turns.runs
+    await wire.send(b"".join(search_request(n, BASE_DN, heavy, ("cn",)) for n in range(1, 200)))
+    while server.turns.runs == before:
+        await asyncio.sleep(0.001)
+    await wire.close()
+    while server.connections:
+        await asyncio.sleep(0.01)
+    assert server.turns.waiting == 0  # nothing of the gone client is left to run
+    await still_serves(server)

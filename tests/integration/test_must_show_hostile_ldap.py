@@ -39,13 +39,13 @@ from pbxsync.plugin.daemon.clock import SystemClock
 from pbxsync.plugin.ldap.ber import frame_length
 from pbxsync.plugin.ldap.client import parse_response, search_request
 from pbxsync.plugin.ldap.protocol import SEARCH_DONE, ResultCode
-from pbxsync.plugin.ldap.sample import generate, write_contacts
 from pbxsync.plugin.ldap.server import LdapServer
-from pbxsync.plugin.ldap.testing import BASE_DN, make_config
 from pbxsync.sync.config import AgiConfig
 from pbxsync.sync.listen import ListenAddress
 from pbxsync.sync.secrets import Secret
 from pbxsync.sync.store.db import open_store
+from tests.support.ldap_phonebook import BASE_DN, make_config
+from tests.support.sample_contacts import generate, write_contacts
 
 CONTACTS = 100_000
 PEOPLE = ("101", "102", "103")
