@@ -134,6 +134,7 @@ class AutocallConfig:
 class ConferenceConfig:
     early_join_minutes: int = 10
     pins: bool = False  # generate a PIN per booking
+    pin_digits: int = 6  # length of new PINs (existing ones keep theirs)
     open_rooms: list[str] = field(default_factory=list)  # rooms usable outside bookings
 
 
@@ -144,8 +145,10 @@ class AgiConfig:
     max_connections: int = 200
     idle_timeout_seconds: float = 10.0
     # Mailboxes whose contacts name callers for every user (after the called user's own contacts);
-    # empty = every synced mailbox.
-    callerid_shared_mailboxes: list[str] = field(default_factory=list)
+    # unset = the same as [ldap] shared_mailboxes; "*" or [] = every synced mailbox.
+    callerid_shared_mailboxes: list[str] | None = None
+    allow: list[str] = field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])  # who may speak FastAGI
+    max_connections_per_source: int = 200
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ class LdapConfig:
     enabled: bool = True
     listen: ListenAddress = _DEFAULT_LDAP
     base_dn: str = "ou=pbxsync,dc=example,dc=com"
-    anonymous: bool = True
+    anonymous: bool = False  # phones that need it are allowed in the config, scoped by shared_mailboxes
     bind_dn: str = ""
     bind_password: Secret = EMPTY_SECRET
     tls_cert: str = ""
@@ -272,6 +275,15 @@ def _semantic_problems(cfg: Config) -> list[str]:
     if cfg.ldap.time_limit_seconds < 0 or cfg.ldap.refresh_seconds < 0 or cfg.ldap.idle_timeout_seconds <= 0:
         p.append("ldap.time_limit_seconds/refresh_seconds/idle_timeout_seconds: must not be negative "
                  "(idle_timeout_seconds > 0)")
+    for i, network in enumerate(cfg.agi.allow):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            p.append(f"agi.allow[{i}]: {network!r} is not an address or network like \"192.0.2.0/24\"")
+    if cfg.agi.max_connections_per_source < 1:
+        p.append("agi.max_connections_per_source: must be at least 1")
+    if not 4 <= cfg.conference.pin_digits <= 16:
+        p.append("conference.pin_digits: must be between 4 and 16")
     if (cfg.ldap.max_connections_per_source < 1 or cfg.ldap.max_bind_failures < 0
             or cfg.ldap.max_filter_terms < 0 or cfg.ldap.max_search_cost < 0):
         p.append("ldap.max_connections_per_source >= 1; max_bind_failures, max_filter_terms, max_search_cost "

@@ -6,8 +6,9 @@ else `agi_extension`, else `agi_dnid`; it is looked up among the PBX users' exte
 Which name wins, in order:
 1. The caller ID is a PBX user's extension (an internal call): that user's name (source `extension`).
 2. A contact of the called user's own mailbox whose number matches (source `contact`).
-3. A contact of a shared mailbox: `[agi] callerid_shared_mailboxes`, or every synced mailbox when that
-   list is empty (source `contact`).
+3. A contact of a shared mailbox (source `contact`): `[agi] callerid_shared_mailboxes`; unset, the same
+   mailboxes as the LDAP phonebook shares (`[ldap] shared_mailboxes`), so a colleague's private contact
+   never names a call where the phonebook would not show it; `"*"` or `[]` means every synced mailbox.
 Within one tier an exact E.164 match beats a digits-only match, then the oldest contact wins (stable).
 
 Numbers match in any form: the caller ID is normalised exactly like stored numbers (`sync.phones`), so
@@ -79,6 +80,22 @@ def choose_contact(candidates: Sequence[Candidate], own_mailbox: str,
     return min(ranked, key=lambda r: r[:3])[3] if ranked else None
 
 
+SHARES_NOTHING = frozenset({""})  # no contact's mailbox is "": for choose_contact, which reads empty as "all"
+
+
+def callerid_sharing(config: Config) -> frozenset[str]:
+    """The shared mailboxes for `choose_contact` (empty = every mailbox), following `[ldap]
+    shared_mailboxes` unless `[agi] callerid_shared_mailboxes` is set."""
+    listed = config.agi.callerid_shared_mailboxes
+    if listed is None:
+        listed = config.ldap.shared_mailboxes
+        if not listed:
+            return SHARES_NOTHING  # the phonebook shares nothing: neither does caller ID
+    if any(m.strip() == "*" for m in listed):
+        return frozenset()
+    return frozenset(normalize_address(m) for m in listed)
+
+
 def normalise(raw: str, region: str) -> tuple[str | None, str]:
     """(E.164 or None, digits) exactly as `sync.phones` normalises stored numbers."""
     n = phones.normalise_number(raw, region)
@@ -117,7 +134,7 @@ class CallerIdLookup:
             self._reader = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
             self._reader.execute("PRAGMA query_only = 1")
         self.region = config.sync.default_region
-        self.shared = frozenset(normalize_address(m) for m in config.agi.callerid_shared_mailboxes)
+        self.shared = callerid_sharing(config)
         fixed = Directory.from_config(config)
         self.directory = directory or (lambda: fixed)
 

@@ -10,6 +10,9 @@ A room is open while a scheduled booking runs in it, from `[conference]
 early_join_minutes` before its start until its end. Rooms listed in `[conference] open_rooms` are open
 at any time outside bookings too (as guests). When `[conference] pins` is on and the running booking has
 a PIN (table booking_pins, migration 0004), the caller is asked for it with GET DATA (three tries) before admission.
+Wrong PINs are slowed down per (booking, caller) and per booking (plugin.throttle: a growing wait before the
+next prompt, forgiven over time), so guessing a 6-digit PIN takes months, not minutes; too many guesses
+waiting on one booking are refused outright (reason wrong-pin). Repeated failures are logged once a minute.
 
 Variables set for the dialplan (every value sanitised):
   PBXSYNC_ROOM_ADMIT    yes | no
@@ -32,6 +35,7 @@ from datetime import datetime, timedelta
 from pbxsync.plugin.agi.identity import caller_identity
 from pbxsync.plugin.agi.server import AgiSession
 from pbxsync.plugin.daemon.clock import Clock
+from pbxsync.plugin.throttle import FailureThrottle, Policy, WindowedLog
 from pbxsync.sync.config import Config
 from pbxsync.sync.model import parse_utc, utc_text
 from pbxsync.sync.store.db import Store
@@ -42,6 +46,8 @@ PIN_PROMPT = "conf-getpin"  # Asterisk core sounds: "Please enter the conference
 BAD_PIN_PROMPT = "conf-invalidpin"
 PIN_TRIES = 3
 _ROOM = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
+PER_CALLER = Policy(free=3, first=1.0, longest=30.0)
+PER_BOOKING = Policy(free=6, first=0.5, longest=10.0)
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,8 @@ class RoomService:
         self.early_join = timedelta(minutes=max(0, config.conference.early_join_minutes))
         self.open_rooms = frozenset(config.conference.open_rooms)
         self.pins = config.conference.pins
+        self.guesses = FailureThrottle()
+        self.failures = WindowedLog(60.0)
 
     async def decide(self, room: str, caller: str) -> RoomDecision:
         now = self.clock.now()
@@ -136,20 +144,35 @@ class RoomService:
             return
         decision = await self.decide(room, caller)
         if decision.needs_pin and decision.pin is not None:
-            decision = await self._check_pin(session, decision, decision.pin)
+            decision = await self._check_pin(session, decision, decision.pin, caller)
         await self._tell(session, decision, room)
         log.info("room %s: caller %s %s (%s, %s)", room, caller, "admitted" if decision.admit else "refused",
                  decision.reason, decision.profile)
 
-    async def _check_pin(self, session: AgiSession, decision: RoomDecision, pin: str) -> RoomDecision:
+    async def _check_pin(self, session: AgiSession, decision: RoomDecision, pin: str, caller: str) -> RoomDecision:
         await session.answer()
         anything = False
+        keys = [(("caller", decision.booking_id, caller), PER_CALLER), (("booking", decision.booking_id), PER_BOOKING)]
         for attempt in range(PIN_TRIES):
+            wait = self.guesses.admit(keys, self.clock.now().timestamp())
+            if wait is None:  # so many guesses queue on this booking that this one is not even heard
+                anything = True
+                break
+            if wait > 0:
+                await self.clock.sleep(wait)
             entered = await session.get_data(PIN_PROMPT if attempt == 0 else BAD_PIN_PROMPT, 8000,
                                              max(len(pin), 1) + 1)
-            if pin_matches(entered, pin):
+            ok = pin_matches(entered, pin)
+            if entered is not None:
+                self.guesses.record(keys, ok, self.clock.now().timestamp())
+            if ok:
                 return decision
             anything = anything or entered is not None
+        if anything:
+            count = self.failures.note(decision.booking_id, self.clock.now().timestamp())
+            if count:
+                log.warning("room: %d wrong PIN entr(ies) for booking %s in the last minute (latest from %s)", count,
+                            decision.booking_id, caller or "an unknown caller")
         return RoomDecision(False, decision.profile, "wrong-pin" if anything else "no-pin", decision.booking_id)
 
     async def _tell(self, session: AgiSession, decision: RoomDecision, room: str) -> None:

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import re
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pbxsync.plugin import metrics
+from pbxsync.plugin.throttle import WindowedLog
 from pbxsync.sync.errors import PbxError
 
 log = logging.getLogger("pbxsync.agi")
@@ -45,6 +48,29 @@ class AgiLimits:
     idle_timeout_seconds: float = 10.0  # waiting for a request line or a command reply
     max_connections: int = 200
     session_timeout_seconds: float = 120.0  # one whole conversation (PIN entry included)
+    max_connections_per_source: int = 200
+    allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")  # who may speak FastAGI (`[agi] allow`)
+
+    def allowed(self, host: str) -> bool:
+        return allowed(host, self.allow)
+
+
+def allowed(host: str, networks: Sequence[str]) -> bool:
+    """Whether the address `host` lies in one of `networks` (CIDRs or addresses; a bad entry never matches,
+    the config check reports it)."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for network in networks:
+        try:
+            if address in ipaddress.ip_network(network, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 _ENV_LINE = re.compile(r"^agi_([a-z0-9_]{1,40}): ?(.*)$")
@@ -290,6 +316,8 @@ class FastAgiServer:
         self.active = 0
         self.served = 0
         self.rejected = 0
+        self.per_source: Counter[str] = Counter()
+        self.refusals = WindowedLog(60.0)
         self._tasks: set[asyncio.Task[None]] = set()
         self.on_close: list[Callable[[], None]] = []  # e.g. closing a handler's database connection
 
@@ -322,13 +350,19 @@ class FastAgiServer:
         if task is not None:
             self._tasks.add(task)
         peer = _peer(writer)
+        source = peer.rpartition(":")[0]
         try:
-            if self.active >= self.limits.max_connections:
+            refusal = self._refusal(source)
+            if refusal:
                 self.rejected += 1
                 metrics.AGI_REQUESTS.labels(UNKNOWN_SERVICE, "rejected").inc()
-                log.warning("FastAGI: refusing %s: %d connections open (limit)", peer, self.active)
+                count = self.refusals.note((source, refusal), time.monotonic())
+                if count:  # once a minute per source and reason, not once per try
+                    log.warning("FastAGI: refused %d connection(s) from %s in the last minute: %s", count, source,
+                                refusal)
                 return
             self.active += 1
+            self.per_source[source] += 1
             try:
                 async with asyncio.timeout(self.limits.session_timeout_seconds):
                     await self._serve(reader, writer, peer)
@@ -337,12 +371,25 @@ class FastAgiServer:
                             self.limits.session_timeout_seconds)
             finally:
                 self.active -= 1
+                self.per_source[source] -= 1
+                if self.per_source[source] <= 0:
+                    del self.per_source[source]
         finally:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
             if task is not None:
                 self._tasks.discard(task)
+
+    def _refusal(self, source: str) -> str:
+        """Why a connection from `source` is refused ("" when it is not)."""
+        if not self.limits.allowed(source):
+            return "not in [agi] allow"
+        if self.active >= self.limits.max_connections:
+            return f"{self.active} connections open (limit)"
+        if self.per_source[source] >= self.limits.max_connections_per_source:
+            return f"{self.per_source[source]} connections open from this address (limit)"
+        return ""
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
         try:

@@ -30,7 +30,9 @@ def with_result(handler: Handler, variable: str, value: str, result: str) -> Han
 
 def build_agi_server(config: Config, store: Store, clock: Clock) -> FastAgiServer:
     limits = AgiLimits(idle_timeout_seconds=config.agi.idle_timeout_seconds,
-                       max_connections=config.agi.max_connections)
+                       max_connections=config.agi.max_connections,
+                       max_connections_per_source=config.agi.max_connections_per_source,
+                       allow=tuple(config.agi.allow))
     lookup = CallerIdLookup(store, config)
     routes: dict[str, Handler] = {
         "callerid": with_result(CallerIdService(lookup), SOURCE_VARIABLE, "none", "miss"),

@@ -22,5 +22,5 @@ async def update_bookings(store: Store, config: Config, now: datetime,
     directory = await load_directory(store, config, extra_entries)
     summary = await reconcile_bookings(store, directory, config, now)
     if config.conference.pins:
-        await ensure_pins(store, now)
+        await ensure_pins(store, now, config.conference.pin_digits)
     return summary

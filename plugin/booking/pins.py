@@ -1,7 +1,9 @@
 """Per-booking conference PINs (`[conference] pins = true`): generated once, kept in table booking_pins.
 
 `ensure_pins` runs after each sync pass: every scheduled booking that has not ended gets a random
-numeric PIN if it has none. `booking_pin` is for `pbxsync conferences` to show it.
+numeric PIN if it has none. Guessing one over FastAGI is slowed down per booking and per caller (see
+plugin.agi.room); longer PINs (`[conference] pin_digits`) make it slower still. `booking_pin` is for
+`pbxsync conferences` to show it.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ def new_pin(digits: int = PIN_DIGITS) -> str:
     return "".join(secrets.choice("0123456789") for _ in range(digits))
 
 
-async def ensure_pins(store: Store, now: datetime) -> int:
-    """Give every running or future scheduled booking a PIN; returns how many were created."""
+async def ensure_pins(store: Store, now: datetime, digits: int = PIN_DIGITS) -> int:
+    """Give every running or future scheduled booking a PIN of `digits` digits (`[conference] pin_digits`);
+    returns how many were created."""
     async with store.conn.execute(
         """SELECT b.id FROM bookings b LEFT JOIN booking_pins p ON p.booking_id = b.id
            WHERE b.state = 'scheduled' AND b.end_utc > ? AND p.booking_id IS NULL""", (utc_text(now),)
@@ -31,7 +34,7 @@ async def ensure_pins(store: Store, now: datetime) -> int:
     async with store.transaction() as conn:
         await conn.executemany(
             "INSERT OR IGNORE INTO booking_pins (booking_id, pin, created_at) VALUES (?, ?, ?)",
-            [(booking_id, new_pin(), utc_text(now)) for booking_id in missing],
+            [(booking_id, new_pin(digits), utc_text(now)) for booking_id in missing],
         )
     return len(missing)
 

@@ -4,6 +4,7 @@ the daemon will listen on."""
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import socket
 import sqlite3
@@ -140,3 +141,26 @@ def check_port(listener: Listener, daemon_running: bool) -> CheckResult:
                               f"set {key} to 127.0.0.1:{port} or an address this host has")
             return failed(name, f"{listen}: {exc.strerror or exc}", f"choose another address for {key}")
     return passed(name, f"{listen} is free")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_ldap_privacy(config: Config) -> list[CheckResult]:
+    """A warning (PASS: the daemon works) when anonymous LDAP listens beyond loopback and every mailbox is
+    shared: then anyone on the LAN reads every synced contact without a password."""
+    ldap = config.ldap
+    if not (ldap.enabled and ldap.anonymous and any(m.strip() == "*" for m in ldap.shared_mailboxes)):
+        return []
+    exposed = [a for a in (ldap.listen, ldap.ldaps_listen) if a is not None and not _loopback(a.host)]
+    if not exposed:
+        return []
+    where = ", ".join(f"{a.host}:{a.port}" for a in exposed)
+    return [passed("ldap privacy", f"WARNING: anonymous LDAP listens on {where} (beyond loopback) and shares every "
+                   "synced mailbox (shared_mailboxes = [\"*\"]): anyone on the LAN reads every contact without a "
+                   "password. List the mailboxes phones may see in [ldap] shared_mailboxes, or set anonymous = "
+                   "false and give phones bind_dn/bind_password")]

@@ -8,7 +8,7 @@ from typing import Any
 
 from pbxsync.plugin.check.ami import check_ami
 from pbxsync.plugin.check.exchange import SourceFactory, check_exchange
-from pbxsync.plugin.check.local import check_database, check_port, check_private_files, listeners
+from pbxsync.plugin.check.local import check_database, check_ldap_privacy, check_port, check_private_files, listeners
 from pbxsync.plugin.daemon.control_client import DaemonError, daemon_status
 from pbxsync.sync.config import Config
 from pbxsync.sync.preflight import CheckResult, failed, passed
@@ -53,4 +53,5 @@ async def run_checks(config: Config, make_source: SourceFactory | None = None, n
     if doc is not None:
         results.append(daemon_result(doc))
     results += [check_port(listener, doc is not None) for listener in listeners(config)]
+    results += check_ldap_privacy(config)
     return results

@@ -38,14 +38,14 @@ class _Target:
     contacts: str | int | None  # "all", one entry id, or None
 
 
-def _resolve(index: Index, base: str, scope: Scope) -> _Target | Outcome:
+def _resolve(index: Index, base: str, scope: Scope, visible: frozenset[str] | None) -> _Target | Outcome:
     key = normalise_dn(base)
     if key in ("", index.base_key):  # an empty base (some phones) means the phonebook
         return _Target(scope != Scope.ONE, "all" if scope != Scope.BASE else None)
     entry_id = index.find(key)
-    if entry_id is not None:
+    if entry_id is not None and (visible is None or index.entries[entry_id].mailbox in visible):
         return _Target(False, None if scope == Scope.ONE else entry_id)
-    if key.endswith("," + index.base_key):
+    if key.endswith("," + index.base_key):  # unknown, or hidden from this bind: the same answer
         return Outcome(code=ResultCode.NO_SUCH_OBJECT, diagnostic="no such entry", matched_dn=index.base_dn)
     if index.base_key.endswith("," + key) and scope != Scope.BASE:
         # Searching from a parent such as dc=example,dc=com: the phonebook lies below it.
@@ -125,7 +125,7 @@ def run_search(index: Index, req: SearchRequest, visible: frozenset[str] | None,
 def search_steps(index: Index, req: SearchRequest, visible: frozenset[str] | None, forms: NumberForms, *,
                  size_cap: int, time_cap: float, now: Callable[[], float], collect_all: bool = False) -> Steps:
     """`run_search` as a generator: it yields at checkpoints and returns the Outcome."""
-    target = _resolve(index, req.base, req.scope)
+    target = _resolve(index, req.base, req.scope, visible)
     if isinstance(target, Outcome):
         return target
     limit = size_limit(req.size_limit, size_cap)

@@ -46,8 +46,9 @@ async def make_store(path: Path, contacts: tuple[SampleContact, ...] | list[Samp
 
 
 def make_config(db: Path, **ldap: object) -> Config:
-    settings = dataclasses.replace(LdapConfig(listen=ListenAddress("127.0.0.1", 0), base_dn=BASE_DN, refresh_seconds=0),
-                                   **ldap)  # type: ignore[arg-type]
+    # Anonymous on: most phonebook tests search as a phone without a password (the product's default is off).
+    settings = dataclasses.replace(LdapConfig(listen=ListenAddress("127.0.0.1", 0), base_dn=BASE_DN, refresh_seconds=0,
+                                              anonymous=True), **ldap)  # type: ignore[arg-type]
     users = [
         UserConfig(extension="201", email=["alice@example.com"], name="Alice",
                    ldap_password=Secret("alice-secret")),

@@ -148,7 +148,7 @@ def _config(**ldap: object) -> Config:
 
 def test_access_decisions() -> None:
     access = Access(_config(shared_mailboxes=["shared@example.com"], bind_dn="cn=phones,dc=example,dc=com",
-                            bind_password=Secret("svc")))
+                            bind_password=Secret("svc"), anonymous=True))
     anon = access.bind(3, "", b"")
     assert anon.code == ResultCode.SUCCESS and anon.view is not None
     assert anon.view.mailboxes == frozenset({"shared@example.com"})
@@ -164,6 +164,12 @@ def test_access_decisions() -> None:
     assert access.bind(3, "201", None).code == ResultCode.AUTH_METHOD_NOT_SUPPORTED
 
 
+def test_anonymous_access_is_off_unless_configured() -> None:
+    access = Access(_config())
+    assert access.anonymous_view() is None
+    assert access.bind(3, "", b"").code == ResultCode.INAPPROPRIATE_AUTHENTICATION
+
+
 def test_access_when_anonymous_is_off_and_everything_is_shared() -> None:
     access = Access(_config(anonymous=False))
     assert access.anonymous_view() is None
@@ -176,3 +182,18 @@ def test_access_when_anonymous_is_off_and_everything_is_shared() -> None:
 def test_secrets_never_show_in_repr(tmp_path: Path) -> None:
     access = Access(_config(bind_dn="cn=x", bind_password=Secret("topsecret")))
     assert "topsecret" not in repr(access.bind(3, "cn=x", b"nope"))
+
+
+@pytest.mark.parametrize("scope", [Scope.BASE, Scope.ONE, Scope.SUB])
+def test_a_hidden_contacts_dn_answers_no_such_object_like_an_unknown_one(scope: Scope) -> None:
+    hidden = contact_dn("b@x", "3", BASE_DN)[1]
+    unknown = contact_dn("b@x", "no-such-item", BASE_DN)[1]
+    answers = []
+    for dn in (hidden, unknown):
+        request = SearchRequest(dn, scope, 0, 0, False, parse_filter("(objectClass=*)"), ())
+        outcome = run_search(INDEX, request, frozenset({"a@x"}), FORMS, size_cap=0, time_cap=0, now=lambda: 0.0)
+        answers.append((outcome.code, outcome.diagnostic, outcome.matched_dn, outcome.entries))
+    assert answers[0] == answers[1] and answers[0][0] == ResultCode.NO_SUCH_OBJECT
+    visible = run_search(INDEX, SearchRequest(hidden, Scope.BASE, 0, 0, False, parse_filter("(objectClass=*)"), ()),
+                         None, FORMS, size_cap=0, time_cap=0, now=lambda: 0.0)
+    assert [e.eid for e in visible.entries] != []  # seen by a bind that may see mailbox b@x
