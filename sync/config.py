@@ -172,7 +172,7 @@ class LdapConfig:
     max_connections_per_source: int = 50  # open connections from one address
     max_bind_failures: int = 5  # wrong binds before a connection is closed (0 = never)
     max_filter_terms: int = 64  # assertions in one filter; more is refused (adminLimitExceeded)
-    max_search_cost: int = 5_000_000  # estimated candidates x assertions; more is refused (unwillingToPerform)
+    max_search_cost: int = 1_000_000  # estimated candidates x assertions; more is refused (unwillingToPerform)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ next run, because asyncio runs each turn's ready callbacks in order and the next
 them. So however many searches are outstanding, LDAP never holds the loop for much longer than
 `turn_seconds` at a time, and a client sending ten requests in one write gets one slice per round.
 
-Two queues, like a feedback scheduler: a request that has used more than `heavy_seconds` of CPU moves to
-the heavy queue, which gets one slice every `heavy_every` runs (or the rest of a run when nothing else
-waits). Phones' searches finish within their first slices, so a crowd of costly searches slows them down
-little; the costly ones crawl until their time limit (`[ldap] time_limit_seconds`) ends them.
+Two queues, like a feedback scheduler: a request that has used more than 5 ms of CPU (the connection
+says so: `heavy`) moves to the heavy queue, which gets one slice per run when no light work waits, else
+one every `heavy_every` runs, and never more than `heavy_share` of the time (a timer waits out the rest).
+Phones' searches finish within their first slices, so a crowd of costly searches slows them down little;
+the costly ones crawl until their time limit ends them.
 """
 
 from __future__ import annotations
@@ -31,14 +32,18 @@ class Steppable(Protocol):
 
 
 class Turns:
-    def __init__(self, slice_seconds: float = 0.0005, turn_seconds: float = 0.001, heavy_every: int = 4) -> None:
+    def __init__(self, slice_seconds: float = 0.0005, turn_seconds: float = 0.001, heavy_every: int = 4,
+                 heavy_share: float = 0.25) -> None:
         self.slice_seconds = slice_seconds
         self.turn_seconds = turn_seconds
         self.heavy_every = heavy_every
+        self.heavy_share = heavy_share
         self.light: deque[Steppable] = deque()
         self.heavy: deque[Steppable] = deque()
         self.queued: set[int] = set()
-        self.scheduled = False
+        self.handle: asyncio.Handle | None = None  # the next run, when one is scheduled
+        self.soon = False  # that run is the next loop turn (not a timer)
+        self.heavy_not_before = 0.0  # perf_counter time: heavy work keeps to its share of the CPU
         self.runs = 0  # runs so far (for tests and the benchmark)
 
     @property
@@ -53,26 +58,34 @@ class Turns:
         self._schedule()
 
     def _schedule(self) -> None:
-        if self.queued and not self.scheduled:
-            self.scheduled = True
-            asyncio.get_running_loop().call_soon(self._run)
+        if not self.queued:
+            return
+        delay = 0.0 if self.light else max(0.0, self.heavy_not_before - time.perf_counter())
+        if self.handle is not None:
+            if self.soon or delay > 0:
+                return  # a run is due at the next turn anyway, or heavy work waits for its share
+            self.handle.cancel()  # light work arrived while heavy work waited on a timer
+        loop = asyncio.get_running_loop()
+        self.soon = delay == 0
+        self.handle = loop.call_soon(self._run) if self.soon else loop.call_later(delay, self._run)
 
     def _run(self) -> None:
-        self.scheduled = False
+        self.handle = None
         self.runs += 1
         clock = time.perf_counter
         turn_end = clock() + self.turn_seconds
-        heavy_turn = self.runs % self.heavy_every == 0
-        while self.queued:
-            if self.light and not (heavy_turn and self.heavy):
-                queue = self.light
-            else:
-                queue, heavy_turn = self.heavy, False
-            worker = queue.popleft()
-            self.queued.discard(id(worker))
-            if worker.step(min(turn_end, clock() + self.slice_seconds)) and id(worker) not in self.queued:
-                self.queued.add(id(worker))
-                (self.heavy if worker.heavy else self.light).append(worker)
-            if clock() >= turn_end:
-                break
+        while self.light and clock() < turn_end:
+            self._give(self.light.popleft(), min(turn_end, clock() + self.slice_seconds))
+        if self.heavy and clock() >= self.heavy_not_before and (not self.light or self.runs % self.heavy_every == 0):
+            started = clock()
+            self._give(self.heavy.popleft(), started + self.slice_seconds)  # one slice, then the loop again
+            # Costly work keeps to its share of the CPU, so that the daemon never becomes a CPU hog that
+            # the OS scheduler then makes wait behind other processes (FastAGI and AUTOCALL would wait too).
+            self.heavy_not_before = clock() + (clock() - started) * (1 / self.heavy_share - 1)
         self._schedule()
+
+    def _give(self, worker: Steppable, slice_end: float) -> None:
+        self.queued.discard(id(worker))
+        if worker.step(slice_end) and id(worker) not in self.queued:
+            self.queued.add(id(worker))
+            (self.heavy if worker.heavy else self.light).append(worker)
