@@ -3,13 +3,17 @@
 panoramisk's FastAGI server spins at 100% CPU on a truncated request; this one treats every byte from the
 socket as hostile: the request (the `agi_*` environment) is bounded in bytes, lines and time, a connection
 that sends garbage, stops mid-request or stays idle is closed with one log line, and the number of
-connections is capped. One bad connection never affects the others.
+connections is capped (in total and per address; only `[agi] allow` may connect at all). One bad connection
+never affects the others.
 
 Wire protocol (Asterisk's res_agi): Asterisk connects and sends `agi_name: value` lines ended by an empty
 line; the request path is `agi_network_script` (`agi://host:port/callerid?x=y` -> `callerid`). Then the
 server sends one command per line and reads a `NNN result=...` reply each time (a `520-` reply spans
 lines until `520 `; a bare `HANGUP` line says the channel hung up). Closing the socket ends the AGI and the
 dialplan goes on with AGISTATUS=SUCCESS.
+
+Over 400 lines on purpose: the wire format (request parsing, replies, quoting) and the server's guards
+(allow list, caps, timeouts) are one adapter around the same bytes; the handlers live elsewhere.
 """
 
 from __future__ import annotations

@@ -26,10 +26,11 @@ from typing import Any
 
 from pbxsync.plugin.ldap.access import Access
 from pbxsync.plugin.ldap.build import build_from_store, build_index
+from pbxsync.plugin.ldap.directory import Directory
 from pbxsync.plugin.ldap.index import Index
 from pbxsync.plugin.ldap.numbers import NumberForms
 from pbxsync.plugin.ldap.protocol import ResultCode, notice_of_disconnection
-from pbxsync.plugin.ldap.session import Directory, LdapSession
+from pbxsync.plugin.ldap.session import LdapSession
 from pbxsync.plugin.ldap.turns import Turns
 from pbxsync.sync.config import Config
 from pbxsync.sync.errors import PbxsyncError, UserError

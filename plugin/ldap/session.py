@@ -11,6 +11,10 @@ sleeps or starts a task: the transport (`plugin.ldap.server`) watches `closing` 
 
 Any protocol error queues a Notice of Disconnection and closes the session; a bug answering one request
 costs that connection only (operationsError), never the server.
+
+Over 400 lines on purpose: every request handler reads and changes the same connection state (bind view,
+paged cookies, the work in progress and its wait); split across modules that one state machine would be
+harder to follow. What sessions share lives in plugin.ldap.directory.
 """
 
 from __future__ import annotations
@@ -20,15 +24,15 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from pbxsync.plugin.ldap.access import Access, View
-from pbxsync.plugin.ldap.ber import BerError, frame_length, sequence, tlv
+from pbxsync.plugin.ldap.access import View
+from pbxsync.plugin.ldap.ber import BerError, frame_length
 from pbxsync.plugin.ldap.cost import refusal
+from pbxsync.plugin.ldap.directory import Directory, entry_op, select_attributes
 from pbxsync.plugin.ldap.filters import Equality, filter_text
-from pbxsync.plugin.ldap.index import Entry, Index, encode_attribute, normalise_dn
-from pbxsync.plugin.ldap.numbers import NumberForms
+from pbxsync.plugin.ldap.index import Entry, normalise_dn
 from pbxsync.plugin.ldap.protocol import (
     BIND_RESPONSE,
     COMPARE_RESPONSE,
@@ -37,7 +41,6 @@ from pbxsync.plugin.ldap.protocol import (
     OID_SORT_REQUEST,
     OID_START_TLS,
     SEARCH_DONE,
-    SEARCH_ENTRY,
     AbandonRequest,
     BindRequest,
     CompareRequest,
@@ -63,8 +66,6 @@ from pbxsync.plugin.ldap.protocol import (
 from pbxsync.plugin.ldap.query import compile_filter
 from pbxsync.plugin.ldap.schema import attribute_index
 from pbxsync.plugin.ldap.search import Outcome, Steps, search_steps, size_limit, sort_entries, truncate
-from pbxsync.plugin.ldap.throttle import BindGuard
-from pbxsync.sync.config import LdapConfig
 
 log = logging.getLogger("pbxsync.ldap")
 
@@ -72,69 +73,6 @@ log = logging.getLogger("pbxsync.ldap")
 Work = Generator[float | None, None, None]
 
 MAX_PAGED_SEARCHES = 8  # open paged-results cookies per connection
-SUPPORTED_CONTROLS = (OID_PAGED_RESULTS, OID_SORT_REQUEST)
-ABSOLUTE_TRUE_FALSE = "1.3.6.1.4.1.4203.1.5.3"  # RFC 4526 (&) and (|)
-
-
-@dataclass(eq=False)
-class Directory:
-    """What every session of one server shares. The server swaps `index` when the store changes; a
-    session reads it afresh for every request."""
-
-    settings: LdapConfig
-    access: Access
-    forms: NumberForms
-    index: Index
-    clock: Callable[[], float]  # monotonic seconds: time limits
-    start_tls: bool = False  # StartTLS is offered (a certificate is configured)
-    searches: int = 0  # answered since start (for health)
-    refused_searches: int = 0  # refused by the cost estimate (plugin.ldap.cost)
-    root_dse: dict[str, tuple[str, ...]] = field(init=False)
-    binds: BindGuard = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.binds = BindGuard()
-        self.root_dse = {
-            "objectClass": ("top",),
-            "namingContexts": (self.settings.base_dn,),
-            "supportedLDAPVersion": ("2", "3"),
-            "supportedControl": SUPPORTED_CONTROLS,
-            "supportedFeatures": (ABSOLUTE_TRUE_FALSE,),
-            "vendorName": ("pbxsync",),
-        }
-        if self.start_tls:
-            self.root_dse["supportedExtension"] = (OID_START_TLS,)
-
-    def root_dse_entry(self, requested: tuple[str, ...], types_only: bool) -> bytes:
-        wanted = {a.lower() for a in requested}
-        every = not wanted or "*" in wanted or "+" in wanted
-        attrs = [encode_attribute(name, () if types_only else values) for name, values in self.root_dse.items()
-                 if every or name.lower() in wanted]
-        return tlv(SEARCH_ENTRY, b"\x04\x00" + sequence(*attrs))
-
-
-_SELECTIONS: dict[tuple[str, ...], tuple[int, ...] | None] = {}  # phones send a few attribute lists
-
-
-def select_attributes(requested: tuple[str, ...]) -> tuple[int, ...] | None:
-    """Positions of the requested attributes; None means every user attribute (empty list or `*`)."""
-    try:
-        return _SELECTIONS[requested]
-    except KeyError:
-        pass
-    if not requested or "*" in requested:
-        chosen: tuple[int, ...] | None = None
-    else:  # "1.1", "+" and unknown names select nothing
-        chosen = tuple(sorted({p for p in (attribute_index(a) for a in requested) if p is not None}))
-    if len(requested) <= 32 and sum(len(a) for a in requested) <= 512:  # never remember hostile lists
-        if len(_SELECTIONS) >= 256:
-            _SELECTIONS.clear()
-        _SELECTIONS[requested] = chosen
-    return chosen
-
-
-def entry_op(entry: Entry, selection: tuple[int, ...] | None, types_only: bool) -> bytes:
-    return entry.index.encode(entry.eid, selection, types_only)
 
 
 @dataclass(slots=True)

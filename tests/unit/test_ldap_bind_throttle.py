@@ -14,9 +14,10 @@ from pbxsync.plugin.ldap.access import Access
 from pbxsync.plugin.ldap.ber import frame_length
 from pbxsync.plugin.ldap.build import build_index
 from pbxsync.plugin.ldap.client import Response, bind_request, parse_response
+from pbxsync.plugin.ldap.directory import Directory
 from pbxsync.plugin.ldap.numbers import NumberForms
 from pbxsync.plugin.ldap.protocol import BIND_RESPONSE, ResultCode
-from pbxsync.plugin.ldap.session import Directory, LdapSession
+from pbxsync.plugin.ldap.session import LdapSession
 from pbxsync.plugin.ldap.throttle import ACCOUNT, SOURCE
 from pbxsync.sync.config import Config, LdapConfig
 from pbxsync.sync.secrets import Secret

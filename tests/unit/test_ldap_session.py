@@ -6,6 +6,7 @@ from pbxsync.plugin.ldap.access import Access
 from pbxsync.plugin.ldap.ber import frame_length
 from pbxsync.plugin.ldap.build import ContactRow, PhoneRow, build_index
 from pbxsync.plugin.ldap.client import Response, bind_request, parse_response, search_request, unbind_request
+from pbxsync.plugin.ldap.directory import Directory
 from pbxsync.plugin.ldap.numbers import NumberForms
 from pbxsync.plugin.ldap.protocol import (
     BIND_RESPONSE,
@@ -14,7 +15,7 @@ from pbxsync.plugin.ldap.protocol import (
     SEARCH_ENTRY,
     ResultCode,
 )
-from pbxsync.plugin.ldap.session import Directory, LdapSession
+from pbxsync.plugin.ldap.session import LdapSession
 from pbxsync.sync.config import Config, LdapConfig
 from pbxsync.sync.secrets import Secret
 
