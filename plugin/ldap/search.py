@@ -19,7 +19,7 @@ from pbxsync.plugin.ldap.protocol import ResultCode, Scope, SearchRequest, SortK
 from pbxsync.plugin.ldap.query import Candidates, compile_filter, evaluate, plan
 from pbxsync.plugin.ldap.schema import attribute_index
 
-_CHECK_EVERY = 256  # entries between checkpoints for a one-term filter; heavier filters check more often
+_CHECK_EVERY = 64  # entries between checkpoints for a one-term filter; heavier filters check more often
 
 Steps = Generator[None, None, "Outcome"]
 
