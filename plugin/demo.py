@@ -102,7 +102,7 @@ def demo_config(workdir: Path, ews: EwsSimulator, ami_port: int, service_account
         "autocall": {"retries": 1, "retry_delay_seconds": 3, "ring_timeout_seconds": 5, "grace_minutes": 5},
         "agi": {"enabled": True, "listen": "127.0.0.1:0"},
         "ldap": {"enabled": True, "listen": "127.0.0.1:0", "base_dn": "ou=pbxsync,dc=example,dc=com",
-                 "refresh_seconds": 0.5},
+                 "refresh_seconds": 0.5, "anonymous": True},  # loopback only: the demo searches like a phone
         "control": {"socket": str(workdir / "control.sock"), "metrics_listen": ""},
         "log": {"level": "info", "format": "text"},
     }, str(workdir / "pbxsync.toml"))
