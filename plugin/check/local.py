@@ -151,8 +151,8 @@ def _loopback(host: str) -> bool:
 
 
 def check_ldap_privacy(config: Config) -> list[CheckResult]:
-    """A warning (PASS: the daemon works) when anonymous LDAP listens beyond loopback and every mailbox is
-    shared: then anyone on the LAN reads every synced contact without a password."""
+    """WARN when anonymous LDAP listens beyond loopback and every mailbox is shared: then anyone on the LAN
+    reads every synced contact without a password."""
     ldap = config.ldap
     if not (ldap.enabled and ldap.anonymous and any(m.strip() == "*" for m in ldap.shared_mailboxes)):
         return []
@@ -160,7 +160,7 @@ def check_ldap_privacy(config: Config) -> list[CheckResult]:
     if not exposed:
         return []
     where = ", ".join(f"{a.host}:{a.port}" for a in exposed)
-    return [passed("ldap privacy", f"WARNING: anonymous LDAP listens on {where} (beyond loopback) and shares every "
-                   "synced mailbox (shared_mailboxes = [\"*\"]): anyone on the LAN reads every contact without a "
-                   "password. List the mailboxes phones may see in [ldap] shared_mailboxes, or set anonymous = "
-                   "false and give phones bind_dn/bind_password")]
+    return [warned("ldap privacy", f"anonymous LDAP listens on {where} (beyond loopback) and shares every synced "
+                   "mailbox: anyone on the LAN reads every contact without a password",
+                   "list the address books phones may see in [ldap] shared_mailboxes, or set anonymous = false "
+                   "and give phones bind_dn/bind_password")]
