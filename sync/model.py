@@ -58,6 +58,15 @@ class AttendeeKind(StrEnum):
     RESOURCE = "resource"
 
 
+class Sensitivity(StrEnum):
+    """How private an item is, as Exchange names it (EWS SensitivityChoicesType, Graph sensitivity)."""
+
+    NORMAL = "normal"
+    PERSONAL = "personal"
+    PRIVATE = "private"
+    CONFIDENTIAL = "confidential"
+
+
 class ResponseType(StrEnum):
     """An attendee's answer, as Exchange names it (EWS ResponseTypeType, Graph responseStatus)."""
 
@@ -131,11 +140,26 @@ class Occurrence:
     attendees: tuple[Attendee, ...] = ()
     is_cancelled: bool = False
     is_all_day: bool = False
+    sensitivity: Sensitivity = Sensitivity.NORMAL
+    # The mailbox owner's own answer to the meeting (EWS MyResponseType, Graph responseStatus): a copy
+    # forwarded to a PBX user says whether that user declined it.
+    my_response: ResponseType = ResponseType.UNKNOWN
 
     @property
     def occurrence_key(self) -> str:
         """Which occurrence of the meeting this is: RecurrenceId when recurring, else the start."""
         return utc_text(self.recurrence_id or self.start)
+
+
+@dataclass(frozen=True)
+class GroupMembers:
+    """What an address invited to a meeting stands for when it is a group (a distribution group, a
+    Microsoft 365 group, a mail-enabled security group): the people in it, nested groups flattened."""
+
+    address: str  # the group's address, lower-case, as it was looked up
+    name: str = ""
+    members: tuple[str, ...] = ()  # lower-case SMTP addresses of the people in it, in Exchange's order
+    complete: bool = True  # False: it has more members than the source was asked to read
 
 
 @dataclass(frozen=True)

@@ -141,5 +141,6 @@ def with_resolved_addresses(occ: Occurrence, smtp: dict[str, str]) -> Occurrence
     def fix(address: str) -> str:
         return smtp.get(address.lower(), address) if is_internal_address(address) else address.lower()
 
-    return replace(occ, organizer_email=fix(occ.organizer_email),
-                   attendees=tuple(replace(a, email=fix(a.email)) for a in occ.attendees))
+    # Only changed attendees are copied: a 500-attendee meeting mostly has nothing to change.
+    attendees = tuple(a if (email := fix(a.email)) == a.email else replace(a, email=email) for a in occ.attendees)
+    return replace(occ, organizer_email=fix(occ.organizer_email), attendees=attendees)

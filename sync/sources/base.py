@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from pbxsync.sync.model import CalendarChanges, CalendarWindow, ContactChanges
+from pbxsync.sync.model import CalendarChanges, CalendarWindow, ContactChanges, GroupMembers
 
 
 class MailboxSource(Protocol):
@@ -23,6 +23,12 @@ class MailboxSource(Protocol):
 
     async def resolve_address(self, mailbox: str, address: str) -> str | None:
         """Map an internal address (X.500 / legacyExchangeDN) to an SMTP address, or None."""
+        ...
+
+    async def expand_group(self, mailbox: str, address: str, *, max_members: int = 200) -> GroupMembers | None:
+        """What `address` stands for when it is a group, its people read as `mailbox` (nested groups
+        flattened, loops guarded); None when it is not a group. Reads at most `max_members` + 1 people:
+        a larger group comes back with `complete=False`."""
         ...
 
     async def close(self) -> None: ...

@@ -44,6 +44,7 @@ from pbxsync.sync.model import (
     Contact,
     ContactChanges,
     Folder,
+    GroupMembers,
     Occurrence,
     PhoneKind,
     PhoneNumber,
@@ -56,6 +57,7 @@ from pbxsync.sync.plan import sync_window
 from pbxsync.sync.sources.contact_fields import MAX_CONTACT_FOLDERS, folder_path, is_system_folder
 from pbxsync.sync.sources.graph_auth import AppCredentials, TokenProvider, scope_for
 from pbxsync.sync.sources.graph_client import ClientLimits, DeltaGoneError, GraphClient, Sleep, user_path
+from pbxsync.sync.sources.graph_groups import find_group
 from pbxsync.sync.sources.graph_mapping import (
     PhoneBuilder,
     contact_to_model,
@@ -222,9 +224,9 @@ class GraphSource:
             url = self.client.url(f"{user_path(mailbox)}/events/{quote(master_id, safe='')}?$select=iCalUId")
             body = await self.client.get_json(mailbox, url)
             uid = body.get("iCalUId")
-            if not isinstance(uid, str) or not uid:
-                raise SourceDataError(f"Graph: series master {master_id[:40]} of {mailbox} has no iCalUId")
-            known[master_id] = uid
+            if uid is not None and not isinstance(uid, str):
+                raise SourceDataError(f"Graph: series master {master_id[:40]} of {mailbox} has a non-text iCalUId")
+            known[master_id] = uid or ""  # none (a copied series): keyed by the master's id instead
 
         await asyncio.gather(*(fetch(m) for m in sorted(wanted)))
 
@@ -432,6 +434,9 @@ class GraphSource:
         """Graph reports SMTP addresses; an X.500 address cannot be looked up app-only without
         Directory permissions this app does not ask for, so it stays unresolved (and unmatched)."""
         return None if not address.strip() or is_internal_address(address) else address
+
+    async def expand_group(self, mailbox: str, address: str, *, max_members: int = 200) -> GroupMembers | None:
+        return await find_group(self.client, mailbox, address, max_members, self._max_pages)
 
     async def close(self) -> None:
         self.client.close()

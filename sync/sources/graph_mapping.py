@@ -25,6 +25,7 @@ from pbxsync.sync.model import (
     PhoneKind,
     PhoneNumber,
     ResponseType,
+    Sensitivity,
 )
 from pbxsync.sync.sources.contact_fields import (
     GRAPH_PHONE_LISTS,
@@ -34,12 +35,12 @@ from pbxsync.sync.sources.contact_fields import (
     contact_text,
     display_name,
 )
+from pbxsync.sync.sources.locations import join_locations
 
 PhoneBuilder = Callable[[PhoneKind, str], PhoneNumber | None]  # sync.phones.normalise_phone + region
 
 MAX_TEXT = 1024  # as the EWS source: names, subjects, locations are cut here (displayed, dialled)
 MAX_ID_LENGTH = 1024  # Graph ids are ~150 characters; anything far longer is not an id
-LOCATION_SEPARATOR = "; "  # how Outlook joins several locations into location.displayName
 
 # Graph responseType -> the EWS ResponseTypeType names the model uses (one to one, same meaning).
 _RESPONSES = {
@@ -55,6 +56,7 @@ _ATTENDEE_KINDS = {
     "optional": AttendeeKind.OPTIONAL,
     "resource": AttendeeKind.RESOURCE,
 }
+_SENSITIVITIES = {s.value: s for s in Sensitivity}
 EVENT_TYPES = frozenset({"singleInstance", "occurrence", "exception", "seriesMaster"})
 _FRACTION = re.compile(r"\.(\d+)")
 
@@ -178,18 +180,30 @@ def _email_address(value: object, item_id: str) -> tuple[str, str]:
 
 
 def joined_location(event: Mapping[str, Any], item_id: str) -> str:
-    """location.displayName as Outlook wrote it, plus any locations[] entry it does not already list,
-    joined with "; " the way Outlook joins several locations."""
-    text = _text(_object(event, "location", item_id), "displayName", item_id)
-    parts = [p.strip() for p in text.split(";") if p.strip()]
+    """location.displayName as Outlook wrote it, plus any locations[] entry it does not already list."""
+    names: list[str] = []
     for entry in _list(event, "locations", item_id):
         if not isinstance(entry, dict):
             raise SourceDataError(f"Graph item {item_id[:40]}: a locations entry is not an object")
-        name = _text(entry, "displayName", item_id)
-        if name and name not in parts:
-            parts.append(name)
-            text = f"{text}{LOCATION_SEPARATOR}{name}" if text else name
-    return text
+        names.append(_text(entry, "displayName", item_id))
+    return join_locations(_text(_object(event, "location", item_id), "displayName", item_id), names, MAX_TEXT)
+
+
+def zone_label(name: str) -> str:
+    """The organizer's zone as stored: the name when it is a zone pbxsync knows, else "UTC". Times are
+    read in UTC either way (Prefer: outlook.timezone="UTC"); a custom zone ("Customized Time Zone")
+    changes no instant. EWS stores the same labels (exchangelib gives no zone for an unknown id)."""
+    try:
+        zone = zone_for(name)
+    except SourceDataError:
+        return "UTC"
+    return "UTC" if zone.key == "UTC" else name
+
+
+def _sensitivity(event: Mapping[str, Any], item_id: str) -> Sensitivity:
+    """An unknown value counts as private: a level Exchange may add later is hardly a more public one."""
+    text = _text(event, "sensitivity", item_id, 40).lower()
+    return _SENSITIVITIES.get(text, Sensitivity.PRIVATE) if text else Sensitivity.NORMAL
 
 
 def event_to_occurrence(event: Mapping[str, Any], series_uid: str | None = None) -> Occurrence:
@@ -197,6 +211,8 @@ def event_to_occurrence(event: Mapping[str, Any], series_uid: str | None = None)
 
     Graph gives every occurrence of a series its own iCalUId; the meeting's UID (the dedupe key, as EWS
     reports it) is the series master's iCalUId, which the caller looks up and passes as `series_uid`.
+    An event without iCalUId (copied with "Copy to My Calendar") gets uid "": the booking side then keys
+    it by its item id (its series master's id for an occurrence), a stable key.
     """
     item_id = _item_id(event)
     kind = _text(event, "type", item_id) or "singleInstance"
@@ -204,16 +220,16 @@ def event_to_occurrence(event: Mapping[str, Any], series_uid: str | None = None)
         raise SourceDataError(f"Graph event {item_id[:40]}: unknown type {kind[:30]!r}")
     if kind == "seriesMaster":
         raise SourceDataError(f"Graph event {item_id[:40]}: a series master is not an occurrence")
-    uid = clean_text(series_uid, 2048) if series_uid else _text(event, "iCalUId", item_id, 2048)
-    if not uid:
-        raise SourceDataError(f"Graph event {item_id[:40]}: no iCalUId")
+    in_series = kind in ("occurrence", "exception")
+    uid = clean_text(series_uid, 2048) if in_series and series_uid is not None else _text(
+        event, "iCalUId", item_id, 2048)
     start = parse_date_time_time_zone(event.get("start"), f"Graph event {item_id[:40]} start")
     end = parse_date_time_time_zone(event.get("end"), f"Graph event {item_id[:40]} end")
     if end < start:
         raise SourceDataError(f"Graph event {item_id[:40]}: ends before it starts")
     recurrence_id: datetime | None = None
     series_item_id = ""
-    if kind in ("occurrence", "exception"):
+    if in_series:
         series_item_id = _text(event, "seriesMasterId", item_id)
         if not series_item_id:
             raise SourceDataError(f"Graph event {item_id[:40]}: {kind} without seriesMasterId")
@@ -222,8 +238,9 @@ def event_to_occurrence(event: Mapping[str, Any], series_uid: str | None = None)
                          if original is not None else start)
     organizer_email, organizer_name = _email_address(event.get("organizer") or {}, item_id)
     attendees = tuple(_attendee(a, item_id) for a in _list(event, "attendees", item_id))
-    timezone = (_text(event, "originalStartTimeZone", item_id, 128)
-                or _text(_object(event, "start", item_id), "timeZone", item_id, 128) or "UTC")
+    timezone = zone_label(_text(event, "originalStartTimeZone", item_id, 128)
+                          or _text(_object(event, "start", item_id), "timeZone", item_id, 128) or "UTC")
+    own = _text(_object(event, "responseStatus", item_id), "response", item_id).lower()
     return Occurrence(
         item_id=item_id,
         change_key=_text(event, "changeKey", item_id),
@@ -240,6 +257,8 @@ def event_to_occurrence(event: Mapping[str, Any], series_uid: str | None = None)
         attendees=attendees,
         is_cancelled=_bool(event, "isCancelled", item_id),
         is_all_day=_bool(event, "isAllDay", item_id),
+        sensitivity=_sensitivity(event, item_id),
+        my_response=_RESPONSES.get(own, ResponseType.UNKNOWN),
     )
 
 

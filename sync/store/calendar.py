@@ -8,7 +8,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from pbxsync.sync.model import Attendee, AttendeeKind, Occurrence, ResponseType, parse_utc, utc_text
+from pbxsync.sync.model import Attendee, AttendeeKind, Occurrence, ResponseType, Sensitivity, parse_utc, utc_text
 from pbxsync.sync.plan import CalendarPlan, StoredOccurrenceRef
 from pbxsync.sync.store.db import Store
 
@@ -24,9 +24,16 @@ def attendees_to_json(attendees: tuple[Attendee, ...]) -> str:
                        for a in attendees], ensure_ascii=False)
 
 
+_KINDS = {k.value: k for k in AttendeeKind}  # dict look-ups, not Enum(value): every stored attendee passes here
+_RESPONSES = {r.value: r for r in ResponseType}
+
+
 def attendees_from_json(text: str) -> tuple[Attendee, ...]:
-    return tuple(Attendee(str(a["email"]), str(a["name"]), AttendeeKind(a["kind"]), ResponseType(a["response"]))
-                 for a in json.loads(text))
+    try:
+        return tuple(Attendee(str(a["email"]), str(a["name"]), _KINDS[a["kind"]], _RESPONSES[a["response"]])
+                     for a in json.loads(text))
+    except KeyError as exc:
+        raise ValueError(f"stored attendee without a known {exc}") from None
 
 
 async def occurrence_refs(store: Store, mailbox: str) -> dict[str, StoredOccurrenceRef]:
@@ -44,8 +51,8 @@ async def apply_calendar_plan(conn: aiosqlite.Connection, mailbox: str, plan: Ca
     await conn.executemany(
         """INSERT INTO occurrences (mailbox, item_id, change_key, uid, occurrence_key, recurrence_id,
                 series_item_id, start_utc, end_utc, timezone, subject, location, organizer_email,
-                organizer_name, attendees, is_cancelled, is_all_day, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                organizer_name, attendees, is_cancelled, is_all_day, sensitivity, my_response, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (mailbox, item_id) DO UPDATE SET
                change_key = excluded.change_key, uid = excluded.uid, occurrence_key = excluded.occurrence_key,
                recurrence_id = excluded.recurrence_id, series_item_id = excluded.series_item_id,
@@ -53,11 +60,13 @@ async def apply_calendar_plan(conn: aiosqlite.Connection, mailbox: str, plan: Ca
                subject = excluded.subject, location = excluded.location,
                organizer_email = excluded.organizer_email, organizer_name = excluded.organizer_name,
                attendees = excluded.attendees, is_cancelled = excluded.is_cancelled,
-               is_all_day = excluded.is_all_day, updated_at = excluded.updated_at""",
+               is_all_day = excluded.is_all_day, sensitivity = excluded.sensitivity,
+               my_response = excluded.my_response, updated_at = excluded.updated_at""",
         [(mailbox, o.item_id, o.change_key, o.uid, o.occurrence_key,
           utc_text(o.recurrence_id) if o.recurrence_id else None, o.series_item_id,
           utc_text(o.start), utc_text(o.end), o.timezone, o.subject, o.location, o.organizer_email,
-          o.organizer_name, attendees_to_json(o.attendees), int(o.is_cancelled), int(o.is_all_day), stamp)
+          o.organizer_name, attendees_to_json(o.attendees), int(o.is_cancelled), int(o.is_all_day),
+          o.sensitivity.value, o.my_response.value, stamp)
          for o in (*plan.inserts, *plan.updates)],
     )
     await conn.executemany("DELETE FROM occurrences WHERE mailbox = ? AND item_id = ?",
@@ -66,18 +75,19 @@ async def apply_calendar_plan(conn: aiosqlite.Connection, mailbox: str, plan: Ca
 
 _SELECT = """SELECT mailbox, item_id, change_key, uid, recurrence_id, series_item_id, start_utc, end_utc,
                     timezone, subject, location, organizer_email, organizer_name, attendees, is_cancelled,
-                    is_all_day FROM occurrences"""
+                    is_all_day, sensitivity, my_response FROM occurrences"""
 
 
 def _row_to_occurrence(row: tuple[object, ...]) -> StoredOccurrence:
     (mailbox, item_id, ck, uid, rid, series, start, end, tz, subject, location, org_email, org_name,
-     attendees, cancelled, all_day) = row
+     attendees, cancelled, all_day, sensitivity, my_response) = row
     occ = Occurrence(
         item_id=str(item_id), change_key=str(ck), uid=str(uid), start=parse_utc(str(start)), end=parse_utc(str(end)),
         timezone=str(tz), recurrence_id=parse_utc(str(rid)) if rid else None, series_item_id=str(series),
         subject=str(subject), location=str(location), organizer_email=str(org_email),
         organizer_name=str(org_name), attendees=attendees_from_json(str(attendees)),
-        is_cancelled=bool(cancelled), is_all_day=bool(all_day),
+        is_cancelled=bool(cancelled), is_all_day=bool(all_day), sensitivity=Sensitivity(str(sensitivity)),
+        my_response=ResponseType(str(my_response)),
     )
     return StoredOccurrence(str(mailbox), occ)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pbxsync.sync.errors import SourceDataError
-from pbxsync.sync.model import AttendeeKind, PhoneKind, ResponseType
+from pbxsync.sync.model import AttendeeKind, PhoneKind, ResponseType, Sensitivity
 from pbxsync.sync.secrets import Secret
 from pbxsync.sync.sources.graph import phone_builder
 from pbxsync.sync.sources.graph_auth import AppCredentials, describe_token_error, scope_for
@@ -105,6 +105,38 @@ def test_all_day_event_in_its_zone() -> None:
     assert occ.end == datetime(2017, 11, 6, 23, tzinfo=UTC)
 
 
+def test_an_event_without_icaluid_is_data_with_an_empty_uid_not_an_error() -> None:
+    # "Copy to My Calendar" makes events without iCalUId; the booking side keys them by their item id
+    # (issue 12: such an event is booked, never a failed calendar). It used to be a data error.
+    single = dict(EXCEPTION_ROW, type="singleInstance", seriesMasterId=None, iCalUId=None)
+    assert event_to_occurrence(single).uid == ""
+    del single["iCalUId"]
+    assert event_to_occurrence(single).uid == ""
+    # An occurrence of a series whose master has no iCalUId: the series' UID is "", never the
+    # occurrence's own per-instance iCalUId (which differs for each occurrence).
+    occ = event_to_occurrence(EXCEPTION_ROW, series_uid="")
+    assert (occ.uid, occ.series_item_id) == ("", "AAMkADAGAADDdm4MAAA=")
+
+
+def test_sensitivity_and_the_owners_own_response() -> None:
+    occ = event_to_occurrence(EVENT_WITH_LOCATIONS)
+    assert (occ.sensitivity, occ.my_response) == (Sensitivity.NORMAL, ResponseType.ORGANIZER)
+    for text, expected in (("private", Sensitivity.PRIVATE), ("Confidential", Sensitivity.CONFIDENTIAL),
+                           ("personal", Sensitivity.PERSONAL), ("secret-new-level", Sensitivity.PRIVATE),
+                           (None, Sensitivity.NORMAL)):
+        assert event_to_occurrence(dict(EXCEPTION_ROW, sensitivity=text)).sensitivity is expected, text
+    row = dict(EXCEPTION_ROW, responseStatus={"response": "declined", "time": "2017-11-01T08:00:00Z"})
+    assert event_to_occurrence(row).my_response is ResponseType.DECLINE
+    assert event_to_occurrence(EXCEPTION_ROW).my_response is ResponseType.UNKNOWN  # not sent: unknown
+
+
+def test_a_custom_or_unknown_original_zone_is_labelled_utc_and_changes_no_instant() -> None:
+    row = dict(EXCEPTION_ROW, originalStartTimeZone="Customized Time Zone")
+    occ = event_to_occurrence(row)
+    assert (occ.timezone, occ.start) == ("UTC", datetime(2017, 11, 6, 18, 30, tzinfo=UTC))
+    assert event_to_occurrence(dict(EXCEPTION_ROW, originalStartTimeZone="tzone://Microsoft/Utc")).timezone == "UTC"
+
+
 def test_removed_row() -> None:
     assert is_removed(REMOVED_ROW) and not is_removed(EXCEPTION_ROW)
     gone = removed_row(REMOVED_ROW)
@@ -135,7 +167,7 @@ def test_contact_example() -> None:
     {"type": "somethingElse"},
     {"type": "seriesMaster"},
     {"seriesMasterId": None},
-    {"iCalUId": None},
+    {"sensitivity": ["private"]},
     {"id": ""},
     {"id": "x" * 5000},
 ])
