@@ -3,6 +3,10 @@
 Every value is checked; an invalid file raises `DataFileError` listing every problem with its JSON path,
 not just the first. The result is plain data (`DataFile`): the users and, in file order, where each item
 goes; `Organisation.from_data` places them. Relative times are resolved against the given `now`.
+
+Longer than the house's ~400 lines on purpose: one reader checks every key of every kind of record (users,
+groups, contacts, odd items, folders, meetings with their calendar details) in one pass, so a file's
+problems are all listed together; split, the readers would share all their checking helpers anyway.
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pbxsync.sync.errors import UserError
+from pbxsync.sync.simulator.groups import GROUP_KINDS, GroupRecord
 from pbxsync.sync.simulator.ids import make_item_id
 from pbxsync.sync.simulator.records import (
     ATTENDEE_KINDS,
@@ -24,6 +29,7 @@ from pbxsync.sync.simulator.records import (
     ODD_ITEM_KINDS,
     PHONE_KINDS,
     RESPONSES,
+    SENSITIVITIES,
     WEEKDAYS,
     AttendeeRecord,
     ContactFolderRecord,
@@ -65,6 +71,7 @@ class DataFile:
     domain: str
     users: tuple[User, ...]
     placements: tuple[Placement, ...]  # in file order (item ids and change keys depend on it)
+    groups: tuple[GroupRecord, ...] = ()
 
 
 def read_json(path: str | Path) -> object:
@@ -120,13 +127,28 @@ class _Reader:
             return []
         return value
 
+    def choice(self, obj: Mapping[str, Any], key: str, path: str, choices: tuple[str, ...]) -> str:
+        value = self.text(obj, key, path, choices[0])
+        if value not in choices:
+            self.problem(f"{path}.{key}", f"use one of {', '.join(choices)}")
+        return value
+
+    def strings(self, obj: Mapping[str, Any], key: str, path: str) -> list[str]:
+        found = []
+        for k, value in enumerate(self.array(obj, key, path)):
+            if isinstance(value, str):
+                found.append(value)
+            else:
+                self.problem(f"{path}.{key}[{k}]", "expected a string")
+        return found
+
     def known(self, obj: Mapping[str, Any], keys: set[str], path: str) -> None:
         for extra in sorted(set(obj) - keys):
             self.problem(f"{path}.{extra}", "unknown key")
 
     def load(self, data: object, source: str) -> DataFile:
         root = self.table(data, "$")
-        self.known(root, {"domain", "organisation", "users", "mailboxes", "meetings", "comment"}, "$")
+        self.known(root, {"domain", "organisation", "users", "groups", "mailboxes", "meetings", "comment"}, "$")
         domain = self.text(root, "domain", "$", "example.com")
         org_name = self.text(root, "organisation", "$", "Example")
         users: list[User] = []
@@ -160,6 +182,7 @@ class _Reader:
                 meeting = self.meeting(raw, f"{path}.meetings[{j}]", box_name, j)
                 if meeting is not None:
                     placements.append(Placement(meeting, box_name))
+        groups = self.groups(root, boxes)
         for j, raw in enumerate(self.array(root, "meetings", "$")):
             meeting = self.meeting(raw, f"$.meetings[{j}]", "", j)
             if meeting is not None:
@@ -167,9 +190,49 @@ class _Reader:
                     self.problem(f"$.meetings[{j}]", "neither organizer nor any attendee is a user")
                     continue
                 placements.append(Placement(meeting, None))
+                placements += self.forwarded(raw, f"$.meetings[{j}]", meeting, boxes)
         if self.problems:
             raise DataFileError(self.problems, source)
-        return DataFile(domain, tuple(users), tuple(placements))
+        return DataFile(domain, tuple(users), tuple(placements), tuple(groups))
+
+    def groups(self, root: Mapping[str, Any], boxes: set[str]) -> list[GroupRecord]:
+        found: list[GroupRecord] = []
+        for i, raw in enumerate(self.array(root, "groups", "$")):
+            path = f"$.groups[{i}]"
+            g = self.table(raw, path)
+            self.known(g, {"email", "name", "kind", "members"}, path)
+            email = self.text(g, "email", path).lower()
+            if email in boxes or any(x.email == email for x in found):
+                self.problem(f"{path}.email", f"{email} is already a user or a group")
+            kind = self.text(g, "kind", path, "distribution")
+            if kind not in GROUP_KINDS:
+                self.problem(f"{path}.kind", f"use one of {', '.join(GROUP_KINDS)}")
+            members = []
+            for k, member in enumerate(self.array(g, "members", path)):
+                if not isinstance(member, str) or "@" not in member:
+                    self.problem(f"{path}.members[{k}]", "expected an e-mail address")
+                else:
+                    members.append(member.lower())
+            found.append(GroupRecord(email, self.text(g, "name", path, email.split("@")[0]), kind, tuple(members)))
+        return found
+
+    def forwarded(self, raw: object, path: str, meeting: MeetingRecord, boxes: set[str]) -> list[Placement]:
+        """A copy in the calendar of each user an invitee forwarded the meeting to, with that user's answer."""
+        found: list[Placement] = []
+        m = raw if isinstance(raw, dict) else {}
+        for k, raw_to in enumerate(self.array(m, "forwarded_to", path)):
+            fpath = f"{path}.forwarded_to[{k}]"
+            f = self.table(raw_to, fpath)
+            self.known(f, {"email", "response"}, fpath)
+            email = self.text(f, "email", fpath).lower()
+            response = self.text(f, "response", fpath, "noresponse")
+            if email not in boxes:
+                self.problem(f"{fpath}.email", "a forwarded copy goes to a user's mailbox")
+            if response not in RESPONSES:
+                self.problem(f"{fpath}.response", f"use one of {', '.join(RESPONSES)}")
+            copy = replace(meeting, item_id=make_item_id(email, "forwarded", meeting.uid), my_response=response)
+            found.append(Placement(copy, email))
+        return found
 
     def contacts_folder(self, obj: Mapping[str, Any], path: str, box: str, folder_id: str, scope: str,
                         placements: list[Placement]) -> None:
@@ -247,7 +310,8 @@ class _Reader:
         m = self.table(raw, path)
         self.known(m, {"id", "uid", "subject", "location", "organizer", "attendees", "start", "end",
                        "duration_minutes", "timezone", "all_day", "cancelled", "recurrence", "exceptions",
-                       "wire_timezone"}, path)
+                       "wire_timezone", "sensitivity", "locations", "online_meeting", "no_uid", "forwarded_to"},
+                   path)
         zone_id = self.text(m, "timezone", path, "UTC")
         try:
             tz = resolve_timezone(zone_id)
@@ -319,7 +383,10 @@ class _Reader:
             organizer_name=self.text(organizer, "name", f"{path}.organizer", ""),
             attendees=tuple(attendees), is_all_day=all_day, is_cancelled=self.boolean(m, "cancelled", path),
             recurrence=recurrence, exceptions=tuple(exceptions),
-            wire_timezone_id=self.text(m, "wire_timezone", path, ""))
+            wire_timezone_id=self.text(m, "wire_timezone", path, ""),
+            sensitivity=self.choice(m, "sensitivity", path, SENSITIVITIES),
+            locations=tuple(self.strings(m, "locations", path)),
+            online_meeting=self.boolean(m, "online_meeting", path), has_uid=not self.boolean(m, "no_uid", path))
         if recurrence is not None:
             for k, change in enumerate(exceptions):
                 if change.cancelled:

@@ -4,6 +4,9 @@
 ids); `EwsOperations` answers it with the ResponseMessages' inner XML. Errors come out as Exchange reports
 them: `SoapFault` for the whole request, `MessageError` inside one ResponseMessage. The HTTP side
 (authentication, envelopes, injected faults) is `ews_server`.
+
+Somewhat over the house's ~400 lines: one class holds one method per EWS operation, dispatched by name,
+each a few dozen lines of protocol; splitting operations across modules would hide which are served.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pbxsync.sync.simulator.ews_xml import (
     SOAP_NS,
     TYPES_NS,
     Shape,
+    Viewer,
     calendar_item_xml,
     contact_folder_xml,
     esc,
@@ -178,6 +182,9 @@ class EwsOperations:
         self.org = request.org
         self.dup = 2 if duplicate_items else 1
 
+    def viewer(self, mailbox: str) -> Viewer:
+        return Viewer(mailbox, self.org.mailbox_type)
+
     def run(self) -> str:
         handler: Callable[[], str] | None = getattr(self, f"op_{self.r.operation}", None)
         if handler is None:
@@ -282,7 +289,8 @@ class EwsOperations:
                 entries = self.org.calendar_view(mailbox, start, end)
                 limit = int(view.get("MaxEntriesReturned", "0") or 0) or len(entries)
                 chosen = entries[:limit]
-                items = "".join(calendar_item_xml(e, shape) for e in chosen for _ in range(self.dup))
+                viewer = self.viewer(mailbox)
+                items = "".join(calendar_item_xml(e, shape, viewer) for e in chosen for _ in range(self.dup))
                 last = "true" if len(chosen) == len(entries) else "false"
                 return success_message("FindItem", f'<m:RootFolder TotalItemsInView="{len(entries)}" '
                                        f'IncludesLastItemInRange="{last}"><t:Items>{items}</t:Items></m:RootFolder>')
@@ -320,12 +328,13 @@ class EwsOperations:
                 if ref.tag == f"{_T}RecurringMasterItemId":
                     found = self.org.calendar_item(mailbox, ref.get("OccurrenceId", ""))
                     master = found.master if not isinstance(found, MeetingRecord) else found
-                    out.append(success_message("GetItem", f"<m:Items>{calendar_item_xml(master, shape)}</m:Items>"))
+                    xml = calendar_item_xml(master, shape, self.viewer(mailbox))
+                    out.append(success_message("GetItem", f"<m:Items>{xml}</m:Items>"))
                     continue
                 try:
-                    xml = item_xml(self.org.item(mailbox, item_id), shape)
+                    xml = item_xml(self.org.item(mailbox, item_id), shape, self.viewer(mailbox))
                 except NoSuchItem:
-                    xml = item_xml(self.org.calendar_item(mailbox, item_id), shape)
+                    xml = item_xml(self.org.calendar_item(mailbox, item_id), shape, self.viewer(mailbox))
                 out.append(success_message("GetItem", f"<m:Items>{xml}</m:Items>"))
             except NoSuchItem:
                 out.append(error_message("GetItem", MessageError(
@@ -364,7 +373,7 @@ class EwsOperations:
                     parts.append(f'<t:Delete><t:ItemId Id="{esc(change.item_id)}"/></t:Delete>')
                     continue
                 tag = "Create" if change.kind == "create" else "Update"
-                body = item_xml(change.record, shape) if change.record is not None else ""
+                body = item_xml(change.record, shape, self.viewer(mailbox)) if change.record is not None else ""
                 parts.extend(f"<t:{tag}>{body}</t:{tag}>" for _ in range(self.dup))
             return success_message("SyncFolderItems",
                                    f"<m:SyncState>{encode_sync_state(mailbox, name, page.seq)}</m:SyncState>"
@@ -390,3 +399,20 @@ class EwsOperations:
         return success_message("ResolveNames",
                                '<m:ResolutionSet TotalItemsInView="1" IncludesLastItemInRange="true">'
                                f"<t:Resolution>{mailbox_xml(user.email, user.name)}</t:Resolution></m:ResolutionSet>")
+
+    def op_ExpandDL(self) -> str:
+        """One level of a group, as Exchange lists it: people as Mailbox (or Contact for an outside
+        address), a nested group as one entry of its type (PublicDL, GroupMailbox), expanded by the client
+        in another call. Anything that is not a group: ErrorNameResolutionNoResults."""
+        address = next((text_of(e).lower() for e in self.r.payload.iter() if e.tag.endswith("}EmailAddress")), "")
+        group = self.org.groups.get(address)
+        if group is None:
+            return error_message("ExpandDL", MessageError("ErrorNameResolutionNoResults", "No results were found."))
+        entries = []
+        for member in group.members:
+            nested, user = self.org.groups.get(member), self.org.user(member)
+            name = nested.name if nested else user.name if user else member
+            kind = nested.mailbox_type if nested else "Mailbox" if user else "Contact"
+            entries.append(mailbox_xml(member, name, kind))
+        return success_message("ExpandDL", f'<m:DLExpansion TotalItemsInView="{len(entries)}" '
+                               f'IncludesLastItemInRange="true">{"".join(entries)}</m:DLExpansion>')

@@ -9,8 +9,8 @@ exchangelib runs against it unmodified. Start it in-process:
         org.counters.get("SyncFolderItems")  # requests served, by operation (and mailbox)
 
 Operations: GetFolder, FindFolder (below Contacts), FindItem (CalendarView, IndexedPageItemView), GetItem,
-SyncFolderItems, ResolveNames, autodiscover GetUserSettings. Authentication is HTTP Basic (NTLM is not offered; see
-docs/exchange-ews.md). ExchangeImpersonation is honoured for users with `can_impersonate`.
+SyncFolderItems, ResolveNames, ExpandDL, autodiscover GetUserSettings. Authentication is HTTP Basic (NTLM is
+not offered; see docs/exchange-ews.md). ExchangeImpersonation is honoured for users with `can_impersonate`.
 Faults injected with `Organisation.inject_fault` are rendered as Exchange does: SOAP faults
 (ErrorServerBusy with BackOffMilliseconds, ErrorImpersonateUserDenied, ErrorNonExistentMailbox),
 ResponseMessage errors (ErrorAccessDenied), HTTP 401, other HTTP statuses, malformed bodies.

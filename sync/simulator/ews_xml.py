@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from pbxsync.sync.simulator.records import (
+    CUSTOM_TIMEZONE,
     AttendeeRecord,
     ContactFolderRecord,
     ContactRecord,
@@ -19,6 +21,7 @@ from pbxsync.sync.simulator.records import (
     MeetingRecord,
     OccurrenceView,
     OddItemRecord,
+    own_response,
 )
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -76,17 +79,51 @@ _ODD_ITEMS = {"group": ("DistributionList", "IPM.DistList"), "message": ("Messag
 UNPARSEABLE_BIRTHDAY = "0000-00-00T00:00:00+99:99"
 
 
-def mailbox_xml(email: str, name: str) -> str:
+_SENSITIVITY_NAMES = {"normal": "Normal", "personal": "Personal", "private": "Private",
+                      "confidential": "Confidential"}
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Whose copy of a calendar item is shown: its owner's answer (MyResponseType) and how the directory
+    types each address (MailboxType: Mailbox, PublicDL, GroupMailbox, OneOff)."""
+
+    mailbox: str = ""
+    mailbox_type: Callable[[str], str] = lambda address: "Mailbox"
+
+
+def mailbox_xml(email: str, name: str, mailbox_type: str = "Mailbox") -> str:
     routing = "EX" if email.startswith("/") else "SMTP"  # internal senders may show as X.500 (legacyExchangeDN)
     return (f"<t:Mailbox>{el('Name', name or email)}{el('EmailAddress', email)}"
-            f"<t:RoutingType>{routing}</t:RoutingType><t:MailboxType>Mailbox</t:MailboxType></t:Mailbox>")
+            f"<t:RoutingType>{routing}</t:RoutingType><t:MailboxType>{esc(mailbox_type)}</t:MailboxType></t:Mailbox>")
 
 
-def attendees_xml(tag: str, attendees: Iterable[AttendeeRecord]) -> str:
-    inner = "".join(f"<t:Attendee>{mailbox_xml(a.email, a.name)}"
+def attendees_xml(tag: str, attendees: Iterable[AttendeeRecord], viewer: Viewer = Viewer()) -> str:
+    inner = "".join(f"<t:Attendee>{mailbox_xml(a.email, a.name, viewer.mailbox_type(a.email))}"
                     f"<t:ResponseType>{_RESPONSE_NAMES.get(a.response, 'Unknown')}</t:ResponseType></t:Attendee>"
                     for a in attendees)
     return f"<t:{tag}>{inner}</t:{tag}>" if inner else ""
+
+
+def _duration(offset: timedelta) -> str:
+    """An xs:duration for a TimeZoneDefinition Bias (minutes to add to local time to get UTC)."""
+    minutes = -int(offset.total_seconds() // 60)
+    sign, minutes = ("-" if minutes < 0 else ""), abs(minutes)
+    return f"{sign}PT{minutes // 60}H{minutes % 60}M" if minutes % 60 else f"{sign}PT{minutes // 60}H"
+
+
+def timezone_xml(tag: str, master: MeetingRecord) -> str:
+    """StartTimeZone/EndTimeZone: the zone's id, or for a custom zone (one Exchange knows only by its
+    rules, e.g. from an iCalendar invitation) the whole TimeZoneDefinition with one fixed period."""
+    zone = master.wire_timezone_id or master.windows_timezone_id
+    if zone != CUSTOM_TIMEZONE:
+        return f'<t:{tag} Id="{esc(zone)}" Name="{esc(zone)}"/>'
+    bias = _duration(master.start.astimezone(master.tz).utcoffset() or timedelta())
+    return (f'<t:{tag} Id="{CUSTOM_TIMEZONE}" Name="{CUSTOM_TIMEZONE}"><t:Periods>'
+            f'<t:Period Bias="{bias}" Name="Standard" Id="Std"/></t:Periods><t:TransitionsGroups>'
+            '<t:TransitionsGroup Id="0"><t:Transition><t:To Kind="Period">Std</t:To></t:Transition>'
+            '</t:TransitionsGroup></t:TransitionsGroups><t:Transitions><t:Transition><t:To Kind="Group">0</t:To>'
+            f"</t:Transition></t:Transitions></t:{tag}>")
 
 
 class Shape:
@@ -137,8 +174,9 @@ def contact_xml(c: ContactRecord, shape: Shape) -> str:
     return f"<t:Contact>{''.join(parts)}</t:Contact>"
 
 
-def calendar_item_xml(entry: MeetingRecord | OccurrenceView, shape: Shape) -> str:
-    """A CalendarItem for a single/master (MeetingRecord) or one occurrence (OccurrenceView)."""
+def calendar_item_xml(entry: MeetingRecord | OccurrenceView, shape: Shape, viewer: Viewer = Viewer()) -> str:
+    """A CalendarItem for a single/master (MeetingRecord) or one occurrence (OccurrenceView), in the
+    schema order of types.xsd (ItemType's elements, then CalendarItemType's)."""
     if isinstance(entry, OccurrenceView):
         master, item_id, change_key = entry.master, entry.item_id, entry.change_key
         start, end, subject, location = entry.start, entry.end, entry.subject, entry.location
@@ -157,7 +195,9 @@ def calendar_item_xml(entry: MeetingRecord | OccurrenceView, shape: Shape) -> st
         parts.append("<t:ItemClass>IPM.Appointment</t:ItemClass>")
     if w("Subject"):
         parts.append(el("Subject", subject))
-    if w("UID"):
+    if w("Sensitivity"):
+        parts.append(f"<t:Sensitivity>{_SENSITIVITY_NAMES.get(master.sensitivity, 'Normal')}</t:Sensitivity>")
+    if w("UID") and master.has_uid:
         parts.append(el("UID", master.uid))
     if w("RecurrenceId") and recurrence_id is not None:
         parts.append(f"<t:RecurrenceId>{ews_time(recurrence_id)}</t:RecurrenceId>")
@@ -175,20 +215,25 @@ def calendar_item_xml(entry: MeetingRecord | OccurrenceView, shape: Shape) -> st
         parts.append(f"<t:IsCancelled>{str(master.is_cancelled).lower()}</t:IsCancelled>")
     if w("CalendarItemType"):
         parts.append(f"<t:CalendarItemType>{item_type}</t:CalendarItemType>")
+    if w("MyResponseType") and viewer.mailbox:
+        answer = _RESPONSE_NAMES.get(own_response(master, viewer.mailbox), "Unknown")
+        parts.append(f"<t:MyResponseType>{answer}</t:MyResponseType>")
     if w("Organizer") and master.organizer_email:
-        parts.append(f"<t:Organizer>{mailbox_xml(master.organizer_email, master.organizer_name)}</t:Organizer>")
-    if w("RequiredAttendees"):
-        parts.append(attendees_xml("RequiredAttendees", (a for a in master.attendees if a.kind == "required")))
-    if w("OptionalAttendees"):
-        parts.append(attendees_xml("OptionalAttendees", (a for a in master.attendees if a.kind == "optional")))
-    if w("Resources"):
-        parts.append(attendees_xml("Resources", (a for a in master.attendees if a.kind == "resource")))
+        organizer = mailbox_xml(master.organizer_email, master.organizer_name,
+                                viewer.mailbox_type(master.organizer_email))
+        parts.append(f"<t:Organizer>{organizer}</t:Organizer>")
+    for tag, kind in (("RequiredAttendees", "required"), ("OptionalAttendees", "optional"), ("Resources", "resource")):
+        if w(tag):
+            parts.append(attendees_xml(tag, (a for a in master.attendees if a.kind == kind), viewer))
     if w("StartTimeZone"):
-        zone = master.wire_timezone_id or master.windows_timezone_id
-        parts.append(f'<t:StartTimeZone Id="{esc(zone)}" Name="{esc(zone)}"/>')
+        parts.append(timezone_xml("StartTimeZone", master))
     if w("EndTimeZone"):
-        zone = master.wire_timezone_id or master.windows_timezone_id
-        parts.append(f'<t:EndTimeZone Id="{esc(zone)}" Name="{esc(zone)}"/>')
+        parts.append(timezone_xml("EndTimeZone", master))
+    if w("IsOnlineMeeting"):
+        parts.append(f"<t:IsOnlineMeeting>{str(master.online_meeting).lower()}</t:IsOnlineMeeting>")
+    if w("EnhancedLocation") and master.locations:
+        parts.append(f"<t:EnhancedLocation>{el('DisplayName', '; '.join(master.locations))}<t:Annotation/>"
+                     "</t:EnhancedLocation>")
     return f"<t:CalendarItem>{''.join(parts)}</t:CalendarItem>"
 
 
@@ -225,10 +270,10 @@ def contact_folder_xml(folder_id: str, parent_id: str, record: ContactFolderReco
             f"<t:UnreadCount>0</t:UnreadCount></t:{tag}>")
 
 
-def item_xml(entry: Item | OccurrenceView, shape: Shape) -> str:
+def item_xml(entry: Item | OccurrenceView, shape: Shape, viewer: Viewer = Viewer()) -> str:
     """Any item as EWS shows it: one place that knows which element each kind of item is."""
     if isinstance(entry, ContactRecord):
         return contact_xml(entry, shape)
     if isinstance(entry, OddItemRecord):
         return odd_item_xml(entry, shape)
-    return calendar_item_xml(entry, shape)
+    return calendar_item_xml(entry, shape, viewer)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from pbxsync.sync.simulator.organisation import Organisation
-from pbxsync.sync.simulator.records import AttendeeRecord, ContactRecord, OccurrenceView, OddItemRecord
+from pbxsync.sync.simulator.records import AttendeeRecord, ContactRecord, OccurrenceView, OddItemRecord, own_response
 
 GRAPH_RESPONSES = {
     "unknown": "none",
@@ -71,11 +71,14 @@ def event_json(org: Organisation, mailbox: str, occ: OccurrenceView, zone: tzinf
     master = occ.master
     kind = {"single": "singleInstance", "occurrence": "occurrence", "exception": "exception"}[occ.kind]
     is_organizer = master.organizer_email.lower() == mailbox.lower()
-    own = next((a for a in master.attendees if a.email.lower() == mailbox.lower()), None)
-    response = "organizer" if is_organizer else GRAPH_RESPONSES.get(own.response if own else "unknown", "none")
+    response = GRAPH_RESPONSES.get(own_response(master, mailbox), "none")
+    # locations[]: each place of the Location line, then the places picked besides it (enhanced locations).
     parts = [p.strip() for p in occ.location.split(";") if p.strip()]
+    parts += [p for p in master.locations if p not in parts]
     locations = [{"displayName": p, "locationType": "default", "uniqueId": p, "uniqueIdType": "private"}
                  for p in parts]
+    zone_id = master.wire_timezone_id or master.windows_timezone_id
+    join_url = f"https://teams.microsoft.com/l/meetup-join/{occ.item_id[-12:]}" if master.online_meeting else None
     body: dict[str, Any] = {
         "@odata.type": "#microsoft.graph.event",
         "@odata.etag": f'W/"{occ.change_key}"',
@@ -85,16 +88,16 @@ def event_json(org: Organisation, mailbox: str, occ: OccurrenceView, zone: tzinf
         "changeKey": occ.change_key,
         "categories": [],
         "transactionId": None,
-        "originalStartTimeZone": master.windows_timezone_id,
-        "originalEndTimeZone": master.windows_timezone_id,
-        "iCalUId": occurrence_ical_uid(master.uid, occ.original_start),
+        "originalStartTimeZone": zone_id,
+        "originalEndTimeZone": zone_id,
+        "iCalUId": occurrence_ical_uid(master.uid, occ.original_start) if master.has_uid else None,
         "reminderMinutesBeforeStart": 15,
         "isReminderOn": True,
         "hasAttachments": False,
         "subject": occ.subject,
         "bodyPreview": "",
         "importance": "normal",
-        "sensitivity": "normal",
+        "sensitivity": master.sensitivity,
         "isAllDay": master.is_all_day,
         "isCancelled": occ.is_cancelled,
         "isOrganizer": is_organizer,
@@ -104,8 +107,8 @@ def event_json(org: Organisation, mailbox: str, occ: OccurrenceView, zone: tzinf
         "type": kind,
         "webLink": f"https://outlook.office365.com/owa/?itemid={occ.item_id}&exvsurl=1&path=/calendar/item",
         "onlineMeetingUrl": None,
-        "isOnlineMeeting": False,
-        "onlineMeetingProvider": "unknown",
+        "isOnlineMeeting": master.online_meeting,
+        "onlineMeetingProvider": "teamsForBusiness" if master.online_meeting else "unknown",
         "allowNewTimeProposals": True,
         "isDraft": False,
         "hideAttendees": False,
@@ -119,9 +122,12 @@ def event_json(org: Organisation, mailbox: str, occ: OccurrenceView, zone: tzinf
                      "address": {}, "coordinates": {}},
         "locations": locations,
         "recurrence": None,
-        "attendees": [_attendee(org, a) for a in master.attendees],
+        # Exchange keeps required, optional and resource attendees apart (EWS lists them in three elements);
+        # Graph's one list shows them in that order too, so both backends store the same attendee order.
+        "attendees": [_attendee(org, a) for kind in ("required", "optional", "resource")
+                      for a in master.attendees if a.kind == kind],
         "organizer": _recipient(org, master.organizer_email, master.organizer_name),
-        "onlineMeeting": None,
+        "onlineMeeting": {"joinUrl": join_url} if join_url else None,
     }
     if occ.original_start is not None:
         body["originalStart"] = occ.original_start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -132,7 +138,8 @@ def master_json(org: Organisation, mailbox: str, occ: OccurrenceView) -> dict[st
     """A series master as GET /events/{id} shows it (only what the source asks for matters)."""
     master = occ.master
     return {"@odata.etag": f'W/"{master.change_key}"', "id": master.item_id, "changeKey": master.change_key,
-            "iCalUId": master.uid, "type": "seriesMaster" if master.is_recurring else "singleInstance",
+            "iCalUId": master.uid if master.has_uid else None,
+            "type": "seriesMaster" if master.is_recurring else "singleInstance",
             "subject": master.subject,
             "organizer": _recipient(org, master.organizer_email, master.organizer_name)}
 

@@ -12,11 +12,12 @@ two backends can be compared item by item. Served:
 - POST/GET/PATCH/DELETE /v1.0/subscriptions[/{id}]: change notifications POSTed to a loopback
   notificationUrl, validation handshake, lifecycle events (`graph_subscriptions`; `sim.subscriptions`)
 - POST /v1.0/$batch: JSON batching of the requests above, up to 20 per call (`graph_batch`)
+- GET  /v1.0/groups?$filter=mail eq '...', /v1.0/groups/{id}/transitiveMembers   (`graph_groups`)
 Delta state is kept server-side per token, as Graph does (`graph_delta`); tokens come from the
 simulated Entra ID (`graph_auth`); this module routes requests and renders faults. Faults come from
 `org.inject_fault` with these operation names: "token", "calendarView.delta", "contacts.delta",
-"events", "contactFolders", "subscriptions", "$batch" (the whole batch; a fault of an operation inside a
-batch answers inside it); plus `expire_tokens()`, `revoke_credentials()`, `forget_delta_tokens()` and
+"events", "contactFolders", "groups", "subscriptions", "$batch" (the whole batch; a fault of an operation
+inside a batch answers inside it); plus `expire_tokens()`, `revoke_credentials()`, `forget_delta_tokens()` and
 `endless_next_links`.
 """
 
@@ -38,6 +39,7 @@ from pbxsync.sync.simulator.faults import Fault
 from pbxsync.sync.simulator.graph_auth import AppRegistration, TokenAuthority
 from pbxsync.sync.simulator.graph_batch import run_batch
 from pbxsync.sync.simulator.graph_delta import DeltaRounds, contacts_folder_id
+from pbxsync.sync.simulator.graph_groups import find_groups, transitive_members
 from pbxsync.sync.simulator.graph_json import HttpError, error_body, event_json, master_json
 from pbxsync.sync.simulator.graph_subscriptions import SubscriptionService
 from pbxsync.sync.simulator.graph_tls import TlsFiles, make_server_tls
@@ -185,6 +187,13 @@ class GraphSimulator(BackgroundServer):
     def handle_get(self, path: str, query: dict[str, str], headers: dict[str, str]) -> dict[str, Any]:
         self.auth.check_bearer(headers.get("authorization"))
         parts = [unquote(p) for p in path.split("/") if p]
+        if parts[:2] == ["v1.0", "groups"] and len(parts) in (2, 4):
+            self.org.counters.count("groups", "")
+            self._fault("groups", "")
+            if len(parts) == 2:
+                return find_groups(self.org, self.graph_endpoint, query)
+            if parts[3] == "transitiveMembers":
+                return transitive_members(self.org, self.graph_endpoint, parts[2], query)
         if len(parts) < 4 or parts[0] != "v1.0" or parts[1] != "users":
             raise HttpError(400, error_body("BadRequest", f"Resource not found for the segment '{path[:60]}'."))
         mailbox = parts[2].lower()

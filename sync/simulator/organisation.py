@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 from pbxsync.sync.simulator.changelog import ChangePage, Folder
 from pbxsync.sync.simulator.datafile import DataFile, parse_data, read_json
 from pbxsync.sync.simulator.faults import Fault, FaultPlan, RequestCounters
+from pbxsync.sync.simulator.groups import GroupDirectory, GroupRecord
 from pbxsync.sync.simulator.ids import make_item_id, parse_occurrence_item_id
 from pbxsync.sync.simulator.records import (
     CONTACT_FOLDER_CLASS,
@@ -86,6 +87,7 @@ class Organisation:
         self.faults = FaultPlan()
         self._listeners: list[ChangeListener] = []
         self.counters = RequestCounters()
+        self.groups = GroupDirectory()
         self.domain = domain
         for user in users:
             self.add_user(user)
@@ -103,6 +105,8 @@ class Organisation:
     @classmethod
     def from_data(cls, data: DataFile) -> Organisation:
         org = cls(data.users, domain=data.domain)
+        for group in data.groups:
+            org.add_group(group)
         for placement in data.placements:
             record, box = placement.record, placement.mailbox
             if isinstance(record, MeetingRecord):
@@ -147,6 +151,17 @@ class Organisation:
         if user is None or not hmac.compare_digest(user.password.encode("utf-8"), password.encode("utf-8")):
             return None
         return user
+
+    def add_group(self, group: GroupRecord) -> None:
+        self.groups.add(group)
+
+    def mailbox_type(self, address: str) -> str:
+        """How EWS types an address (MailboxType): a user's or a room's mailbox, a group, or a one-off
+        outside address."""
+        group = self.groups.get(address)
+        if group is not None:
+            return group.mailbox_type
+        return "Mailbox" if self.user(address) is not None else "OneOff"
 
     def may_impersonate(self, actor: User) -> bool:
         return actor.can_impersonate
@@ -366,7 +381,12 @@ class Organisation:
                     mailboxes: Iterable[str] | None = None) -> list[MeetingRecord]:
         """Places a copy in each mailbox (default: organizer's and every attendee's that is a user)."""
         with self._lock:
-            targets = list(mailboxes) if mailboxes is not None else copy_holders(meeting, self._mailboxes)
+            if mailboxes is not None:
+                targets = list(mailboxes)
+            else:  # as Exchange delivers: to the organizer, the attendees and the invited groups' members
+                targets = copy_holders(meeting, self._mailboxes)
+                targets += [b for b in self.groups.delivery((a.email for a in meeting.attendees), self._mailboxes)
+                            if b not in targets]
             stored = []
             for box in targets:
                 copy = replace(meeting, item_id=meeting.item_id if len(targets) == 1 and meeting.item_id

@@ -26,6 +26,8 @@ ODD_ITEM_KINDS = ("group", "message", "document", "unreadable", "malformed")
 CONTACT_FOLDER_CLASS = "IPF.Contact"
 ATTENDEE_KINDS = ("required", "optional", "resource")
 RESPONSES = ("unknown", "organizer", "tentative", "accept", "decline", "noresponse")
+SENSITIVITIES = ("normal", "personal", "private", "confidential")
+CUSTOM_TIMEZONE = "Customized Time Zone"  # what Exchange calls a time zone given by its rules, not an id
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -134,6 +136,12 @@ class MeetingRecord:
     recurrence: Recurrence | None = None
     exceptions: tuple[OccurrenceException, ...] = ()
     wire_timezone_id: str = ""  # testing only: a (possibly bogus) zone id a server sends instead
+    # What real calendars hold besides (issue 12; docs/exchange-ews.md, data file):
+    sensitivity: str = "normal"  # one of SENSITIVITIES
+    locations: tuple[str, ...] = ()  # places picked in Outlook's location picker besides the Location line
+    online_meeting: bool = False  # a Teams meeting (join link)
+    has_uid: bool = True  # False: copied with "Copy to My Calendar" (no UID / iCalUId on the wire)
+    my_response: str = ""  # this copy's owner's own answer; "" = as the attendee list says (own_response)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -190,6 +198,17 @@ def folder_key(record: Item) -> str:
 
 def contact_folder_key(folder_id: str) -> str:
     return f"contacts:{folder_id}" if folder_id else "contacts"
+
+
+def own_response(meeting: MeetingRecord, mailbox: str) -> str:
+    """The answer of the mailbox's owner to the copy it holds (EWS MyResponseType, Graph responseStatus)."""
+    if meeting.my_response:
+        return meeting.my_response
+    box = mailbox.lower()
+    if meeting.organizer_email.lower() == box:
+        return "organizer"
+    own = next((a for a in meeting.attendees if a.email.lower() == box), None)
+    return own.response if own is not None else "unknown"
 
 
 def copy_holders(meeting: MeetingRecord, mailboxes: Container[str]) -> list[str]:
