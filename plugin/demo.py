@@ -45,7 +45,8 @@ AMI_USER, AMI_SECRET = "pbxsync", "demo-ami-secret"
 CALLER_TO_LOOK_UP = "03012344711"  # Zoë Müller's "+49 30 1234-4711", as a German caller would arrive
 
 # Added to the demo data (unless it has meetings with these uids) so every booking rule shows once:
-# an invitee who is not a PBX user, an organizer who is not one (rejected), a meeting that is no conference.
+# an invitee who is not a PBX user, an organizer who is not one (rejected), a meeting that is no conference,
+# a private meeting (booked, shown under a placeholder, never its subject).
 SCENARIO_MEETINGS: list[dict[str, Any]] = [
     {"uid": "demo-partner-call", "subject": "Partner call", "location": "PBX; Room 2.14",
      "organizer": {"email": "bob@example.com", "name": "Bob Builder"},
@@ -56,6 +57,10 @@ SCENARIO_MEETINGS: list[dict[str, Any]] = [
      "organizer": {"email": "sales@vendor.example", "name": "Vendor Sales"},
      "attendees": [{"email": "carol@example.com", "response": "accept"}],
      "start": "today+1d 14:00", "duration_minutes": 30, "timezone": "Europe/Berlin"},
+    {"uid": "demo-private", "subject": "Salary talk with Alice", "location": "PBX", "sensitivity": "private",
+     "organizer": {"email": "carol@example.com", "name": "Carol Jürgens"},
+     "attendees": [{"email": "alice@example.com", "response": "accept"}],
+     "start": "today+2d 10:00", "duration_minutes": 30, "timezone": "Europe/Berlin"},
     {"uid": "demo-lunch", "subject": "Team lunch", "location": "Canteen",
      "organizer": {"email": "carol@example.com"},
      "attendees": [{"email": "alice@example.com", "response": "accept"}],
@@ -262,8 +267,10 @@ class Demo:
                 t.say(f"not a PBX user, not added: {', '.join(d.unmatched)}", 2)
         scheduled = [b for b in bookings if b.draft.state.value == "scheduled"]
         rejected = [b for b in bookings if b.draft.state.value == "rejected"]
-        t.step("bookings made and rejected", bool(scheduled) and bool(rejected),
-               f"{len(scheduled)} booked, {len(rejected)} rejected; meetings without PBX are ignored")
+        private = [b for b in bookings if b.draft.private]
+        t.step("bookings made and rejected", bool(scheduled) and bool(rejected) and bool(private),
+               f"{len(scheduled)} booked ({len(private)} private, under a placeholder subject), {len(rejected)} "
+               "rejected; meetings without PBX are ignored")
         return bookings
 
     async def autocall_step(self, daemon: Daemon, bookings: list[Any], watcher: CallWatcher, phones: list[Phone],

@@ -28,6 +28,7 @@ REDACTED = "***"
 # not a secret anyway (and the config loader's Secret still hides it in repr/str).
 MIN_SECRET_LENGTH = 4
 
+CONTENT_TRACES = ("exchangelib.util.xml", "aiosqlite")
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 # Attributes every LogRecord has; anything else was passed through `extra=` and is logged as a field.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -228,6 +229,11 @@ def setup_logging(level: str = "info", fmt: str = "text", *, debug: bool = False
     for name in ("exchangelib", "urllib3", "requests_ntlm", "apscheduler", "panoramisk", "msal", "aiosqlite",
                  "asyncio"):
         logging.getLogger(name).setLevel(max(noisy_level, root.level))
+    # Traces that copy mailbox content into the log at DEBUG (exchangelib's request and response bodies,
+    # aiosqlite's statements with their values), the subjects of private meetings among it: never
+    # logged, not even with --debug.
+    for name in CONTENT_TRACES:
+        logging.getLogger(name).setLevel(logging.INFO)
     return handler
 
 

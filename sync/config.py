@@ -139,6 +139,14 @@ class ConferenceConfig:
 
 
 @dataclass(frozen=True)
+class MeetingsConfig:
+    max_group_members: int = 200  # an invited group with more people is not expanded (listed as unmatched)
+    group_cache_minutes: int = 60  # how long a group's members (or "not a group") are believed
+    # Domains whose invited addresses may be groups and are looked up; empty = the PBX users' domains.
+    group_domains: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class AgiConfig:
     enabled: bool = True
     listen: ListenAddress = _DEFAULT_AGI
@@ -200,6 +208,7 @@ class Config:
     pbx: PbxConfig = field(default_factory=PbxConfig)
     autocall: AutocallConfig = field(default_factory=AutocallConfig)
     conference: ConferenceConfig = field(default_factory=ConferenceConfig)
+    meetings: MeetingsConfig = field(default_factory=MeetingsConfig)
     agi: AgiConfig = field(default_factory=AgiConfig)
     ldap: LdapConfig = field(default_factory=LdapConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
@@ -265,6 +274,13 @@ def _semantic_problems(cfg: Config) -> list[str]:
         p.append("autocall.pacing_per_second: must be 0 (off) or more")
     if not 0 <= cfg.autocall.verify_before_seconds <= 3600:
         p.append("autocall.verify_before_seconds: must be between 0 (off) and 3600")
+    if not 1 <= cfg.meetings.max_group_members <= 10_000:
+        p.append("meetings.max_group_members: must be between 1 and 10000")
+    if not 0 <= cfg.meetings.group_cache_minutes <= 10_080:
+        p.append("meetings.group_cache_minutes: must be between 0 (look up every pass) and 10080 (a week)")
+    for i, domain in enumerate(cfg.meetings.group_domains):
+        if not domain or "@" in domain or not _EMAIL_RE.match(f"x@{domain}"):
+            p.append(f"meetings.group_domains[{i}]: {domain!r} is not a mail domain")
     if bool(cfg.ldap.tls_cert) != bool(cfg.ldap.tls_key):
         p.append("ldap.tls_cert/tls_key: give both or neither")
     if cfg.ldap.ldaps_listen is not None and not cfg.ldap.tls_cert:

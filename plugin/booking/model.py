@@ -14,8 +14,9 @@ MeetingKey = tuple[str, str]  # (uid, recurrence key): "" for a single meeting, 
 def meeting_key(occurrence: Occurrence) -> MeetingKey:
     """A single meeting is its UID (so moving it keeps the key); a series occurrence adds its
     RecurrenceId, which Exchange keeps when one occurrence is moved."""
-    # A blank UID (hostile or broken data) must not merge unrelated meetings: fall back to the item.
-    uid = occurrence.uid.strip() or f"item:{occurrence.item_id}"
+    # No UID (an appointment copied with "Copy to My Calendar", or broken data) must not merge unrelated
+    # meetings: the key is the item (its series master for an occurrence), as stable as the item.
+    uid = occurrence.uid.strip() or f"item:{occurrence.series_item_id or occurrence.item_id}"
     if occurrence.recurrence_id is None:
         return (uid, "")
     return (uid, utc_text(occurrence.recurrence_id))
@@ -91,6 +92,8 @@ class Participant:
     invited: bool = True  # False once the organizer removed them (the row stays: calls reference it)
     copy_state: CopyState = CopyState.UNKNOWN
     id: int | None = field(default=None, compare=False)  # stable store id; None until stored
+    via_group: str = ""  # the invited group that brought them in ("" = named in the organizer's list)
+    forwarded: bool = False  # in only because their own calendar holds a (forwarded) copy of the meeting
 
     @property
     def call(self) -> bool:
@@ -123,6 +126,9 @@ class BookingDraft:
     organizer_copy_seen: bool
     participants: tuple[Participant, ...] = ()
     unmatched: tuple[str, ...] = ()
+    # Why an unmatched address is more than "not a PBX user" (a group too large to expand): (address, why).
+    unmatched_reasons: tuple[tuple[str, str], ...] = ()
+    private: bool = False  # a private or confidential meeting: `subject` is the placeholder
 
     @property
     def key(self) -> MeetingKey:

@@ -10,6 +10,8 @@ Pure: no IO, no clock. The rules (docs/meetings.md explains them for people):
   before cancels the booking; an invitee's copy gone marks that invitee deleted (not called). Anything
   missing from an untrusted mailbox changes nothing: a failed fetch never cancels.
 - Bookings that have ended are history and never change.
+- Who takes part (groups, forwarded copies) is plugin/booking/participants.py; a private meeting's
+  subject is replaced by a placeholder where the draft is made (plugin/booking/privacy.py).
 """
 
 from __future__ import annotations
@@ -29,14 +31,15 @@ from pbxsync.plugin.booking.model import (
     MailboxCopy,
     MailboxSync,
     MeetingKey,
-    Participant,
     Role,
     StoredState,
     meeting_key,
 )
+from pbxsync.plugin.booking.participants import ParticipantRules
+from pbxsync.plugin.booking.privacy import booking_subject, is_private
 from pbxsync.plugin.booking.rooms import RoomRequest, assign_rooms
 from pbxsync.plugin.directory import Directory, DirectoryEntry
-from pbxsync.sync.model import AttendeeKind, Occurrence, utc_text
+from pbxsync.sync.model import GroupMembers, Occurrence, utc_text
 
 CANCELLED_IN_EXCHANGE = "cancelled by the organizer in Exchange"
 ORGANIZER_DELETED = "deleted from the organizer's calendar (or moved out of the synced window)"
@@ -62,10 +65,12 @@ class _Candidate:
 
 
 class _Planner:
-    def __init__(self, mailboxes: Mapping[str, MailboxSync], directory: Directory, now: datetime) -> None:
+    def __init__(self, mailboxes: Mapping[str, MailboxSync], directory: Directory, now: datetime,
+                 groups: Mapping[str, GroupMembers], max_group_members: int) -> None:
         self.mailboxes = mailboxes
         self.directory = directory
         self.now = now
+        self.rules = ParticipantRules(directory, self.sync_of, groups, max_group_members)
 
     def sync_of(self, entry: DirectoryEntry | None) -> MailboxSync | None:
         """The sync status of a PBX user's calendar, or None when it is not synced at all."""
@@ -103,12 +108,12 @@ class _Planner:
             return self._cancel(booking, NOT_A_CONFERENCE) if booking else None
         if booking is None and max(truth.start, truth.end) <= self.now:
             return None  # never booked and already over: nothing to do
-        participants, unmatched = self._participants(truth, organizer, held_by, booking)
+        people = self.rules.people(truth, organizer, copies, booking)
         reason = self._rejection(truth, organizer)
         draft = BookingDraft(
             uid=meeting_key(truth)[0],
             recurrence_key=meeting_key(truth)[1],
-            subject=truth.subject,
+            subject=booking_subject(truth),  # the one place a booking's subject is set (plugin/booking/privacy.py)
             location=truth.location,
             start=truth.start,
             end=truth.end,
@@ -120,8 +125,10 @@ class _Planner:
             organizer_email=self.directory.smtp(truth.organizer_email),
             organizer_extension=organizer.extension if organizer else None,
             organizer_copy_seen=organizer_copy is not None or bool(booking and booking.draft.organizer_copy_seen),
-            participants=participants,
-            unmatched=unmatched,
+            participants=people.participants,
+            unmatched=people.unmatched,
+            unmatched_reasons=people.unmatched_reasons,
+            private=is_private(truth),
         )
         return _Candidate(draft, booking, wants_room=reason is None)
 
@@ -132,7 +139,7 @@ class _Planner:
         people = []
         for p in draft.participants:
             entry = self.directory.by_extension(p.extension)
-            state = (self._copy_state(entry, draft.start, draft.end, held_by, p)
+            state = (self.rules.copy_state(entry, draft.start, draft.end, held_by, p)
                      if entry is not None and p.role is not Role.HOST else p.copy_state)
             people.append(replace(p, copy_state=state))
         if tuple(people) == draft.participants:
@@ -181,65 +188,6 @@ class _Planner:
             return organizer_not_a_user(self.directory.smtp(truth.organizer_email))
         return None
 
-    def _copy_state(self, entry: DirectoryEntry, start: datetime, end: datetime, held_by: set[str],
-                    before: Participant | None) -> CopyState:
-        previous = before.copy_state if before else CopyState.UNKNOWN
-        sync = self.sync_of(entry)
-        if sync is None:
-            return CopyState.UNKNOWN
-        if entry.mailbox in held_by:
-            return CopyState.PRESENT
-        if previous is not CopyState.UNKNOWN and sync.covers(start, end):
-            return CopyState.DELETED
-        return previous
-
-    def _participants(self, truth: Occurrence, organizer: DirectoryEntry | None, held_by: set[str],
-                      booking: Booking | None) -> tuple[tuple[Participant, ...], tuple[str, ...]]:
-        before = {p.extension: p for p in booking.draft.participants} if booking else {}
-        people: list[Participant] = []
-        seen: set[str] = set()
-        if organizer is not None:
-            seen.add(organizer.extension)
-            people.append(Participant(
-                extension=organizer.extension,
-                email=organizer.mailbox,
-                name=organizer.name or truth.organizer_name,
-                role=Role.HOST,
-                response="organizer",
-                copy_state=CopyState.PRESENT if organizer.mailbox in held_by else CopyState.UNKNOWN,
-            ))
-        unmatched: dict[str, None] = {}
-        for attendee in truth.attendees:
-            if attendee.kind is AttendeeKind.RESOURCE or not attendee.email.strip():
-                continue
-            entry = self.directory.match(attendee.email)
-            if entry is None:
-                unmatched.setdefault(self.directory.smtp(attendee.email), None)
-                continue
-            if entry.extension in seen:
-                continue
-            seen.add(entry.extension)
-            people.append(Participant(
-                extension=entry.extension,
-                email=entry.mailbox,
-                name=entry.name or attendee.name,
-                role=Role.OPTIONAL if attendee.kind is AttendeeKind.OPTIONAL else Role.REQUIRED,
-                response=str(attendee.response),
-                copy_state=self._copy_state(entry, truth.start, truth.end, held_by, before.get(entry.extension)),
-            ))
-        # Uninvited people stay (their ids are referenced by call attempts) but are never called. Their copy
-        # state follows their calendar like everyone else's, or a later pass would change it (not idempotent).
-        for p in booking.draft.participants if booking else ():
-            if p.extension not in seen:
-                people.append(replace(p, invited=False, copy_state=self._refreshed_copy_state(p, truth, held_by)))
-        return tuple(people), tuple(unmatched)
-
-    def _refreshed_copy_state(self, p: Participant, truth: Occurrence, held_by: set[str]) -> CopyState:
-        entry = self.directory.by_extension(p.extension)
-        if entry is None or p.role is Role.HOST:
-            return p.copy_state
-        return self._copy_state(entry, truth.start, truth.end, held_by, p)
-
 
 def _room_order(candidate: _Candidate, now: datetime) -> tuple[int, int, str, str, str]:
     booking = candidate.booking
@@ -264,13 +212,16 @@ def plan_bookings(
     existing: Sequence[Booking],
     rooms: Sequence[str],
     now: datetime,
+    groups: Mapping[str, GroupMembers] | None = None,
+    max_group_members: int = 200,
 ) -> list[BookingAction]:
     """The actions that bring `existing` in line with the synced meetings, in a deterministic order.
 
     `copies` from mailboxes that are not calendar-synced PBX users are ignored (a removed user's stale
     rows must not keep meetings alive). `mailboxes` says which calendars are trusted and over which window.
+    `groups` are the known invited groups by address (plugin/booking/groups.py).
     """
-    planner = _Planner(mailboxes, directory, now)
+    planner = _Planner(mailboxes, directory, now, groups or {}, max_group_members)
     synced = directory.calendar_mailboxes()
     grouped: dict[MeetingKey, list[MailboxCopy]] = defaultdict(list)
     for copy in copies:

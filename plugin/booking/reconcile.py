@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from pbxsync.plugin.booking.expansion import load_group_cache
+from pbxsync.plugin.booking.groups import known_groups
 from pbxsync.plugin.booking.model import ActionKind, meeting_key
 from pbxsync.plugin.booking.planner import plan_bookings
 from pbxsync.plugin.booking.store import load_bookings_for_planning, load_copies, load_mailbox_syncs, write_actions
@@ -51,7 +53,9 @@ async def reconcile_bookings(store: Store, directory: Directory, config: Config,
             horizon = min(earliest, now) - timedelta(days=1)
             existing = await load_bookings_for_planning(store, horizon,
                                                         {meeting_key(c.occurrence)[0] for c in copies})
-            actions = plan_bookings(copies, mailboxes, directory, existing, config.pbx.rooms, now)
+            groups = known_groups(await load_group_cache(store))
+            actions = plan_bookings(copies, mailboxes, directory, existing, config.pbx.rooms, now, groups,
+                                    config.meetings.max_group_members)
             touched = await write_actions(conn, actions, now)
     except sqlite3.Error as exc:
         raise StoreError(f"reconciling bookings failed: {exc}") from exc

@@ -29,7 +29,16 @@ from pbxsync.plugin.booking.model import (
     StoredState,
 )
 from pbxsync.sync.errors import StoreError
-from pbxsync.sync.model import Attendee, AttendeeKind, Folder, Occurrence, ResponseType, parse_utc, utc_text
+from pbxsync.sync.model import (
+    Attendee,
+    AttendeeKind,
+    Folder,
+    Occurrence,
+    ResponseType,
+    Sensitivity,
+    parse_utc,
+    utc_text,
+)
 from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.bookings")
@@ -38,7 +47,7 @@ EVENTS_KEPT_PER_BOOKING = 50
 
 _BOOKING_COLUMNS = ("id, uid, recurrence_key, subject, location, start_utc, end_utc, timezone, autocall, "
                     "state, reason, room, organizer_email, organizer_extension, organizer_copy_seen, "
-                    "created_at, updated_at")
+                    "created_at, updated_at, private")
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,10 @@ class BookingEvent:
 
 # -- reading what the sync engine stored -------------------------------------------------------------
 
+# Plain dicts, not Enum(value): every stored attendee of every copy passes here on each reconcile.
+_KINDS = {k.value: k for k in AttendeeKind}
+_RESPONSES = {r.value: r for r in ResponseType}
+
 
 def _attendees(text: str) -> tuple[Attendee, ...]:
     data = json.loads(text)
@@ -60,14 +73,11 @@ def _attendees(text: str) -> tuple[Attendee, ...]:
     for item in data:
         if not isinstance(item, dict):
             raise ValueError("attendee is not an object")
-        kind = str(item.get("kind", ""))
-        response = str(item.get("response", ""))
         found.append(Attendee(
             email=str(item.get("email") or ""),
             name=str(item.get("name") or ""),
-            kind=AttendeeKind(kind) if kind in AttendeeKind._value2member_map_ else AttendeeKind.REQUIRED,
-            response=(ResponseType(response) if response in ResponseType._value2member_map_
-                      else ResponseType.UNKNOWN),
+            kind=_KINDS.get(str(item.get("kind", "")), AttendeeKind.REQUIRED),
+            response=_RESPONSES.get(str(item.get("response", "")), ResponseType.UNKNOWN),
         ))
     return tuple(found)
 
@@ -83,21 +93,30 @@ async def load_copies(store: Store) -> StoredCopies:
     """Every stored occurrence row, and the mailboxes with an unreadable row (not to be trusted)."""
     copies: list[MailboxCopy] = []
     broken: set[str] = set()
+    # Every copy of a meeting usually lists the same attendees: each distinct list is parsed once (a
+    # 500-attendee meeting held by 20 synced calendars is one parse, not 20, on every reconcile).
+    lists: dict[str, tuple[Attendee, ...]] = {}
     async with store.conn.execute(
         "SELECT mailbox, item_id, change_key, uid, recurrence_id, series_item_id, start_utc, end_utc, "
         "timezone, subject, location, organizer_email, organizer_name, attendees, is_cancelled, "
-        "is_all_day, updated_at FROM occurrences ORDER BY id"
+        "is_all_day, updated_at, sensitivity, my_response FROM occurrences ORDER BY id"
     ) as cur:
         async for row in cur:
             mailbox = str(row[0]).strip().lower()
             try:
+                text = str(row[13])
+                attendees = lists.get(text)
+                if attendees is None:
+                    attendees = lists[text] = _attendees(text)
                 occurrence = Occurrence(
                     item_id=str(row[1]), change_key=str(row[2]), uid=str(row[3]),
                     recurrence_id=parse_utc(row[4]) if row[4] else None, series_item_id=str(row[5]),
                     start=parse_utc(row[6]), end=parse_utc(row[7]), timezone=str(row[8]),
                     subject=str(row[9]), location=str(row[10]), organizer_email=str(row[11]),
-                    organizer_name=str(row[12]), attendees=_attendees(str(row[13])),
+                    organizer_name=str(row[12]), attendees=attendees,
                     is_cancelled=bool(row[14]), is_all_day=bool(row[15]),
+                    sensitivity=Sensitivity(str(row[17])),
+                    my_response=_RESPONSES.get(str(row[18]), ResponseType.UNKNOWN),
                 )
             except (ValueError, TypeError) as exc:
                 log.error("skipping unreadable occurrence %s of %s (%s); its calendar is not trusted "
@@ -129,13 +148,15 @@ async def load_mailbox_syncs(store: Store) -> dict[str, MailboxSync]:
 # -- reading bookings ------------------------------------------------------------------------------
 
 
-def _draft(row: Sequence[Any], participants: tuple[Participant, ...], unmatched: tuple[str, ...]) -> BookingDraft:
+def _draft(row: Sequence[Any], participants: tuple[Participant, ...],
+           unmatched: Sequence[tuple[str, str]]) -> BookingDraft:
     return BookingDraft(
         uid=row[1], recurrence_key=row[2], subject=row[3], location=row[4],
         start=parse_utc(row[5]), end=parse_utc(row[6]), timezone=row[7], autocall=bool(row[8]),
         state=StoredState(row[9]), reason=row[10], room=row[11], organizer_email=row[12],
         organizer_extension=row[13], organizer_copy_seen=bool(row[14]),
-        participants=participants, unmatched=unmatched,
+        participants=participants, unmatched=tuple(a for a, _ in unmatched),
+        unmatched_reasons=tuple((a, why) for a, why in unmatched if why), private=bool(row[17]),
     )
 
 
@@ -149,21 +170,21 @@ async def _bookings(store: Store, where: str, params: Sequence[object]) -> list[
     ids = json.dumps([r[0] for r in rows])
     people: dict[int, list[Participant]] = {}
     async with store.conn.execute(
-        "SELECT booking_id, id, extension, email, name, role, response, invited, copy_state "
-        "FROM booking_participants WHERE booking_id IN (SELECT value FROM json_each(?)) "
+        "SELECT booking_id, id, extension, email, name, role, response, invited, copy_state, via_group, "
+        "forwarded FROM booking_participants WHERE booking_id IN (SELECT value FROM json_each(?)) "
         "ORDER BY booking_id, position", (ids,)
     ) as cur:
         async for r in cur:
             people.setdefault(r[0], []).append(Participant(
                 extension=r[2], email=r[3], name=r[4], role=Role(r[5]), response=r[6],
-                invited=bool(r[7]), copy_state=CopyState(r[8]), id=r[1]))
-    unmatched: dict[int, list[str]] = {}
+                invited=bool(r[7]), copy_state=CopyState(r[8]), id=r[1], via_group=r[9], forwarded=bool(r[10])))
+    unmatched: dict[int, list[tuple[str, str]]] = {}
     async with store.conn.execute(
-        "SELECT booking_id, address FROM booking_unmatched WHERE booking_id IN "
+        "SELECT booking_id, address, reason FROM booking_unmatched WHERE booking_id IN "
         "(SELECT value FROM json_each(?)) ORDER BY booking_id, position", (ids,)
     ) as cur:
-        async for booking_id, address in cur:
-            unmatched.setdefault(booking_id, []).append(address)
+        async for booking_id, address, reason in cur:
+            unmatched.setdefault(booking_id, []).append((address, reason))
     return [Booking(r[0], _draft(r, tuple(people.get(r[0], ())), tuple(unmatched.get(r[0], ()))),
                     created_at=r[15], updated_at=r[16]) for r in rows]
 
@@ -220,22 +241,24 @@ async def booking_history(store: Store, booking_id: int) -> list[BookingEvent]:
 def _booking_values(draft: BookingDraft) -> tuple[object, ...]:
     return (draft.subject, draft.location, utc_text(draft.start), utc_text(draft.end), draft.timezone,
             int(draft.autocall), draft.state.value, draft.reason, draft.room, draft.organizer_email,
-            draft.organizer_extension, int(draft.organizer_copy_seen))
+            draft.organizer_extension, int(draft.organizer_copy_seen), int(draft.private))
 
 
 async def _write_people(conn: aiosqlite.Connection, booking_id: int, draft: BookingDraft) -> None:
     await conn.executemany(
         "INSERT INTO booking_participants (booking_id, extension, email, name, role, response, invited, "
-        "copy_state, call, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "copy_state, call, position, via_group, forwarded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (booking_id, extension) DO UPDATE SET email = excluded.email, name = excluded.name, "
         "role = excluded.role, response = excluded.response, invited = excluded.invited, "
-        "copy_state = excluded.copy_state, call = excluded.call, position = excluded.position",
+        "copy_state = excluded.copy_state, call = excluded.call, position = excluded.position, "
+        "via_group = excluded.via_group, forwarded = excluded.forwarded",
         [(booking_id, p.extension, p.email, p.name, p.role.value, p.response, int(p.invited),
-          p.copy_state.value, int(p.call), i) for i, p in enumerate(draft.participants)])
+          p.copy_state.value, int(p.call), i, p.via_group, int(p.forwarded)) for i, p in enumerate(draft.participants)])
     await conn.execute("DELETE FROM booking_unmatched WHERE booking_id = ?", (booking_id,))
+    reasons = dict(draft.unmatched_reasons)
     await conn.executemany(
-        "INSERT INTO booking_unmatched (booking_id, position, address) VALUES (?, ?, ?)",
-        [(booking_id, i, a) for i, a in enumerate(draft.unmatched)])
+        "INSERT INTO booking_unmatched (booking_id, position, address, reason) VALUES (?, ?, ?, ?)",
+        [(booking_id, i, a, reasons.get(a, "")) for i, a in enumerate(draft.unmatched)])
 
 
 async def _record(conn: aiosqlite.Connection, booking_id: int, kind: ActionKind, notes: Iterable[str],
@@ -259,9 +282,9 @@ async def write_actions(conn: aiosqlite.Connection, actions: Sequence[BookingAct
         if action.booking_id is None:
             cur = await conn.execute(
                 "INSERT INTO bookings (subject, location, start_utc, end_utc, timezone, autocall, "
-                "state, reason, room, organizer_email, organizer_extension, organizer_copy_seen, "
+                "state, reason, room, organizer_email, organizer_extension, organizer_copy_seen, private, "
                 "uid, recurrence_key, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*_booking_values(draft), draft.uid, draft.recurrence_key, at, at))
             if cur.lastrowid is None:
                 raise StoreError("insert into bookings returned no id")
@@ -271,7 +294,7 @@ async def write_actions(conn: aiosqlite.Connection, actions: Sequence[BookingAct
             await conn.execute(
                 "UPDATE bookings SET subject = ?, location = ?, start_utc = ?, end_utc = ?, "
                 "timezone = ?, autocall = ?, state = ?, reason = ?, room = ?, organizer_email = ?, "
-                "organizer_extension = ?, organizer_copy_seen = ?, updated_at = ? WHERE id = ?",
+                "organizer_extension = ?, organizer_copy_seen = ?, private = ?, updated_at = ? WHERE id = ?",
                 (*_booking_values(draft), at, booking_id))
         await _write_people(conn, booking_id, draft)
         await _record(conn, booking_id, action.kind, action.notes, at)

@@ -1,10 +1,13 @@
 """`pbxsync conferences [--json] [--all]`: the conference bookings made from Exchange meetings.
 
 The JSON form is a contract (scripts and the AUTOCALL tests read it): a list of objects with `id`, `uid`,
-`subject`, `room`, `start`, `end`, `autocall`, `state`, `organizer`, `participants`, `unmatched`, `reason`,
-and `pin` (null unless `[conference] pins` is on). Each participant carries `outcome` (the last AUTOCALL
-attempt's outcome: answered, busy, no_answer, congestion, failed, unknown, pending; null when never called)
-and `autocall` (attempts, joined, last_attempt_at; null when never called).
+`subject`, `private`, `room`, `start`, `end`, `autocall`, `state`, `organizer`, `participants`, `unmatched`,
+`unmatched_reasons`, `reason`, and `pin` (null unless `[conference] pins` is on). Each participant carries
+`via_group` (the invited group that brought them in, else null), `forwarded` (in only through their own
+forwarded copy), `outcome` (the last AUTOCALL attempt's outcome: answered, busy, no_answer, congestion,
+failed, unknown, pending; null when never called) and `autocall` (attempts, joined, last_attempt_at; null
+when never called). A private meeting's `subject` is the placeholder "Private meeting" (set once, where
+the booking is drafted: plugin/booking/privacy.py).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pbxsync.plugin.autocall.store import ParticipantCallState, call_states
-from pbxsync.plugin.booking.model import Booking
+from pbxsync.plugin.booking.model import Booking, BookingDraft
 from pbxsync.plugin.booking.pins import booking_pins
 from pbxsync.plugin.booking.store import list_bookings
 from pbxsync.plugin.commands.common import config_from, utc_now
@@ -47,6 +50,7 @@ def conference_json(booking: Booking, now: datetime,
         "id": booking.id,
         "uid": draft.uid,
         "subject": draft.subject,
+        "private": draft.private,
         "room": draft.room,
         "start": utc_text(draft.start),
         "end": utc_text(draft.end),
@@ -55,10 +59,12 @@ def conference_json(booking: Booking, now: datetime,
         "organizer": {"email": draft.organizer_email, "extension": draft.organizer_extension},
         "participants": [
             {"extension": p.extension, "email": p.email, "name": p.name, "response": p.shown_response,
-             "call": p.call, **_outcome_json(call_state(p.extension))}
+             "call": p.call, "via_group": p.via_group or None, "forwarded": p.forwarded,
+             **_outcome_json(call_state(p.extension))}
             for p in draft.participants if p.invited
         ],
         "unmatched": list(draft.unmatched),
+        "unmatched_reasons": dict(draft.unmatched_reasons),
         "reason": draft.reason,
         "pin": pin,
     }
@@ -79,13 +85,26 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def unmatched_lines(draft: BookingDraft, shown: int = 3) -> list[str]:
+    """The unmatched invitees in a line or two: a count and the first few addresses (a meeting with 480
+    guests must not print 480 lines), then any that have a reason of their own (a group too large)."""
+    if not draft.unmatched:
+        return []
+    count = len(draft.unmatched)
+    listed = ", ".join(_printable(a, 60) for a in draft.unmatched[:shown])
+    more = f" … and {count - shown} more" if count > shown else ""
+    lines = [f"unmatched: {count} guest{'s' if count != 1 else ''} ({listed}{more})"]
+    lines += [f"unmatched {_printable(a, 60)}: {_printable(why, 160)}" for a, why in draft.unmatched_reasons]
+    return lines
+
+
 def render_table(bookings: Sequence[Booking], now: datetime) -> str:
     if not bookings:
         return "no conference bookings"
     header = ("ID", "STATE", "START (UTC)", "END (UTC)", "ROOM", "MODE", "ORGANIZER", "CALL", "UNMATCHED",
               "SUBJECT")
     rows: list[tuple[str, ...]] = []
-    reasons: dict[int, str] = {}
+    notes: dict[int, list[str]] = {}
     for b in bookings:
         d = b.draft
         invited = [p for p in d.participants if p.invited]
@@ -95,14 +114,12 @@ def render_table(bookings: Sequence[Booking], now: datetime) -> str:
             _printable(d.organizer_extension or d.organizer_email or "-", 32),
             f"{sum(p.call for p in invited)}/{len(invited)}", str(len(d.unmatched)), _printable(d.subject, 40),
         ))
-        if d.reason:
-            reasons[len(rows) - 1] = _printable(d.reason, 200)
+        notes[len(rows) - 1] = ([f"reason: {_printable(d.reason, 200)}"] if d.reason else []) + unmatched_lines(d)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
     for i, row in enumerate(rows):
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if i in reasons:
-            lines.append(f"    reason: {reasons[i]}")
+        lines.extend(f"    {note}" for note in notes[i])
     return "\n".join(lines)
 
 

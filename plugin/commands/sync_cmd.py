@@ -111,7 +111,7 @@ async def run(args: argparse.Namespace) -> int:
             results.append(summary)
             if not args.json:
                 print(f"[{done}/{len(users)}] {summary_line(summary)}", flush=True)
-        bookings = await update_bookings(store, config, utc_now())
+        bookings = await update_bookings(store, config, utc_now(), groups=source)
     finally:
         await source.close()
         await store.close()

@@ -175,12 +175,15 @@ def ldap_refresh_hook(ldap: Slot[LdapServer]) -> AfterPass:
 
 
 def bookings_hook(store: Store, config: Config, clock: Clock, directory_extra: Slot[tuple[DirectoryEntry, ...]],
-                  autocall: Slot[AutocallService]) -> AfterPass:
+                  autocall: Slot[AutocallService], sync: Slot[SyncService] | None = None) -> AfterPass:
     """After each pass: bookings and PINs (plugin.booking.after_sync, as `pbxsync sync` does), then AUTOCALL
-    re-arm. `directory_extra`: directory entries from other sources (Asterisk voicemail users), if any."""
+    re-arm. `directory_extra`: directory entries from other sources (Asterisk voicemail users), if any.
+    `sync`: the sync service, whose source looks up invited addresses that may be groups."""
 
     async def reconcile_after_pass(summary: PassSummary) -> None:
-        result = await update_bookings(store, config, clock.now(), directory_extra.value or ())
+        engine = sync.value.engine if sync is not None and sync.value is not None else None
+        result = await update_bookings(store, config, clock.now(), directory_extra.value or (),
+                                       engine.source if engine is not None else None)
         for action, n in (("create", result.created), ("update", result.updated), ("cancel", result.cancelled),
                           ("reject", result.rejected)):
             if n:

@@ -98,7 +98,7 @@ def _sync(ctx: DaemonContext) -> list[ServiceSpec]:
 
 def _bookings(ctx: DaemonContext) -> list[ServiceSpec]:
     """Not a service: a step after each sync pass, and the bookings gauge."""
-    hook = bookings_hook(ctx.store, ctx.config, ctx.clock, ctx.directory_extra, ctx.autocall)
+    hook = bookings_hook(ctx.store, ctx.config, ctx.clock, ctx.directory_extra, ctx.autocall, ctx.sync)
     ctx.after_pass.append(hook)
     # Other parts re-run it when the directory changes between passes (voicemail users fetched after the
     # first pass), so an AUTOCALL invitee known only to Asterisk is not missed until the next timer pass.

@@ -117,6 +117,7 @@ async def test_a_pbx_meeting_becomes_a_booking_with_the_exact_json_contract(stor
         "id": booking.id,
         "uid": "m1",
         "subject": "Meeting m1",
+        "private": False,
         "room": "801",
         "start": "2026-12-01T10:00:00+00:00",
         "end": "2026-12-01T11:00:00+00:00",
@@ -125,11 +126,12 @@ async def test_a_pbx_meeting_becomes_a_booking_with_the_exact_json_contract(stor
         "organizer": {"email": ALICE, "extension": "201"},
         "participants": [
             {"extension": "201", "email": ALICE, "name": "Alice", "response": "organizer", "call": True,
-             "outcome": None, "autocall": None},
+             "via_group": None, "forwarded": False, "outcome": None, "autocall": None},
             {"extension": "202", "email": BOB, "name": "Bob", "response": "accept", "call": True,
-             "outcome": None, "autocall": None},
+             "via_group": None, "forwarded": False, "outcome": None, "autocall": None},
         ],
         "unmatched": ["guest@partner.org"],
+        "unmatched_reasons": {},
         "reason": None,
         "pin": None,
     }

@@ -99,3 +99,18 @@ def test_relative_database_is_relative_to_the_config_file(tmp_path: Path, monkey
     cfg = load_config(None)
     assert cfg.database == os.path.join(str(tmp_path), "state", "pbxsync.db")
     assert cfg.path == str(cfg_file)
+
+
+def test_meetings_section_defaults_and_checks() -> None:
+    cfg = parse_config(MINIMAL)
+    assert (cfg.meetings.max_group_members, cfg.meetings.group_cache_minutes, cfg.meetings.group_domains) == (
+        200, 60, [])
+    with pytest.raises(ConfigError) as caught:
+        parse_config({**MINIMAL, "meetings": {"max_group_members": 0, "group_cache_minutes": -1,
+                                              "group_domains": ["example.com", "a@b", ""]}})
+    text = "\n".join(caught.value.problems)
+    assert "meetings.max_group_members: must be between 1 and 10000" in text
+    assert "meetings.group_cache_minutes: must be between 0" in text
+    assert "meetings.group_domains[1]: 'a@b' is not a mail domain" in text
+    assert "meetings.group_domains[2]: '' is not a mail domain" in text
+    assert "group_domains[0]" not in text

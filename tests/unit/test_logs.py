@@ -145,3 +145,14 @@ def test_after_logging_shut_down_at_exit_a_late_record_is_dropped_without_a_logg
     logging.getLogger("exchangelib.protocol").debug("Server %s: Closing sessions", "127.0.0.1")
     assert out.getvalue() == ""
     assert "Logging error" not in capsys.readouterr().err
+
+
+def test_traces_that_copy_mailbox_content_stay_quiet_even_with_debug() -> None:
+    # exchangelib's wire bodies and aiosqlite's statement values carry private meetings' subjects.
+    out = io.StringIO()
+    logs.setup_logging("debug", "text", debug=True, stream=out)
+    logging.getLogger("exchangelib.util.xml").debug("Response XML: <t:Subject>Salary talk</t:Subject>")
+    logging.getLogger("aiosqlite").debug("executing ('Salary talk',)")
+    logging.getLogger("exchangelib.protocol").debug("session renewed")
+    assert "Salary talk" not in out.getvalue() and "session renewed" in out.getvalue()
+    assert set(logs.CONTENT_TRACES) == {"exchangelib.util.xml", "aiosqlite"}
