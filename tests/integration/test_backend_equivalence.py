@@ -1,5 +1,7 @@
 """Proof of equivalence: one mailbox data file, synced over EWS and over Graph by the real sync engine,
-gives the same stored contacts, occurrences and bookings — also after runtime changes between passes.
+gives the same stored contacts, occurrences and bookings — also after runtime changes between passes, and
+for calendars as people really keep them (tests/data/messy-calendars.json: groups, private meetings,
+rooms, forwarded copies, enhanced locations, Teams, copies without a UID, custom zones, exceptions).
 
 Both simulators serve the SAME `Organisation` object, so they see the same data and the same changes.
 Known, documented difference: Graph v1.0 contacts have no fax / "other" numbers, so the data used here
@@ -21,9 +23,11 @@ from typing import Any
 
 import pytest
 
+from pbxsync.plugin.booking.after_sync import update_bookings
+from pbxsync.plugin.booking.privacy import PRIVATE_SUBJECT
 from pbxsync.plugin.booking.reconcile import reconcile_bookings
 from pbxsync.plugin.directory import load_directory
-from pbxsync.sync.config import Config, ExchangeConfig, SyncConfig, UserConfig
+from pbxsync.sync.config import Config, ExchangeConfig, MeetingsConfig, SyncConfig, UserConfig
 from pbxsync.sync.engine import SyncEngine
 from pbxsync.sync.secrets import Secret
 from pbxsync.sync.simulator.ews_server import EwsSimulator
@@ -36,7 +40,9 @@ from pbxsync.sync.store.db import Store, open_store
 
 DATA = Path(__file__).parent.parent / "data" / "mailboxes.json"
 MESSY = Path(__file__).parent.parent / "data" / "messy-mailboxes.json"
+MESSY_CALENDARS = Path(__file__).parent.parent / "data" / "messy-calendars.json"
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
+MESSY_PEOPLE = {"101": ALICE, "102": BOB, "103": CAROL, "104": "dave@example.com", "105": "erin@example.com"}
 NOW = datetime(2026, 3, 20, 12, tzinfo=UTC)
 BACKENDS = ("ews", "graph")
 
@@ -213,3 +219,76 @@ async def test_messy_contacts_are_the_same_over_ews_and_graph(tmp_path: Path) ->
         finally:
             for source in sources.values():
                 await source.close()
+
+
+async def messy_snapshot(store: Store) -> dict[str, Any]:
+    """What the calendar side decides for messy calendars (the columns issue 12 added included)."""
+    async def rows(sql: str) -> list[tuple[Any, ...]]:
+        return await sorted_rows(store, sql)
+
+    return {
+        "occurrences": await rows("SELECT mailbox, item_id, change_key, uid, occurrence_key, recurrence_id, "
+                                  "series_item_id, start_utc, end_utc, timezone, subject, location, "
+                                  "organizer_email, organizer_name, attendees, is_cancelled, is_all_day, "
+                                  "sensitivity, my_response FROM occurrences"),
+        "bookings": await rows("SELECT uid, recurrence_key, subject, private, location, start_utc, end_utc, "
+                               "timezone, autocall, state, reason, room, organizer_email, organizer_extension "
+                               "FROM bookings"),
+        "participants": await rows("SELECT b.uid, b.recurrence_key, p.extension, p.email, p.role, p.response, "
+                                   "p.call, p.invited, p.via_group, p.forwarded FROM booking_participants p "
+                                   "JOIN bookings b ON b.id = p.booking_id"),
+        "unmatched": await rows("SELECT b.uid, u.address, u.reason FROM booking_unmatched u "
+                                "JOIN bookings b ON b.id = u.booking_id"),
+        # The group's display name is left out: ExpandDL does not say it, Graph does.
+        "groups": await rows("SELECT address, is_group, members, complete FROM group_expansions"),
+        "folders": await rows("SELECT mailbox, folder, window_start, window_end, last_error FROM folder_sync"),
+    }
+
+
+async def test_messy_calendars_give_the_same_bookings_over_ews_and_graph(tmp_path: Path) -> None:
+    org = Organisation.load_file(MESSY_CALENDARS, now=NOW)
+    found: dict[str, dict[str, Any]] = {}
+    with EwsSimulator(org) as ews, GraphSimulator(org, tls_dir=tmp_path / "tls") as graph:
+        for backend in BACKENDS:
+            users = [UserConfig(extension=ext, email=[mail], name=mail.split("@")[0].title(), room=f"80{ext[-1]}",
+                                sync_contacts=False) for ext, mail in MESSY_PEOPLE.items()]
+            config = make_config(backend, ews, graph, str(tmp_path / f"messy-{backend}.db"), users)
+            config = replace(config, meetings=MeetingsConfig(max_group_members=3))
+            source = make_source(config)
+            store = await open_store(config.database)
+            try:
+                summary = await SyncEngine(store, source, config).sync_all(NOW)
+                assert summary.ok, [(u.mailbox, u.calendar) for u in summary.users]
+                await update_bookings(store, config, NOW, groups=source)
+                found[backend] = await messy_snapshot(store)
+            finally:
+                await store.close()
+                await source.close()
+    for table in found["ews"]:
+        assert found["graph"][table] == found["ews"][table], table
+
+    bookings = {(b[0], b[1]): b for b in found["ews"]["bookings"]}
+    people = {}
+    for uid, key, ext, _email, role, response, call, invited, via, forwarded in found["ews"]["participants"]:
+        people[(uid, key, ext)] = (role, response, bool(call), bool(invited), via, bool(forwarded))
+    # A private meeting is booked; its subject stays in the synced copy and nowhere in the booking.
+    assert bookings[("private-board", "")][2:4] == (PRIVATE_SUBJECT, 1)
+    assert bookings[("confidential-hr", "")][2] == PRIVATE_SUBJECT
+    # A group invitation calls the PBX users in it (nested, loop guarded); the room is nobody, the guest unmatched.
+    called = {ext: via for (uid, _, ext), (_, _, call, _, via, _) in people.items() if uid == "group-call" and call}
+    assert called == {"101": "", "102": "team@example.com", "103": "team@example.com", "104": "team@example.com"}
+    assert [row[1:] for row in found["ews"]["unmatched"] if row[0] == "group-call"] == [("guest@partner.org", "")]
+    # A group larger than max_group_members is not expanded; its members' delivered copies bring nobody in.
+    assert [row[1] for row in found["ews"]["unmatched"] if row[0] == "all-hands"] == ["everyone@example.com"]
+    assert {ext for (uid, _, ext) in people if uid == "all-hands"} == {"105"}
+    # A forwarded copy makes a participant (unless its holder declined).
+    assert people[("forwarded", "", "105")] == ("optional", "tentative", True, True, "", True)
+    assert ("forwarded", "", "104") not in people
+    # Enhanced locations, Teams, an appointment without a UID, a custom zone: all booked.
+    assert bookings[("enhanced", "")][8] == 1  # AUTOCALL picked in the location picker
+    assert bookings[("teams", "")][9] == "scheduled"
+    assert bookings[("item:AAMkCOPIED1", "")][9] == "scheduled"
+    assert bookings[("kathmandu", "")][5] == "2026-03-31T04:15:00+00:00"
+    # A series with three cancelled and three moved occurrences: exactly the seven remaining ones.
+    assert len([b for b in bookings if b[0] == "exceptions"]) == 7
+    assert ("Board: acquisition of Contoso" in str(found["ews"]["occurrences"]))  # kept in the store itself

@@ -22,9 +22,8 @@ import asyncio
 import contextlib
 import json
 import signal
-import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,22 +34,21 @@ from pbxsync.sync.model import parse_utc
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
 from tests.support.asterisk_harness import AsteriskInstance
+from tests.support.pbxsync_run import (
+    DIALPLAN,
+    PBXSYNC,
+    PHONES_CONTEXT,
+    ROOT,
+    TEST_PHONES,
+    extension_of,
+    pbxsync,
+    poll,
+    room_members,
+)
 
 pytestmark = pytest.mark.asterisk
 
-ROOT = Path(__file__).resolve().parents[2]
-DIALPLAN = ROOT / "dialplan"
-PBXSYNC = Path(sys.executable).with_name("pbxsync")  # the installed console script, as an admin runs it
 ROOM = "8201"
-PHONES_CONTEXT = "pbxsync-test-phones"
-# Answering desk phones: the Local channel's ;2 leg answers and stays; its ;1 leg runs pbxsync-autocall.
-TEST_PHONES = f"""\
-[{PHONES_CONTEXT}]
-exten => _1XX,1,NoOp(test phone ${{EXTEN}} answering)
- same => n,Answer()
- same => n,Wait(600)
- same => n,Hangup()
-"""
 PEOPLE = {"101": "alice@example.com", "102": "bob@example.com", "103": "carol@example.com"}
 LEAD_SECONDS = 20
 
@@ -133,32 +131,6 @@ def ews() -> Iterator[EwsSimulator]:
         yield sim
 
 
-async def pbxsync(config: Path, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(str(PBXSYNC), "--config", str(config), *args, cwd=ROOT,
-                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-async def poll(check: Callable[[], Awaitable[bool]], until: datetime, why: Callable[[], str]) -> None:
-    while not await check():
-        assert datetime.now(UTC) < until, why()
-        await asyncio.sleep(0.2)  # polling interval, not a wait for an outcome
-
-
-async def room_members(pbx: AsteriskInstance) -> list[dict[str, str]]:
-    async with pbx.ami() as ami:
-        try:
-            return await ami.action_list("ConfbridgeList", Conference=ROOM)
-        except AssertionError:  # "No active conferences." before anybody joined
-            return []
-
-
-def extension_of(channel: str) -> str:
-    return channel.split("/", 1)[1].split("@", 1)[0]  # Local/101@pbxsync-test-phones-00000003;1 -> 101
-
-
 async def test_pbxsync_run_calls_organizer_and_invitees_into_the_room(
         tmp_path: Path, pbx: AsteriskInstance, ews: EwsSimulator) -> None:
     assert PBXSYNC.exists(), f"the pbxsync console script is not installed next to {sys.executable}"
@@ -178,7 +150,7 @@ async def test_pbxsync_run_calls_organizer_and_invitees_into_the_room(
     try:
         async def everybody_in_the_room() -> bool:
             assert proc.returncode is None, f"pbxsync run exited with {proc.returncode}\n{agent_log()}"
-            members[:] = await room_members(pbx)
+            members[:] = await room_members(pbx, ROOM)
             return {extension_of(m["Channel"]) for m in members} == set(PEOPLE)
 
         # Before the start nobody is called; by a generous margin after it, all three are in the room.
