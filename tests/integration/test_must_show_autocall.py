@@ -18,10 +18,7 @@ nothing.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,13 +32,12 @@ from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
 from tests.support.asterisk_harness import AsteriskInstance
 from tests.support.pbxsync_run import (
-    DIALPLAN,
     PBXSYNC,
-    PHONES_CONTEXT,
-    ROOT,
-    TEST_PHONES,
+    autocall_asterisk,
+    daemon_config,
     extension_of,
     pbxsync,
+    pbxsync_running,
     poll,
     room_members,
 )
@@ -78,51 +74,12 @@ def organisation() -> Organisation:
 def config_text(tmp_path: Path, ews: EwsSimulator, pbx: AsteriskInstance) -> str:
     users = "".join(f'[[users]]\nextension = "{ext}"\nemail = "{email}"\n'
                     + (f'room = "{ROOM}"\n' if ext == "101" else "") for ext, email in PEOPLE.items())
-    return f"""
-database = "{tmp_path / 'pbxsync.db'}"
-
-[exchange]
-server = "{ews.ews_url}"
-auth = "basic"
-username = "svc-pbx@example.com"
-password = "svc-pw"
-
-[sync]
-interval_minutes = 1
-
-{users}
-[pbx]
-host = "127.0.0.1"
-port = {pbx.port}
-username = "{pbx.user}"
-secret = "{pbx.secret}"
-dial = "Local/{{extension}}@{PHONES_CONTEXT}"
-rooms = ["{ROOM}"]
-
-[autocall]
-ring_timeout_seconds = 20
-
-[agi]
-listen = "127.0.0.1:0"
-
-[ldap]
-listen = "127.0.0.1:0"
-
-[control]
-socket = "{tmp_path / 'control.sock'}"
-metrics_listen = "127.0.0.1:0"
-
-[log]
-format = "json"
-"""
+    return daemon_config(tmp_path, ews.ews_url, pbx, users, [ROOM])
 
 
 @pytest.fixture
 def pbx(asterisk_factory: Callable[..., AsteriskInstance]) -> AsteriskInstance:
-    return asterisk_factory(dialplan_files=[DIALPLAN / "pbxsync-autocall.conf"],
-                            confbridge_files=[DIALPLAN / "pbxsync-confbridge.conf"],
-                            extensions=TEST_PHONES,
-                            ami_read="call,system", ami_write="originate,call,reporting")
+    return autocall_asterisk(asterisk_factory)
 
 
 @pytest.fixture
@@ -139,15 +96,12 @@ async def test_pbxsync_run_calls_organizer_and_invitees_into_the_room(
     config = tmp_path / "pbxsync.toml"
     config.write_text(config_text(tmp_path, ews, pbx), encoding="utf-8")
     log = tmp_path / "agent.log"
-    with log.open("wb") as sink:
-        proc = await asyncio.create_subprocess_exec(str(PBXSYNC), "--config", str(config), "run", cwd=ROOT,
-                                                    stdout=sink, stderr=sink)
 
     def agent_log() -> str:
         return log.read_text(encoding="utf-8", errors="replace")[-4000:]
 
     members: list[dict[str, str]] = []
-    try:
+    async with pbxsync_running(config, log) as proc:
         async def everybody_in_the_room() -> bool:
             assert proc.returncode is None, f"pbxsync run exited with {proc.returncode}\n{agent_log()}"
             members[:] = await room_members(pbx, ROOM)
@@ -170,14 +124,6 @@ async def test_pbxsync_run_calls_organizer_and_invitees_into_the_room(
 
         await poll(everybody_answered, datetime.now(UTC) + timedelta(seconds=15),
                    lambda: f"conferences --json: {json.dumps(doc, indent=1)}\n{agent_log()}")
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), 30)
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
     assert proc.returncode == 0, agent_log()
     text = log.read_text(encoding="utf-8")

@@ -15,9 +15,7 @@ expansion (ExpandDL) can bring them in. The test waits until all three are in th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import signal
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -31,13 +29,12 @@ from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
 from tests.support.asterisk_harness import AsteriskInstance
 from tests.support.pbxsync_run import (
-    DIALPLAN,
     PBXSYNC,
-    PHONES_CONTEXT,
-    ROOT,
-    TEST_PHONES,
+    autocall_asterisk,
+    daemon_config,
     extension_of,
     pbxsync,
+    pbxsync_running,
     poll,
     room_members,
 )
@@ -76,65 +73,15 @@ def organisation() -> Organisation:
 
 
 def config_text(tmp_path: Path, ews: EwsSimulator, pbx: AsteriskInstance, metrics_port: int) -> str:
-    return f"""
-database = "{tmp_path / 'pbxsync.db'}"
-
-[exchange]
-server = "{ews.ews_url}"
-auth = "basic"
-username = "svc-pbx@example.com"
-password = "svc-pw"
-
-[sync]
-interval_minutes = 1
-
-[[users]]
-extension = "101"
-email = "alice@example.com"
-room = "{ROOM}"
-
-[[users]]
-extension = "102"
-email = "bob@example.com"
-sync_calendar = false
-
-[[users]]
-extension = "103"
-email = "carol@example.com"
-sync_calendar = false
-
-[pbx]
-host = "127.0.0.1"
-port = {pbx.port}
-username = "{pbx.user}"
-secret = "{pbx.secret}"
-dial = "Local/{{extension}}@{PHONES_CONTEXT}"
-rooms = ["{ROOM}"]
-
-[autocall]
-ring_timeout_seconds = 20
-
-[agi]
-listen = "127.0.0.1:0"
-
-[ldap]
-listen = "127.0.0.1:0"
-
-[control]
-socket = "{tmp_path / 'control.sock'}"
-metrics_listen = "127.0.0.1:{metrics_port}"
-
-[log]
-format = "json"
-"""
+    users = (f'[[users]]\nextension = "101"\nemail = "alice@example.com"\nroom = "{ROOM}"\n\n'
+             + "".join(f'[[users]]\nextension = "{ext}"\nemail = "{email}"\nsync_calendar = false\n\n'
+                       for ext, email in (("102", "bob@example.com"), ("103", "carol@example.com"))))
+    return daemon_config(tmp_path, ews.ews_url, pbx, users, [ROOM], metrics_listen=f"127.0.0.1:{metrics_port}")
 
 
 @pytest.fixture
 def pbx(asterisk_factory: Callable[..., AsteriskInstance]) -> AsteriskInstance:
-    return asterisk_factory(dialplan_files=[DIALPLAN / "pbxsync-autocall.conf"],
-                            confbridge_files=[DIALPLAN / "pbxsync-confbridge.conf"],
-                            extensions=TEST_PHONES,
-                            ami_read="call,system", ami_write="originate,call,reporting")
+    return autocall_asterisk(asterisk_factory)
 
 
 @pytest.fixture
@@ -157,16 +104,13 @@ async def test_a_private_group_invitation_calls_the_group_members_and_hides_its_
     config = tmp_path / "pbxsync.toml"
     config.write_text(config_text(tmp_path, ews, pbx, metrics_port), encoding="utf-8")
     log = tmp_path / "agent.log"
-    with log.open("wb") as sink:  # --debug: every log line pbxsync writes, at DEBUG
-        proc = await asyncio.create_subprocess_exec(str(PBXSYNC), "--debug", "--config", str(config), "run",
-                                                    cwd=ROOT, stdout=sink, stderr=sink)
 
     def agent_log() -> str:
         return log.read_text(encoding="utf-8", errors="replace")[-4000:]
 
     members: list[dict[str, str]] = []
     doc: list[dict[str, Any]] = []
-    try:
+    async with pbxsync_running(config, log, "--debug") as proc:  # --debug: every line pbxsync writes, at DEBUG
         async def everybody_in_the_room() -> bool:
             assert proc.returncode is None, f"pbxsync run exited with {proc.returncode}\n{agent_log()}"
             members[:] = await room_members(pbx, ROOM)
@@ -188,14 +132,6 @@ async def test_a_private_group_invitation_calls_the_group_members_and_hides_its_
         metrics = await asyncio.to_thread(scrape, metrics_port)
         code, table, _ = await pbxsync(config, "conferences")
         assert code == 0
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), 30)
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert proc.returncode == 0, agent_log()
 
     # Both group members were called through the group and joined, with the host.

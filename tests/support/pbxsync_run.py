@@ -1,15 +1,19 @@
 """Driving the installed `pbxsync` console script against a real Asterisk, for the end-to-end "Must show"
-tests (tests/integration/test_must_show_*.py): where things are, the answering test phones, running a CLI
-command, polling with a deadline, and reading a ConfBridge room."""
+tests (tests/integration/test_must_show_*.py): where things are, the Asterisk with the shipped dialplan and
+answering test phones, the daemon's config, `pbxsync run` started and stopped, a CLI command, polling with
+a deadline, and reading a ConfBridge room."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from tests.support.asterisk_harness import AsteriskInstance
 
@@ -51,3 +55,75 @@ async def room_members(pbx: AsteriskInstance, room: str) -> list[dict[str, str]]
 
 def extension_of(channel: str) -> str:
     return channel.split("/", 1)[1].split("@", 1)[0]  # Local/101@pbxsync-test-phones-00000003;1 -> 101
+
+
+def autocall_asterisk(asterisk_factory: Callable[..., AsteriskInstance]) -> AsteriskInstance:
+    """The real Asterisk with the shipped AUTOCALL dialplan and confbridge profiles, the answering test
+    phones, and an AMI user holding exactly the least-privilege classes."""
+    return asterisk_factory(dialplan_files=[DIALPLAN / "pbxsync-autocall.conf"],
+                            confbridge_files=[DIALPLAN / "pbxsync-confbridge.conf"],
+                            extensions=TEST_PHONES,
+                            ami_read="call,system", ami_write="originate,call,reporting")
+
+
+def daemon_config(tmp_path: Path, ews_url: str, pbx: AsteriskInstance, users: str, rooms: list[str],
+                  metrics_listen: str = "127.0.0.1:0") -> str:
+    """A `pbxsync run` config: the EWS simulator through the impersonating service account, timed passes
+    every minute (the first user's first pass at once), `users` as [[users]] tables, AUTOCALL dialling
+    the test phones, every other listener on a free loopback port."""
+    return f"""
+database = "{tmp_path / 'pbxsync.db'}"
+
+[exchange]
+server = "{ews_url}"
+auth = "basic"
+username = "svc-pbx@example.com"
+password = "svc-pw"
+
+[sync]
+interval_minutes = 1
+
+{users}
+[pbx]
+host = "127.0.0.1"
+port = {pbx.port}
+username = "{pbx.user}"
+secret = "{pbx.secret}"
+dial = "Local/{{extension}}@{PHONES_CONTEXT}"
+rooms = [{", ".join(f'"{room}"' for room in rooms)}]
+
+[autocall]
+ring_timeout_seconds = 20
+
+[agi]
+listen = "127.0.0.1:0"
+
+[ldap]
+listen = "127.0.0.1:0"
+
+[control]
+socket = "{tmp_path / 'control.sock'}"
+metrics_listen = "{metrics_listen}"
+
+[log]
+format = "json"
+"""
+
+
+@contextlib.asynccontextmanager
+async def pbxsync_running(config: Path, log: Path, *options: str) -> AsyncIterator[Any]:
+    """`pbxsync [options] --config FILE run` as a subprocess writing to `log`; SIGTERM at the end of the
+    block (killed if it has not stopped 30 s later). Yields the process: `returncode` after the block."""
+    with log.open("wb") as sink:
+        proc = await asyncio.create_subprocess_exec(str(PBXSYNC), *options, "--config", str(config), "run",
+                                                    cwd=ROOT, stdout=sink, stderr=sink)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 30)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -22,6 +22,7 @@ from pbxsync.plugin.commands.conferences import render_table, unmatched_lines
 from pbxsync.plugin.directory import Directory
 from pbxsync.sync.config import Config, MeetingsConfig, UserConfig
 from pbxsync.sync.model import Attendee, AttendeeKind, GroupMembers, Occurrence, ResponseType, Sensitivity
+from tests.support.booking_plans import settle_with
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 TEN = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -63,18 +64,8 @@ def plan(cs: Sequence[MailboxCopy], existing: Sequence[Booking] = (), groups: Ma
     return plan_bookings(cs, SYNCS, DIRECTORY, existing, rooms, NOW, groups or {}, max_group_members)
 
 
-def apply(existing: Sequence[Booking], actions: Sequence[BookingAction]) -> list[Booking]:
-    result = {b.id: b for b in existing}
-    for a in actions:
-        booking_id = a.booking_id if a.booking_id is not None else max(result, default=0) + 1
-        result[booking_id] = Booking(booking_id, a.draft)
-    return sorted(result.values(), key=lambda b: b.id)
-
-
 def settle(cs: Sequence[MailboxCopy], existing: Sequence[Booking] = (), **kw: object) -> list[Booking]:
-    bookings = apply(existing, plan(cs, existing, **kw))  # type: ignore[arg-type]
-    assert plan(cs, bookings, **kw) == []  # type: ignore[arg-type]
-    return bookings
+    return settle_with(plan, cs, existing, **kw)
 
 
 def people(bookings: Sequence[Booking]) -> dict[str, Participant]:

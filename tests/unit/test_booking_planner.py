@@ -23,6 +23,7 @@ from pbxsync.plugin.booking.planner import plan_bookings
 from pbxsync.plugin.directory import Directory
 from pbxsync.sync.config import Config, UserConfig
 from pbxsync.sync.model import Attendee, AttendeeKind, Occurrence, ResponseType
+from tests.support.booking_plans import apply, settle_with
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 ROOMS = ["850", "851"]
@@ -71,20 +72,8 @@ def plan(cs: Sequence[MailboxCopy], existing: Sequence[Booking] = (), mailboxes:
     return plan_bookings(cs, syncs() if mailboxes is None else mailboxes, directory, existing, rooms, now)
 
 
-def apply(existing: Sequence[Booking], actions: Sequence[BookingAction]) -> list[Booking]:
-    """What the store does, in memory: new bookings get the next id."""
-    result = {b.id: b for b in existing}
-    for a in actions:
-        booking_id = a.booking_id if a.booking_id is not None else max(result, default=0) + 1
-        result[booking_id] = Booking(booking_id, a.draft)
-    return sorted(result.values(), key=lambda b: b.id)
-
-
 def settle(cs: Sequence[MailboxCopy], existing: Sequence[Booking] = (), **kw: object) -> list[Booking]:
-    """Plan, apply, and check that planning again changes nothing (the planner reaches a fixed point)."""
-    bookings = apply(existing, plan(cs, existing, **kw))  # type: ignore[arg-type]
-    assert plan(cs, bookings, **kw) == []  # type: ignore[arg-type]
-    return bookings
+    return settle_with(plan, cs, existing, **kw)
 
 
 def only(bookings: Sequence[Booking]) -> Booking:
