@@ -90,6 +90,11 @@ class AmiPermissionError(PbxError, UserError):
     """The AMI user lacks a permission class; the message names it."""
 
 
+class AmiRefusedError(PbxError):
+    """Asterisk answered an action with Response: Error (e.g. Originate: "Extension does not exist."): the link
+    is up and the request was read, so sending it again unchanged would be refused again."""
+
+
 class AmiTimeoutError(PbxError):
     """An AMI action got no answer in time."""
 

@@ -41,7 +41,7 @@ from pbxsync.plugin.ami.wire import (
     variable_headers,
 )
 from pbxsync.sync.config import PbxConfig
-from pbxsync.sync.errors import AmiPermissionError, AmiTimeoutError, PbxError, ValidationError
+from pbxsync.sync.errors import AmiPermissionError, AmiRefusedError, AmiTimeoutError, PbxError, ValidationError
 from pbxsync.sync.secrets import Secret
 
 log = logging.getLogger("pbxsync.ami")
@@ -369,7 +369,7 @@ class AmiClient:
         message = response.get("Message")
         if message == "Permission denied":
             raise permission_error(name, self.settings.username)
-        raise PbxError(f"AMI {name} failed: {message or response.name}")
+        raise AmiRefusedError(f"AMI {name} failed: {message or response.name}")
 
     def _write(self, aid: str, pending: _Pending, data: bytes) -> None:
         if self._writer is None or (not self._connected.is_set() and pending.action not in _LOGIN_ACTIONS):

@@ -11,7 +11,7 @@ from pbxsync.plugin.ami.wire import callerid, render_dial, validate_room
 from pbxsync.plugin.autocall.planner import Outcome, PlannedCall
 from pbxsync.plugin.autocall.settings import AutocallSettings
 from pbxsync.plugin.booking.model import Booking
-from pbxsync.sync.errors import AmiPermissionError, PbxError, ValidationError
+from pbxsync.sync.errors import AmiPermissionError, AmiRefusedError, PbxError, ValidationError
 
 log = logging.getLogger("pbxsync.autocall")
 
@@ -42,7 +42,8 @@ async def place_call(ami: AmiClient, settings: AutocallSettings, booking: Bookin
     """Originate `call` and wait for its outcome (`sending` runs just before the Originate is written).
 
     The call's own failures are outcomes, not exceptions: a hostile value (refused before anything is sent)
-    and a missing AMI permission are `failed`, a link that is down is `not_sent` (no try).
+    a missing AMI permission and an Originate Asterisk refused are `failed`, a link that is down is `not_sent`
+    (no try).
     """
     try:
         request = originate_request(settings, booking, call)
@@ -53,6 +54,11 @@ async def place_call(ami: AmiClient, settings: AutocallSettings, booking: Bookin
         return CallResult(Outcome.FAILED, detail=str(exc))
     except AmiPermissionError as exc:
         log.error("autocall: %s", exc)
+        return CallResult(Outcome.FAILED, detail=str(exc))
+    except AmiRefusedError as exc:
+        # Asterisk read the Originate and refused it (e.g. the AUTOCALL context is not loaded): a try that
+        # failed, never `not_sent`, or the same refused call would be placed again at once, for ever.
+        log.error("autocall: booking %d, extension %s: %s", booking.id, call.extension, exc)
         return CallResult(Outcome.FAILED, detail=str(exc))
     except PbxError as exc:
         return CallResult(Outcome.NOT_SENT, detail=str(exc))
