@@ -16,6 +16,9 @@ Deviations from panoramisk's behaviour, on purpose: actions are never replayed (
 PbxError), every action carries our own unique ActionID, Originate always carries `Async: true` and a
 ChannelId, headers keep the order given, `Events: on` is always requested (with `off` no OriginateResponse
 arrives, transcript 27), and an `Error` response raises instead of resolving as a normal message.
+
+Over 400 lines on purpose: every action, the Originate bookkeeping, the watchdog and the reconnect loop share
+one connection state (pending actions, the writer, the login); split, they would pass it around.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ goes; `Organisation.from_data` places them. Relative times are resolved against 
 Longer than the house's ~400 lines on purpose: one reader checks every key of every kind of record (users,
 groups, contacts, odd items, folders, meetings with their calendar details) in one pass, so a file's
 problems are all listed together; split, the readers would share all their checking helpers anyway.
+
+Over 400 lines on purpose: one validator per record kind of one file format, each listing every problem with
+its JSON path; they share the path bookkeeping.
 """
 
 from __future__ import annotations

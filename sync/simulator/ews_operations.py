@@ -7,6 +7,9 @@ them: `SoapFault` for the whole request, `MessageError` inside one ResponseMessa
 
 Somewhat over the house's ~400 lines: one class holds one method per EWS operation, dispatched by name,
 each a few dozen lines of protocol; splitting operations across modules would hide which are served.
+
+Over 400 lines on purpose: one function per EWS operation the simulator serves, all over the same
+Organisation; the XML rendering lives in ews_xml.py.
 """
 
 from __future__ import annotations

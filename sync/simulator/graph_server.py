@@ -19,6 +19,9 @@ simulated Entra ID (`graph_auth`); this module routes requests and renders fault
 "events", "contactFolders", "groups", "subscriptions", "$batch" (the whole batch; a fault of an operation
 inside a batch answers inside it); plus `expire_tokens()`, `revoke_credentials()`, `forget_delta_tokens()` and
 `endless_next_links`.
+
+Over 400 lines on purpose: one routing table of Graph v1.0 paths over HTTPS; the token endpoint, delta rounds,
+subscriptions and $batch live in their own modules.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ so a vanished folder or a 410 resync reports exactly the contacts that are gone,
 read again in full so its contacts carry the new path. A row that cannot be mapped is a `SkippedItem`.
 Graph's contacts endpoints return contacts only: contact groups, messages and documents filed in a
 contacts folder never reach pbxsync over Graph.
+
+Over 400 lines on purpose: the calendar mirror and the contact folders share the delta-round machinery and the
+per-mailbox state of one source; the mapping and HTTP already live in graph_mapping.py and graph_client.py.
 """
 
 from __future__ import annotations
