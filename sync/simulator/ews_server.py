@@ -9,8 +9,10 @@ exchangelib runs against it unmodified. Start it in-process:
         org.counters.get("SyncFolderItems")  # requests served, by operation (and mailbox)
 
 Operations: GetFolder, FindFolder (below Contacts), FindItem (CalendarView, IndexedPageItemView), GetItem,
-SyncFolderItems, ResolveNames, ExpandDL, autodiscover GetUserSettings. Authentication is HTTP Basic (NTLM is
-not offered; see docs/exchange-ews.md). ExchangeImpersonation is honoured for users with `can_impersonate`.
+SyncFolderItems, ResolveNames, ExpandDL, autodiscover GetUserSettings; streaming notifications (Subscribe,
+GetStreamingEvents, Unsubscribe) in `sync.simulator.ews_streaming`, reached as `sim.streaming`.
+Authentication is HTTP Basic (NTLM is not offered; see docs/exchange-ews.md). ExchangeImpersonation is
+honoured for users with `can_impersonate`.
 Faults injected with `Organisation.inject_fault` are rendered as Exchange does: SOAP faults
 (ErrorServerBusy with BackOffMilliseconds, ErrorImpersonateUserDenied, ErrorNonExistentMailbox),
 ResponseMessage errors (ErrorAccessDenied), HTTP 401, other HTTP statuses, malformed bodies.
@@ -26,6 +28,7 @@ import logging
 import sys
 import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 from pbxsync.sync.simulator.ews_operations import (
     EwsOperations,
@@ -43,6 +46,8 @@ from pbxsync.sync.simulator.serving import BackgroundServer
 log = logging.getLogger("pbxsync.simulator.ews")
 
 EWS_PATH = "/ews/exchange.asmx"
+STREAMING_OPERATIONS = ("Subscribe", "GetStreamingEvents", "Unsubscribe")  # sync.simulator.ews_streaming
+STREAMING_DROP_PATH = "/_simulator/streaming/drop"
 AUTODISCOVER_PATH = "/autodiscover/autodiscover.svc"
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
@@ -68,9 +73,16 @@ class EwsSimulator(BackgroundServer):
 
     def __init__(self, org: Organisation, host: str = "127.0.0.1", port: int = 0,
                  server_version: tuple[int, int, int, int] = (15, 1, 2507, 6)) -> None:
+        from pbxsync.sync.simulator.ews_streaming import StreamingHub
+
         self.org = org
         self.server_version = server_version
         super().__init__(QuietHTTPServer((host, port), _make_handler(self)), "ews-simulator")
+        self.streaming = StreamingHub(self)
+
+    def stop(self) -> None:
+        self.streaming.close()  # open GetStreamingEvents responses end (ConnectionStatus Closed)
+        super().stop()
 
     @property
     def base_url(self) -> str:
@@ -189,7 +201,12 @@ def _make_handler(sim: EwsSimulator) -> type[BaseHTTPRequestHandler]:
                 self.send(413, b"")
                 return
             raw = self.rfile.read(length)
-            path = self.path.split("?")[0].lower()
+            path, _, query = self.path.partition("?")
+            path = path.lower()
+            if path == STREAMING_DROP_PATH and self.authenticated() is not None:
+                mailbox = parse_qs(query).get("mailbox", [None])[0]
+                self.send(200, f'{{"dropped": {sim.streaming.drop(mailbox)}}}'.encode())
+                return
             if path not in (EWS_PATH, AUTODISCOVER_PATH):
                 self.send(404, b"")
                 return
@@ -223,6 +240,9 @@ def _make_handler(sim: EwsSimulator) -> type[BaseHTTPRequestHandler]:
                 if fault is not None and self.render_fault(fault, request):
                     return
                 request.authorise()
+                if request.operation in STREAMING_OPERATIONS:
+                    sim.streaming.handle(self, request)
+                    return
                 inner = EwsOperations(request, fault is not None and fault.kind == "duplicate_items").run()
                 self.send(200, sim.ews_body(request, inner).encode("utf-8"))
             except SoapFault as exc:

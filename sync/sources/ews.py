@@ -324,6 +324,11 @@ class EwsSource:
         slot = await self._slot(mailbox)
         return await self._call(mailbox, slot, expand_dl, slot.account, address, max_members)
 
+    async def account(self, mailbox: str) -> Account:
+        """The mailbox's exchangelib Account, made on first use (autodiscover included). The streaming feed
+        (sync.notify.ews_streaming) makes its own sessions from its protocol and never uses the pool's."""
+        return (await self._slot(mailbox)).account
+
     def endpoint_for(self, mailbox: str) -> str:
         """The EWS URL in use for `mailbox`: `[exchange] server`, else what autodiscover found when the
         mailbox was first used; "" while autodiscover has not run for it yet."""
