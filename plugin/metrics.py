@@ -14,13 +14,22 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 # Sync (sync engine, run by the daemon's timers and "Sync now")
 SYNC_PASSES = Counter("pbxsync_sync_passes_total", "Sync passes run, by trigger and result",
-                      ["trigger", "result"])  # trigger: timer|manual|pre-start ; result: ok|error
+                      ["trigger", "result"])  # trigger: timer|manual|pre-start|notify ; result: ok|error
 SYNC_DURATION = Histogram("pbxsync_sync_duration_seconds", "Wall time of one sync pass", ["trigger"],
                           buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
 FOLDER_SYNCS = Counter("pbxsync_folder_syncs_total", "Per-user folder syncs, by folder and result",
                        ["folder", "result"])  # folder: contacts|calendar ; result: ok|error
 ITEMS_CHANGED = Counter("pbxsync_items_changed_total", "Stored items changed by sync",
                         ["folder", "change"])  # change: added|updated|deleted
+
+# Change notifications (EWS streaming, Graph): mode is ews-streaming|graph-webhook|graph-polling
+NOTIFICATIONS = Counter("pbxsync_notifications_total", "Folder change notifications from Exchange, by reason",
+                        ["reason"])  # event|resubscribed|missed|poll
+NOTIFICATION_LAG = Histogram("pbxsync_notification_lag_seconds",
+                             "First notification of a folder's burst to the end of the sync pass it caused",
+                             ["mode"], buckets=(0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 300))
+RESUBSCRIPTIONS = Counter("pbxsync_resubscriptions_total", "Change subscriptions re-created after being lost",
+                          ["mode"])
 
 # Errors of every part, by kind: auth|access|busy|data|source|store|internal|ami|agi|ldap|control|service
 ERRORS = Counter("pbxsync_errors_total", "Errors, by kind", ["kind"])

@@ -71,6 +71,9 @@ class ExchangeConfig:
     autodiscover_url: str = ""  # where autodiscover GetUserSettings is asked; blank = derive from domain
     max_connections: int = 4  # per account: the semaphore and the HTTP pool are sized to it
     timeout_seconds: float = 60.0
+    # auto: Exchange tells which folders changed (EWS streaming notifications) and they are synced within
+    # seconds; timed passes stay the safety net. off: timed passes only.
+    notifications: str = "auto"
     # Microsoft Graph (app-only OAuth)
     tenant_id: str = ""
     client_id: str = ""
@@ -92,6 +95,8 @@ class ExchangeConfig:
 @dataclass(frozen=True)
 class SyncConfig:
     interval_minutes: int = 15  # 0 = timer off
+    # With notifications on: folders whose notifications failed (on fallback) are synced this often. 0 = off.
+    fallback_interval_minutes: int = 15
     days_back: int = 1
     days_ahead: int = 30
     default_region: str = "DE"  # for numbers without a country code
@@ -240,6 +245,10 @@ def _semantic_problems(cfg: Config) -> list[str]:
         p.append("exchange.max_connections: must be at least 1")
     if cfg.sync.interval_minutes < 0:
         p.append("sync.interval_minutes: must be 0 (off) or more")
+    if cfg.sync.fallback_interval_minutes < 0:
+        p.append("sync.fallback_interval_minutes: must be 0 (off) or more")
+    if ex.notifications not in ("auto", "off"):
+        p.append(f"exchange.notifications: must be \"auto\" or \"off\", got {ex.notifications!r}")
     if cfg.sync.days_back < 0 or cfg.sync.days_ahead < 1:
         p.append("sync.days_back/days_ahead: days_back must be >= 0 and days_ahead >= 1")
     if cfg.sync.concurrency < 1:

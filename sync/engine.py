@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -122,20 +122,24 @@ class SyncEngine:
         self._limit = asyncio.Semaphore(config.sync.concurrency)
         self._user_locks: dict[str, asyncio.Lock] = {}
 
-    async def sync_all(self, now: datetime, users: Iterable[UserConfig] | None = None) -> PassSummary:
+    async def sync_all(self, now: datetime, users: Iterable[UserConfig] | None = None,
+                       folders: Mapping[str, Collection[Folder]] | None = None) -> PassSummary:
+        """`folders` (mailbox -> folders) limits the pass, e.g. to the folders a notification named."""
         chosen = list(self.config.users if users is None else users)
         summary = PassSummary(now)
-        summary.users = list(await asyncio.gather(*(self.sync_user(u, now) for u in chosen)))
+        summary.users = list(await asyncio.gather(*(
+            self.sync_user(u, now, None if folders is None else folders.get(u.mailbox.lower(), ()))
+            for u in chosen)))
         return summary
 
-    async def sync_user(self, user: UserConfig, now: datetime) -> UserSummary:
+    async def sync_user(self, user: UserConfig, now: datetime, only: Collection[Folder] | None = None) -> UserSummary:
         mailbox = user.mailbox.lower()
         lock = self._user_locks.setdefault(mailbox, asyncio.Lock())
         result = UserSummary(user.extension, mailbox)
         async with lock, self._limit:  # a timer pass and a "Sync now" for one user never overlap
-            if user.sync_contacts:
+            if user.sync_contacts and (only is None or Folder.CONTACTS in only):
                 result.contacts = await self._guarded(mailbox, Folder.CONTACTS, now, self._sync_contacts)
-            if user.sync_calendar:
+            if user.sync_calendar and (only is None or Folder.CALENDAR in only):
                 result.calendar = await self._guarded(mailbox, Folder.CALENDAR, now, self._sync_calendar)
         return result
 

@@ -8,6 +8,8 @@ pass ran long become one) with a misfire grace of half an interval (a run later 
 the user's next one comes sooner). The users due together are synced in one pass, one pass at a time.
 A pass for a user that is already being synced waits for it (the engine serialises per user), so a
 timer and "Sync now" never overlap.
+When the backend brings a change feed, `notifications` (plugin.daemon.notified_sync) also syncs each
+folder seconds after Exchange reports a change; the timers are then the safety net.
 """
 
 from __future__ import annotations
@@ -16,18 +18,19 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from pbxsync.plugin import metrics
 from pbxsync.plugin.daemon.clock import Clock
+from pbxsync.plugin.daemon.notified_sync import NotifiedSync, run_beside
 from pbxsync.plugin.daemon.scheduler import ClockScheduler
 from pbxsync.plugin.daemon.service import Health, Service, Slot
 from pbxsync.sync.config import Config, UserConfig
 from pbxsync.sync.engine import PassSummary, SyncEngine
 from pbxsync.sync.errors import UserError
-from pbxsync.sync.model import utc_text
+from pbxsync.sync.model import Folder, utc_text
 from pbxsync.sync.sources.base import MailboxSource
 from pbxsync.sync.store.db import Store
 
@@ -70,6 +73,7 @@ class SyncService(Service):
         self.make_source = make_source
         self.after_pass = list(after_pass)
         self.engine: SyncEngine | None = None
+        self.notifications: NotifiedSync | None = None
         self.scheduler = ClockScheduler(clock)
         self._due: set[str] = set()  # users whose timed pass APScheduler found due
         self.last_pass: dict[str, Any] | None = None
@@ -87,6 +91,7 @@ class SyncService(Service):
     async def start(self) -> None:
         source = self.make_source(self.config)
         self.engine = SyncEngine(self.store, source, self.config)
+        self.notifications = NotifiedSync.for_service(self, source)  # None: timed passes only
         interval = self.interval
         if interval is not None:
             first = staggered_schedule([u.extension for u in synced_users(self.config)], self.clock.now(), interval)
@@ -102,6 +107,12 @@ class SyncService(Service):
         return {job.id.removeprefix(JOB_PREFIX): job.next_run_time for job in self.scheduler.get_jobs()}
 
     async def run(self) -> None:
+        if self.notifications is not None:
+            await run_beside(self._run_timers(), self.notifications.run())
+        else:
+            await self._run_timers()
+
+    async def _run_timers(self) -> None:
         if not self.scheduler.running:
             await self._stopped.wait()  # timer off: only "Sync now" runs passes
             return
@@ -135,8 +146,10 @@ class SyncService(Service):
             raise UnknownUserError(f"no user with extension {extension} in the config")
         return [user]
 
-    async def sync_now(self, users: Sequence[UserConfig] | None = None, trigger: str = "manual") -> PassSummary:
-        """One pass over `users` (all synced users if None); hooks (bookings, AUTOCALL) run after it."""
+    async def sync_now(self, users: Sequence[UserConfig] | None = None, trigger: str = "manual",
+                       folders: Mapping[str, Collection[Folder]] | None = None) -> PassSummary:
+        """One pass over `users` (all synced users if None; only `folders` of them if given: mailbox ->
+        folders); hooks (bookings, AUTOCALL) run after it."""
         if self.engine is None:
             raise RuntimeError("the sync service is not started")
         chosen = list(users) if users is not None else synced_users(self.config)
@@ -144,7 +157,7 @@ class SyncService(Service):
         self._idle.clear()
         started = time.monotonic()
         try:
-            summary = await self.engine.sync_all(self.clock.now(), chosen)
+            summary = await self.engine.sync_all(self.clock.now(), chosen, folders)
             failed_step = None
             for hook in self.after_pass:
                 try:
@@ -201,11 +214,17 @@ class SyncService(Service):
         if schedule:
             data["next_due"] = utc_text(min(schedule.values()))
             data["behind"] = len(due_users(schedule, self.clock.now()))  # slots passed while a pass still runs
+        notified = self.notifications.status() if self.notifications is not None else None
+        if notified is not None:
+            data["notifications"] = notified[1]
         if self.last_pass is None:
-            return Health(True, "no pass yet" + (f"; next at {data['next_due']}" if schedule else ""), data)
+            detail = "no pass yet" + (f"; next at {data['next_due']}" if schedule else "")
+            return Health(True, detail + (f"; {notified[0]}" if notified is not None else ""), data)
         failed = self.last_pass["failed"]
         detail = f"last pass {self.last_pass['at']}: {self.last_pass['users']} users"
         detail += f", failed: {', '.join(failed)}" if failed else ", all ok"
+        if notified is not None:
+            detail += f"; {notified[0]}"
         if self.failed_step is not None:  # bookings or the phonebook are stale although the sync worked
             data["failed_step"] = self.failed_step
             return Health(False, f"{detail}; after-sync step failed: {self.failed_step}", data)

@@ -2,10 +2,11 @@
 organizer's calendar once more, so a cancellation made after the last sync pass stops the calls; a check
 that fails changes nothing (the calls go out as booked).
 
-The daemon runs in-process against the EWS and AMI simulators with the sync timer off: the only passes
-are the first one (made by the test) and the pre-start one. The daemon's clock is a FakeClock: the test
-moves it to the check, waits for the check's pass (over HTTP to the simulator, polled), then moves it past
-the start.
+The daemon runs in-process against the EWS and AMI simulators with the sync timer and change notifications
+off: the only passes are the first one (made by the test) and the pre-start one. The daemon's clock is a
+FakeClock: the test moves it to the check, waits for the check's pass (over HTTP to the simulator,
+polled), then moves it past the start. (With notifications on, the cancellation itself would start a
+pass at once: tests/integration/test_notified_sync.py.)
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def make_config(tmp_path: Path, ews: EwsSimulator, ami_port: int) -> Config:
     return parse_config({
         "database": str(tmp_path / "pbxsync.db"),
         "exchange": {"server": ews.ews_url, "auth": "basic", "username": "svc-pbx@example.com",
-                     "password": "svc-pw"},
+                     "password": "svc-pw", "notifications": "off"},
         "sync": {"interval_minutes": 0},
         "users": [{"extension": "101", "email": "alice@example.com", "room": "8001"},
                   {"extension": "102", "email": "bob@example.com"}],
