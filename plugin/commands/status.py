@@ -37,6 +37,23 @@ def print_status(doc: dict[str, Any]) -> None:
     if isinstance(store, dict) and not store.get("ok", True):
         print(f"database {doc.get('database')} is DAMAGED: {store.get('integrity')}; "
               "restore it from a backup (docs/operations.md)")
+    for svc in doc.get("services", []):
+        feed = (svc.get("data") or {}).get("notifications")
+        if isinstance(feed, dict):
+            print_notifications(feed)
+
+
+def print_notifications(feed: dict[str, Any]) -> None:
+    """The change feed's health: which mode, how many subscriptions work, which folders are polled instead."""
+    age = feed.get("last_event_age_seconds")
+    line = (f"notifications: {feed.get('mode')}, {feed.get('subscriptions_healthy')}/{feed.get('subscriptions_total')}"
+            f" subscriptions healthy, last event {'never' if age is None else f'{age:.0f} s ago'}, "
+            f"{feed.get('resubscriptions', 0)} re-subscription(s)")
+    print(line + (f"; {feed['detail']}" if feed.get("detail") else ""))
+    fallback = list(feed.get("fallback_folders") or [])
+    if fallback:
+        shown = ", ".join(fallback[:10]) + (f" and {len(fallback) - 10} more" if len(fallback) > 10 else "")
+        print(f"on timed polling ([sync] fallback_interval_minutes): {shown}")
 
 
 def status(args: argparse.Namespace) -> int:

@@ -283,8 +283,8 @@ class EwsStreamingFeed:
         def on_event(subscription_id: str, folder_ids: tuple[str, ...]) -> None:
             loop.call_soon_threadsafe(self._on_event, group, subscription_id, folder_ids)
 
-        def on_message() -> None:
-            loop.call_soon_threadsafe(self._on_message, group)
+        def on_message(ok: bool) -> None:
+            loop.call_soon_threadsafe(self._on_message, group, ok)
 
         # The connection impersonates a mailbox of the group that has a subscription (the anchor while it
         # has one), which also charges the connection to that mailbox's budget, not the service account's.
@@ -317,8 +317,6 @@ class EwsStreamingFeed:
     def _after_stream(self, group: _Group, end: ews_wire.StreamEnd) -> None:
         now = self.clock.now()
         if end.kind in ("closed", "aborted"):
-            if group.error:
-                log.info("EWS streaming: connection of %s works again", group.plan.anchor)
             group.attempts = after_success(group.attempts)
             group.error = ""
             group.last_connected = now
@@ -368,8 +366,15 @@ class EwsStreamingFeed:
 
     # ---- called on the loop by the stream thread
 
-    def _on_message(self, group: _Group) -> None:
-        group.connected = group.heard = True
+    def _on_message(self, group: _Group, ok: bool) -> None:
+        group.heard = True
+        if not ok:
+            return  # an error message: the stream ends with it (see _after_stream)
+        if not group.connected and group.attempts.failures:
+            log.info("EWS streaming: connection of %s works again", group.plan.anchor)
+            group.attempts = after_success(group.attempts)  # Exchange streams again: the connection is up
+            group.error = ""
+        group.connected = True
         group.last_connected = self.clock.now()
 
     def _on_event(self, group: _Group, subscription_id: str, folder_ids: tuple[str, ...]) -> None:

@@ -115,10 +115,10 @@ class _StreamingEvents(_GroupService, GetStreamingEvents):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.error_subscription_ids: tuple[str, ...] = ()
         self.aborted = threading.Event()
-        self.heard: Callable[[], None] = lambda: None  # every message, keep-alives included
+        self.heard: Callable[[bool], None] = lambda ok: None  # every message, keep-alives included
 
     def _get_element_container(self, message: Any, name: Any = None) -> Any:
-        self.heard()
+        self.heard(message.get("ResponseClass") == "Success")
         bad = message.find(f"{{{MNS}}}ErrorSubscriptionIds")
         if bad is not None:
             # The ids are t:SubscriptionId (types.xsd's NonEmptyArrayOfSubscriptionIdsType); exchangelib looks
@@ -262,10 +262,10 @@ def event_folder_ids(event: Any) -> tuple[str, ...]:
 
 
 def stream(account: Any, subscription_ids: Sequence[str], minutes: int, sessions: GroupSessions,
-           handle: StreamHandle, on_event: EventSink, on_message: Callable[[], None]) -> StreamEnd:
+           handle: StreamHandle, on_event: EventSink, on_message: Callable[[bool], None]) -> StreamEnd:
     """One GetStreamingEvents connection for `subscription_ids`, until Exchange closes it, it fails, or
-    `handle.abort()`. `on_event` hears every item or folder event; `on_message` every envelope
-    (keep-alives too: the connection is alive)."""
+    `handle.abort()`. `on_event` hears every item or folder event; `on_message(ok)` every envelope
+    (keep-alives too: the connection is alive; ok = not an error message)."""
     svc = _service(_StreamingEvents, account, sessions, long=True)
     svc.heard = on_message
     handle.attach(svc)
