@@ -31,8 +31,8 @@ from pbxsync.sync.config import Config, UserConfig
 from pbxsync.sync.engine import FolderResult, PassSummary
 from pbxsync.sync.model import Folder
 from pbxsync.sync.notify.base import ChangeFeed, FeedHealth, FolderChanged
-from pbxsync.sync.notify.factory import make_feed
 from pbxsync.sync.sources.base import MailboxSource
+from pbxsync.sync.sources.factory import make_feed
 
 log = logging.getLogger("pbxsync.daemon.notify")
 FolderKey = tuple[str, Folder]  # (lower-case mailbox, folder)

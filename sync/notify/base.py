@@ -13,8 +13,9 @@ late or by repeating itself, never by corrupting anything. Rules every feed keep
 - `run` returns only when cancelled; it maps its library's errors itself and never raises them.
 
 A backend makes its feed with a `FeedFactory`: `(config, source, clock) -> ChangeFeed | None` (None when
-notifications are off or the backend has none). The source is passed so a feed can reuse its accounts,
-sessions and per-mailbox limits.
+notifications are off or the backend has none): `Backend.make_feed` in sync/sources/backend.py, reached
+through `sync.sources.factory.make_feed`. The source is passed so a feed can reuse its accounts, sessions
+and per-mailbox limits.
 """
 
 from __future__ import annotations

@@ -40,11 +40,18 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Literal
 
+from pbxsync.sync.simulator.ews_operations import (
+    EwsRequest,
+    MessageError,
+    error_message,
+    folder_id,
+    success_message,
+)
 from pbxsync.sync.simulator.ews_xml import MESSAGES_NS, TYPES_NS, esc, ews_time
-from pbxsync.sync.simulator.mailboxes import ChangeNotice
+from pbxsync.sync.simulator.organisation import ChangeNotice
 
 if TYPE_CHECKING:
-    from pbxsync.sync.simulator.ews_server import EwsSimulator, _Request
+    from pbxsync.sync.simulator.ews_server import EwsSimulator
 
 COOKIE = "X-BackEndOverrideCookie"
 EVENT_TYPES = ("CopiedEvent", "CreatedEvent", "DeletedEvent", "ModifiedEvent", "MovedEvent", "NewMailEvent",
@@ -142,8 +149,6 @@ class StreamingHub:
     # ---- the organisation's change listener (runs under the organisation's lock)
 
     def _on_change(self, notice: ChangeNotice) -> None:
-        from pbxsync.sync.simulator.ews_server import folder_id
-
         stamp = ews_time(datetime.now(UTC))
         parent = folder_id(notice.mailbox, notice.folder)
         item = f'<t:ItemId Id="{esc(notice.item_id)}"/>'
@@ -167,7 +172,7 @@ class StreamingHub:
 
     # ---- requests
 
-    def handle(self, handler: BaseHTTPRequestHandler, request: _Request) -> None:
+    def handle(self, handler: BaseHTTPRequestHandler, request: EwsRequest) -> None:
         """Answer one Subscribe / GetStreamingEvents / Unsubscribe (the server's dispatch calls this)."""
         cookie = _cookie(handler.headers.get("Cookie", ""))
         prefer = handler.headers.get("X-PreferServerAffinity", "").lower() == "true"
@@ -189,9 +194,7 @@ class StreamingHub:
             inner = _error(op, exc)
         _send(handler, 200, self.sim.ews_body(request, inner).encode(), extra)
 
-    def _subscribe(self, request: _Request) -> str:
-        from pbxsync.sync.simulator.ews_server import MessageError
-
+    def _subscribe(self, request: EwsRequest) -> str:
         spec = request.payload.find(f"{_M}StreamingSubscriptionRequest")
         if spec is None:
             raise _Failure("ErrorInvalidSubscriptionRequest", "Only streaming subscriptions are simulated.")
@@ -224,18 +227,18 @@ class StreamingHub:
                                "unnecessary subscriptions and try your request again.")
             sub = _Subscription(_new_id(), request.actor.email, mailbox, frozenset(folders), types, self.clock())
             self._subs[sub.id] = sub
-        return _ok("Subscribe", f"<m:SubscriptionId>{sub.id}</m:SubscriptionId>")
+        return success_message("Subscribe", f"<m:SubscriptionId>{sub.id}</m:SubscriptionId>")
 
-    def _unsubscribe(self, request: _Request, ids: tuple[str, ...]) -> str:
+    def _unsubscribe(self, request: EwsRequest, ids: tuple[str, ...]) -> str:
         with self._cond:
             sub = self._subs.get(ids[0]) if ids else None
             if sub is None or sub.owner != request.actor.email:
                 raise _Failure("ErrorSubscriptionNotFound", "The specified subscription was not found.")
             del self._subs[sub.id]
             self._cond.notify_all()
-        return _ok("Unsubscribe", "")
+        return success_message("Unsubscribe", "")
 
-    def _open(self, request: _Request, ids: tuple[str, ...], minutes: int) -> list[_Subscription]:
+    def _open(self, request: EwsRequest, ids: tuple[str, ...], minutes: int) -> list[_Subscription]:
         """Checks a GetStreamingEvents request and registers the stream; raises _Failure."""
         if not ids or len(ids) > MAX_IDS:
             raise _Failure("ErrorInvalidRequest", f"Give 1-{MAX_IDS} subscription ids.")
@@ -265,7 +268,7 @@ class StreamingHub:
     def _expired(self, sub: _Subscription, now: float) -> bool:
         return now - sub.last_seen > self.lifetime_minutes * self.minute_seconds
 
-    def _stream(self, handler: BaseHTTPRequestHandler, request: _Request, ids: tuple[str, ...],
+    def _stream(self, handler: BaseHTTPRequestHandler, request: EwsRequest, ids: tuple[str, ...],
                 extra: dict[str, str]) -> None:
         op = "GetStreamingEvents"
         try:
@@ -301,7 +304,7 @@ class StreamingHub:
                     sub.streams -= 1
                     sub.last_seen = now
 
-    def _serve(self, handler: BaseHTTPRequestHandler, request: _Request, subs: list[_Subscription],
+    def _serve(self, handler: BaseHTTPRequestHandler, request: EwsRequest, subs: list[_Subscription],
                mine: set[str], deadline: float) -> None:
         op = "GetStreamingEvents"
         first = True
@@ -332,10 +335,11 @@ class StreamingHub:
                     self.events_sent += sum(len(events) for _, events in batches)
                 body = f"<m:Notifications>{notes}</m:Notifications>" if notes else ""
                 body += "<m:ConnectionStatus>OK</m:ConnectionStatus>"
-                _chunk(handler, self.sim.ews_body(request, _ok(op, body)))
+                _chunk(handler, self.sim.ews_body(request, success_message(op, body)))
                 last_sent, first = now, False
             if closing or now >= deadline:
-                _chunk(handler, self.sim.ews_body(request, _ok(op, "<m:ConnectionStatus>Closed</m:ConnectionStatus>")))
+                closed = success_message(op, "<m:ConnectionStatus>Closed</m:ConnectionStatus>")
+                _chunk(handler, self.sim.ews_body(request, closed))
                 return
 
 
@@ -361,18 +365,11 @@ def _cookie(header: str) -> str:
     return ""
 
 
-def _ok(op: str, inner: str) -> str:
-    return (f'<m:{op}ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>{inner}'
-            f"</m:{op}ResponseMessage>")
-
-
 def _error(op: str, failure: _Failure, closed: bool = False) -> str:
     bad = "".join(f"<t:SubscriptionId>{esc(i)}</t:SubscriptionId>" for i in failure.bad_ids)
-    return (f'<m:{op}ResponseMessage ResponseClass="Error"><m:MessageText>{esc(failure.message)}</m:MessageText>'
-            f"<m:ResponseCode>{failure.code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>"
-            + (f"<m:ErrorSubscriptionIds>{bad}</m:ErrorSubscriptionIds>" if bad else "")
-            + ("<m:ConnectionStatus>Closed</m:ConnectionStatus>" if closed else "")
-            + f"</m:{op}ResponseMessage>")
+    extra = (f"<m:ErrorSubscriptionIds>{bad}</m:ErrorSubscriptionIds>" if bad else "") + (
+        "<m:ConnectionStatus>Closed</m:ConnectionStatus>" if closed else "")
+    return error_message(op, MessageError(failure.code, failure.message), extra)
 
 
 def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, extra: dict[str, str]) -> None:

@@ -1,4 +1,5 @@
-"""What an Exchange backend declares: its config, its validation, how to build it, and its preflight checks.
+"""What an Exchange backend declares: its config, its validation, how to build it (its source and, if it has
+one, its change feed), and its preflight checks.
 
 A backend is one module in sync/sources that subclasses `Backend` and is listed in `registry.py`. The
 config loader, the source factory and `pbxsync check` only look backends up; none of them names one.
@@ -18,6 +19,7 @@ from pbxsync.sync.preflight import CheckResult
 
 if TYPE_CHECKING:
     from pbxsync.sync.config import Config, UserConfig
+    from pbxsync.sync.notify.base import ChangeFeed, FeedClock
     from pbxsync.sync.sources.base import MailboxSource
 
 
@@ -51,6 +53,11 @@ class Backend(ABC):
     @abstractmethod
     def make_source(self, config: Config) -> MailboxSource:
         """The source for this config (validated). May raise a PbxsyncError, e.g. for unreadable key files."""
+
+    def make_feed(self, config: Config, source: MailboxSource, clock: FeedClock) -> ChangeFeed | None:
+        """Its change feed (sync.notify.base), watching the folders `source` syncs; None: timed passes only.
+        Called once per start of the daemon's sync service, with that service's source."""
+        return None
 
     def problems(self, config: Config) -> list[str]:
         """What this backend needs that the config lacks, each as "key.path: what is wrong"."""

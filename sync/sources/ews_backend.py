@@ -2,7 +2,7 @@
 
 Its keys are the flat `[exchange]` ones: server (blank = autodiscover), auth, username/password (the
 service account with impersonation, else per-user credentials in `[[users]]`), verify_tls, ca_file,
-version, autodiscover_url, max_connections, timeout_seconds.
+version, autodiscover_url, max_connections, timeout_seconds. Its change feed: EWS streaming notifications.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pbxsync.sync.sources.backend import Backend, MailboxProbe, ReachTarget
 
 if TYPE_CHECKING:
     from pbxsync.sync.config import Config, UserConfig
+    from pbxsync.sync.notify.base import ChangeFeed, FeedClock
     from pbxsync.sync.sources.base import MailboxSource
 
 
@@ -31,6 +32,13 @@ class EwsBackend(Backend):
         from pbxsync.sync.sources.ews import EwsSource  # exchangelib: imported only when a source is built
 
         return EwsSource(config.exchange, config.users, config.sync.default_region)
+
+    def make_feed(self, config: Config, source: MailboxSource, clock: FeedClock) -> ChangeFeed | None:
+        """EWS streaming notifications (sync/notify/ews_streaming.py) over the source's accounts."""
+        from pbxsync.sync.notify.ews_streaming import EwsStreamingFeed
+        from pbxsync.sync.sources.ews import EwsSource
+
+        return EwsStreamingFeed(source, clock) if isinstance(source, EwsSource) else None
 
     def problems(self, config: Config) -> list[str]:
         ex = config.exchange

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pbxsync.sync.simulator.ews_server import EwsSimulator, folder_id
+from pbxsync.sync.simulator.ews_operations import folder_id
+from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import ContactRecord, Organisation
 
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
