@@ -5,9 +5,10 @@ Part of the sync service (`SyncService.notifications`, when the backend brings a
 - The backend's feed (sync.notify) watches every synced folder; each `FolderChanged` goes into a
   debouncer, so a burst of events for one folder is one pass (due after 1 s of quiet, or 3 s after the
   first event).
-- Folders due at the same moment are synced in ONE pass through `SyncService.sync_now(..., folders=...)`:
-  the same engine, planner and transaction as a timed pass, and the same after-pass hooks (bookings and
-  PINs, LDAP refresh, AUTOCALL re-arm). No second data path. At most `max_passes` such passes run at once.
+- Folders due at the same moment (or within the next quiet second) are synced in ONE pass through
+  `SyncService.sync_now(..., folders=...)`: the same engine, planner and transaction as a timed pass,
+  and the same after-pass hooks (bookings and PINs, LDAP refresh, AUTOCALL re-arm). No second data
+  path. At most `max_passes` such passes run at once.
 - A folder whose pass failed is tried again 30 s, 60 s, 120 s later (a notification may be the only
   signal until the next timed pass).
 - Folders the feed reports on fallback are synced every `[sync] fallback_interval_minutes`; all folders
@@ -153,6 +154,9 @@ class NotifiedSync:
             self._next_poll = now + self.fallback_interval
         due = self.debouncer.pop_due(now)
         if due:
+            # Folders that would be due within the next quiet period ride along: one pass (and one run of
+            # the after-pass steps) instead of a pass per folder when many trickle in, e.g. at start.
+            due.update(self.debouncer.pop_due(now + timedelta(seconds=self.debouncer.policy.quiet_seconds)))
             task = asyncio.get_running_loop().create_task(self._pass(due), name="notified-sync-pass")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -39,6 +39,7 @@ class StreamingPolicy:
     fallback_retry_seconds: float = 300.0
     max_per_connection: int = MAX_SUBSCRIPTIONS_PER_CONNECTION
     max_connections: int = 100  # beyond this (no impersonation: one per user) mailboxes stay on timed polling
+    parallel_subscribes: int = 4  # Subscribe requests in flight per group (after the anchor's, which goes first)
 
     def __post_init__(self) -> None:
         if not 1 <= self.connection_minutes <= 30:

@@ -13,8 +13,8 @@ Lifecycle (the rules are in sync.notify.ews_plan, the exchangelib work in sync.n
    group without a connection for longer than a subscription lives re-creates all of its subscriptions.
 
 Threads: exchangelib blocks, so each call runs in a thread of its own (a daemon thread: a stream being
-torn down never holds up the process's exit). At most one short call and one stream per group run at
-once, and the groups are capped (`StreamingPolicy.max_connections`), so the threads are bounded. None of
+torn down never holds up the process's exit). At most `parallel_subscribes` short calls and one stream
+per group run at once, and the groups are capped (`max_connections`), so the threads are bounded. None of
 them uses the EwsSource's HTTP sessions or its per-mailbox semaphores: a stream held for minutes never
 starves the sync. All feed state lives on the event loop; threads only report back through it.
 
@@ -216,8 +216,8 @@ class EwsStreamingFeed:
                 log.warning("EWS streaming: %d mailbox(es) stay on timed polling: %s", len(members), members[0].error)
                 continue
             anchor = self._boxes[plan.anchor]
-            group = _Group(plan, members, ews_wire.GroupSessions(anchor.account.protocol,
-                                                                 ews_wire.Affinity(plan.anchor)))
+            group = _Group(plan, members, ews_wire.GroupSessions(
+                anchor.account.protocol, ews_wire.Affinity(plan.anchor), self.policy.parallel_subscribes))
             self._groups.append(group)
             task = asyncio.get_running_loop().create_task(self._run_group(group), name=f"ews-stream-{plan.anchor}")
             self._tasks.add(task)
@@ -255,24 +255,35 @@ class EwsStreamingFeed:
         await self._sleep_until(wake or now)
 
     async def _subscribe_due(self, group: _Group) -> None:
-        for box in group.boxes:  # sorted: the anchor first, so its response sets the group's cookie
-            if box.subscription_id or not box.attempts.due(self.clock.now()):
-                continue
-            try:
-                box.subscription_id = await in_thread(ews_wire.subscribe, box.account, box.folders, group.sessions)
-            except Exception as exc:
-                self._box_failed(box, ews_wire.describe(exc, box.mailbox))
-                continue
-            if box.attempts.fallback or box.error:
-                log.info("EWS streaming: %s is watched again", box.mailbox)
-            box.attempts = after_subscribed(box.attempts)
-            box.error = ""
-            if box.subscribed_once:
-                self._resubscriptions += 1
-            box.subscribed_once = True
-            for folder in box.folders:
-                self._notify(FolderChanged(box.mailbox, folder, box.next_reason))
-            box.next_reason = "resubscribed"
+        due = [b for b in group.boxes if not b.subscription_id and b.attempts.due(self.clock.now())]
+        if not due:
+            return
+        if not group.sessions.affinity.cookie:  # the anchor (first: sorted) alone, for the group's cookie
+            await self._subscribe(group, due.pop(0))
+        limit = asyncio.Semaphore(self.policy.parallel_subscribes)
+
+        async def one(box: _Box) -> None:
+            async with limit:
+                await self._subscribe(group, box)
+
+        await asyncio.gather(*(one(b) for b in due))
+
+    async def _subscribe(self, group: _Group, box: _Box) -> None:
+        try:
+            box.subscription_id = await in_thread(ews_wire.subscribe, box.account, box.folders, group.sessions)
+        except Exception as exc:
+            self._box_failed(box, ews_wire.describe(exc, box.mailbox))
+            return
+        if box.attempts.fallback or box.error:
+            log.info("EWS streaming: %s is watched again", box.mailbox)
+        box.attempts = after_subscribed(box.attempts)
+        box.error = ""
+        if box.subscribed_once:
+            self._resubscriptions += 1
+        box.subscribed_once = True
+        for folder in box.folders:
+            self._notify(FolderChanged(box.mailbox, folder, box.next_reason))
+        box.next_reason = "resubscribed"
 
     async def _stream_once(self, group: _Group, live: list[_Box]) -> None:
         loop = asyncio.get_running_loop()

@@ -18,9 +18,11 @@ limits an admin can act on, EWSMaxSubscriptions and the hanging-connection limit
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,19 +148,35 @@ def _shutdown(response: Any) -> None:
 
 
 class GroupSessions:
-    """The HTTP sessions of one connection group: one for short calls, one for the long GetStreamingEvents
-    (a session has one connection; the stream holds it for minutes)."""
+    """The HTTP sessions of one connection group: up to `short_sessions` for short calls (Subscribe,
+    Unsubscribe; several may run at once), and one for the long GetStreamingEvents (a session has one
+    connection, and the stream holds it for minutes). Thread-safe."""
 
-    def __init__(self, protocol: Any, affinity: Affinity) -> None:
+    def __init__(self, protocol: Any, affinity: Affinity, short_sessions: int = 4) -> None:
         self.protocol = protocol
         self.affinity = affinity
-        self._short: Any = None
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._short: list[Any] = []
+        self._limit = short_sessions
+        self._lock = threading.Lock()
         self._long: Any = None
 
-    def short(self) -> Any:
-        if self._short is None:
-            self._short = self.protocol.create_session()
-        return self._short
+    @contextlib.contextmanager
+    def short(self) -> Iterator[Any]:
+        """A session for one short call, back in the pool afterwards."""
+        try:
+            session = self._idle.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                fresh = len(self._short) < self._limit
+                if fresh:
+                    self._short.append(session := self.protocol.create_session())
+            if not fresh:
+                session = self._idle.get()
+        try:
+            yield session
+        finally:
+            self._idle.put(session)
 
     def long(self) -> Any:
         if self._long is None:
@@ -172,16 +190,18 @@ class GroupSessions:
             session.close()
 
     def close(self) -> None:
-        for session in (self._short, self._long):
+        with self._lock:
+            sessions, self._short = [*self._short, self._long], []
+        self._long = None
+        for session in sessions:
             if session is not None:
                 session.close()
-        self._short = self._long = None
 
 
-def _service(cls: type[Any], account: Any, sessions: GroupSessions, long: bool = False) -> Any:
+def _service(cls: type[Any], account: Any, sessions: GroupSessions, session: Any) -> Any:
     svc = cls(account=account)
     svc.affinity = sessions.affinity
-    svc.session = sessions.long() if long else sessions.short()
+    svc.session = session
     return svc
 
 
@@ -197,10 +217,10 @@ def folder_ids(account: Any, folders: Sequence[Folder]) -> dict[str, Folder]:
 def subscribe(account: Any, folders: Sequence[Folder], sessions: GroupSessions) -> str:
     """One streaming subscription on `folders` of the account's mailbox; returns its SubscriptionId."""
     exchange_folders = [account.calendar if f is Folder.CALENDAR else account.contacts for f in folders]
-    svc = _service(_Subscribe, account, sessions)
-    with warnings.catch_warnings():
+    with sessions.short() as session, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = list(svc.call(folders=exchange_folders, event_types=EVENT_TYPES))
+        results = list(_service(_Subscribe, account, sessions, session).call(folders=exchange_folders,
+                                                                             event_types=EVENT_TYPES))
     for result in results:
         if isinstance(result, Exception):
             raise result
@@ -210,10 +230,10 @@ def subscribe(account: Any, folders: Sequence[Folder], sessions: GroupSessions) 
 
 
 def unsubscribe(account: Any, subscription_id: str, sessions: GroupSessions) -> None:
-    svc = _service(_Unsubscribe, account, sessions)
-    for result in svc.call(subscription_id=subscription_id):
-        if isinstance(result, Exception):
-            raise result
+    with sessions.short() as session:
+        for result in _service(_Unsubscribe, account, sessions, session).call(subscription_id=subscription_id):
+            if isinstance(result, Exception):
+                raise result
 
 
 @dataclass(frozen=True)
@@ -266,7 +286,7 @@ def stream(account: Any, subscription_ids: Sequence[str], minutes: int, sessions
     """One GetStreamingEvents connection for `subscription_ids`, until Exchange closes it, it fails, or
     `handle.abort()`. `on_event` hears every item or folder event; `on_message(ok)` every envelope
     (keep-alives too: the connection is alive; ok = not an error message)."""
-    svc = _service(_StreamingEvents, account, sessions, long=True)
+    svc = _service(_StreamingEvents, account, sessions, sessions.long())
     svc.heard = on_message
     handle.attach(svc)
     try:

@@ -1,0 +1,233 @@
+"""Issue 13's "Must show", end to end on the REAL Asterisk 22, with the real `pbxsync run` process and
+`[sync] interval_minutes = 60`: no timed pass helps, only EWS streaming notifications can.
+
+1. A `PBX AUTOCALL` meeting is created in the EWS simulator LEAD seconds before its start, after the
+   daemon is up and subscribed: every participant (organizer alice, invitees bob and carol) is called into
+   the room on time, each exactly once. The issue asks for 90 s; CI uses 25 s (set
+   PBXSYNC_MUST_SHOW_LEAD_SECONDS=90 to run the issue's case by hand).
+2. A `PBX` meeting cancelled in the simulator disappears from `pbxsync conferences --json` within 5 s.
+
+The harness (answering Local-channel phones, the shipped dialplan and confbridge profiles, the
+least-privilege AMI user) is the one of tests/integration/test_must_show_autocall.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pbxsync.sync.model import parse_utc
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.mailboxes import AttendeeRecord, MeetingRecord, Organisation
+from tests.asterisk_harness import AsteriskInstance
+from tests.integration.test_must_show_autocall import (
+    PBXSYNC,
+    PEOPLE,
+    PHONES_CONTEXT,
+    ROOM,
+    extension_of,
+    pbx,  # noqa: F401 - the real Asterisk fixture (the test's parameter below)
+    pbxsync,
+    poll,
+    room_members,
+)
+from tests.ports import free_port
+
+pytestmark = pytest.mark.asterisk
+
+ROOT = Path(__file__).resolve().parents[2]
+LEAD = float(os.environ.get("PBXSYNC_MUST_SHOW_LEAD_SECONDS", "25"))
+BOB_ROOM = "8202"
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def organisation() -> Organisation:
+    later = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    return Organisation.from_dict({
+        "domain": "example.com",
+        "users": [
+            {"email": "alice@example.com", "name": "Alice Example", "password": "alice-pw"},
+            {"email": "bob@example.com", "name": "Bob Builder", "password": "bob-pw"},
+            {"email": "carol@example.com", "name": "Carol Jones", "password": "carol-pw"},
+            {"email": "svc-pbx@example.com", "name": "PBX service", "password": "svc-pw", "can_impersonate": True},
+        ],
+        "meetings": [
+            {"uid": "to-be-cancelled", "subject": "Planning", "location": "PBX",
+             "organizer": {"email": "bob@example.com", "name": "Bob Builder"},
+             "attendees": [{"email": "carol@example.com", "name": "Carol Jones", "response": "accept"}],
+             "start": later.strftime("%Y-%m-%dT%H:%M:%SZ"), "duration_minutes": 30, "timezone": "UTC"},
+        ],
+    }, source="must-show-notifications")
+
+
+def config_text(tmp_path: Path, ews: EwsSimulator, asterisk: AsteriskInstance) -> str:
+    rooms = {"101": ROOM, "102": BOB_ROOM}
+    users = "".join(f'[[users]]\nextension = "{ext}"\nemail = "{email}"\n'
+                    + (f'room = "{rooms[ext]}"\n' if ext in rooms else "") for ext, email in PEOPLE.items())
+    return f"""
+database = "{tmp_path / 'pbxsync.db'}"
+
+[exchange]
+server = "{ews.ews_url}"
+auth = "basic"
+username = "svc-pbx@example.com"
+password = "svc-pw"
+
+[sync]
+interval_minutes = 60
+
+{users}
+[pbx]
+host = "127.0.0.1"
+port = {asterisk.port}
+username = "{asterisk.user}"
+secret = "{asterisk.secret}"
+dial = "Local/{{extension}}@{PHONES_CONTEXT}"
+rooms = ["{ROOM}", "{BOB_ROOM}"]
+
+[autocall]
+ring_timeout_seconds = 20
+
+[agi]
+listen = "127.0.0.1:{free_port()}"
+
+[ldap]
+listen = "127.0.0.1:{free_port()}"
+
+[control]
+listen = "127.0.0.1:{free_port()}"
+metrics_listen = "127.0.0.1:{free_port()}"
+
+[log]
+format = "json"
+"""
+
+
+@pytest.fixture
+def ews() -> Iterator[EwsSimulator]:
+    with EwsSimulator(organisation()) as sim:
+        yield sim
+
+
+async def conferences(config: Path) -> list[dict[str, Any]]:
+    code, out, err = await pbxsync(config, "conferences", "--json")
+    assert code == 0, err
+    doc: list[dict[str, Any]] = json.loads(out)
+    return doc
+
+
+async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_within_5_seconds(
+        tmp_path: Path, pbx: AsteriskInstance, ews: EwsSimulator) -> None:  # noqa: F811
+    config = tmp_path / "pbxsync.toml"
+    config.write_text(config_text(tmp_path, ews, pbx), encoding="utf-8")
+    log = tmp_path / "agent.log"
+    with log.open("wb") as sink:
+        proc = await asyncio.create_subprocess_exec(str(PBXSYNC), "--config", str(config), "run", cwd=ROOT,
+                                                    stdout=sink, stderr=sink)
+
+    def agent_log() -> str:
+        return log.read_text(encoding="utf-8", errors="replace")[-4000:]
+
+    status: dict[str, Any] = {}
+    doc: list[dict[str, Any]] = []
+    members: list[dict[str, str]] = []
+    try:
+        async def subscribed() -> bool:
+            assert proc.returncode is None, f"pbxsync run exited with {proc.returncode}\n{agent_log()}"
+            code, out, _ = await pbxsync(config, "status", "--json")
+            if code == 2:  # not up yet
+                return False
+            status.update(json.loads(out))
+            (sync,) = [s for s in status["services"] if s["name"] == "sync"]
+            feed = (sync.get("data") or {}).get("notifications") or {}
+            return bool(feed.get("subscriptions_healthy") == 3 and sync["data"].get("passes"))
+
+        await poll(subscribed, datetime.now(UTC) + timedelta(seconds=60), lambda: f"{status}\n{agent_log()}")
+
+        async def planning_booked() -> bool:
+            doc[:] = await conferences(config)
+            return [b["uid"] for b in doc] == ["to-be-cancelled"]
+
+        # The feed's first subscriptions catch every folder up once: the PBX meeting is booked long before
+        # the first timed pass (60 minutes away).
+        await poll(planning_booked, datetime.now(UTC) + timedelta(seconds=30), lambda: f"{doc}\n{agent_log()}")
+
+        # 1. A PBX AUTOCALL meeting created LEAD seconds before its start.
+        start = (datetime.now(UTC) + timedelta(seconds=LEAD)).replace(microsecond=0)
+        ews.org.add_meeting(MeetingRecord(
+            "", "", "short-notice", "Short notice", start.astimezone(BERLIN),
+            (start + timedelta(minutes=30)).astimezone(BERLIN), "Europe/Berlin", location="PBX AUTOCALL",
+            organizer_email="alice@example.com", organizer_name="Alice Example",
+            attendees=(AttendeeRecord("bob@example.com", "Bob Builder", "required", "accept"),
+                       AttendeeRecord("carol@example.com", "Carol Jones", "required", "noresponse"))))
+        created = datetime.now(UTC)
+
+        async def autocall_booked() -> bool:
+            doc[:] = await conferences(config)
+            return any(b["uid"] == "short-notice" for b in doc)
+
+        await poll(autocall_booked, start, lambda: f"{doc}\n{agent_log()}")
+        print(f"AUTOCALL meeting booked {(datetime.now(UTC) - created).total_seconds():.2f} s after it was "
+              f"created, {(start - datetime.now(UTC)).total_seconds():.1f} s before its start")
+
+        async def everybody_in_the_room() -> bool:
+            assert proc.returncode is None, f"pbxsync run exited with {proc.returncode}\n{agent_log()}"
+            members[:] = await room_members(pbx)
+            return {extension_of(m["Channel"]) for m in members} == set(PEOPLE)
+
+        await poll(everybody_in_the_room, start + timedelta(seconds=30),
+                   lambda: f"not all in room {ROOM}: {members}\n{agent_log()}\n{pbx.log_tail(40)}")
+        joined_at = datetime.now(UTC)
+        assert joined_at >= start
+        print(f"all three in room {ROOM} {(joined_at - start).total_seconds():.2f} s after the start")
+
+        async def everybody_answered() -> bool:
+            doc[:] = [b for b in await conferences(config) if b["uid"] == "short-notice"]
+            return len(doc) == 1 and all(p["outcome"] == "answered" for p in doc[0]["participants"])
+
+        await poll(everybody_answered, datetime.now(UTC) + timedelta(seconds=15),
+                   lambda: f"conferences --json: {json.dumps(doc, indent=1)}\n{agent_log()}")
+        (booking,) = doc
+        assert abs(parse_utc(booking["start"]) - start) < timedelta(seconds=1)
+        people = {p["extension"]: p for p in booking["participants"]}
+        assert {ext: p["email"] for ext, p in people.items()} == PEOPLE
+        for p in people.values():
+            assert p["autocall"]["attempts"] == 1  # on time, once: never before the start, never twice
+            assert parse_utc(p["autocall"]["last_attempt_at"]) >= parse_utc(booking["start"])
+
+        # 2. A PBX meeting cancelled in Exchange is gone from `conferences --json` within 5 seconds.
+        ews.org.cancel_meeting("to-be-cancelled")
+        cancelled = datetime.now(UTC)
+
+        async def gone() -> bool:
+            return all(b["uid"] != "to-be-cancelled" for b in await conferences(config))
+
+        await poll(gone, cancelled + timedelta(seconds=5), lambda: f"still listed\n{agent_log()}")
+        print(f"cancelled meeting gone from conferences --json "
+              f"{(datetime.now(UTC) - cancelled).total_seconds():.2f} s after the cancellation")
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 30)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+    assert proc.returncode == 0, agent_log()
+    text = log.read_text(encoding="utf-8")
+    assert '"msg": "stopped"' in text and "Traceback" not in text, agent_log()
+    assert pbx.secret not in text and "svc-pw" not in text
+    passes = [json.loads(line) for line in text.splitlines() if '"sync pass (' in line]
+    after = [p for p in passes if datetime.fromisoformat(p["ts"]) >= created]
+    assert after and all(p.get("trigger") == "notify" for p in after)  # no timed pass came into it
