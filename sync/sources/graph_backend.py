@@ -14,6 +14,7 @@ from pbxsync.sync.sources.backend import Backend, ReachTarget
 
 if TYPE_CHECKING:
     from pbxsync.sync.config import Config, UserConfig
+    from pbxsync.sync.notify.base import ChangeFeed, FeedClock
     from pbxsync.sync.sources.base import MailboxSource
 
 
@@ -24,6 +25,11 @@ class GraphBackend(Backend):
         from pbxsync.sync.sources.graph import GraphSource  # msal and requests: imported only when needed
 
         return GraphSource(config.exchange, config.sync)
+
+    def make_feed(self, config: Config, source: MailboxSource, clock: FeedClock) -> ChangeFeed | None:
+        from pbxsync.sync.notify.graph_feed import make_graph_feed  # webhooks or batched delta polling
+
+        return make_graph_feed(config, source, clock)
 
     def problems(self, config: Config) -> list[str]:
         ex = config.exchange

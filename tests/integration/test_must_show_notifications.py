@@ -8,7 +8,7 @@
 2. A `PBX` meeting cancelled in the simulator disappears from `pbxsync conferences --json` within 5 s.
 
 The harness (answering Local-channel phones, the shipped dialplan and confbridge profiles, the
-least-privilege AMI user) is the one of tests/integration/test_must_show_autocall.py.
+least-privilege AMI user) is tests/support/must_show.py, as for issue 4's test_must_show_autocall.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,23 +29,23 @@ import pytest
 from pbxsync.sync.model import parse_utc
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import AttendeeRecord, MeetingRecord, Organisation
-from tests.asterisk_harness import AsteriskInstance
-from tests.integration.test_must_show_autocall import (
+from tests.support.asterisk_harness import AsteriskInstance
+from tests.support.must_show import (
     PBXSYNC,
     PEOPLE,
     PHONES_CONTEXT,
     ROOM,
+    ROOT,
     extension_of,
-    pbx,  # noqa: F401 - the real Asterisk fixture (the test's parameter below)
     pbxsync,
     poll,
     room_members,
+    start_answering_asterisk,
 )
-from tests.ports import free_port
+from tests.support.ports import port_for_config
 
 pytestmark = pytest.mark.asterisk
 
-ROOT = Path(__file__).resolve().parents[2]
 LEAD = float(os.environ.get("PBXSYNC_MUST_SHOW_LEAD_SECONDS", "25"))
 BOB_ROOM = "8202"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -99,18 +99,23 @@ rooms = ["{ROOM}", "{BOB_ROOM}"]
 ring_timeout_seconds = 20
 
 [agi]
-listen = "127.0.0.1:{free_port()}"
+listen = "127.0.0.1:0"
 
 [ldap]
-listen = "127.0.0.1:{free_port()}"
+listen = "127.0.0.1:0"
 
 [control]
-listen = "127.0.0.1:{free_port()}"
-metrics_listen = "127.0.0.1:{free_port()}"
+listen = "127.0.0.1:{port_for_config()}"
+metrics_listen = "127.0.0.1:0"
 
 [log]
 format = "json"
 """
+
+
+@pytest.fixture
+def pbx(asterisk_factory: Callable[..., AsteriskInstance]) -> AsteriskInstance:
+    return start_answering_asterisk(asterisk_factory)
 
 
 @pytest.fixture
@@ -127,7 +132,7 @@ async def conferences(config: Path) -> list[dict[str, Any]]:
 
 
 async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_within_5_seconds(
-        tmp_path: Path, pbx: AsteriskInstance, ews: EwsSimulator) -> None:  # noqa: F811
+        tmp_path: Path, pbx: AsteriskInstance, ews: EwsSimulator) -> None:
     config = tmp_path / "pbxsync.toml"
     config.write_text(config_text(tmp_path, ews, pbx), encoding="utf-8")
     log = tmp_path / "agent.log"

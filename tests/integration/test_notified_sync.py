@@ -2,8 +2,9 @@
 with the after-pass hooks of a timed pass (bookings, LDAP refresh, AUTOCALL re-arm).
 
 The daemon runs in-process on a FakeClock against the EWS simulator (streaming over real HTTP) and the AMI
-simulator, with the sync timer OFF: every pass seen here was caused by a notification. The clock moves
-the debounce and retry timers; the HTTP work is awaited by polling with a deadline.
+simulator (tests/integration/conftest.py's), with the sync timer OFF: every pass seen here was caused by a
+notification. The clock moves the debounce and retry timers; the HTTP work is awaited by polling with a
+deadline.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pbxsync.plugin import metrics
-from pbxsync.plugin.ami.simulator import AsteriskSimulator, Phone, SimUser
+from pbxsync.plugin.ami.simulator import AsteriskSimulator
 from pbxsync.plugin.booking.model import StoredState
 from pbxsync.plugin.booking.store import list_bookings
 from pbxsync.plugin.commands.status import print_status
@@ -30,7 +31,6 @@ from pbxsync.sync.config import Config, parse_config
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import ContactRecord, Fault, Organisation
 from pbxsync.sync.store.contacts import list_contacts
-from tests.ports import free_port
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 T0 = datetime.now(UTC).replace(microsecond=0)
@@ -58,7 +58,7 @@ def make_config(tmp_path: Path, ews: EwsSimulator, ami_port: int) -> Config:
         "sync": {"interval_minutes": 0, "fallback_interval_minutes": 15},
         "users": [{"extension": "101", "email": ALICE, "room": "8001"}, {"extension": "102", "email": BOB}],
         "pbx": {"port": ami_port, "username": "pbxsync", "secret": "ami-secret"},
-        "agi": {"enabled": False}, "ldap": {"listen": f"127.0.0.1:{free_port()}", "refresh_seconds": 0},
+        "agi": {"enabled": False}, "ldap": {"listen": "127.0.0.1:0", "refresh_seconds": 0},
         "control": {"listen": "127.0.0.1:0", "metrics_listen": ""},
     }, str(tmp_path / "pbxsync.toml"))
 
@@ -67,16 +67,6 @@ def make_config(tmp_path: Path, ews: EwsSimulator, ami_port: int) -> Config:
 def ews() -> Iterator[EwsSimulator]:
     with EwsSimulator(organisation()) as sim:
         yield sim
-
-
-@pytest.fixture
-async def ami() -> AsyncIterator[AsteriskSimulator]:
-    sim = AsteriskSimulator(users=[SimUser("pbxsync", "ami-secret", frozenset({"call", "system"}),
-                                           frozenset({"originate", "call", "reporting"}))],
-                            phones=[Phone("101"), Phone("102")], login_fail_delay=0.0)
-    await sim.start()
-    yield sim
-    await sim.stop()
 
 
 @pytest.fixture
