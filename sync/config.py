@@ -71,8 +71,8 @@ class ExchangeConfig:
     autodiscover_url: str = ""  # where autodiscover GetUserSettings is asked; blank = derive from domain
     max_connections: int = 4  # per account: the semaphore and the HTTP pool are sized to it
     timeout_seconds: float = 60.0
-    # auto: Exchange tells which folders changed (EWS streaming notifications) and they are synced within
-    # seconds; timed passes stay the safety net. off: timed passes only.
+    # auto: Exchange tells which folders changed (EWS: streaming notifications; Graph: webhooks or delta
+    # polling) and they are synced within seconds; timed passes stay the safety net. off: timed passes only.
     notifications: str = "auto"
     # Microsoft Graph (app-only OAuth)
     tenant_id: str = ""

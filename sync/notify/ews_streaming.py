@@ -408,17 +408,6 @@ class EwsStreamingFeed:
                 group.handle.abort()
             leftovers = [(b.account, b.subscription_id) for b in group.boxes if b.subscription_id]
             group.connected = False
-            threading.Thread(target=_unsubscribe_all, args=(leftovers, group.sessions),
+            threading.Thread(target=ews_wire.unsubscribe_all, args=(leftovers, group.sessions),
                              name="pbxsync-ews-unsubscribe", daemon=True).start()
 
-
-def _unsubscribe_all(leftovers: list[tuple[Any, str]], sessions: ews_wire.GroupSessions) -> None:
-    """Best effort at stop: give Exchange its subscription budget back now rather than in 30 minutes."""
-    try:
-        for account, subscription_id in leftovers:
-            try:
-                ews_wire.unsubscribe(account, subscription_id, sessions)
-            except Exception as exc:  # the process may be ending; an unanswered Unsubscribe expires anyway
-                log.debug("EWS streaming: unsubscribe failed: %s", ews_wire.describe(exc, ews_wire.mailbox_of(account)))
-    finally:
-        sessions.close()

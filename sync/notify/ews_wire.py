@@ -19,6 +19,7 @@ limits an admin can act on, EWSMaxSubscriptions and the hanging-connection limit
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 import warnings
@@ -33,6 +34,7 @@ from exchangelib.util import MNS, TNS, get_xml_attrs
 from pbxsync.sync.model import Folder
 from pbxsync.sync.sources.ews import _map_error
 
+log = logging.getLogger("pbxsync.notify.ews")
 COOKIE = "X-BackEndOverrideCookie"
 EVENT_TYPES = ("CreatedEvent", "DeletedEvent", "ModifiedEvent", "MovedEvent", "CopiedEvent")
 # The subscription is gone on the server: re-create it (and sync its folders once, to miss nothing).
@@ -234,6 +236,19 @@ def unsubscribe(account: Any, subscription_id: str, sessions: GroupSessions) -> 
         for result in _service(_Unsubscribe, account, sessions, session).call(subscription_id=subscription_id):
             if isinstance(result, Exception):
                 raise result
+
+
+def unsubscribe_all(leftovers: Sequence[tuple[Any, str]], sessions: GroupSessions) -> None:
+    """(account, subscription id) pairs, best effort at stop: give Exchange its subscription budget back now
+    rather than in 30 minutes; then the group's sessions are closed."""
+    try:
+        for account, subscription_id in leftovers:
+            try:
+                unsubscribe(account, subscription_id, sessions)
+            except Exception as exc:  # the process may be ending; an unanswered Unsubscribe expires anyway
+                log.debug("EWS streaming: unsubscribe failed: %s", describe(exc, mailbox_of(account)))
+    finally:
+        sessions.close()
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pbxsync.sync.secrets import Secret
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import ContactRecord, Fault, MeetingRecord, Organisation
 from pbxsync.sync.sources.ews import EwsSource
+from tests.support.waiting import until
 
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
 CAL, CON = Folder.CALENDAR, Folder.CONTACTS
@@ -94,15 +95,6 @@ async def running_feed(sim: EwsSimulator, folders: list[tuple[str, Folder]] = EV
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await source.close()
-
-
-async def until(check: object, within: float = 10.0) -> None:
-    """Let threads and the loop run until `check()` holds (bounded; the work is real HTTP)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not check():  # type: ignore[operator]
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 async def parked(clock: FakeClock, seconds: float) -> None:

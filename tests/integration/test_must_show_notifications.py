@@ -13,11 +13,8 @@ least-privilege AMI user) is tests/support/must_show.py, as for issue 4's test_m
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
-import signal
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,18 +28,18 @@ from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import AttendeeRecord, MeetingRecord, Organisation
 from tests.support.asterisk_harness import AsteriskInstance
 from tests.support.must_show import (
-    PBXSYNC,
     PEOPLE,
-    PHONES_CONTEXT,
     ROOM,
-    ROOT,
-    extension_of,
+    USERS,
+    agent_config,
+    conferences,
+    everybody_answered,
+    everybody_in_the_room,
     pbxsync,
     poll,
-    room_members,
+    running,
     start_answering_asterisk,
 )
-from tests.support.ports import port_for_config
 
 pytestmark = pytest.mark.asterisk
 
@@ -55,12 +52,7 @@ def organisation() -> Organisation:
     later = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
     return Organisation.from_dict({
         "domain": "example.com",
-        "users": [
-            {"email": "alice@example.com", "name": "Alice Example", "password": "alice-pw"},
-            {"email": "bob@example.com", "name": "Bob Builder", "password": "bob-pw"},
-            {"email": "carol@example.com", "name": "Carol Jones", "password": "carol-pw"},
-            {"email": "svc-pbx@example.com", "name": "PBX service", "password": "svc-pw", "can_impersonate": True},
-        ],
+        "users": USERS,
         "meetings": [
             {"uid": "to-be-cancelled", "subject": "Planning", "location": "PBX",
              "organizer": {"email": "bob@example.com", "name": "Bob Builder"},
@@ -68,49 +60,6 @@ def organisation() -> Organisation:
              "start": later.strftime("%Y-%m-%dT%H:%M:%SZ"), "duration_minutes": 30, "timezone": "UTC"},
         ],
     }, source="must-show-notifications")
-
-
-def config_text(tmp_path: Path, ews: EwsSimulator, asterisk: AsteriskInstance) -> str:
-    rooms = {"101": ROOM, "102": BOB_ROOM}
-    users = "".join(f'[[users]]\nextension = "{ext}"\nemail = "{email}"\n'
-                    + (f'room = "{rooms[ext]}"\n' if ext in rooms else "") for ext, email in PEOPLE.items())
-    return f"""
-database = "{tmp_path / 'pbxsync.db'}"
-
-[exchange]
-server = "{ews.ews_url}"
-auth = "basic"
-username = "svc-pbx@example.com"
-password = "svc-pw"
-
-[sync]
-interval_minutes = 60
-
-{users}
-[pbx]
-host = "127.0.0.1"
-port = {asterisk.port}
-username = "{asterisk.user}"
-secret = "{asterisk.secret}"
-dial = "Local/{{extension}}@{PHONES_CONTEXT}"
-rooms = ["{ROOM}", "{BOB_ROOM}"]
-
-[autocall]
-ring_timeout_seconds = 20
-
-[agi]
-listen = "127.0.0.1:0"
-
-[ldap]
-listen = "127.0.0.1:0"
-
-[control]
-listen = "127.0.0.1:{port_for_config()}"
-metrics_listen = "127.0.0.1:0"
-
-[log]
-format = "json"
-"""
 
 
 @pytest.fixture
@@ -124,31 +73,16 @@ def ews() -> Iterator[EwsSimulator]:
         yield sim
 
 
-async def conferences(config: Path) -> list[dict[str, Any]]:
-    code, out, err = await pbxsync(config, "conferences", "--json")
-    assert code == 0, err
-    doc: list[dict[str, Any]] = json.loads(out)
-    return doc
-
-
 async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_within_5_seconds(
         tmp_path: Path, pbx: AsteriskInstance, ews: EwsSimulator) -> None:
     config = tmp_path / "pbxsync.toml"
-    config.write_text(config_text(tmp_path, ews, pbx), encoding="utf-8")
-    log = tmp_path / "agent.log"
-    with log.open("wb") as sink:
-        proc = await asyncio.create_subprocess_exec(str(PBXSYNC), "--config", str(config), "run", cwd=ROOT,
-                                                    stdout=sink, stderr=sink)
-
-    def agent_log() -> str:
-        return log.read_text(encoding="utf-8", errors="replace")[-4000:]
-
+    config.write_text(agent_config(tmp_path, ews.ews_url, pbx, interval_minutes=60,
+                                   rooms={"101": ROOM, "102": BOB_ROOM}), encoding="utf-8")
     status: dict[str, Any] = {}
     doc: list[dict[str, Any]] = []
-    members: list[dict[str, str]] = []
-    try:
+    async with running(config, tmp_path / "agent.log") as agent:
         async def subscribed() -> bool:
-            assert proc.returncode is None, f"pbxsync run exited with {proc.returncode}\n{agent_log()}"
+            agent.assert_running()
             code, out, _ = await pbxsync(config, "status", "--json")
             if code == 2:  # not up yet
                 return False
@@ -157,7 +91,7 @@ async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_
             feed = (sync.get("data") or {}).get("notifications") or {}
             return bool(feed.get("subscriptions_healthy") == 3 and sync["data"].get("passes"))
 
-        await poll(subscribed, datetime.now(UTC) + timedelta(seconds=60), lambda: f"{status}\n{agent_log()}")
+        await poll(subscribed, datetime.now(UTC) + timedelta(seconds=60), lambda: f"{status}\n{agent.tail()}")
 
         async def planning_booked() -> bool:
             doc[:] = await conferences(config)
@@ -165,7 +99,7 @@ async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_
 
         # The feed's first subscriptions catch every folder up once: the PBX meeting is booked long before
         # the first timed pass (60 minutes away).
-        await poll(planning_booked, datetime.now(UTC) + timedelta(seconds=30), lambda: f"{doc}\n{agent_log()}")
+        await poll(planning_booked, datetime.now(UTC) + timedelta(seconds=30), lambda: f"{doc}\n{agent.tail()}")
 
         # 1. A PBX AUTOCALL meeting created LEAD seconds before its start.
         start = (datetime.now(UTC) + timedelta(seconds=LEAD)).replace(microsecond=0)
@@ -181,27 +115,12 @@ async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_
             doc[:] = await conferences(config)
             return any(b["uid"] == "short-notice" for b in doc)
 
-        await poll(autocall_booked, start, lambda: f"{doc}\n{agent_log()}")
+        await poll(autocall_booked, start, lambda: f"{doc}\n{agent.tail()}")
         print(f"AUTOCALL meeting booked {(datetime.now(UTC) - created).total_seconds():.2f} s after it was "
               f"created, {(start - datetime.now(UTC)).total_seconds():.1f} s before its start")
 
-        async def everybody_in_the_room() -> bool:
-            assert proc.returncode is None, f"pbxsync run exited with {proc.returncode}\n{agent_log()}"
-            members[:] = await room_members(pbx)
-            return {extension_of(m["Channel"]) for m in members} == set(PEOPLE)
-
-        await poll(everybody_in_the_room, start + timedelta(seconds=30),
-                   lambda: f"not all in room {ROOM}: {members}\n{agent_log()}\n{pbx.log_tail(40)}")
-        joined_at = datetime.now(UTC)
-        assert joined_at >= start
-        print(f"all three in room {ROOM} {(joined_at - start).total_seconds():.2f} s after the start")
-
-        async def everybody_answered() -> bool:
-            doc[:] = [b for b in await conferences(config) if b["uid"] == "short-notice"]
-            return len(doc) == 1 and all(p["outcome"] == "answered" for p in doc[0]["participants"])
-
-        await poll(everybody_answered, datetime.now(UTC) + timedelta(seconds=15),
-                   lambda: f"conferences --json: {json.dumps(doc, indent=1)}\n{agent_log()}")
+        await everybody_in_the_room(agent, pbx, start)
+        doc = [b for b in await everybody_answered(agent, "short-notice") if b["uid"] == "short-notice"]
         (booking,) = doc
         assert abs(parse_utc(booking["start"]) - start) < timedelta(seconds=1)
         people = {p["extension"]: p for p in booking["participants"]}
@@ -217,22 +136,11 @@ async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_
         async def gone() -> bool:
             return all(b["uid"] != "to-be-cancelled" for b in await conferences(config))
 
-        await poll(gone, cancelled + timedelta(seconds=5), lambda: f"still listed\n{agent_log()}")
+        await poll(gone, cancelled + timedelta(seconds=5), lambda: f"still listed\n{agent.tail()}")
         print(f"cancelled meeting gone from conferences --json "
               f"{(datetime.now(UTC) - cancelled).total_seconds():.2f} s after the cancellation")
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), 30)
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
-    assert proc.returncode == 0, agent_log()
-    text = log.read_text(encoding="utf-8")
-    assert '"msg": "stopped"' in text and "Traceback" not in text, agent_log()
-    assert pbx.secret not in text and "svc-pw" not in text
+    text = agent.stopped_cleanly(pbx)
     passes = [json.loads(line) for line in text.splitlines() if '"sync pass (' in line]
     after = [p for p in passes if datetime.fromisoformat(p["ts"]) >= created]
     assert after and all(p.get("trigger") == "notify" for p in after)  # no timed pass came into it

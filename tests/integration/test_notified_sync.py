@@ -9,10 +9,9 @@ deadline.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from pbxsync.sync.config import Config, parse_config
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import ContactRecord, Fault, Organisation
 from pbxsync.sync.store.contacts import list_contacts
+from tests.support.waiting import until
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 T0 = datetime.now(UTC).replace(microsecond=0)
@@ -80,14 +80,6 @@ async def daemon(tmp_path: Path, ews: EwsSimulator, ami: AsteriskSimulator, cloc
     await d.start()
     yield d
     await d.shutdown()
-
-
-async def until(predicate: Callable[[], bool], deadline: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not predicate():
-        assert loop.time() < end, "condition not reached before the deadline"
-        await asyncio.sleep(0.01)  # polling interval, not a wait for an outcome
 
 
 def sync_service(daemon: Daemon) -> SyncService:
