@@ -1,9 +1,10 @@
 """The EWS streaming feed's decisions, as pure functions over plain data (time is an argument).
 
 Rules (Microsoft's "Maintain affinity between a group of subscriptions and the Mailbox server"):
-- One streaming subscription per mailbox, on all of its synced folders (calendar, contacts). Exchange
-  counts EWSMaxSubscriptions per mailbox subscription, not per folder, and events name their folder
-  (ParentFolderId), so one subscription per mailbox halves the budget used and the ids per connection.
+- One streaming subscription per mailbox, on all of its synced folders (the calendar; Contacts and the
+  phonebook folders below it). Exchange counts EWSMaxSubscriptions per mailbox subscription, not per
+  folder, and events name their folder (ParentFolderId), so one subscription per mailbox halves the budget
+  used and the ids per connection.
 - Subscriptions are grouped per EWS endpoint and per owner (the account that created them: the service
   account under impersonation, else each user). A group holds at most 200 subscriptions, and its mailboxes
   sorted alphabetically; its anchor is the first. Every request of the group carries X-AnchorMailbox = the

@@ -25,13 +25,12 @@ Exchange's side about 30 minutes later.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from pbxsync.sync.errors import SourceError
 from pbxsync.sync.model import Folder
@@ -51,41 +50,12 @@ from pbxsync.sync.notify.ews_plan import (
     presumed_expired,
     renew_at,
 )
+from pbxsync.sync.notify.threads import in_thread
 from pbxsync.sync.sources.ews import EwsSource
 
 log = logging.getLogger("pbxsync.notify.ews")
-T = TypeVar("T")
 MODE = "ews-streaming"
 _FOLDER_ORDER = (Folder.CALENDAR, Folder.CONTACTS)
-
-
-def in_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-    """Run `fn(*args)` in a new daemon thread; the future settles on the running loop."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
-
-    def report(result: T | None, error: BaseException | None) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits for this any more
-            loop.call_soon_threadsafe(settle, result, error)
-
-    def body() -> None:
-        try:
-            result = fn(*args)
-        except BaseException as exc:  # handed to the awaiting coroutine, whatever it is
-            report(None, exc)
-            return
-        report(result, None)
-
-    threading.Thread(target=body, name="pbxsync-ews-stream", daemon=True).start()
-    return future
 
 
 @dataclass
@@ -95,7 +65,10 @@ class _Box:
     mailbox: str
     folders: tuple[Folder, ...]
     account: Any = None
-    folder_ids: dict[str, Folder] = field(default_factory=dict)
+    folder_ids: dict[str, Folder] = field(default_factory=dict)  # Exchange folder id -> synced folder
+    exchange_folders: list[Any] = field(default_factory=list)  # what the subscription covers
+    stale: bool = False  # the folder tree changed: read it again before the next subscription
+    refreshing: bool = False  # re-subscribed for a new folder set, not because the subscription was lost
     subscription_id: str = ""
     attempts: Attempts = field(default_factory=Attempts)
     subscribed_once: bool = False
@@ -197,7 +170,8 @@ class EwsStreamingFeed:
         async with self._resolve_limit:
             try:
                 account = await self.source.account(box.mailbox)
-                box.folder_ids = await in_thread(ews_wire.folder_ids, account, box.folders)
+                box.folder_ids, box.exchange_folders = await in_thread(ews_wire.watched_folders, account,
+                                                                       box.folders)
                 box.account = account
                 box.error = ""
             except Exception as exc:
@@ -270,7 +244,12 @@ class EwsStreamingFeed:
 
     async def _subscribe(self, group: _Group, box: _Box) -> None:
         try:
-            box.subscription_id = await in_thread(ews_wire.subscribe, box.account, box.folders, group.sessions)
+            if box.stale:
+                box.folder_ids, box.exchange_folders = await in_thread(ews_wire.watched_folders, box.account,
+                                                                       box.folders)
+                box.stale = False
+            box.subscription_id = await in_thread(ews_wire.subscribe, box.account, box.exchange_folders,
+                                                  group.sessions)
         except Exception as exc:
             self._box_failed(box, ews_wire.describe(exc, box.mailbox))
             return
@@ -278,9 +257,9 @@ class EwsStreamingFeed:
             log.info("EWS streaming: %s is watched again", box.mailbox)
         box.attempts = after_subscribed(box.attempts)
         box.error = ""
-        if box.subscribed_once:
+        if box.subscribed_once and not box.refreshing:
             self._resubscriptions += 1
-        box.subscribed_once = True
+        box.subscribed_once, box.refreshing = True, False
         for folder in box.folders:
             self._notify(FolderChanged(box.mailbox, folder, box.next_reason))
         box.next_reason = "resubscribed"
@@ -291,8 +270,8 @@ class EwsStreamingFeed:
         group.handle = handle
         ids = [b.subscription_id for b in live]
 
-        def on_event(subscription_id: str, folder_ids: tuple[str, ...]) -> None:
-            loop.call_soon_threadsafe(self._on_event, group, subscription_id, folder_ids)
+        def on_event(subscription_id: str, folder_ids: tuple[str, ...], structural: bool) -> None:
+            loop.call_soon_threadsafe(self._on_event, group, subscription_id, folder_ids, structural)
 
         def on_message(ok: bool) -> None:
             loop.call_soon_threadsafe(self._on_message, group, ok)
@@ -388,14 +367,30 @@ class EwsStreamingFeed:
         group.connected = True
         group.last_connected = self.clock.now()
 
-    def _on_event(self, group: _Group, subscription_id: str, folder_ids: tuple[str, ...]) -> None:
+    def _on_event(self, group: _Group, subscription_id: str, folder_ids: tuple[str, ...], structural: bool) -> None:
         box = group.box_of(subscription_id)
         if box is None:
             return  # a subscription we replaced meanwhile
         self._last_event = self.clock.now()
         box.attempts = after_success(box.attempts)
-        for folder in folders_of_event(folder_ids, box.folder_ids, box.folders):
+        changed = folders_of_event(folder_ids, box.folder_ids, box.folders)
+        for folder in changed:
             self._notify(FolderChanged(box.mailbox, folder, "event"))
+        if structural and Folder.CONTACTS in changed:
+            self._refresh(group, box)
+
+    def _refresh(self, group: _Group, box: _Box) -> None:
+        """A folder appeared, went or moved below Contacts: subscribe again to the folders a contacts pass
+        now reads (a subscription covers its own folders, not new ones below them). The old subscription
+        is dropped at Exchange in the background; the group's connection re-opens with the new one."""
+        log.info("EWS streaming: the contact folders of %s changed; subscribing to them anew", box.mailbox)
+        old = box.subscription_id
+        box.lose("resubscribed")
+        box.stale = box.refreshing = True
+        threading.Thread(target=ews_wire.unsubscribe_all, args=([(box.account, old)], group.sessions, False),
+                         name="pbxsync-ews-unsubscribe", daemon=True).start()
+        if group.handle is not None:
+            group.handle.abort()
 
     # ---- helpers
 

@@ -33,6 +33,7 @@ from exchangelib.util import MNS, TNS, get_xml_attrs
 
 from pbxsync.sync.model import Folder
 from pbxsync.sync.sources.ews import _map_error
+from pbxsync.sync.sources.ews_contacts import contact_folders
 
 log = logging.getLogger("pbxsync.notify.ews")
 COOKIE = "X-BackEndOverrideCookie"
@@ -207,18 +208,28 @@ def _service(cls: type[Any], account: Any, sessions: GroupSessions, session: Any
     return svc
 
 
-def folder_ids(account: Any, folders: Sequence[Folder]) -> dict[str, Folder]:
-    """The Exchange folder ids of a mailbox's synced folders (events name their folder by these)."""
-    found: dict[str, Folder] = {}
+def watched_folders(account: Any, folders: Sequence[Folder]) -> tuple[dict[str, Folder], list[Any]]:
+    """The Exchange folders behind a mailbox's synced folders: the calendar; Contacts and every phonebook
+    folder below it (what a contacts pass reads, sync.sources.ews_contacts). Returns their ids (events name
+    their folder by these) and the exchangelib folders to subscribe to."""
+    ids: dict[str, Folder] = {}
+    chosen: list[Any] = []
     for folder in folders:
-        exchange_folder = account.calendar if folder is Folder.CALENDAR else account.contacts
-        found[str(exchange_folder.id)] = folder
-    return found
+        found = [account.calendar] if folder is Folder.CALENDAR else [f for _, _, f in contact_folders(account)]
+        for exchange_folder in found:
+            ids[str(exchange_folder.id)] = folder
+            chosen.append(exchange_folder)
+    return ids, chosen
 
 
-def subscribe(account: Any, folders: Sequence[Folder], sessions: GroupSessions) -> str:
-    """One streaming subscription on `folders` of the account's mailbox; returns its SubscriptionId."""
-    exchange_folders = [account.calendar if f is Folder.CALENDAR else account.contacts for f in folders]
+def is_structural(event: Any) -> bool:
+    """A folder created, deleted, moved or copied (not merely modified): the set of folders to watch may
+    have changed (a new phonebook folder below Contacts)."""
+    return getattr(event, "folder_id", None) is not None and type(event).__name__ != "ModifiedEvent"
+
+
+def subscribe(account: Any, exchange_folders: Sequence[Any], sessions: GroupSessions) -> str:
+    """One streaming subscription on `exchange_folders` (of one mailbox); returns its SubscriptionId."""
     with sessions.short() as session, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         results = list(_service(_Subscribe, account, sessions, session).call(folders=exchange_folders,
@@ -238,9 +249,9 @@ def unsubscribe(account: Any, subscription_id: str, sessions: GroupSessions) -> 
                 raise result
 
 
-def unsubscribe_all(leftovers: Sequence[tuple[Any, str]], sessions: GroupSessions) -> None:
-    """(account, subscription id) pairs, best effort at stop: give Exchange its subscription budget back now
-    rather than in 30 minutes; then the group's sessions are closed."""
+def unsubscribe_all(leftovers: Sequence[tuple[Any, str]], sessions: GroupSessions, close: bool = True) -> None:
+    """(account, subscription id) pairs, best effort: give Exchange its subscription budget back now rather
+    than in 30 minutes. At stop (`close`) the group's sessions are closed afterwards."""
     try:
         for account, subscription_id in leftovers:
             try:
@@ -248,7 +259,8 @@ def unsubscribe_all(leftovers: Sequence[tuple[Any, str]], sessions: GroupSession
             except Exception as exc:  # the process may be ending; an unanswered Unsubscribe expires anyway
                 log.debug("EWS streaming: unsubscribe failed: %s", describe(exc, mailbox_of(account)))
     finally:
-        sessions.close()
+        if close:
+            sessions.close()
 
 
 @dataclass(frozen=True)
@@ -261,7 +273,7 @@ class StreamEnd:
     message: str = ""  # one line, for logs and status
 
 
-EventSink = Callable[[str, tuple[str, ...]], None]  # (subscription id, folder ids the event names)
+EventSink = Callable[[str, tuple[str, ...], bool], None]  # subscription id, folder ids named, is_structural
 
 
 class StreamHandle:
@@ -314,7 +326,7 @@ def stream(account: Any, subscription_ids: Sequence[str], minutes: int, sessions
                 for event in getattr(notification, "events", None) or ():
                     folders = event_folder_ids(event)
                     if folders or getattr(event, "item_id", None) is not None:
-                        on_event(subscription_id, folders)
+                        on_event(subscription_id, folders, is_structural(event))
         return StreamEnd("aborted" if handle.aborted else "closed")
     except Exception as exc:
         if handle.aborted:

@@ -5,7 +5,10 @@ Wire format per Microsoft's published examples ("Subscribe operation", "GetStrea
 subscriptions and the Mailbox server", "Handling notification-related errors"):
 
 - Subscribe with a StreamingSubscriptionRequest on folders of ONE mailbox (the caller's, or the
-  impersonated one) answers a SubscriptionId. The subscription belongs to the account that authenticated
+  impersonated one: calendar, Contacts, sub-folders of Contacts) answers a SubscriptionId. A subscription
+  hears only its own folders: an item event names the folder it happened in (ParentFolderId); creating,
+  changing or deleting a sub-folder of Contacts is a folder event (FolderId, ParentFolderId) its parent's
+  subscriptions hear. The subscription belongs to the account that authenticated
   (a service account impersonating many users owns all of theirs). More than `max_subscriptions` live
   subscriptions on one mailbox: ErrorExceededSubscriptionCount (EWSMaxSubscriptions). A request with
   `X-PreferServerAffinity: true` gets an `X-BackEndOverrideCookie` cookie; every request's X-AnchorMailbox,
@@ -84,6 +87,7 @@ class _Subscription:
     last_seen: float
     queue: list[str] = field(default_factory=list)
     streams: int = 0  # open connections carrying it
+    all_folders: bool = False  # SubscribeToAllFolders
 
 
 class _Failure(Exception):
@@ -150,9 +154,16 @@ class StreamingHub:
 
     def _on_change(self, notice: ChangeNotice) -> None:
         stamp = ews_time(datetime.now(UTC))
-        parent = folder_id(notice.mailbox, notice.folder)
+        where = notice.folder_key or notice.folder  # "calendar", "contacts" or a sub-folder "contacts:<id>"
+        parent = folder_id(notice.mailbox, where)
         item = f'<t:ItemId Id="{esc(notice.item_id)}"/>'
-        if notice.kind == "create":
+        heard_in = {where}  # the folders whose subscriptions hear it
+        if notice.what == "folder":  # a sub-folder of Contacts: its parent's subscriptions, and its own
+            kind = {"create": "CreatedEvent", "update": "ModifiedEvent", "delete": "DeletedEvent"}[notice.kind]
+            xml = (f'<t:FolderId Id="{folder_id(notice.mailbox, notice.item_id)}"/>'
+                   f'<t:ParentFolderId Id="{parent}"/>')
+            heard_in.add(notice.item_id)
+        elif notice.kind == "create":
             kind, xml = "CreatedEvent", f'{item}<t:ParentFolderId Id="{parent}"/>'
         elif notice.kind == "update":
             kind, xml = "ModifiedEvent", f'{item}<t:ParentFolderId Id="{parent}"/>'
@@ -166,7 +177,8 @@ class StreamingHub:
         event = f"<t:{kind}><t:TimeStamp>{stamp}</t:TimeStamp>{xml}</t:{kind}>"
         with self._cond:
             for sub in self._subs.values():
-                if sub.mailbox == notice.mailbox and notice.folder in sub.folders and kind in sub.event_types:
+                if (sub.mailbox == notice.mailbox and (sub.all_folders or heard_in & sub.folders)
+                        and kind in sub.event_types):
                     sub.queue.append(event)
             self._cond.notify_all()
 
@@ -203,21 +215,22 @@ class StreamingHub:
             raise _Failure("ErrorInvalidRequest", "Bad EventTypes.")
         folders: set[str] = set()
         mailboxes: set[str] = set()
+        every = spec.get("SubscribeToAllFolders", "").lower() == "true"
         try:
-            if spec.get("SubscribeToAllFolders", "").lower() == "true":
+            if every:
                 mailboxes.add(request.check_mailbox(""))
-                folders = {"calendar", "contacts"}
             for ref in list(spec.find(f"{_T}FolderIds") or []):
                 holder = ET.Element("x")
                 holder.append(ref)
                 mailbox, name = request.folder_ref(holder)
-                if name not in ("calendar", "contacts"):
+                subs = {f"contacts:{f.folder_id}" for f in self.sim.org.contact_folders(mailbox)}
+                if name not in ("calendar", "contacts") and name not in subs:
                     raise _Failure("ErrorFolderNotFound", "The specified folder could not be found.")
                 mailboxes.add(mailbox)
                 folders.add(name)
         except MessageError as exc:
             raise _Failure(exc.code, exc.message) from None
-        if len(mailboxes) != 1 or not folders:
+        if len(mailboxes) != 1 or not (folders or every):
             raise _Failure("ErrorInvalidSubscriptionRequest", "A subscription covers folders of one mailbox.")
         (mailbox,) = mailboxes
         with self._cond:
@@ -225,7 +238,8 @@ class StreamingHub:
                 raise _Failure("ErrorExceededSubscriptionCount",
                                "You have exceeded the available subscriptions for your account. Remove "
                                "unnecessary subscriptions and try your request again.")
-            sub = _Subscription(_new_id(), request.actor.email, mailbox, frozenset(folders), types, self.clock())
+            sub = _Subscription(_new_id(), request.actor.email, mailbox, frozenset(folders), types, self.clock(),
+                                all_folders=every)
             self._subs[sub.id] = sub
         return success_message("Subscribe", f"<m:SubscriptionId>{sub.id}</m:SubscriptionId>")
 

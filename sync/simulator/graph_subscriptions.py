@@ -312,6 +312,8 @@ class SubscriptionService:
 
     def _on_change(self, notice: ChangeNotice) -> None:
         """The organisation's listener: runs under its lock, so it only queues."""
+        if notice.what != "item":  # a contacts sub-folder changed: Graph notifies items only
+            return
         change_type = CHANGE_TYPES[notice.kind]
         now = self.clock()
         with self._lock:

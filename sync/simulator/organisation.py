@@ -2,8 +2,8 @@
 
 Every read is a snapshot of frozen records; every change bumps the item's change key and appends to its
 folder's change log (`changelog`). Thread-safe: the HTTP simulators serve from request threads while a
-test changes the data. Listeners (`add_listener`) hear a `ChangeNotice` for every stored change, so a
-server can push notifications (Graph webhooks, EWS streaming).
+test changes the data. Listeners (`add_listener`) hear a `ChangeNotice` for every stored change (and every
+change of a sub-folder of Contacts), so a server can push notifications (Graph webhooks, EWS streaming).
 """
 
 from __future__ import annotations
@@ -64,6 +64,10 @@ class ChangeNotice:
     folder: FolderName
     kind: Literal["create", "update", "delete"]
     item_id: str
+    folder_key: str = ""  # the folder it happened in when not `folder` itself: "contacts:<id>" (a sub-folder)
+    # "folder": a sub-folder of Contacts was created, changed (renamed, moved) or deleted; `item_id` is its
+    # key ("contacts:<id>") and `folder_key` its parent's ("" = Contacts). Item listeners skip these.
+    what: Literal["item", "folder"] = "item"
 
 
 ChangeListener = Callable[[ChangeNotice], None]
@@ -190,9 +194,9 @@ class Organisation:
         return remove
 
     def _announce(self, mailbox: str, folder: FolderName, kind: Literal["create", "update", "delete"],
-                  item_id: str) -> None:
+                  item_id: str, key: str = "", what: Literal["item", "folder"] = "item") -> None:
         if self._listeners:
-            notice = ChangeNotice(mailbox.lower(), folder, kind, item_id)
+            notice = ChangeNotice(mailbox.lower(), folder, kind, item_id, "" if key == folder else key, what)
             for listener in list(self._listeners):
                 listener(notice)
 
@@ -290,7 +294,7 @@ class Organisation:
         created = folder.get(record.item_id) is None
         stored = folder.put(record, self._next_seq())
         assert isinstance(stored, type(record))
-        self._announce(mailbox, folder_name, "create" if created else "update", stored.item_id)
+        self._announce(mailbox, folder_name, "create" if created else "update", stored.item_id, folder_key(record))
         return stored
 
     def _remove(self, mailbox: str, folder: FolderName, item_id: str, key: str = "") -> None:
@@ -299,7 +303,7 @@ class Organisation:
         if not self._folder(mailbox, key or folder).remove(item_id, seq):
             raise NoSuchItem(item_id)
         self._seq = seq
-        self._announce(mailbox, folder, "delete", item_id)
+        self._announce(mailbox, folder, "delete", item_id, key)
 
     def _get(self, mailbox: str, item_id: str, kind: type[_Kind]) -> _Kind:
         """The item, from whichever of the mailbox's folders for its kind holds it (Contacts has sub-folders)."""
@@ -350,6 +354,8 @@ class Organisation:
                                          name, parent_id, folder_class)
             box.contact_folders[record.folder_id] = record
             box.folders.setdefault(contact_folder_key(record.folder_id), Folder())
+            self._announce(mailbox, "contacts", "create", contact_folder_key(record.folder_id),
+                           contact_folder_key(parent_id), "folder")
             return record
 
     def update_contact_folder(self, mailbox: str, folder_id: str, **changes: Any) -> ContactFolderRecord:
@@ -359,6 +365,8 @@ class Organisation:
             if folder_id not in box.contact_folders:
                 raise NoSuchFolder(folder_id)
             box.contact_folders[folder_id] = replace(box.contact_folders[folder_id], **changes)
+            self._announce(mailbox, "contacts", "update", contact_folder_key(folder_id),
+                           contact_folder_key(box.contact_folders[folder_id].parent_id), "folder")
             return box.contact_folders[folder_id]
 
     def delete_contact_folder(self, mailbox: str, folder_id: str) -> None:
@@ -373,9 +381,12 @@ class Organisation:
                 doomed |= below
             if folder_id not in box.contact_folders:
                 raise NoSuchFolder(folder_id)
+            parent = box.contact_folders[folder_id].parent_id
             for gone in doomed:
                 del box.contact_folders[gone]
                 del box.folders[contact_folder_key(gone)]
+            self._announce(mailbox, "contacts", "delete", contact_folder_key(folder_id), contact_folder_key(parent),
+                           "folder")
 
     def add_meeting(self, meeting: MeetingRecord,
                     mailboxes: Iterable[str] | None = None) -> list[MeetingRecord]:

@@ -133,6 +133,18 @@ def _item_id(item: Any) -> str:
     return str(value)[:512] if isinstance(value, str) and value else ""
 
 
+def contact_folders(account: Account) -> list[tuple[str, str, Any]]:
+    """(state key, path, exchangelib folder) of every folder a contacts pass reads: the Contacts folder
+    (key DEFAULT, path ""), then its phonebook folders. The streaming feed subscribes to the same ones."""
+    contacts_folder = account.contacts
+    found = _found(account)
+    by_id = {f.folder_id: obj for f, obj in found.items()}
+    chosen = phonebook_folders(str(contacts_folder.id), found)
+    if len(chosen) > MAX_CONTACT_FOLDERS:
+        raise SourceDataError(f"EWS {account.primary_smtp_address}: more than {MAX_CONTACT_FOLDERS} contact folders")
+    return [(DEFAULT, "", contacts_folder), *((folder_id, path, by_id[folder_id]) for folder_id, path in chosen)]
+
+
 class ContactsReader:
     """One mailbox's contacts pass, synchronous (run in a worker thread)."""
 
@@ -143,16 +155,9 @@ class ContactsReader:
         self.max_pages = max_pages
 
     def read(self, sync_state: str) -> ContactChanges:
-        contacts_folder = self.account.contacts
         previous = load_state(sync_state)
-        found = _found(self.account)
-        by_id = {f.folder_id: obj for f, obj in found.items()}
-        chosen = phonebook_folders(str(contacts_folder.id), found)
-        if len(chosen) > MAX_CONTACT_FOLDERS:
-            raise SourceDataError(f"EWS {self.account.primary_smtp_address}: more than {MAX_CONTACT_FOLDERS} "
-                                  "contact folders")
-        folders: list[tuple[str, str, Any]] = [(DEFAULT, "", contacts_folder)]
-        folders += [(folder_id, path, by_id[folder_id]) for folder_id, path in chosen]
+        folders = contact_folders(self.account)
+        contacts_folder = folders[0][2]
         fields = {f for f in contacts_folder.normalize_fields(fields=list(CONTACT_FIELDS)) if not f.field.is_attribute}
         upserts: dict[str, Contact] = {}
         deleted: set[str] = set()

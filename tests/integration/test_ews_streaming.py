@@ -126,6 +126,26 @@ async def test_every_folder_is_synced_once_at_start_then_each_change_names_its_f
         assert health.last_event_age_seconds is not None and health.last_event_age_seconds < 10
 
 
+async def test_contacts_in_sub_folders_are_heard_and_a_new_sub_folder_is_watched_too(
+        sim: EwsSimulator, org: Organisation) -> None:
+    suppliers = org.add_contact_folder(ALICE, "Suppliers")
+    async with running_feed(sim, [(ALICE, CON)]) as run:
+        assert await run.changes.take(1) == {(ALICE, CON, "resubscribed")}
+        await until(lambda: run.feed.health().subscriptions_healthy == 1)
+        org.add_contact(ALICE, ContactRecord("", "", "In a sub-folder", folder=suppliers.folder_id))
+        assert await run.changes.take(1) == {(ALICE, CON, "event")}
+        subscribes = sum(r.operation == "Subscribe" for r in sim.streaming.requests)
+        berlin = org.add_contact_folder(ALICE, "Berlin", parent_id=suppliers.folder_id)  # a folder event
+        assert (await run.changes.next()).reason == "event"
+        assert (await run.changes.next()).reason == "resubscribed"  # subscribed anew, to the new folder too
+        assert sum(r.operation == "Subscribe" for r in sim.streaming.requests) == subscribes + 1
+        await until(lambda: run.feed.health().subscriptions_healthy == 1)
+        org.add_contact(ALICE, ContactRecord("", "", "In the new folder", folder=berlin.folder_id))
+        assert await run.changes.take(1) == {(ALICE, CON, "event")}
+        assert run.feed.health().resubscriptions == 0  # a wider subscription, not a lost one
+    await until(lambda: len(sim.streaming.subscriptions(ALICE)) == 0)  # the old one was unsubscribed too
+
+
 async def test_a_mailbox_with_one_synced_folder_hears_only_that_folder(sim: EwsSimulator, org: Organisation) -> None:
     async with running_feed(sim, [(ALICE, CAL)]) as run:
         assert await run.changes.take(1) == {(ALICE, CAL, "resubscribed")}

@@ -195,3 +195,29 @@ def test_the_control_interface_drops_one_mailboxs_subscriptions(sim: EwsSimulato
             head += sock.recv(1)
         assert body_of(sock, head) == b'{"dropped": 1}'
     assert sim.streaming.subscriptions(ALICE) == []
+
+
+def test_a_subscription_hears_its_own_folders_and_the_folders_created_below_them(sim: EwsSimulator) -> None:
+    suppliers = sim.org.add_contact_folder(ALICE, "Suppliers")
+    sub_key = f"contacts:{suppliers.folder_id}"
+    only_contacts, _ = subscribe(sim)  # calendar and Contacts: not the sub-folder
+    sock, head = post(sim, envelope(
+        '<m:Subscribe><m:StreamingSubscriptionRequest><t:FolderIds>'
+        f'<t:FolderId Id="{folder_id(ALICE, sub_key)}"/></t:FolderIds><t:EventTypes>'
+        "<t:EventType>CreatedEvent</t:EventType></t:EventTypes></m:StreamingSubscriptionRequest></m:Subscribe>"))
+    with sock:
+        with_sub = ET.fromstring(body_of(sock, head)).findtext(f".//{{{M}}}SubscriptionId") or ""
+    sim.org.add_contact(ALICE, ContactRecord("", "", "Supplier", folder=suppliers.folder_id))
+    sim.org.add_contact_folder(ALICE, "Customers")  # below Contacts: a folder event for Contacts' subscriptions
+    sock, _ = post(sim, streaming_request(only_contacts, with_sub))
+    with sock:
+        message = message_of(next(chunks(sock)))
+    heard = {n.findtext(f"{{{T}}}SubscriptionId"): n for n in message.iter(f"{{{M}}}Notification")}
+    item_event = heard[with_sub].find(f"{{{T}}}CreatedEvent")
+    assert item_event is not None and item_event.find(f"{{{T}}}ItemId") is not None
+    parent = item_event.find(f"{{{T}}}ParentFolderId")
+    assert parent is not None and parent.get("Id") == folder_id(ALICE, sub_key)
+    (folder_event,) = list(heard[only_contacts])[1:]  # the new folder only: not the sub-folder's contact
+    assert folder_event.tag == f"{{{T}}}CreatedEvent" and folder_event.find(f"{{{T}}}FolderId") is not None
+    parent = folder_event.find(f"{{{T}}}ParentFolderId")
+    assert parent is not None and parent.get("Id") == folder_id(ALICE, "contacts")

@@ -78,6 +78,14 @@ def test_microsofts_example_yields_each_event_with_the_folders_it_names(account:
         ("AQMkCAL",), ("AQMkDELETED", "AQMkCAL"), ("AQMkROOT", "AQMkCAL")]
 
 
+def test_only_a_folder_created_deleted_moved_or_copied_changes_what_to_watch(account: Any) -> None:
+    (notification,) = list(ews_wire._StreamingEvents(account=account).parse(EXAMPLE.encode()))
+    created_item, moved_item, modified_folder = notification.events
+    assert [ews_wire.is_structural(e) for e in notification.events] == [False, False, False]
+    assert ews_wire.is_structural(type(created_item)(folder_id=modified_folder.folder_id))  # a new folder
+    assert not ews_wire.is_structural(moved_item)
+
+
 def test_the_throttling_errors_say_what_limit_was_hit_and_what_to_do() -> None:
     text = ews_wire.describe(ews_errors.ErrorExceededSubscriptionCount("x"), "alice@example.com")
     assert text.startswith("EWS alice@example.com: ") and "EWSMaxSubscriptions" in text and "timed polling" in text
