@@ -101,7 +101,7 @@ def meeting(uid: str, organizer: int, invitee: int, start: datetime) -> MeetingR
                          attendees=(AttendeeRecord(mailbox(invitee), f"User {invitee}", "required", "accept"),))
 
 
-def config_text(workdir: Path, sim: EwsSimulator, users: int, ldap_port: int, control_port: int) -> str:
+def config_text(workdir: Path, sim: EwsSimulator, users: int, ldap_port: int) -> str:
     blocks = "".join(f'[[users]]\nextension = "{1000 + u}"\nemail = "{mailbox(u)}"\nroom = "{8000 + u}"\n'
                      for u in range(users))
     rooms = ", ".join(f'"{8000 + u}"' for u in range(users))
@@ -125,7 +125,7 @@ listen = "127.0.0.1:{ldap_port}"
 refresh_seconds = 0
 size_limit = 0
 [control]
-listen = "127.0.0.1:{control_port}"
+socket = "{workdir / 'control.sock'}"
 metrics_listen = ""
 [log]
 format = "json"
@@ -353,7 +353,7 @@ async def ews_streaming(args: argparse.Namespace, workdir: Path) -> ModeResult:
     with EwsSimulator(org) as sim:
         ldap_port = free_port()
         config = workdir / "pbxsync.toml"
-        config.write_text(config_text(workdir, sim, args.users, ldap_port, free_port()), encoding="utf-8")
+        config.write_text(config_text(workdir, sim, args.users, ldap_port), encoding="utf-8")
         agent = Agent(config, ldap_port, workdir / "agent.log")
         agent.database = str(workdir / "pbxsync.db")
         started = time.monotonic()

@@ -59,7 +59,7 @@ def make_config(tmp_path: Path, ews: EwsSimulator, ami_port: int) -> Config:
         "users": [{"extension": "101", "email": ALICE, "room": "8001"}, {"extension": "102", "email": BOB}],
         "pbx": {"port": ami_port, "username": "pbxsync", "secret": "ami-secret"},
         "agi": {"enabled": False}, "ldap": {"listen": "127.0.0.1:0", "refresh_seconds": 0},
-        "control": {"listen": "127.0.0.1:0", "metrics_listen": ""},
+        "control": {"socket": str(tmp_path / "control.sock"), "metrics_listen": ""},
     }, str(tmp_path / "pbxsync.toml"))
 
 
