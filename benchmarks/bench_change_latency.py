@@ -122,6 +122,7 @@ rooms = [{rooms}]
 enabled = false
 [ldap]
 listen = "127.0.0.1:{ldap_port}"
+anonymous = true
 refresh_seconds = 0
 size_limit = 0
 [control]
