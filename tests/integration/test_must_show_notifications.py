@@ -8,7 +8,8 @@
 2. A `PBX` meeting cancelled in the simulator disappears from `pbxsync conferences --json` within 5 s.
 
 The harness (answering Local-channel phones, the shipped dialplan and confbridge profiles, the
-least-privilege AMI user) is tests/support/must_show.py, as for issue 4's test_must_show_autocall.py.
+least-privilege AMI user, `pbxsync run` started and stopped) is tests/support/pbxsync_run.py, as for
+issue 4's test_must_show_autocall.py.
 """
 
 from __future__ import annotations
@@ -27,24 +28,21 @@ from pbxsync.sync.model import parse_utc
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import AttendeeRecord, MeetingRecord, Organisation
 from tests.support.asterisk_harness import AsteriskInstance
-from tests.support.must_show import (
-    PEOPLE,
-    ROOM,
-    USERS,
-    agent_config,
-    conferences,
-    everybody_answered,
-    everybody_in_the_room,
+from tests.support.pbxsync_run import (
+    autocall_asterisk,
+    daemon_config,
+    extension_of,
     pbxsync,
+    pbxsync_running,
     poll,
-    running,
-    start_answering_asterisk,
+    room_members,
 )
 
 pytestmark = pytest.mark.asterisk
 
 LEAD = float(os.environ.get("PBXSYNC_MUST_SHOW_LEAD_SECONDS", "25"))
-BOB_ROOM = "8202"
+ROOMS = {"101": "8201", "102": "8202"}  # alice's (the AUTOCALL meeting) and bob's (the cancelled one)
+PEOPLE = {"101": "alice@example.com", "102": "bob@example.com", "103": "carol@example.com"}
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
@@ -52,7 +50,12 @@ def organisation() -> Organisation:
     later = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
     return Organisation.from_dict({
         "domain": "example.com",
-        "users": USERS,
+        "users": [
+            {"email": "alice@example.com", "name": "Alice Example", "password": "alice-pw"},
+            {"email": "bob@example.com", "name": "Bob Builder", "password": "bob-pw"},
+            {"email": "carol@example.com", "name": "Carol Jones", "password": "carol-pw"},
+            {"email": "svc-pbx@example.com", "name": "PBX service", "password": "svc-pw", "can_impersonate": True},
+        ],
         "meetings": [
             {"uid": "to-be-cancelled", "subject": "Planning", "location": "PBX",
              "organizer": {"email": "bob@example.com", "name": "Bob Builder"},
@@ -62,9 +65,15 @@ def organisation() -> Organisation:
     }, source="must-show-notifications")
 
 
+def config_text(tmp_path: Path, ews: EwsSimulator, pbx: AsteriskInstance) -> str:
+    users = "".join(f'[[users]]\nextension = "{ext}"\nemail = "{email}"\n'
+                    + (f'room = "{ROOMS[ext]}"\n' if ext in ROOMS else "") for ext, email in PEOPLE.items())
+    return daemon_config(tmp_path, ews.ews_url, pbx, users, list(ROOMS.values()), interval_minutes=60)
+
+
 @pytest.fixture
 def pbx(asterisk_factory: Callable[..., AsteriskInstance]) -> AsteriskInstance:
-    return start_answering_asterisk(asterisk_factory)
+    return autocall_asterisk(asterisk_factory)
 
 
 @pytest.fixture
@@ -73,16 +82,32 @@ def ews() -> Iterator[EwsSimulator]:
         yield sim
 
 
+async def conferences(config: Path) -> list[dict[str, Any]]:
+    code, out, err = await pbxsync(config, "conferences", "--json")
+    assert code == 0, err
+    doc: list[dict[str, Any]] = json.loads(out)
+    return doc
+
+
 async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_within_5_seconds(
         tmp_path: Path, pbx: AsteriskInstance, ews: EwsSimulator) -> None:
+    room = ROOMS["101"]
     config = tmp_path / "pbxsync.toml"
-    config.write_text(agent_config(tmp_path, ews.ews_url, pbx, interval_minutes=60,
-                                   rooms={"101": ROOM, "102": BOB_ROOM}), encoding="utf-8")
+    config.write_text(config_text(tmp_path, ews, pbx), encoding="utf-8")
+    log = tmp_path / "agent.log"
+
+    def agent_log() -> str:
+        return log.read_text(encoding="utf-8", errors="replace")[-4000:]
+
     status: dict[str, Any] = {}
     doc: list[dict[str, Any]] = []
-    async with running(config, tmp_path / "agent.log") as agent:
+    members: list[dict[str, str]] = []
+    async with pbxsync_running(config, log) as proc:
+        def running() -> None:
+            assert proc.returncode is None, f"pbxsync run exited with {proc.returncode}\n{agent_log()}"
+
         async def subscribed() -> bool:
-            agent.assert_running()
+            running()
             code, out, _ = await pbxsync(config, "status", "--json")
             if code == 2:  # not up yet
                 return False
@@ -91,15 +116,15 @@ async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_
             feed = (sync.get("data") or {}).get("notifications") or {}
             return bool(feed.get("subscriptions_healthy") == 3 and sync["data"].get("passes"))
 
-        await poll(subscribed, datetime.now(UTC) + timedelta(seconds=60), lambda: f"{status}\n{agent.tail()}")
+        await poll(subscribed, datetime.now(UTC) + timedelta(seconds=60), lambda: f"{status}\n{agent_log()}")
 
         async def planning_booked() -> bool:
             doc[:] = await conferences(config)
             return [b["uid"] for b in doc] == ["to-be-cancelled"]
 
         # The feed's first subscriptions catch every folder up once: the PBX meeting is booked long before
-        # the first timed pass (60 minutes away).
-        await poll(planning_booked, datetime.now(UTC) + timedelta(seconds=30), lambda: f"{doc}\n{agent.tail()}")
+        # the first timed pass of its organizer (minutes away).
+        await poll(planning_booked, datetime.now(UTC) + timedelta(seconds=30), lambda: f"{doc}\n{agent_log()}")
 
         # 1. A PBX AUTOCALL meeting created LEAD seconds before its start.
         start = (datetime.now(UTC) + timedelta(seconds=LEAD)).replace(microsecond=0)
@@ -115,12 +140,27 @@ async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_
             doc[:] = await conferences(config)
             return any(b["uid"] == "short-notice" for b in doc)
 
-        await poll(autocall_booked, start, lambda: f"{doc}\n{agent.tail()}")
+        await poll(autocall_booked, start, lambda: f"{doc}\n{agent_log()}")
         print(f"AUTOCALL meeting booked {(datetime.now(UTC) - created).total_seconds():.2f} s after it was "
               f"created, {(start - datetime.now(UTC)).total_seconds():.1f} s before its start")
 
-        await everybody_in_the_room(agent, pbx, start)
-        doc = [b for b in await everybody_answered(agent, "short-notice") if b["uid"] == "short-notice"]
+        async def everybody_in_the_room() -> bool:
+            running()
+            members[:] = await room_members(pbx, room)
+            return {extension_of(m["Channel"]) for m in members} == set(PEOPLE)
+
+        await poll(everybody_in_the_room, start + timedelta(seconds=30),
+                   lambda: f"not all in room {room}: {members}\n{agent_log()}\n{pbx.log_tail(40)}")
+        joined_at = datetime.now(UTC)
+        assert joined_at >= start
+        print(f"all three in room {room} {(joined_at - start).total_seconds():.2f} s after the start")
+
+        async def everybody_answered() -> bool:
+            doc[:] = [b for b in await conferences(config) if b["uid"] == "short-notice"]
+            return len(doc) == 1 and all(p["outcome"] == "answered" for p in doc[0]["participants"])
+
+        await poll(everybody_answered, datetime.now(UTC) + timedelta(seconds=15),
+                   lambda: f"conferences --json: {json.dumps(doc, indent=1)}\n{agent_log()}")
         (booking,) = doc
         assert abs(parse_utc(booking["start"]) - start) < timedelta(seconds=1)
         people = {p["extension"]: p for p in booking["participants"]}
@@ -136,11 +176,14 @@ async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_
         async def gone() -> bool:
             return all(b["uid"] != "to-be-cancelled" for b in await conferences(config))
 
-        await poll(gone, cancelled + timedelta(seconds=5), lambda: f"still listed\n{agent.tail()}")
+        await poll(gone, cancelled + timedelta(seconds=5), lambda: f"still listed\n{agent_log()}")
         print(f"cancelled meeting gone from conferences --json "
               f"{(datetime.now(UTC) - cancelled).total_seconds():.2f} s after the cancellation")
 
-    text = agent.stopped_cleanly(pbx)
+    assert proc.returncode == 0, agent_log()
+    text = log.read_text(encoding="utf-8")
+    assert '"msg": "stopped"' in text and "Traceback" not in text, agent_log()
+    assert pbx.secret not in text and "svc-pw" not in text
     passes = [json.loads(line) for line in text.splitlines() if '"sync pass (' in line]
     after = [p for p in passes if datetime.fromisoformat(p["ts"]) >= created]
     assert after and all(p.get("trigger") == "notify" for p in after)  # no timed pass came into it

@@ -67,10 +67,10 @@ def autocall_asterisk(asterisk_factory: Callable[..., AsteriskInstance]) -> Aste
 
 
 def daemon_config(tmp_path: Path, ews_url: str, pbx: AsteriskInstance, users: str, rooms: list[str],
-                  metrics_listen: str = "127.0.0.1:0") -> str:
+                  metrics_listen: str = "127.0.0.1:0", interval_minutes: int = 1) -> str:
     """A `pbxsync run` config: the EWS simulator through the impersonating service account, timed passes
-    every minute (the first user's first pass at once), `users` as [[users]] tables, AUTOCALL dialling
-    the test phones, every other listener on a free loopback port."""
+    every `interval_minutes` (the first user's first pass at once), `users` as [[users]] tables, AUTOCALL
+    dialling the test phones, every other listener on a free loopback port."""
     return f"""
 database = "{tmp_path / 'pbxsync.db'}"
 
@@ -81,7 +81,7 @@ username = "svc-pbx@example.com"
 password = "svc-pw"
 
 [sync]
-interval_minutes = 1
+interval_minutes = {interval_minutes}
 
 {users}
 [pbx]
