@@ -19,6 +19,8 @@ pass per user, measured, x 4 per hour).
 
 Modes are functions returning a `ModeResult` (`ews_streaming`); another backend's mode (Graph) can be
 added beside it in MODES and printed by the same report.
+
+Over 400 lines on purpose: one scenario (data, agent, changes, watch, idle count, report) read top to bottom.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Each section is a frozen dataclass; `config_tables.TableBuilder` fills them from
 a key means adding a field with a default (how each field type is read is said there). Here are the keys
 and the rules between them. What a backend needs is checked by the backend (sync/sources/registry.py
 finds it by name), and so is the table `[exchange.<backend>]` of a backend with options of its own.
+
+Over 400 lines on purpose: every section and the one pass of rules across them; split, the cross-section
+rules would have to gather the sections again.
 """
 
 from __future__ import annotations
@@ -71,9 +74,7 @@ class ExchangeConfig:
     autodiscover_url: str = ""  # where autodiscover GetUserSettings is asked; blank = derive from domain
     max_connections: int = 4  # per account: the semaphore and the HTTP pool are sized to it
     timeout_seconds: float = 60.0
-    # auto: Exchange tells which folders changed (EWS: streaming notifications; Graph: webhooks or delta
-    # polling) and they are synced within seconds; timed passes stay the safety net. off: timed passes only.
-    notifications: str = "auto"
+    notifications: str = "auto"  # auto: folders Exchange reports changed are synced at once | off: timers only
     # Microsoft Graph (app-only OAuth)
     tenant_id: str = ""
     client_id: str = ""
@@ -95,8 +96,7 @@ class ExchangeConfig:
 @dataclass(frozen=True)
 class SyncConfig:
     interval_minutes: int = 15  # 0 = timer off
-    # With notifications on: folders whose notifications failed (on fallback) are synced this often. 0 = off.
-    fallback_interval_minutes: int = 15
+    fallback_interval_minutes: int = 15  # folders whose notifications fail are synced this often; 0 = off
     days_back: int = 1
     days_ahead: int = 30
     default_region: str = "DE"  # for numbers without a country code
@@ -243,10 +243,9 @@ def _semantic_problems(cfg: Config) -> list[str]:
         p += backend.problems(cfg)
     if ex.max_connections < 1:
         p.append("exchange.max_connections: must be at least 1")
-    if cfg.sync.interval_minutes < 0:
-        p.append("sync.interval_minutes: must be 0 (off) or more")
-    if cfg.sync.fallback_interval_minutes < 0:
-        p.append("sync.fallback_interval_minutes: must be 0 (off) or more")
+    for key in ("interval_minutes", "fallback_interval_minutes"):
+        if getattr(cfg.sync, key) < 0:
+            p.append(f"sync.{key}: must be 0 (off) or more")
     if ex.notifications not in ("auto", "off"):
         p.append(f"exchange.notifications: must be \"auto\" or \"off\", got {ex.notifications!r}")
     if cfg.sync.days_back < 0 or cfg.sync.days_ahead < 1:

@@ -20,6 +20,9 @@ starves the sync. All feed state lives on the event loop; threads only report ba
 
 Subscriptions left at stop are unsubscribed best-effort in the background; those that are not expire on
 Exchange's side about 30 minutes later.
+
+Over 400 lines on purpose: resolving, grouping, subscribing, streaming and recovering all work on one state
+(the mailboxes and their groups, owned by the event loop); the rules are pure in ews_plan, the IO in ews_wire.
 """
 
 from __future__ import annotations

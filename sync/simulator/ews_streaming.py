@@ -28,6 +28,9 @@ subscriptions and the Mailbox server", "Handling notification-related errors"):
 
 `minute_seconds` is how long a protocol minute lasts here (60 by default; tests shorten it), for the
 ConnectionTimeout and the lifetime alike.
+
+Over 400 lines on purpose: the three operations share the subscriptions, their queues and the open streams
+under one lock; the XML of a response is in ews_operations and ews_xml.
 """
 
 from __future__ import annotations
