@@ -4,6 +4,9 @@ Every read is a snapshot of frozen records; every change bumps the item's change
 folder's change log (`changelog`). Thread-safe: the HTTP simulators serve from request threads while a
 test changes the data. Listeners (`add_listener`) hear a `ChangeNotice` for every stored change (and every
 change of a sub-folder of Contacts), so a server can push notifications (Graph webhooks, EWS streaming).
+
+Over 400 lines on purpose: the organisation is the one mutable world both simulators serve (mailboxes,
+folders, change logs, listeners); its records, data file, recurrence and zones already live apart.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ server's BackOffMilliseconds while the total stays within `max_busy_wait_seconds
 SourceBusyError(retry_after). We do not use exchangelib's `FaultTolerance` because it also treats HTTP 401
 as throttling (a wrong password would look like a busy server for up to max_wait) and retries connection
 errors for as long, which would stall one user's pass instead of reporting it.
+
+Over 400 lines on purpose: accounts, autodiscover, the bounded back-off and the folder fetches share one
+per-mailbox slot and error mapping; the mappings live in ews_contacts.py, ews_fields.py, ews_groups.py and ews_sync.py.
 """
 
 from __future__ import annotations
