@@ -1,6 +1,6 @@
 """Full EWS sync throughput: pbxsync's engine pass vs a bare exchangelib loop, same simulator, same run.
 
-    .venv/bin/python benchmarks/bench_ews_sync.py [--users 100] [--contacts 40] [--occurrences 20] [--rounds 5]
+    .venv/bin/python benchmarks/bench_ews_sync.py [--users 60] [--contacts 40] [--occurrences 20] [--rounds 5]
         [--messy-scale 2]
 
 Both sides fetch, per user, every contact (SyncFolderItems), the calendar folder's ids (SyncFolderItems)
@@ -275,7 +275,7 @@ def measure(title: str, args: argparse.Namespace, now: datetime, messy_scale: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--users", type=int, default=60)
     parser.add_argument("--contacts", type=int, default=40)
     parser.add_argument("--occurrences", type=int, default=20)
     parser.add_argument("--messy-scale", type=int, default=2, help="repeat the messy mailbox's items N times")
