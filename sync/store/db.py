@@ -5,9 +5,9 @@ the `PRAGMA user_version` bump, so a crash mid-migration leaves the previous ver
 whose version is higher than the newest migration here was written by a newer pbxsync and is refused.
 
 A new database is created 0600 (0640 when a group is given): SQLite gives its -wal and -shm files the
-same mode. `PRAGMA quick_check` runs at open; its verdict is `Store.integrity` for `status`. sqlite3
-errors become StoreReadOnlyError, StorePermissionError or StoreCorruptError by their error code, so a
-read-only file is never reported as a damaged one.
+same mode. `PRAGMA quick_check` runs at open when asked (the daemon asks, once at start); its verdict is
+`Store.integrity` for `status`. sqlite3 errors become StoreReadOnlyError, StorePermissionError or
+StoreCorruptError by their error code, so a read-only file is never reported as a damaged one.
 """
 
 from __future__ import annotations
@@ -164,6 +164,9 @@ def _create_private(path: Path, group: str) -> None:
         os.close(fd)
 
 
+NOT_CHECKED = "not checked"
+
+
 async def _quick_check(conn: aiosqlite.Connection) -> str:
     """"ok", or what is damaged. A damaged page still opens: the daemon runs and says so in `status`."""
     try:
@@ -176,8 +179,11 @@ async def _quick_check(conn: aiosqlite.Connection) -> str:
     return "; ".join(str(r[0]) for r in rows[:5]) or "no answer"
 
 
-async def open_store(path: str | Path, group: str = "") -> Store:
-    """Open (creating if needed) and migrate the database at `path` (":memory:" for tests)."""
+async def open_store(path: str | Path, group: str = "", *, check_integrity: bool = False) -> Store:
+    """Open (creating if needed) and migrate the database at `path` (":memory:" for tests).
+
+    `check_integrity` runs PRAGMA quick_check, which reads the whole file: the daemon asks for it once at
+    start (its verdict is `status`'s store health); a CLI listing does not pay for it on every call."""
     text = str(path)
     if text != ":memory:":
         try:
@@ -196,7 +202,7 @@ async def open_store(path: str | Path, group: str = "") -> Store:
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = ON")
-        integrity = await _quick_check(conn)
+        integrity = await _quick_check(conn) if check_integrity else NOT_CHECKED
         await migrate(conn)
     except sqlite3.Error as exc:
         await conn.close()

@@ -57,10 +57,10 @@ def test_read_only_permission_and_corruption_are_told_apart(tmp_path: Path) -> N
 
 
 async def test_the_integrity_check_at_open_finds_a_damaged_page(tmp_path: Path) -> None:
-    store = await open_store(tmp_path / "ok.db")
+    store = await open_store(tmp_path / "ok.db", check_integrity=True)
     assert store.integrity == "ok"
     await store.close()
-    store = await open_store(await damaged_database(tmp_path / "bad.db"))
+    store = await open_store(await damaged_database(tmp_path / "bad.db"), check_integrity=True)
     assert store.integrity not in ("ok", "")
     await store.close()
 
