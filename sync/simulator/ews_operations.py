@@ -261,9 +261,7 @@ class EwsOperations:
                     found.append(child)
                     if self.r.payload.get("Traversal") == "Deep":
                         pending.append(child.folder_id)
-            view = self.r.payload.find(f"{_M}IndexedPageFolderView")
-            offset = int(view.get("Offset", "0") or 0) if view is not None else 0
-            limit = (int(view.get("MaxEntriesReturned", "0") or 0) if view is not None else 0) or len(found)
+            offset, limit = _indexed_page(self.r.payload.find(f"{_M}IndexedPageFolderView"), len(found))
             chosen = found[offset:offset + limit]
             folders = "".join(self._folder_xml(mailbox, f) for f in chosen)
             last = "true" if offset + len(chosen) >= len(found) else "false"
@@ -297,15 +295,9 @@ class EwsOperations:
                 last = "true" if len(chosen) == len(entries) else "false"
                 return success_message("FindItem", f'<m:RootFolder TotalItemsInView="{len(entries)}" '
                                        f'IncludesLastItemInRange="{last}"><t:Items>{items}</t:Items></m:RootFolder>')
-            page = self.r.payload.find(f"{_M}IndexedPageItemView")
             records: list[Item] = list(
                 self.org.folder_items(mailbox, "contacts" if name == "contacts" else "calendar"))
-            offset, limit = 0, len(records)
-            if page is not None:
-                offset = int(page.get("Offset", "0") or 0)
-                limit = int(page.get("MaxEntriesReturned", "0") or 0) or len(records)
-                if page.get("BasePoint") == "End":
-                    offset = max(0, len(records) - offset - limit)
+            offset, limit = _indexed_page(self.r.payload.find(f"{_M}IndexedPageItemView"), len(records))
             chosen_records = records[offset:offset + limit]
             items = "".join(item_xml(c, shape) for c in chosen_records for _ in range(self.dup))
             nxt = offset + len(chosen_records)
@@ -419,3 +411,14 @@ class EwsOperations:
             entries.append(mailbox_xml(member, name, kind))
         return success_message("ExpandDL", f'<m:DLExpansion TotalItemsInView="{len(entries)}" '
                                f'IncludesLastItemInRange="true">{"".join(entries)}</m:DLExpansion>')
+
+
+def _indexed_page(view: ET.Element | None, total: int) -> tuple[int, int]:
+    """Offset and count an IndexedPage(Item|Folder)View asks for (raises ValueError on non-numbers)."""
+    if view is None:
+        return 0, total
+    offset = int(view.get("Offset", "0") or 0)
+    limit = int(view.get("MaxEntriesReturned", "0") or 0) or total
+    if view.get("BasePoint") == "End":
+        offset = max(0, total - offset - limit)
+    return offset, limit
