@@ -22,6 +22,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,13 @@ from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
 from tests.support.asterisk_harness import AsteriskInstance
 from tests.support.pbxsync_run import (
+    MUST_SHOW_USERS,
     PBXSYNC,
     autocall_asterisk,
+    conferences_json,
     daemon_config,
     extension_of,
-    pbxsync,
+    log_tail,
     pbxsync_running,
     poll,
     room_members,
@@ -55,12 +58,7 @@ def organisation() -> Organisation:
     """Built at the moment the test needs it: "now+20s" counts from here."""
     return Organisation.from_dict({
         "domain": "example.com",
-        "users": [
-            {"email": "alice@example.com", "name": "Alice Example", "password": "alice-pw"},
-            {"email": "bob@example.com", "name": "Bob Builder", "password": "bob-pw"},
-            {"email": "carol@example.com", "name": "Carol Jones", "password": "carol-pw"},
-            {"email": "svc-pbx@example.com", "name": "PBX service", "password": "svc-pw", "can_impersonate": True},
-        ],
+        "users": MUST_SHOW_USERS,
         "meetings": [
             {"uid": "must-show-autocall", "subject": "Must show: AUTOCALL", "location": "PBX AUTOCALL",
              "organizer": {"email": "alice@example.com", "name": "Alice Example"},
@@ -97,8 +95,7 @@ async def test_pbxsync_run_calls_organizer_and_invitees_into_the_room(
     config.write_text(config_text(tmp_path, ews, pbx), encoding="utf-8")
     log = tmp_path / "agent.log"
 
-    def agent_log() -> str:
-        return log.read_text(encoding="utf-8", errors="replace")[-4000:]
+    agent_log = partial(log_tail, log)
 
     members: list[dict[str, str]] = []
     async with pbxsync_running(config, log) as proc:
@@ -117,9 +114,7 @@ async def test_pbxsync_run_calls_organizer_and_invitees_into_the_room(
         doc: list[dict[str, Any]] = []
 
         async def everybody_answered() -> bool:
-            code, out, err = await pbxsync(config, "conferences", "--json")
-            assert code == 0, err
-            doc[:] = json.loads(out)
+            doc[:] = await conferences_json(config)
             return len(doc) == 1 and all(p["outcome"] == "answered" for p in doc[0]["participants"])
 
         await poll(everybody_answered, datetime.now(UTC) + timedelta(seconds=15),

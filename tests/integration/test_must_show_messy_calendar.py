@@ -19,6 +19,7 @@ import json
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,12 @@ from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
 from tests.support.asterisk_harness import AsteriskInstance
 from tests.support.pbxsync_run import (
+    MUST_SHOW_USERS,
     PBXSYNC,
     autocall_asterisk,
     daemon_config,
     extension_of,
+    log_tail,
     pbxsync,
     pbxsync_running,
     poll,
@@ -51,12 +54,7 @@ def organisation() -> Organisation:
     """Built when the test needs it: "now+20s" counts from here."""
     return Organisation.from_dict({
         "domain": "example.com",
-        "users": [
-            {"email": "alice@example.com", "name": "Alice Example", "password": "alice-pw"},
-            {"email": "bob@example.com", "name": "Bob Builder", "password": "bob-pw"},
-            {"email": "carol@example.com", "name": "Carol Jones", "password": "carol-pw"},
-            {"email": "svc-pbx@example.com", "name": "PBX service", "password": "svc-pw", "can_impersonate": True},
-        ],
+        "users": MUST_SHOW_USERS,
         "groups": [
             {"email": "team@example.com", "name": "Team", "members": ["bob@example.com", "inner@example.com",
                                                                        "consultant@partner.org"]},
@@ -105,8 +103,7 @@ async def test_a_private_group_invitation_calls_the_group_members_and_hides_its_
     config.write_text(config_text(tmp_path, ews, pbx, metrics_port), encoding="utf-8")
     log = tmp_path / "agent.log"
 
-    def agent_log() -> str:
-        return log.read_text(encoding="utf-8", errors="replace")[-4000:]
+    agent_log = partial(log_tail, log)
 
     members: list[dict[str, str]] = []
     doc: list[dict[str, Any]] = []

@@ -18,6 +18,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,9 +30,12 @@ from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import AttendeeRecord, MeetingRecord, Organisation
 from tests.support.asterisk_harness import AsteriskInstance
 from tests.support.pbxsync_run import (
+    MUST_SHOW_USERS,
     autocall_asterisk,
+    conferences_json,
     daemon_config,
     extension_of,
+    log_tail,
     pbxsync,
     pbxsync_running,
     poll,
@@ -50,12 +54,7 @@ def organisation() -> Organisation:
     later = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
     return Organisation.from_dict({
         "domain": "example.com",
-        "users": [
-            {"email": "alice@example.com", "name": "Alice Example", "password": "alice-pw"},
-            {"email": "bob@example.com", "name": "Bob Builder", "password": "bob-pw"},
-            {"email": "carol@example.com", "name": "Carol Jones", "password": "carol-pw"},
-            {"email": "svc-pbx@example.com", "name": "PBX service", "password": "svc-pw", "can_impersonate": True},
-        ],
+        "users": MUST_SHOW_USERS,
         "meetings": [
             {"uid": "to-be-cancelled", "subject": "Planning", "location": "PBX",
              "organizer": {"email": "bob@example.com", "name": "Bob Builder"},
@@ -82,13 +81,6 @@ def ews() -> Iterator[EwsSimulator]:
         yield sim
 
 
-async def conferences(config: Path) -> list[dict[str, Any]]:
-    code, out, err = await pbxsync(config, "conferences", "--json")
-    assert code == 0, err
-    doc: list[dict[str, Any]] = json.loads(out)
-    return doc
-
-
 async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_within_5_seconds(
         tmp_path: Path, pbx: AsteriskInstance, ews: EwsSimulator) -> None:
     room = ROOMS["101"]
@@ -96,8 +88,7 @@ async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_
     config.write_text(config_text(tmp_path, ews, pbx), encoding="utf-8")
     log = tmp_path / "agent.log"
 
-    def agent_log() -> str:
-        return log.read_text(encoding="utf-8", errors="replace")[-4000:]
+    agent_log = partial(log_tail, log)
 
     status: dict[str, Any] = {}
     doc: list[dict[str, Any]] = []
@@ -119,7 +110,7 @@ async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_
         await poll(subscribed, datetime.now(UTC) + timedelta(seconds=60), lambda: f"{status}\n{agent_log()}")
 
         async def planning_booked() -> bool:
-            doc[:] = await conferences(config)
+            doc[:] = await conferences_json(config)
             return [b["uid"] for b in doc] == ["to-be-cancelled"]
 
         # The feed's first subscriptions catch every folder up once: the PBX meeting is booked long before
@@ -137,7 +128,7 @@ async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_
         created = datetime.now(UTC)
 
         async def autocall_booked() -> bool:
-            doc[:] = await conferences(config)
+            doc[:] = await conferences_json(config)
             return any(b["uid"] == "short-notice" for b in doc)
 
         await poll(autocall_booked, start, lambda: f"{doc}\n{agent_log()}")
@@ -156,7 +147,7 @@ async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_
         print(f"all three in room {room} {(joined_at - start).total_seconds():.2f} s after the start")
 
         async def everybody_answered() -> bool:
-            doc[:] = [b for b in await conferences(config) if b["uid"] == "short-notice"]
+            doc[:] = [b for b in await conferences_json(config) if b["uid"] == "short-notice"]
             return len(doc) == 1 and all(p["outcome"] == "answered" for p in doc[0]["participants"])
 
         await poll(everybody_answered, datetime.now(UTC) + timedelta(seconds=15),
@@ -174,7 +165,7 @@ async def test_a_short_notice_autocall_calls_everybody_and_a_cancellation_shows_
         cancelled = datetime.now(UTC)
 
         async def gone() -> bool:
-            return all(b["uid"] != "to-be-cancelled" for b in await conferences(config))
+            return all(b["uid"] != "to-be-cancelled" for b in await conferences_json(config))
 
         await poll(gone, cancelled + timedelta(seconds=5), lambda: f"still listed\n{agent_log()}")
         print(f"cancelled meeting gone from conferences --json "

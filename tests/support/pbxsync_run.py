@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import subprocess
 import sys
@@ -37,6 +38,28 @@ async def pbxsync(config: Path, *args: str) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+# The people every must-show organisation has: three PBX users and the impersonating service account.
+MUST_SHOW_USERS: list[dict[str, Any]] = [
+    {"email": "alice@example.com", "name": "Alice Example", "password": "alice-pw"},
+    {"email": "bob@example.com", "name": "Bob Builder", "password": "bob-pw"},
+    {"email": "carol@example.com", "name": "Carol Jones", "password": "carol-pw"},
+    {"email": "svc-pbx@example.com", "name": "PBX service", "password": "svc-pw", "can_impersonate": True},
+]
+
+
+def log_tail(log: Path) -> str:
+    """The end of the agent's log, for an assertion message."""
+    return log.read_text(encoding="utf-8", errors="replace")[-4000:]
+
+
+async def conferences_json(config: Path) -> list[dict[str, Any]]:
+    """`pbxsync conferences --json`, as an admin runs it."""
+    code, out, err = await pbxsync(config, "conferences", "--json")
+    assert code == 0, err
+    doc: list[dict[str, Any]] = json.loads(out)
+    return doc
 
 
 async def poll(check: Callable[[], Awaitable[bool]], until: datetime, why: Callable[[], str]) -> None:
