@@ -320,15 +320,6 @@ def _semantic_problems(cfg: Config) -> list[str]:
     return p
 
 
-def is_loopback(listen: ListenAddress) -> bool:
-    if listen.host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(listen.host.partition("%")[0]).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost may resolve to anything
-
-
 def _control_problems(control: ControlConfig) -> list[str]:
     p: list[str] = []
     if not control.socket and control.listen is None:
@@ -340,7 +331,7 @@ def _control_problems(control: ControlConfig) -> list[str]:
                  "and pbxsync only); or use control.socket")
     if not control.allow_remote:
         for key, listen in (("listen", control.listen), ("metrics_listen", control.metrics_listen)):
-            if listen is not None and not is_loopback(listen):
+            if listen is not None and not listen.is_loopback:
                 p.append(f"control.{key}: {listen} is not a loopback address; set control.allow_remote = true "
                          "if it really must be reachable from the network")
     return p

@@ -55,6 +55,17 @@ class ListenAddress:
     def is_ipv6(self) -> bool:
         return ":" in self.host
 
+    @property
+    def is_loopback(self) -> bool:
+        """Only this machine can connect: a loopback address or "localhost" (another name may resolve
+        to anything, so it does not count)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.partition("%")[0]).is_loopback
+        except ValueError:
+            return False
+
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if self.is_ipv6 else f"{self.host}:{self.port}"
 

@@ -4,7 +4,6 @@ the daemon will listen on."""
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import socket
 import sqlite3
@@ -143,20 +142,13 @@ def check_port(listener: Listener, daemon_running: bool) -> CheckResult:
     return passed(name, f"{listen} is free")
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def check_ldap_privacy(config: Config) -> list[CheckResult]:
     """WARN when anonymous LDAP listens beyond loopback and every mailbox is shared: then anyone on the LAN
     reads every synced contact without a password."""
     ldap = config.ldap
     if not (ldap.enabled and ldap.anonymous and any(m.strip() == "*" for m in ldap.shared_mailboxes)):
         return []
-    exposed = [a for a in (ldap.listen, ldap.ldaps_listen) if a is not None and not _loopback(a.host)]
+    exposed = [a for a in (ldap.listen, ldap.ldaps_listen) if a is not None and not a.is_loopback]
     if not exposed:
         return []
     where = ", ".join(f"{a.host}:{a.port}" for a in exposed)
