@@ -371,27 +371,28 @@ class AsteriskInstance:
         return (f"--- Asterisk log {self.log_path} (last {lines} lines) ---\n" + "\n".join(text)
                 + (f"\n--- console ---\n{console}" if console.strip() else ""))
 
+    def _log_line(self, needle: str, deadline: float, timeout: float) -> str | None:
+        """The first log line holding `needle`; None to look again; AssertionError once past `deadline`."""
+        for line in self.log_text().splitlines():
+            if needle in line:
+                return line
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{needle!r} not in the Asterisk log within {timeout}s\n{self.log_tail()}")
+        return None
+
     def wait_for_log(self, needle: str, timeout: float = 10.0) -> str:
         deadline = time.monotonic() + timeout
-        while True:
-            for line in self.log_text().splitlines():
-                if needle in line:
-                    return line
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"{needle!r} not in the Asterisk log within {timeout}s\n{self.log_tail()}")
+        while (line := self._log_line(needle, deadline, timeout)) is None:
             time.sleep(0.05)  # polling interval
+        return line
 
     async def await_log(self, needle: str, timeout: float = 10.0) -> str:
         """Like wait_for_log, without blocking the event loop (use it when the test also serves
         something Asterisk talks to, e.g. a FastAGI server, in the same loop)."""
         deadline = time.monotonic() + timeout
-        while True:
-            for line in self.log_text().splitlines():
-                if needle in line:
-                    return line
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"{needle!r} not in the Asterisk log within {timeout}s\n{self.log_tail()}")
+        while (line := self._log_line(needle, deadline, timeout)) is None:
             await asyncio.sleep(0.05)  # polling interval
+        return line
 
     def ami(self) -> AmiClient:
         return AmiClient(self.host, self.port, self.user, self.secret)
