@@ -1,0 +1,1 @@
+"""Notices to organizers: one e-mail per rejected or cancelled booking, never twice for one reason."""

@@ -1,0 +1,1 @@
+"""Calendar presence: show-as status to Asterisk custom device and presence states, and the /presence AGI."""

@@ -1,0 +1,1 @@
+"""Writing the "Join by phone" block back into the organizer's meeting, safely (ChangeKey / If-Match)."""
