@@ -197,6 +197,27 @@ class ControlConfig:
     metrics_listen: ListenAddress | None = _DEFAULT_METRICS  # "" in the file = off
 
 
+# What `[web] user_settings` may list: the per-user options an employee may change on "My sync".
+WEB_USER_SETTINGS = ("sync_contacts", "sync_calendar", "room")
+_DEFAULT_WEB = ListenAddress("127.0.0.1", 8480)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """The web portal (plugin.web); docs/web.md explains sign-in, TLS and the security model."""
+
+    enabled: bool = False
+    listen: ListenAddress = _DEFAULT_WEB
+    tls_cert: str = ""  # both or neither: HTTPS, and session cookies marked Secure
+    tls_key: str = ""
+    # Host names (and addresses) the portal answers to; any other Host header is refused (DNS rebinding).
+    allowed_hosts: list[str] = field(default_factory=lambda: ["localhost", "127.0.0.1", "::1"])
+    admins: list[str] = field(default_factory=list)  # extensions with admin rights
+    user_settings: list[str] = field(default_factory=list)  # of WEB_USER_SETTINGS; empty = none
+    session_minutes: int = 480
+    secret_key_file: str = ""  # signs session cookies; blank = web-secret.key beside the database
+
+
 @dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
@@ -217,6 +238,7 @@ class Config:
     agi: AgiConfig = field(default_factory=AgiConfig)
     ldap: LdapConfig = field(default_factory=LdapConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     log: LogConfig = field(default_factory=LogConfig)
     path: str = field(default="", metadata=NOT_A_KEY)  # where it was loaded from
 
@@ -313,6 +335,7 @@ def _semantic_problems(cfg: Config) -> list[str]:
         p.append("ldap.max_connections_per_source >= 1; max_bind_failures, max_filter_terms, max_search_cost "
                  ">= 0 (0 = no limit)")
     p += _control_problems(cfg.control)
+    p += _web_problems(cfg)
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         p.append("log.level: must be debug, info, warning or error")
     if cfg.log.format not in ("text", "json"):
@@ -335,6 +358,36 @@ def _control_problems(control: ControlConfig) -> list[str]:
                 p.append(f"control.{key}: {listen} is not a loopback address; set control.allow_remote = true "
                          "if it really must be reachable from the network")
     return p
+
+
+def _web_problems(cfg: Config) -> list[str]:
+    web = cfg.web
+    p: list[str] = []
+    if bool(web.tls_cert) != bool(web.tls_key):
+        p.append("web.tls_cert/tls_key: give both or neither")
+    if not web.allowed_hosts:
+        p.append("web.allowed_hosts: list the host names browsers use to reach the portal")
+    for i, host in enumerate(web.allowed_hosts):
+        if not host or host != host.strip().lower() or (any(c in host for c in "/:@ ") and not _is_ipv6(host)):
+            p.append(f"web.allowed_hosts[{i}]: {host!r} is not a lower-case host name or address (no port)")
+    extensions = {u.extension for u in cfg.users}
+    for i, ext in enumerate(web.admins):
+        if ext not in extensions:
+            p.append(f"web.admins[{i}]: {ext!r} is not the extension of a user in [[users]]")
+    for i, name in enumerate(web.user_settings):
+        if name not in WEB_USER_SETTINGS:
+            p.append(f"web.user_settings[{i}]: must be one of {_one_of(list(WEB_USER_SETTINGS))}, got {name!r}")
+    if not 5 <= web.session_minutes <= 43_200:
+        p.append("web.session_minutes: must be between 5 and 43200 (30 days)")
+    return p
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_config(data: dict[str, Any], source: str = "", base_dir: Path | None = None) -> Config:

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from pbxsync.sync.store.db import Store, open_store
 from tests.support.asterisk_harness import AsteriskInstance, AsteriskNotInstalled, sweep_stale_instances
 from tests.support.asterisk_harness import asterisk_root as _find_asterisk_root
+from tests.support.browser import BrowserMissing, start_chromium
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +63,16 @@ async def store_on_disk(tmp_path: Path) -> AsyncIterator[Store]:
     s = await open_store(tmp_path / "pbxsync.db")
     yield s
     await s.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[WebDriver]:
+    """One headless Chromium for the whole run (tests/support/browser.py); missing, it fails the test."""
+    try:
+        driver = start_chromium()
+    except BrowserMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield driver
+    finally:
+        driver.quit()

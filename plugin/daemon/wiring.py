@@ -63,6 +63,7 @@ class DaemonContext:
     ldap: Slot[LdapServer] = field(default_factory=Slot)  # refreshed after each pass
     directory_extra: Slot[tuple[DirectoryEntry, ...]] = field(default_factory=Slot)  # Asterisk's voicemail users
     rebook: Slot[AfterPass] = field(default_factory=Slot)  # the bookings step, for the voicemail directory
+    web_ami: Slot[AmiClient] = field(default_factory=Slot)  # the AMI client, for the portal's click to call
 
 
 def default_source_factory(config: Config) -> MailboxSource:
@@ -170,8 +171,24 @@ def _ldap(ctx: DaemonContext) -> list[ServiceSpec]:
                         (cfg.ldap, cfg.users, cfg.sync.default_region), binds=binds)]
 
 
+def _web(ctx: DaemonContext) -> list[ServiceSpec]:
+    """The web portal; its AMI link is the daemon's (`ctx.web_ami`, refreshed on every reload)."""
+    cfg = ctx.config
+    if cfg.pbx.secret:
+        ctx.web_ami.publish(ami_client(ctx))
+    else:
+        ctx.web_ami.clear()
+    if not cfg.web.enabled:
+        return []
+    from pbxsync.plugin.web.server import web_service  # aiohttp and Jinja2 load only when the portal is on
+
+    settings = (cfg.web, cfg.users, cfg.pbx.rooms, cfg.database)
+    return [ServiceSpec("web", lambda: web_service(cfg, ctx.store, ctx.clock, ctx.target.sync_now, ctx.web_ami),
+                        settings, binds=(str(cfg.web.listen),))]
+
+
 Part = Callable[[DaemonContext], list[ServiceSpec]]
-PARTS: list[Part] = [_control, _sync, _bookings, _ami, _voicemail_directory, _autocall, _agi, _ldap]
+PARTS: list[Part] = [_control, _sync, _bookings, _ami, _voicemail_directory, _autocall, _agi, _ldap, _web]
 
 
 def build_specs(ctx: DaemonContext) -> list[ServiceSpec]:

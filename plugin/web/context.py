@@ -1,0 +1,41 @@
+"""What every web handler may use: the config, the store, the clock, the daemon's AMI link and its
+"Sync now", and the portal's own state (the signing key, the sign-in throttle). Handlers reach it with
+`web_context(request)`; nothing in plugin.web imports the daemon."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from pbxsync.plugin.ami.client import AmiClient
+from pbxsync.plugin.daemon.clock import Clock
+from pbxsync.plugin.daemon.service import Slot
+from pbxsync.plugin.throttle import FailureThrottle
+from pbxsync.plugin.web.accounts import MemoryAccounts
+from pbxsync.sync.config import Config
+from pbxsync.sync.engine import PassSummary
+from pbxsync.sync.store.db import Store
+
+SyncTrigger = Callable[[str], Awaitable[PassSummary]]  # one pass for the user with this extension
+
+
+@dataclass
+class WebContext:
+    config: Config
+    store: Store
+    clock: Clock
+    secret_key: bytes  # signs session cookies and CSRF tokens (plugin.web.secret_key)
+    sync_now: SyncTrigger
+    ami: Slot[AmiClient] = field(default_factory=Slot)  # empty while the daemon has no AMI link
+    tls: bool = False  # served over HTTPS (cookies are then Secure)
+    throttle: FailureThrottle = field(default_factory=FailureThrottle)  # wrong passwords, per extension/source
+    accounts: MemoryAccounts = field(default_factory=MemoryAccounts)
+
+
+CONTEXT: web.AppKey[WebContext] = web.AppKey("pbxsync_web_context", WebContext)
+
+
+def web_context(request: web.Request) -> WebContext:
+    return request.app[CONTEXT]

@@ -1,0 +1,106 @@
+"""Signing in and out.
+
+One answer for every failed sign-in ("extension or password is wrong"), whether the extension exists or
+not, and an unknown extension costs the same Argon2 verification as a wrong password: the page tells
+nobody which extensions have accounts. Failures are throttled per extension and per source address
+(plugin.throttle: a few typos are free, then the wait doubles up to a minute); while throttled, the answer
+is "too many attempts" for known and unknown extensions alike, and the password is not even checked.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import timedelta
+
+from aiohttp import web
+
+from pbxsync.plugin.throttle import Policy
+from pbxsync.plugin.web import accounts
+from pbxsync.plugin.web.auth import PRE_SESSION_KEY, SESSION_KEY, current_user
+from pbxsync.plugin.web.context import WebContext, web_context
+from pbxsync.plugin.web.render import render
+from pbxsync.plugin.web.sessions import COOKIE, PRE_COOKIE, encode_cookie
+from pbxsync.sync.config import DIALABLE
+
+log = logging.getLogger("pbxsync.web")
+
+MAX_PASSWORD = 1024  # longer is refused unhashed: Argon2 over megabytes would be a free CPU burner
+PER_EXTENSION = Policy(free=5, first=2.0, longest=60.0, half_life=900.0, longest_queue=0.0)
+PER_SOURCE = Policy(free=20, first=1.0, longest=60.0, half_life=900.0, longest_queue=0.0)
+HOME = "/my/sync"
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/", home), web.get("/signin", signin_page), web.post("/signin", signin),
+            web.post("/signout", signout)]
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther(HOME if current_user(request) is not None else "/signin")
+
+
+def safe_next(target: str) -> str:
+    """Where to go after signing in: only a path on this site (never //host or a scheme)."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target and len(target) < 500:
+        return target
+    return HOME
+
+
+def cookie_options(ctx: WebContext) -> dict[str, object]:
+    return {"httponly": True, "samesite": "Strict", "secure": ctx.tls, "path": "/"}
+
+
+async def signin_page(request: web.Request, *, error: str = "", extension: str = "",
+                      status: int = 200) -> web.StreamResponse:
+    ctx = web_context(request)
+    if current_user(request) is not None and request.method == "GET":
+        raise web.HTTPSeeOther(safe_next(request.query.get("next", HOME)))
+    if not request.cookies.get(PRE_COOKIE):
+        request[PRE_SESSION_KEY] = secrets.token_urlsafe(24)  # the form's token is bound to it (security.py)
+    response = render(request, "signin.html", title="Sign in", error=error, extension=extension,
+                      next=safe_next(request.query.get("next", HOME)), status=status)
+    if PRE_SESSION_KEY in request:
+        response.set_cookie(PRE_COOKIE, request[PRE_SESSION_KEY], **cookie_options(ctx))  # type: ignore[arg-type]
+    return response
+
+
+async def signin(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    form = await request.post()
+    extension = str(form.get("extension", "")).strip()[:64]
+    password = str(form.get("password", ""))
+    source = request.remote or "?"
+    keys = [(("ext", extension), PER_EXTENSION), (("src", source), PER_SOURCE)]
+    now = ctx.clock.now().timestamp()
+    if ctx.throttle.admit(keys, now) is None:
+        log.warning("web sign-in throttled: extension %r from %s", extension, source)
+        return await signin_page(request, error="Too many attempts. Wait a minute, then try again.",
+                                 extension=extension, status=429)
+    well_formed = DIALABLE.fullmatch(extension) is not None and len(password) <= MAX_PASSWORD
+    # Always one Argon2 verification (against a dummy hash for an unknown extension): timing tells nothing.
+    ok = await accounts.check_password(ctx, extension if well_formed else "", password[:MAX_PASSWORD])
+    ok = ok and well_formed and ctx.config.user_by_extension(extension) is not None
+    ctx.throttle.record(keys, ok, now)
+    if not ok:
+        log.warning("web sign-in failed: extension %r from %s", extension, source)
+        return await signin_page(request, error="The extension or the password is wrong.", extension=extension,
+                                 status=401)
+    lifetime = timedelta(minutes=ctx.config.web.session_minutes)
+    session_id, expires = await accounts.open_session(ctx, extension, ctx.clock.now(), lifetime)
+    log.info("web sign-in: extension %s from %s", extension, source)
+    response = web.HTTPSeeOther(safe_next(str(form.get("next", HOME))))
+    response.set_cookie(COOKIE, encode_cookie(ctx.secret_key, session_id, extension, expires),
+                        max_age=int(lifetime.total_seconds()), **cookie_options(ctx))  # type: ignore[arg-type]
+    response.del_cookie(PRE_COOKIE, path="/")
+    raise response
+
+
+async def signout(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    session_id = request.get(SESSION_KEY)
+    if session_id is not None:
+        await accounts.close_session(ctx, session_id)
+    response = web.HTTPSeeOther("/signin")
+    response.del_cookie(COOKIE, path="/")
+    raise response

@@ -1,0 +1,109 @@
+"""What every request passes before a handler: the Host check, the headers on every response, and the
+Origin and CSRF checks on every POST.
+
+- Host: only the names in `[web] allowed_hosts`. A DNS-rebinding page (evil.example resolving to the PBX)
+  sends its own name in Host and is refused before any handler runs.
+- Headers: a strict Content-Security-Policy (no inline script or style, nothing from elsewhere, no
+  framing, forms only to this site), nosniff, no Referer to other sites; HSTS under TLS; pages are
+  `no-store` (they show personal data), static files may be cached.
+- POST (and every other unsafe method): an Origin header, when sent, must name this site; the form field
+  `csrf` (or the X-CSRF-Token header, for scripts) must hold the token of the session, or before sign-in
+  of the pre-session cookie. SameSite=Strict cookies are the first line; this is the second.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from pbxsync.plugin.web.auth import SESSION_KEY
+from pbxsync.plugin.web.context import web_context
+from pbxsync.plugin.web.sessions import CSRF_FIELD, CSRF_HEADER, PRE_COOKIE, csrf_ok
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
+       "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+STATIC_PREFIX = "/static/"
+
+
+def host_name(host_header: str) -> str:
+    """The name in a Host header, without the port, lower-case; "" when it is not one."""
+    text = host_header.strip().lower()
+    if text.startswith("["):  # [::1]:8480
+        inner, sep, _ = text[1:].partition("]")
+        return inner if sep else ""
+    name, _, port = text.partition(":")
+    if port and not port.isdigit():
+        return ""
+    return name.removesuffix(".")
+
+
+def host_allowed(host_header: str, allowed: list[str]) -> bool:
+    name = host_name(host_header)
+    if not name:
+        return False
+    if name in allowed:
+        return True
+    try:  # "::1" written another way ("0:0:0:0:0:0:0:1") is still ::1
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return any(_same_address(address, a) for a in allowed)
+
+
+def _same_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str) -> bool:
+    try:
+        return address == ipaddress.ip_address(text)
+    except ValueError:
+        return False
+
+
+def origin_matches(origin: str, host_header: str) -> bool:
+    """An Origin header names this site when its host:port is the Host the browser sent."""
+    if origin == "null":
+        return False
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == host_header.strip().lower()
+
+
+@web.middleware
+async def host_check(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not host_allowed(request.headers.get("Host", ""), web_context(request).config.web.allowed_hosts):
+        raise web.HTTPMisdirectedRequest(text="This portal does not answer to that host name.\n")
+    return await handler(request)
+
+
+@web.middleware
+async def post_check(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method in SAFE_METHODS:
+        return await handler(request)
+    origin = request.headers.get("Origin")
+    if origin is not None and not origin_matches(origin, request.headers.get("Host", "")):
+        raise web.HTTPForbidden(text="Refused: the form came from another site.\n")
+    token = request.headers.get(CSRF_HEADER, "")
+    if not token and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()  # aiohttp keeps it: the handler's own request.post() reads the same
+        value = form.get(CSRF_FIELD, "")
+        token = value if isinstance(value, str) else ""
+    session = request.get(SESSION_KEY) or request.cookies.get(PRE_COOKIE, "")
+    if not csrf_ok(web_context(request).secret_key, session, token):
+        raise web.HTTPForbidden(text="Refused: the form's security token is missing or stale. Reload the page "
+                                     "and try again.\n")
+    return await handler(request)
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every response, errors and static files included."""
+    headers = response.headers
+    headers["Content-Security-Policy"] = CSP
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "same-origin"
+    headers["X-Frame-Options"] = "DENY"  # frame-ancestors for browsers that predate it
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    if web_context(request).tls:
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    if not request.path.startswith(STATIC_PREFIX):
+        headers["Cache-Control"] = "no-store"  # pages show personal data; static files set their own

@@ -1,0 +1,44 @@
+"""The portal's sign-in in real headless Chromium (screenshots in the test's tmp_path)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from tests.support.browser import screenshot, sign_in, wait_for
+from tests.support.web_portal import RunningPortal, password_of, portal_in_thread
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def portal(tmp_path: Path) -> Iterator[RunningPortal]:
+    with portal_in_thread(tmp_path) as running:
+        yield running
+
+
+def test_an_employee_signs_in_and_lands_on_my_sync(browser: WebDriver, portal: RunningPortal,
+                                                   tmp_path: Path) -> None:
+    browser.delete_all_cookies()
+    browser.get(f"{portal.url}/")
+    wait_for(browser, "#extension")
+    screenshot(browser, tmp_path, "signin")
+    sign_in(browser, portal.url, "102", password_of("102"))
+    wait_for(browser, "h1")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "My sync"
+    assert "Bob Builder" in browser.find_element(By.CSS_SELECTOR, ".who").text
+    screenshot(browser, tmp_path, "my-sync")
+    assert (tmp_path / "my-sync.png").stat().st_size > 1000
+
+
+def test_a_wrong_password_shows_one_message_and_no_session(browser: WebDriver, portal: RunningPortal,
+                                                           tmp_path: Path) -> None:
+    sign_in(browser, portal.url, "102", "wrong password")
+    wait_for(browser, "#signin-error")
+    assert browser.find_element(By.ID, "signin-error").text == "The extension or the password is wrong."
+    assert browser.get_cookie("pbxsync_session") is None
+    screenshot(browser, tmp_path, "wrong-password")

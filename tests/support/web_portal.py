@@ -1,0 +1,121 @@
+"""The web portal for tests: a config with users, a context, an aiohttp test client, and (for the browser)
+the portal served from a thread of its own, so Selenium's blocking calls never stall its event loop.
+
+Users: 101 Ada (admin), 102 Bob, 103 Eve; every password is `password-<extension>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from pbxsync.plugin.daemon.clock import FakeClock
+from pbxsync.plugin.web import accounts
+from pbxsync.plugin.web.app import create_app
+from pbxsync.plugin.web.context import WebContext
+from pbxsync.plugin.web.server import WebService
+from pbxsync.sync.config import Config, UserConfig, WebConfig
+from pbxsync.sync.engine import PassSummary
+from pbxsync.sync.listen import ListenAddress
+from pbxsync.sync.store.db import Store, open_store
+
+KEY = bytes(range(32))
+USERS = [UserConfig("101", ["ada@example.com"], "Ada Admin", room="800"),
+         UserConfig("102", ["bob@example.com"], "Bob Builder", room="801"),
+         UserConfig("103", ["eve@example.com"], "Eve Example")]
+
+
+def password_of(extension: str) -> str:
+    return f"password-{extension}"
+
+
+def portal_config(database: str = ":memory:", **web: Any) -> Config:
+    settings = {"enabled": True, "listen": ListenAddress("127.0.0.1", 0), "admins": ["101"], **web}
+    return Config(database=database, users=list(USERS), web=WebConfig(**settings))
+
+
+@dataclass
+class SyncCalls:
+    """A stand-in for the daemon's "Sync now": records who asked; `hold` keeps passes running."""
+
+    calls: list[str] = field(default_factory=list)
+    hold: asyncio.Event | None = None
+
+    async def __call__(self, extension: str) -> PassSummary:
+        self.calls.append(extension)
+        if self.hold is not None:
+            await self.hold.wait()
+        return PassSummary(datetime.now(UTC), [])
+
+
+async def make_context(store: Store, config: Config | None = None, clock: FakeClock | None = None,
+                       sync_now: Callable[[str], Awaitable[PassSummary]] | None = None) -> WebContext:
+    ctx = WebContext(config or portal_config(), store, clock or FakeClock(), KEY, sync_now or SyncCalls())
+    for user in ctx.config.users:
+        await accounts.set_password(ctx, user.extension, password_of(user.extension))
+    return ctx
+
+
+@asynccontextmanager
+async def portal_client(ctx: WebContext) -> AsyncIterator[TestClient[Any, Any]]:
+    """An aiohttp test client of the portal (Host 127.0.0.1:PORT, an allowed host)."""
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(ctx), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@dataclass
+class RunningPortal:
+    url: str  # http://127.0.0.1:PORT
+    ctx: WebContext
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, make: Callable[[], Awaitable[Any]]) -> Any:
+        """Run a coroutine on the portal's loop (to read or change the store from a test)."""
+        return asyncio.run_coroutine_threadsafe(make(), self.loop).result(timeout=30)
+
+
+@contextmanager
+def portal_in_thread(tmp_path: Path, fill: Callable[[Store], Awaitable[None]] | None = None,
+                     **web: Any) -> Iterator[RunningPortal]:
+    """The portal on 127.0.0.1:<free port>, over a store in `tmp_path` filled by `fill`."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="portal", daemon=True)
+    thread.start()
+
+    async def start() -> tuple[WebService, Store]:
+        store = await open_store(tmp_path / "portal.db")
+        if fill is not None:
+            await fill(store)
+        ctx = await make_context(store, portal_config(str(tmp_path / "portal.db"), **web))
+        service = WebService(ctx)
+        await service.start()
+        return service, store
+
+    service, store = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=60)
+    try:
+        yield RunningPortal(service.url.rstrip("/"), service.ctx, loop)
+    finally:
+        async def stop() -> None:
+            await service.stop()
+            await store.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+__all__ = ["KEY", "USERS", "RunningPortal", "SyncCalls", "make_context", "password_of", "portal_client",
+           "portal_config", "portal_in_thread"]

@@ -1,0 +1,125 @@
+"""Signing in and out of the portal, and the guards every request passes (aiohttp test client)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from pbxsync.plugin.daemon.clock import FakeClock
+from pbxsync.plugin.web.security import CSP
+from pbxsync.plugin.web.sessions import COOKIE
+from pbxsync.sync.store.db import Store
+from tests.support.web_portal import make_context, password_of, portal_client, portal_config
+
+Client = TestClient[Any, Any]
+
+
+def token_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+async def signin_form(client: Client) -> str:
+    response = await client.get("/signin")
+    assert response.status == 200
+    return token_of(await response.text())
+
+
+async def sign_in(client: Client, extension: str, password: str | None = None) -> Any:
+    token = await signin_form(client)
+    return await client.post("/signin", data={"extension": extension, "password": password or password_of(extension),
+                                              "csrf": token, "next": "/"}, allow_redirects=False)
+
+
+async def test_the_right_password_signs_in_with_a_strict_httponly_cookie(store: Store) -> None:
+    async with portal_client(await make_context(store)) as client:
+        response = await sign_in(client, "102")
+        assert response.status == 303
+        cookie = response.cookies[COOKIE]
+        assert cookie["httponly"] and cookie["samesite"] == "Strict" and not cookie["secure"]
+        page = await client.get("/signin", allow_redirects=False)
+        assert page.status == 303  # signed in: the sign-in page sends you on
+
+
+async def test_a_wrong_password_and_an_unknown_extension_get_the_same_answer(store: Store) -> None:
+    async with portal_client(await make_context(store)) as client:
+        wrong = await sign_in(client, "102", "guess")
+        unknown = await sign_in(client, "999", "guess")
+        assert wrong.status == unknown.status == 401
+        assert COOKIE not in wrong.cookies and COOKIE not in unknown.cookies
+        for response in (wrong, unknown):
+            assert "The extension or the password is wrong." in await response.text()
+
+
+async def test_repeated_failures_are_throttled_per_extension(store: Store) -> None:
+    clock = FakeClock()
+    async with portal_client(await make_context(store, clock=clock)) as client:
+        statuses = [(await sign_in(client, "102", "guess")).status for _ in range(7)]
+        assert statuses[:5] == [401] * 5 and 429 in statuses[5:]
+        throttled = await sign_in(client, "102")  # even the right password waits
+        assert throttled.status == 429
+        clock.advance(120)
+        assert (await sign_in(client, "102")).status == 303
+
+
+async def test_a_post_without_the_csrf_token_is_refused(store: Store) -> None:
+    async with portal_client(await make_context(store)) as client:
+        await signin_form(client)
+        response = await client.post("/signin", data={"extension": "102", "password": password_of("102")})
+        assert response.status == 403
+
+
+async def test_a_post_from_another_origin_is_refused(store: Store) -> None:
+    async with portal_client(await make_context(store)) as client:
+        token = await signin_form(client)
+        response = await client.post("/signin", data={"extension": "102", "password": password_of("102"),
+                                                      "csrf": token}, headers={"Origin": "http://evil.example"})
+        assert response.status == 403
+
+
+async def test_a_foreign_host_header_is_refused_before_any_page(store: Store) -> None:
+    async with portal_client(await make_context(store)) as client:
+        response = await client.get("/signin", headers={"Host": "evil.example:8480"})
+        assert response.status == 421
+
+
+async def test_every_response_carries_the_security_headers(store: Store) -> None:
+    async with portal_client(await make_context(store)) as client:
+        for path, status in (("/signin", 200), ("/static/style.css", 200), ("/no-such-page", 404),
+                             ("/static/../app.py", 404)):
+            response = await client.get(path)
+            assert response.status == status, path
+            assert response.headers["Content-Security-Policy"] == CSP
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            assert "Referrer-Policy" in response.headers
+        assert "script-src 'self'" in CSP and "frame-ancestors 'none'" in CSP and "'unsafe-inline'" not in CSP
+
+
+async def test_signing_out_revokes_the_session_on_the_server(store: Store) -> None:
+    async with portal_client(await make_context(store)) as client:
+        signed_in = await sign_in(client, "102")
+        stolen = signed_in.cookies[COOKIE].value
+        home = await client.get("/signin", allow_redirects=False)
+        assert home.status == 303
+        page = await client.get("/", allow_redirects=False)
+        assert page.headers["Location"] == "/my/sync"
+        form = await client.get("/my/sync")
+        assert form.status == 200
+        out = await client.post("/signout", data={"csrf": token_of(await form.text())}, allow_redirects=False)
+        assert out.status == 303
+        client.session.cookie_jar.update_cookies({COOKIE: stolen})
+        again = await client.get("/signin", allow_redirects=False)
+        assert again.status == 200  # the old cookie names a closed session
+
+
+async def test_after_sign_in_only_local_paths_are_followed(store: Store) -> None:
+    config = portal_config()
+    async with portal_client(await make_context(store, config)) as client:
+        token = await signin_form(client)
+        response = await client.post("/signin", data={"extension": "102", "password": password_of("102"),
+                                                      "csrf": token, "next": "//evil.example/"},
+                                     allow_redirects=False)
+        assert response.headers["Location"] == "/my/sync"
