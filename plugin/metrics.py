@@ -53,7 +53,7 @@ LDAP_REQUESTS = Counter("pbxsync_ldap_requests_total", "LDAP operations, by oper
                         ["operation", "result"])  # operation: bind|search|unbind|...; result: success|...
 LDAP_CONNECTIONS = Gauge("pbxsync_ldap_connections", "Open LDAP connections")
 AGI_REQUESTS = Counter("pbxsync_agi_requests_total", "FastAGI requests, by service and result",
-                       ["service", "result"])  # service: callerid|room ; result: ok|miss|rejected|error
+                       ["service", "result"])  # service: callerid|room|presence ; result: ok|miss|rejected|busy|error
 AGI_DURATION = Histogram("pbxsync_agi_request_duration_seconds", "FastAGI request handling time", ["service"],
                          buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))
 

@@ -18,6 +18,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pbxsync.sync.config_tables import NOT_A_KEY, TableBuilder
 from pbxsync.sync.errors import ConfigError
@@ -54,6 +55,8 @@ class UserConfig:
     username: str = ""  # per-user credentials when [exchange] impersonation = false
     password: Secret = EMPTY_SECRET
     ldap_password: Secret = EMPTY_SECRET  # lets the user's phone bind as uid=<extension>,<ldap.base_dn>
+    presence: bool = True  # [presence]: this user's calendar sets their device/presence state (False: opt out)
+    presence_forward: str = ""  # an extension the presence route dials instead of voicemail while busy
 
     @property
     def mailbox(self) -> str:
@@ -188,6 +191,18 @@ class LdapConfig:
     max_search_cost: int = 1_000_000  # estimated candidates x assertions; more is refused (unwillingToPerform)
 
 
+SHOW_AS_NAMES = ("free", "tentative", "busy", "oof", "workingelsewhere", "unknown")  # sync.model.ShowAs
+
+
+@dataclass(frozen=True)
+class PresenceConfig:
+    enabled: bool = False
+    busy_statuses: list[str] = field(default_factory=lambda: ["busy", "oof"])  # show-as values that count
+    message: str = "In a meeting until {until}"  # presence message; {until}: when it ends, local time
+    oof_message: str = "Out of office until {until}"
+    timezone: str = ""  # IANA zone for {until} and PBXSYNC_BUSY_UNTIL; "" = the host's local zone
+
+
 @dataclass(frozen=True)
 class ControlConfig:
     socket: str = DEFAULT_CONTROL_SOCKET  # the CLI's way in, guarded by file permissions ("" = off)
@@ -237,6 +252,7 @@ class Config:
     meetings: MeetingsConfig = field(default_factory=MeetingsConfig)
     agi: AgiConfig = field(default_factory=AgiConfig)
     ldap: LdapConfig = field(default_factory=LdapConfig)
+    presence: PresenceConfig = field(default_factory=PresenceConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     web: WebConfig = field(default_factory=WebConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -293,6 +309,8 @@ def _semantic_problems(cfg: Config) -> list[str]:
             seen_mail.add(mail.lower())
         if u.room and not DIALABLE.fullmatch(u.room):
             p.append(f"{key}.room: {u.room!r} is not a dialable room number")
+        if u.presence_forward and not DIALABLE.fullmatch(u.presence_forward):
+            p.append(f"{key}.presence_forward: {u.presence_forward!r} is not a dialable extension")
     for i, room in enumerate(cfg.pbx.rooms):
         if not DIALABLE.fullmatch(room):
             p.append(f"pbx.rooms[{i}]: {room!r} is not a dialable room number")
@@ -334,12 +352,32 @@ def _semantic_problems(cfg: Config) -> list[str]:
             or cfg.ldap.max_filter_terms < 0 or cfg.ldap.max_search_cost < 0):
         p.append("ldap.max_connections_per_source >= 1; max_bind_failures, max_filter_terms, max_search_cost "
                  ">= 0 (0 = no limit)")
+    p += _presence_problems(cfg.presence)
     p += _control_problems(cfg.control)
     p += _web_problems(cfg)
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
         p.append("log.level: must be debug, info, warning or error")
     if cfg.log.format not in ("text", "json"):
         p.append("log.format: must be text or json")
+    return p
+
+
+def _presence_problems(presence: PresenceConfig) -> list[str]:
+    p: list[str] = []
+    for i, status in enumerate(presence.busy_statuses):
+        if status not in SHOW_AS_NAMES:
+            p.append(f"presence.busy_statuses[{i}]: {status!r} is not one of {', '.join(SHOW_AS_NAMES)}")
+    for key in ("message", "oof_message"):
+        template = getattr(presence, key)
+        try:
+            template.format(until="11:30")
+        except (KeyError, IndexError, ValueError):
+            p.append(f"presence.{key}: only the placeholder {{until}} may be used (write {{{{ }}}} for braces)")
+    if presence.timezone:
+        try:
+            ZoneInfo(presence.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            p.append(f"presence.timezone: {presence.timezone!r} is not an IANA time zone like \"Europe/Berlin\"")
     return p
 
 

@@ -67,6 +67,34 @@ class Sensitivity(StrEnum):
     CONFIDENTIAL = "confidential"
 
 
+class ShowAs(StrEnum):
+    """How an item shows its owner's time (EWS LegacyFreeBusyStatus, Graph showAs), lower-case.
+
+    UNKNOWN: a value pbxsync cannot read (EWS NoData, a string Exchange may add later); a missing value
+    is BUSY, as Exchange itself assumes for an appointment (EWS's default, Graph's default showAs).
+    """
+
+    FREE = "free"
+    TENTATIVE = "tentative"
+    BUSY = "busy"
+    OOF = "oof"
+    WORKING_ELSEWHERE = "workingelsewhere"
+    UNKNOWN = "unknown"
+
+
+_SHOW_AS = {s.value: s for s in ShowAs} | {"outofoffice": ShowAs.OOF, "nodata": ShowAs.UNKNOWN}
+
+
+def show_as_from(value: object) -> ShowAs:
+    """A source's show-as text (EWS "OOF", Graph "oof", "workingElsewhere", ...) -> ShowAs; hostile input
+    (not text, an unknown word, a 10 MB string) gives UNKNOWN, nothing at all gives BUSY."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ShowAs.BUSY
+    if not isinstance(value, str) or len(value) > 40:
+        return ShowAs.UNKNOWN
+    return _SHOW_AS.get(value.strip().lower(), ShowAs.UNKNOWN)
+
+
 class ResponseType(StrEnum):
     """An attendee's answer, as Exchange names it (EWS ResponseTypeType, Graph responseStatus)."""
 
@@ -144,6 +172,7 @@ class Occurrence:
     # The mailbox owner's own answer to the meeting (EWS MyResponseType, Graph responseStatus): a copy
     # forwarded to a PBX user says whether that user declined it.
     my_response: ResponseType = ResponseType.UNKNOWN
+    show_as: ShowAs = ShowAs.BUSY  # how the mailbox owner's time shows during it (free/busy, presence)
 
     @property
     def occurrence_key(self) -> str:

@@ -1,4 +1,4 @@
-"""The FastAGI part of the daemon: one server with the `/callerid` and `/room` routes.
+"""The FastAGI part of the daemon: one server with the `/callerid`, `/room` and `/presence` routes.
 
 The daemon's wiring runs it as `AgiService` (see plugin.daemon.wiring); standalone use:
 
@@ -13,6 +13,7 @@ from pbxsync.plugin.agi.room import RoomService
 from pbxsync.plugin.agi.server import AgiLimits, AgiSession, FastAgiServer, Handler
 from pbxsync.plugin.daemon.clock import Clock
 from pbxsync.plugin.daemon.service import Health, Service
+from pbxsync.plugin.presence.agi import BUSY_VARIABLE, PresenceAgiService
 from pbxsync.sync.config import Config
 from pbxsync.sync.store.db import Store
 
@@ -37,6 +38,7 @@ def build_agi_server(config: Config, store: Store, clock: Clock) -> FastAgiServe
     routes: dict[str, Handler] = {
         "callerid": with_result(CallerIdService(lookup), SOURCE_VARIABLE, "none", "miss"),
         "room": with_result(RoomService(store, config, clock), "PBXSYNC_ROOM_ADMIT", "no", "rejected"),
+        "presence": with_result(PresenceAgiService(store, config, clock), BUSY_VARIABLE, "1", "busy"),
     }
     server = FastAgiServer(routes, config.agi.listen.host, config.agi.listen.port, limits)
     server.on_close.append(lookup.close)

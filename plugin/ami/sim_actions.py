@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from pbxsync.plugin.ami import sim_functions
 from pbxsync.plugin.ami.sim_world import UNKNOWN, CallOutcome, OriginateRequest, Room, World
 from pbxsync.plugin.ami.wire import AmiMessage
 
@@ -121,6 +122,27 @@ async def _showdialplan(world: World, call: ActionCall) -> None:
                        ("Application", app), ("AppData", data), ("Registrar", "pbx_config"))
     call.list_end("ShowDialPlanComplete", len(rows), ("ListExtensions", str(len({r[0] for r in rows}))),
                   ("ListPriorities", str(len(rows))), ("ListContexts", "1"))
+
+
+async def _setvar(world: World, call: ActionCall) -> None:
+    name = call.request.get("Variable")
+    if not name:
+        call.reply("Error", ("Message", "No variable specified"))
+    elif call.request.get("Channel"):
+        call.reply("Error", ("Message", "No such channel"))  # the simulated PBX has no channels to name here
+    elif sim_functions.write(world, name, call.request.get("Value")):
+        call.reply("Success", ("Message", "Variable Set"))
+    else:
+        call.reply("Error", ("Message", "Variable not set"))
+
+
+async def _getvar(world: World, call: ActionCall) -> None:
+    name = call.request.get("Variable")
+    if not name:
+        call.reply("Error", ("Message", "No variable specified"))
+        return
+    # manager.c does not check the function's result: a failed read is an empty Value
+    call.reply("Success", ("Variable", name), ("Value", sim_functions.read(world, name)))
 
 
 # ---- conferences ------------------------------------------------------------------------------------
@@ -270,4 +292,6 @@ ACTIONS: dict[str, Action] = {
     "modulecheck": Action(frozenset({"system"}), _modulecheck),
     "showdialplan": Action(frozenset({"config", "reporting"}), _showdialplan),
     "command": Action(frozenset({"command"}), _command),
+    "setvar": Action(frozenset({"call"}), _setvar),
+    "getvar": Action(frozenset({"call", "reporting"}), _getvar),
 }

@@ -146,6 +146,8 @@ class World:
         self.rooms: dict[str, Room] = {}
         self.live_uniqueids: set[str] = set()
         self.ringing: dict[str, asyncio.Event] = {}  # channel name -> set by a Hangup action
+        self.astdb: dict[str, str] = {}  # "family/key" -> value: custom device and presence states
+        self.global_vars: dict[str, str] = {}  # set by Setvar without a channel (plugin.ami.sim_functions)
         self.emit: EventSink = lambda privilege_class, headers: None
         self._uniq = 0
         self._tasks: set[asyncio.Task[None]] = set()

@@ -1,7 +1,7 @@
 """`pbxsync dialplan [--write DIR]`: the Asterisk files pbxsync needs, filled in for the current config.
 
-Prints dialplan/pbxsync-autocall.conf, pbxsync-confbridge.conf, pbxsync-manager.conf and pbxsync-agi.conf (see
-docs/asterisk.md for where each goes). The AMI secret is never printed: the manager.conf user gets a
+Prints dialplan/pbxsync-autocall.conf, pbxsync-confbridge.conf, pbxsync-manager.conf, pbxsync-agi.conf and
+pbxsync-presence.conf (see docs/asterisk.md for where each goes). The AMI secret is never printed: the manager.conf user gets a
 placeholder the admin replaces.
 """
 
@@ -19,7 +19,8 @@ from pbxsync.sync.errors import UserError, ValidationError
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "dialplan", help="print the Asterisk dialplan (AUTOCALL, FastAGI), confbridge profiles and manager.conf user",
-        description="The AUTOCALL context, the FastAGI contexts (caller-ID names, room dial-in), the conference "
+        description="The AUTOCALL context, the FastAGI contexts (caller-ID names, room dial-in), the presence route "
+        "(voicemail while in a meeting), the conference "
         "profiles and a least-privilege AMI user, filled in for the current config. Include them as "
         "docs/asterisk.md describes.")
     parser.add_argument("--write", metavar="DIR", help="write the files into DIR instead of printing them")

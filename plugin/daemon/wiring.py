@@ -37,6 +37,8 @@ from pbxsync.plugin.daemon.voicemail_directory import VoicemailDirectoryService
 from pbxsync.plugin.directory import DirectoryEntry
 from pbxsync.plugin.ldap.server import LdapServer
 from pbxsync.plugin.metrics import Refresher
+from pbxsync.plugin.presence.calendar import PresenceSettings
+from pbxsync.plugin.presence.service import PresenceAdapter, PresenceService, presence_refresh_hook
 from pbxsync.sync.config import Config
 from pbxsync.sync.sources.base import MailboxSource
 from pbxsync.sync.store.db import Store
@@ -64,6 +66,7 @@ class DaemonContext:
     directory_extra: Slot[tuple[DirectoryEntry, ...]] = field(default_factory=Slot)  # Asterisk's voicemail users
     rebook: Slot[AfterPass] = field(default_factory=Slot)  # the bookings step, for the voicemail directory
     web_ami: Slot[AmiClient] = field(default_factory=Slot)  # the AMI client, for the portal's click to call
+    presence: Slot[PresenceService] = field(default_factory=Slot)  # re-read after each pass
 
 
 def default_source_factory(config: Config) -> MailboxSource:
@@ -187,8 +190,24 @@ def _web(ctx: DaemonContext) -> list[ServiceSpec]:
                         settings, binds=(str(cfg.web.listen),))]
 
 
+def _presence(ctx: DaemonContext) -> list[ServiceSpec]:
+    """Device and presence state from the calendar over the AMI link ([presence], issue 17)."""
+    cfg = ctx.config
+    if not cfg.presence.enabled or not cfg.pbx.secret:
+        if cfg.presence.enabled:
+            log.warning("presence is on but [pbx] secret is not set: no device/presence state is sent")
+        return []
+    client = ami_client(ctx)
+    ctx.after_pass.append(presence_refresh_hook(ctx.presence))
+    settings = PresenceSettings.from_config(cfg)
+    return [ServiceSpec("presence", lambda: PresenceAdapter(ctx.store, client, settings, ctx.clock, ctx.presence),
+                        (cfg.pbx, cfg.presence, [(u.extension, u.mailbox, u.presence, u.sync_calendar)
+                                                 for u in cfg.users]))]
+
+
 Part = Callable[[DaemonContext], list[ServiceSpec]]
-PARTS: list[Part] = [_control, _sync, _bookings, _ami, _voicemail_directory, _autocall, _agi, _ldap, _web]
+PARTS: list[Part] = [_control, _sync, _bookings, _ami, _voicemail_directory, _autocall, _agi, _ldap, _web,
+                     _presence]
 
 
 def build_specs(ctx: DaemonContext) -> list[ServiceSpec]:

@@ -313,7 +313,8 @@ class _Reader:
         m = self.table(raw, path)
         self.known(m, {"id", "uid", "subject", "location", "organizer", "attendees", "start", "end",
                        "duration_minutes", "timezone", "all_day", "cancelled", "recurrence", "exceptions",
-                       "wire_timezone", "sensitivity", "locations", "online_meeting", "no_uid", "forwarded_to"},
+                       "wire_timezone", "sensitivity", "locations", "online_meeting", "no_uid", "forwarded_to",
+                       "show_as"},
                    path)
         zone_id = self.text(m, "timezone", path, "UTC")
         try:
@@ -389,7 +390,8 @@ class _Reader:
             wire_timezone_id=self.text(m, "wire_timezone", path, ""),
             sensitivity=self.choice(m, "sensitivity", path, SENSITIVITIES),
             locations=tuple(self.strings(m, "locations", path)),
-            online_meeting=self.boolean(m, "online_meeting", path), has_uid=not self.boolean(m, "no_uid", path))
+            online_meeting=self.boolean(m, "online_meeting", path), has_uid=not self.boolean(m, "no_uid", path),
+            show_as=self.text(m, "show_as", path, "Busy"))
         if recurrence is not None:
             for k, change in enumerate(exceptions):
                 if change.cancelled:

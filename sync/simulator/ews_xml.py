@@ -209,6 +209,8 @@ def calendar_item_xml(entry: MeetingRecord | OccurrenceView, shape: Shape, viewe
         parts.append(f"<t:OriginalStart>{ews_time(recurrence_id)}</t:OriginalStart>")
     if w("IsAllDayEvent"):
         parts.append(f"<t:IsAllDayEvent>{str(master.is_all_day).lower()}</t:IsAllDayEvent>")
+    if w("LegacyFreeBusyStatus") and master.show_as:
+        parts.append(el("LegacyFreeBusyStatus", master.show_as))
     if w("Location"):
         parts.append(el("Location", location))
     if w("IsCancelled"):

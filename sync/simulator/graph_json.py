@@ -67,6 +67,15 @@ def _attendee(org: Organisation, a: AttendeeRecord) -> dict[str, Any]:
             **_recipient(org, a.email, a.name)}
 
 
+# EWS LegacyFreeBusyStatus -> Graph's freeBusyStatus spelling; anything else is sent as it is (messy data).
+_GRAPH_SHOW_AS = {"Free": "free", "Tentative": "tentative", "Busy": "busy", "OOF": "oof",
+                  "WorkingElsewhere": "workingElsewhere", "NoData": "unknown"}
+
+
+def graph_show_as(value: str) -> str:
+    return _GRAPH_SHOW_AS.get(value, value)
+
+
 def event_json(org: Organisation, mailbox: str, occ: OccurrenceView, zone: tzinfo, zone_name: str) -> dict[str, Any]:
     master = occ.master
     kind = {"single": "singleInstance", "occurrence": "occurrence", "exception": "exception"}[occ.kind]
@@ -103,7 +112,7 @@ def event_json(org: Organisation, mailbox: str, occ: OccurrenceView, zone: tzinf
         "isOrganizer": is_organizer,
         "responseRequested": True,
         "seriesMasterId": master.item_id if occ.kind != "single" else None,
-        "showAs": "busy",
+        **({"showAs": graph_show_as(master.show_as)} if master.show_as else {}),
         "type": kind,
         "webLink": f"https://outlook.office365.com/owa/?itemid={occ.item_id}&exvsurl=1&path=/calendar/item",
         "onlineMeetingUrl": None,

@@ -142,6 +142,9 @@ class MeetingRecord:
     online_meeting: bool = False  # a Teams meeting (join link)
     has_uid: bool = True  # False: copied with "Copy to My Calendar" (no UID / iCalUId on the wire)
     my_response: str = ""  # this copy's owner's own answer; "" = as the attendee list says (own_response)
+    # Show-as as the server sends it, verbatim (EWS LegacyFreeBusyStatus "Busy"/"OOF"/..., rendered as Graph
+    # showAs in Graph's spelling); "" leaves the element out; any other string is sent as it is (messy data).
+    show_as: str = "Busy"
 
     @property
     def tz(self) -> ZoneInfo:

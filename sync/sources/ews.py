@@ -62,6 +62,7 @@ from pbxsync.sync.model import (
     Sensitivity,
     SkippedItem,
     is_internal_address,
+    show_as_from,
 )
 from pbxsync.sync.sources.ews_contacts import ContactsReader
 from pbxsync.sync.sources.ews_fields import FIELD_NAME as ENHANCED_LOCATION
@@ -76,7 +77,8 @@ T = TypeVar("T")
 
 OCCURRENCE_FIELDS = ("uid", "subject", "location", "start", "end", "_start_timezone", "_end_timezone",
                      "is_all_day", "is_cancelled", "type", "recurrence_id", "organizer", "required_attendees",
-                     "optional_attendees", "resources", "sensitivity", "my_response_type")
+                     "optional_attendees", "resources", "sensitivity", "my_response_type",
+                     "legacy_free_busy_status")
 MAX_TEXT = 1024  # subjects, names and locations beyond this are cut: they are displayed and dialled, never kept whole
 _VERSIONS = {"Exchange2010": Build(14, 0), "Exchange2010_SP1": Build(14, 1), "Exchange2010_SP2": Build(14, 2),
              "Exchange2013": Build(15, 0), "Exchange2016": Build(15, 1), "Exchange2019": Build(15, 2)}
@@ -431,7 +433,8 @@ class EwsSource:
             organizer_name=clean_text(getattr(organizer, "name", "")),
             attendees=tuple(attendees), is_cancelled=bool(item.is_cancelled), is_all_day=bool(item.is_all_day),
             sensitivity=_sensitivity(getattr(item, "sensitivity", None)),
-            my_response=_RESPONSES.get(getattr(item, "my_response_type", None) or "", ResponseType.UNKNOWN))
+            my_response=_RESPONSES.get(getattr(item, "my_response_type", None) or "", ResponseType.UNKNOWN),
+            show_as=show_as_from(getattr(item, "legacy_free_busy_status", None)))
 
 
 def _sensitivity(value: object) -> Sensitivity:

@@ -26,6 +26,7 @@ from pbxsync.sync.model import (
     PhoneNumber,
     ResponseType,
     Sensitivity,
+    show_as_from,
 )
 from pbxsync.sync.sources.contact_fields import (
     GRAPH_PHONE_LISTS,
@@ -259,6 +260,7 @@ def event_to_occurrence(event: Mapping[str, Any], series_uid: str | None = None)
         is_all_day=_bool(event, "isAllDay", item_id),
         sensitivity=_sensitivity(event, item_id),
         my_response=_RESPONSES.get(own, ResponseType.UNKNOWN),
+        show_as=show_as_from(event.get("showAs")),
     )
 
 

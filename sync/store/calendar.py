@@ -8,7 +8,16 @@ from datetime import datetime
 
 import aiosqlite
 
-from pbxsync.sync.model import Attendee, AttendeeKind, Occurrence, ResponseType, Sensitivity, parse_utc, utc_text
+from pbxsync.sync.model import (
+    Attendee,
+    AttendeeKind,
+    Occurrence,
+    ResponseType,
+    Sensitivity,
+    parse_utc,
+    show_as_from,
+    utc_text,
+)
 from pbxsync.sync.plan import CalendarPlan, StoredOccurrenceRef
 from pbxsync.sync.store.db import Store
 
@@ -51,8 +60,8 @@ async def apply_calendar_plan(conn: aiosqlite.Connection, mailbox: str, plan: Ca
     await conn.executemany(
         """INSERT INTO occurrences (mailbox, item_id, change_key, uid, occurrence_key, recurrence_id,
                 series_item_id, start_utc, end_utc, timezone, subject, location, organizer_email,
-                organizer_name, attendees, is_cancelled, is_all_day, sensitivity, my_response, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                organizer_name, attendees, is_cancelled, is_all_day, sensitivity, my_response, show_as, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (mailbox, item_id) DO UPDATE SET
                change_key = excluded.change_key, uid = excluded.uid, occurrence_key = excluded.occurrence_key,
                recurrence_id = excluded.recurrence_id, series_item_id = excluded.series_item_id,
@@ -61,12 +70,13 @@ async def apply_calendar_plan(conn: aiosqlite.Connection, mailbox: str, plan: Ca
                organizer_email = excluded.organizer_email, organizer_name = excluded.organizer_name,
                attendees = excluded.attendees, is_cancelled = excluded.is_cancelled,
                is_all_day = excluded.is_all_day, sensitivity = excluded.sensitivity,
-               my_response = excluded.my_response, updated_at = excluded.updated_at""",
+               my_response = excluded.my_response, show_as = excluded.show_as,
+               updated_at = excluded.updated_at""",
         [(mailbox, o.item_id, o.change_key, o.uid, o.occurrence_key,
           utc_text(o.recurrence_id) if o.recurrence_id else None, o.series_item_id,
           utc_text(o.start), utc_text(o.end), o.timezone, o.subject, o.location, o.organizer_email,
           o.organizer_name, attendees_to_json(o.attendees), int(o.is_cancelled), int(o.is_all_day),
-          o.sensitivity.value, o.my_response.value, stamp)
+          o.sensitivity.value, o.my_response.value, o.show_as.value, stamp)
          for o in (*plan.inserts, *plan.updates)],
     )
     await conn.executemany("DELETE FROM occurrences WHERE mailbox = ? AND item_id = ?",
@@ -75,19 +85,19 @@ async def apply_calendar_plan(conn: aiosqlite.Connection, mailbox: str, plan: Ca
 
 _SELECT = """SELECT mailbox, item_id, change_key, uid, recurrence_id, series_item_id, start_utc, end_utc,
                     timezone, subject, location, organizer_email, organizer_name, attendees, is_cancelled,
-                    is_all_day, sensitivity, my_response FROM occurrences"""
+                    is_all_day, sensitivity, my_response, show_as FROM occurrences"""
 
 
 def _row_to_occurrence(row: tuple[object, ...]) -> StoredOccurrence:
     (mailbox, item_id, ck, uid, rid, series, start, end, tz, subject, location, org_email, org_name,
-     attendees, cancelled, all_day, sensitivity, my_response) = row
+     attendees, cancelled, all_day, sensitivity, my_response, show_as) = row
     occ = Occurrence(
         item_id=str(item_id), change_key=str(ck), uid=str(uid), start=parse_utc(str(start)), end=parse_utc(str(end)),
         timezone=str(tz), recurrence_id=parse_utc(str(rid)) if rid else None, series_item_id=str(series),
         subject=str(subject), location=str(location), organizer_email=str(org_email),
         organizer_name=str(org_name), attendees=attendees_from_json(str(attendees)),
         is_cancelled=bool(cancelled), is_all_day=bool(all_day), sensitivity=Sensitivity(str(sensitivity)),
-        my_response=ResponseType(str(my_response)),
+        my_response=ResponseType(str(my_response)), show_as=show_as_from(show_as),
     )
     return StoredOccurrence(str(mailbox), occ)
 
