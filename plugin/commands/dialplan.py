@@ -1,8 +1,8 @@
 """`pbxsync dialplan [--write DIR]`: the Asterisk files pbxsync needs, filled in for the current config.
 
 Prints dialplan/pbxsync-autocall.conf, pbxsync-confbridge.conf, pbxsync-manager.conf, pbxsync-agi.conf and
-pbxsync-presence.conf (see docs/asterisk.md for where each goes). The AMI secret is never printed: the manager.conf user gets a
-placeholder the admin replaces.
+pbxsync-presence.conf (see docs/asterisk.md for where each goes). The AMI secret is never printed: the
+manager.conf user gets a placeholder the admin replaces.
 """
 
 from __future__ import annotations
