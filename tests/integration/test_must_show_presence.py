@@ -10,7 +10,6 @@ included. The meeting is private: what reaches the phones is pbxsync's own messa
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,12 +24,11 @@ from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
 from tests.support.asterisk_harness import AmiClient, AsteriskInstance
 from tests.support.pbxsync_run import MUST_SHOW_USERS
+from tests.support.presence import HINTS, VOICEMAIL, blf, getvar, until_value
 
 pytestmark = pytest.mark.asterisk
 
 DIALPLAN = Path(__file__).resolve().parents[2] / "dialplan" / "pbxsync-presence.conf"
-VOICEMAIL = "[general]\n[default]\n101 => 1234,Alice Example\n102 => 1234,Bob Builder\n"
-HINTS = "[pbxsync-test-hints]\nexten => 101,hint,Custom:pbxsync-101\n"
 
 
 def organisation() -> Organisation:
@@ -77,20 +75,6 @@ async def daemons() -> AsyncIterator[list[Daemon]]:
         await daemon.shutdown()
 
 
-async def getvar(ami: AmiClient, variable: str) -> str:
-    reply = await ami.action("Getvar", Variable=variable)
-    assert reply["Response"] == "Success", reply
-    return reply.get("Value", "")
-
-
-async def until_value(ami: AmiClient, variable: str, wanted: str, within: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while (value := await getvar(ami, variable)) != wanted:
-        assert loop.time() < deadline, f"{variable} is {value!r}, not {wanted!r}"
-        await asyncio.sleep(0.02)  # polling interval while the daemon and Asterisk work
-
-
 async def call_101(ami: AmiClient, caller: str) -> None:
     reply = await ami.action("Originate", Channel="Local/101@pbxsync-presence-route", Application="Wait",
                              Data="2", CallerID=f'"Caller" <{caller}>', Async="true")
@@ -129,7 +113,7 @@ async def test_device_state_busy_during_an_ews_meeting_and_calls_reach_voicemail
         assert await getvar(ami, "PRESENCE_STATE(CustomPresence:101,value)") == "dnd"
         message = await getvar(ami, "PRESENCE_STATE(CustomPresence:101,message)")
         assert message == "In a meeting until 11:00"  # Europe/Berlin; never the private subject
-        assert (await ami.action("ExtensionState", Exten="101", Context="pbxsync-test-hints"))["StatusText"] == "Busy"
+        assert await blf(ami) == "Busy"
         assert await getvar(ami, "DEVICE_STATE(Custom:pbxsync-102)") == "NOT_INUSE"  # bob's item shows as free
         await call_101(ami, "5551")
         line = await pbx.await_log(VOICEMAIL_BUSY, timeout=15)

@@ -6,7 +6,6 @@ moving it, never by waiting for wall time. Asterisk's answers are awaited (with 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -26,12 +25,17 @@ from pbxsync.sync.secrets import Secret
 from pbxsync.sync.store.db import Store
 from tests.support.asterisk_harness import AmiClient, AsteriskInstance
 from tests.support.presence import (
+    HINTS,
     SETVAR_EVENTS,
     SETVAR_EXCHANGES,
+    VOICEMAIL,
+    blf,
     delete_item,
+    getvar,
     occurrence,
     presence_config,
     store_items,
+    until_value,
 )
 
 pytestmark = pytest.mark.asterisk
@@ -39,35 +43,11 @@ pytestmark = pytest.mark.asterisk
 PRESENCE_DIALPLAN = Path(__file__).resolve().parents[2] / "dialplan" / "pbxsync-presence.conf"
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 USERS = {"101": "alice@example.com", "102": "bob@example.com"}
-# What docs/asterisk.md tells admins to write, with the custom state alone (the tests load no PJSIP).
-HINTS = "[pbxsync-test-hints]\nexten => 101,hint,Custom:pbxsync-101\n"
-VOICEMAIL = "[general]\n[default]\n101 => 1234,Alice Example\n102 => 1234,Bob Builder\n"
 
 
 def least_privilege(factory: Callable[..., AsteriskInstance], **options: object) -> AsteriskInstance:
     """An Asterisk whose AMI user holds the classes of the shipped manager.conf user, no more."""
     return factory(ami_read="call,system", ami_write="originate,call,reporting", **options)
-
-
-async def getvar(ami: AmiClient, variable: str) -> str:
-    reply = await ami.action("Getvar", Variable=variable)
-    assert reply["Response"] == "Success", reply
-    return reply.get("Value", "")
-
-
-async def blf(ami: AmiClient) -> dict[str, str]:
-    """What a BLF key subscribed to 101 shows (the hint's extension state)."""
-    reply = await ami.action("ExtensionState", Exten="101", Context="pbxsync-test-hints")
-    assert reply["Response"] == "Success", reply
-    return reply
-
-
-async def until_value(ami: AmiClient, variable: str, wanted: str, within: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while (value := await getvar(ami, variable)) != wanted:
-        assert loop.time() < deadline, f"{variable} is {value!r}, not {wanted!r}"
-        await asyncio.sleep(0.02)  # polling interval while Asterisk applies the action
 
 
 @pytest.fixture
@@ -118,7 +98,7 @@ async def test_device_and_presence_state_follow_a_meetings_start_end_and_cancell
             assert await getvar(ami, "PRESENCE_STATE(CustomPresence:101,value)") == "dnd"
             assert await getvar(ami, "PRESENCE_STATE(CustomPresence:101,message)") == "In a meeting until 09:30"
             assert await getvar(ami, "DEVICE_STATE(Custom:pbxsync-102)") == "NOT_INUSE"
-            assert (await blf(ami))["StatusText"] == "Busy"
+            assert await blf(ami) == "Busy"
             clock.set(T0 + timedelta(minutes=30))
             await until_value(ami, "DEVICE_STATE(Custom:pbxsync-101)", "NOT_INUSE")
             assert await getvar(ami, "PRESENCE_STATE(CustomPresence:101,value)") == "available"
@@ -128,7 +108,7 @@ async def test_device_and_presence_state_follow_a_meetings_start_end_and_cancell
             await service.refresh()  # the after-pass step
             assert await getvar(ami, "DEVICE_STATE(Custom:pbxsync-101)") == "NOT_INUSE"
             assert await getvar(ami, "PRESENCE_STATE(CustomPresence:101,value)") == "available"
-            assert (await blf(ami))["StatusText"] == "Idle"
+            assert await blf(ami) == "Idle"
     finally:
         await service.stop()
 

@@ -6,9 +6,8 @@ link takes real time, which `until` polls for.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,17 +20,10 @@ from pbxsync.plugin.presence.service import ALARM, PresenceService
 from pbxsync.sync.model import Sensitivity, ShowAs
 from pbxsync.sync.store.db import Store
 from tests.support.presence import delete_item, occurrence, presence_config, store_items
+from tests.support.waiting import until
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 USERS = {"101": "alice@example.com", "102": "bob@example.com", "103": "carol@example.com"}
-
-
-async def until(predicate: Callable[[], bool], deadline: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not predicate():
-        assert loop.time() < end, "condition not reached before the deadline"
-        await asyncio.sleep(0.01)
 
 
 def device(sim: AsteriskSimulator, ext: str) -> str:

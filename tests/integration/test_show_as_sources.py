@@ -21,6 +21,7 @@ from pbxsync.sync.sources.ews import EwsSource
 from pbxsync.sync.sources.graph import GraphSource
 from pbxsync.sync.store.calendar import load_occurrences
 from pbxsync.sync.store.db import Store
+from tests.support.graph import graph_config
 
 NOW = datetime(2026, 3, 20, 12, tzinfo=UTC)
 START, END = datetime(2026, 3, 19, tzinfo=UTC), datetime(2026, 4, 20, tzinfo=UTC)
@@ -70,10 +71,7 @@ async def source(request: pytest.FixtureRequest,
     if request.param == "ews":
         made = ews_source(ews)
     else:
-        made = GraphSource(ExchangeConfig(backend="graph", tenant_id=graph.app.tenant_id, client_id=graph.app.client_id,
-                                          client_secret=Secret(graph.app.client_secret), authority=graph.authority,
-                                          graph_endpoint=graph.graph_endpoint, ca_file=graph.tls.ca_file),
-                           SyncConfig(days_back=1, days_ahead=30), clock=lambda: NOW)
+        made = GraphSource(graph_config(graph), SyncConfig(days_back=1, days_ahead=30), clock=lambda: NOW)
     yield made
     await made.close()
 

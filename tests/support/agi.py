@@ -44,6 +44,16 @@ async def fake_asterisk(port: int, block: bytes, answer: Callable[[str], str] | 
     return commands
 
 
+def set_variables(commands: list[str]) -> dict[str, str]:
+    """The variables an AGI conversation set (`SET VARIABLE NAME "value"`), the last value of each."""
+    variables: dict[str, str] = {}
+    for c in commands:
+        if c.startswith("SET VARIABLE "):
+            name, value = c[len("SET VARIABLE "):].split(" ", 1)
+            variables[name] = value.strip('"')
+    return variables
+
+
 async def add_contact(store: Store, mailbox: str, name: str, *numbers: str, region: str = "DE") -> int:
     async with store.transaction() as conn:
         async with conn.execute(

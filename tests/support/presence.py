@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from pbxsync.sync.config import Config, PbxConfig, PresenceConfig, UserConfig
@@ -10,6 +11,11 @@ from pbxsync.sync.plan import CalendarPlan
 from pbxsync.sync.secrets import Secret
 from pbxsync.sync.store.calendar import apply_calendar_plan
 from pbxsync.sync.store.db import Store
+from tests.support.asterisk_harness import AmiClient
+
+# What docs/asterisk.md tells admins to write, with the custom state alone (the tests load no PJSIP).
+HINTS = "[pbxsync-test-hints]\nexten => 101,hint,Custom:pbxsync-101\n"
+VOICEMAIL = "[general]\n[default]\n101 => 1234,Alice Example\n102 => 1234,Bob Builder\n"
 
 
 def occurrence(item_id: str, start: datetime, end: datetime, show_as: ShowAs = ShowAs.BUSY, *,
@@ -80,3 +86,25 @@ SETVAR_EVENTS = [
     {"Event": "PresenceStateChange", "Presentity": "CustomPresence:101", "Status": "available", "Subtype": "",
      "Message": ""},
 ]
+
+
+async def getvar(ami: AmiClient, variable: str) -> str:
+    """A dialplan function's value read over AMI (Getvar without a channel)."""
+    reply = await ami.action("Getvar", Variable=variable)
+    assert reply["Response"] == "Success", reply
+    return reply.get("Value", "")
+
+
+async def until_value(ami: AmiClient, variable: str, wanted: str, within: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (value := await getvar(ami, variable)) != wanted:
+        assert loop.time() < deadline, f"{variable} is {value!r}, not {wanted!r}"
+        await asyncio.sleep(0.02)  # polling interval while pbxsync and Asterisk work
+
+
+async def blf(ami: AmiClient) -> str:
+    """What a BLF key subscribed to 101 shows: the StatusText of the HINTS hint's extension state."""
+    reply = await ami.action("ExtensionState", Exten="101", Context="pbxsync-test-hints")
+    assert reply["Response"] == "Success", reply
+    return reply["StatusText"]

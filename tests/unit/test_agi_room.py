@@ -12,7 +12,7 @@ from pbxsync.plugin.agi.server import FastAgiServer
 from pbxsync.plugin.daemon.clock import FakeClock
 from pbxsync.sync.config import ConferenceConfig, Config
 from pbxsync.sync.store.db import Store
-from tests.support.agi import T0, env_block, fake_asterisk, insert_booking
+from tests.support.agi import T0, env_block, fake_asterisk, insert_booking, set_variables
 
 EARLY = timedelta(minutes=10)
 
@@ -78,11 +78,7 @@ async def agi_room(store: Store, config: Config, now: datetime, caller: str, ans
         commands = await fake_asterisk(server.port, env_block("room", callerid=caller, arg_1=room), answer)
     finally:
         await server.close()
-    variables: dict[str, str] = {}
-    for c in commands:
-        if c.startswith("SET VARIABLE "):
-            name, value = c[len("SET VARIABLE "):].split(" ", 1)
-            variables[name] = value.strip('"')
+    variables = set_variables(commands)
     variables["_get_data"] = str(sum(c.startswith("GET DATA") for c in commands))
     return variables
 

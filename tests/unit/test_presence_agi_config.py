@@ -14,7 +14,7 @@ from pbxsync.sync.config import Config, PresenceConfig, UserConfig, parse_config
 from pbxsync.sync.errors import ConfigError
 from pbxsync.sync.model import Sensitivity, ShowAs
 from pbxsync.sync.store.db import Store
-from tests.support.agi import T0, env_block, fake_asterisk
+from tests.support.agi import T0, env_block, fake_asterisk, set_variables
 from tests.support.presence import occurrence, presence_config, store_items
 
 USERS = {"101": "alice@example.com", "102": "bob@example.com"}
@@ -28,12 +28,7 @@ async def ask(store: Store, config: Config, called: str, minutes: int = 0, **env
         commands = await fake_asterisk(server.port, env_block("presence", arg_1=called, **env))
     finally:
         await server.close()
-    variables: dict[str, str] = {}
-    for c in commands:
-        if c.startswith("SET VARIABLE "):
-            name, value = c[len("SET VARIABLE "):].split(" ", 1)
-            variables[name] = value.strip('"')
-    return variables
+    return set_variables(commands)
 
 
 @pytest.fixture
