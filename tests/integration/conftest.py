@@ -11,6 +11,7 @@ from typing import Protocol
 import pytest
 
 from pbxsync.plugin.ami.simulator import AsteriskSimulator, SimUser
+from pbxsync.plugin.daemon.app import Daemon
 from pbxsync.plugin.daemon.clock import FakeClock
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
@@ -45,6 +46,15 @@ async def ami() -> AsyncIterator[AsteriskSimulator]:
 def clock() -> FakeClock:
     """The clock AUTOCALL runs on, starting now; a test moves it by hand."""
     return FakeClock(datetime.now(UTC))
+
+
+@pytest.fixture
+async def daemons() -> AsyncIterator[list[Daemon]]:
+    """In-process daemons a test started; shut down at teardown."""
+    made: list[Daemon] = []
+    yield made
+    for daemon in made:
+        await daemon.shutdown()
 
 
 @pytest.fixture

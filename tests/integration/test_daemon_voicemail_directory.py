@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -75,14 +75,6 @@ async def simulator(user: SimUser) -> AsteriskSimulator:
     sim = AsteriskSimulator(users=[user], login_fail_delay=0.0)
     await sim.start()
     return sim
-
-
-@pytest.fixture
-async def daemons() -> AsyncIterator[list[Daemon]]:
-    made: list[Daemon] = []
-    yield made
-    for daemon in made:
-        await daemon.shutdown()
 
 
 async def until(check: Callable[[], bool], within: float = 10.0) -> None:

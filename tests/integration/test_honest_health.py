@@ -4,10 +4,7 @@ and a failing after-sync step make `status` unhealthy. The daemon runs in-proces
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from pbxsync.plugin.ami.simulator import AsteriskSimulator
 from pbxsync.plugin.daemon.app import Daemon
@@ -31,14 +28,6 @@ def make_config(tmp_path: Path, ews: EwsSimulator, ami_port: int | None = None) 
         "agi": {"enabled": False}, "ldap": {"enabled": False},
         "control": {"socket": str(tmp_path / "control.sock"), "metrics_listen": ""},
     }, str(tmp_path / "pbxsync.toml"))
-
-
-@pytest.fixture
-async def daemons() -> AsyncIterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        await daemon.shutdown()
 
 
 async def until(predicate: object, within: float = 10.0) -> None:

@@ -10,7 +10,7 @@ included. The meeting is private: what reaches the phones is pbxsync's own messa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,14 +65,6 @@ def make_config(tmp_path: Path, ews: EwsSimulator, pbx: AsteriskInstance) -> Con
 def ews() -> Iterator[EwsSimulator]:
     with EwsSimulator(organisation()) as sim:
         yield sim
-
-
-@pytest.fixture
-async def daemons() -> AsyncIterator[list[Daemon]]:
-    made: list[Daemon] = []
-    yield made
-    for daemon in made:
-        await daemon.shutdown()
 
 
 async def call_101(ami: AmiClient, caller: str) -> None:
