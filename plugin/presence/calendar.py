@@ -31,14 +31,16 @@ class PresenceSettings:
     busy_statuses: frozenset[ShowAs]
     templates: Templates
     zone: tzinfo | None  # None: the host's local zone
+    released: tuple[str, ...] = ()  # extensions of users who opted out: set free once at start, then left alone
 
     @classmethod
     def from_config(cls, config: Config) -> PresenceSettings:
         p = config.presence
         users = tuple(PresenceUser(u.extension, u.mailbox.lower(), u.presence_forward)
                       for u in config.users if u.presence and u.sync_calendar)
+        released = tuple(u.extension for u in config.users if not (u.presence and u.sync_calendar))
         return cls(users, frozenset(show_as_from(s) for s in p.busy_statuses), Templates(p.message, p.oof_message),
-                   ZoneInfo(p.timezone) if p.timezone else None)
+                   ZoneInfo(p.timezone) if p.timezone else None, released)
 
     def user(self, extension: str) -> PresenceUser | None:
         return next((u for u in self.users if u.extension == extension), None)

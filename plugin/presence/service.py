@@ -6,7 +6,8 @@ instant and only what differs from what Asterisk was last told is sent, all user
 thousand meetings starting at 09:00 are a thousand pairs of Setvar at 09:00. After each sync pass that
 changed a calendar the items are re-read from SQLite and the same happens at once (a cancelled meeting
 frees its people immediately). At start, and after every AMI (re)login, every user's state is sent again:
-what Asterisk holds is not known then (rebuilt from SQLite, never from memory).
+what Asterisk holds is not known then (rebuilt from SQLite, never from memory). A user who opted out
+(`presence = false`) is set free once at start, so a BLF key is never left busy by an earlier setting.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pbxsync.plugin.daemon.service import Health, Service, Slot
 from pbxsync.plugin.daemon.sync_timers import AfterPass
 from pbxsync.plugin.presence.asterisk import AsteriskPresence, asterisk_presence, setvar_actions
 from pbxsync.plugin.presence.calendar import PresenceSettings, load_items
-from pbxsync.plugin.presence.state import BusyItem, UserState, next_change, state_at
+from pbxsync.plugin.presence.state import FREE, BusyItem, UserState, next_change, state_at
 from pbxsync.sync.engine import PassSummary
 from pbxsync.sync.errors import PbxError, StoreError, ValidationError
 from pbxsync.sync.store.db import Store
@@ -58,12 +59,30 @@ class PresenceService:
         self._limit = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
+        self._release_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._unsubscribe = self.client.on_connect(self._on_login)
         await self.refresh(resend=True)
+        self._release_task = asyncio.get_running_loop().create_task(self._release(), name="presence-release")
+
+    async def _release(self) -> None:
+        """Set the opted-out users free once, as soon as the link allows (then they are never touched)."""
+        free = asterisk_presence(FREE, self.clock.now(), self.settings.templates, self.settings.zone)
+        pending = list(self.settings.released)
+        while pending:
+            await self.client.wait_connected()
+            results = await asyncio.gather(*(self._send(ext, free) for ext in pending))
+            pending = [ext for ext, ok in zip(pending, results, strict=True) if not ok]
+            for ext in self.settings.released:
+                self.sent.pop(ext, None)  # not ours to report on
+            if pending:
+                await self.clock.sleep(5)  # refused while connected (or the link dropped): try again shortly
 
     async def stop(self) -> None:
+        if self._release_task is not None:
+            self._release_task.cancel()
+            await asyncio.gather(self._release_task, return_exceptions=True)
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None

@@ -143,16 +143,21 @@ async def test_private_items_give_status_and_times_only(
         await service.stop()
 
 
-async def test_opted_out_users_are_never_touched_and_free_or_tentative_items_do_not_count(
+async def test_opted_out_users_are_set_free_once_never_busy_and_free_or_tentative_items_do_not_count(
         store: Store, ami: AsteriskSimulator, client: AmiClient) -> None:
     clock = FakeClock(T0 + timedelta(minutes=1))
     await store_items(store, "alice@example.com", occurrence("m", T0, T0 + timedelta(hours=1)), now=T0)
     await store_items(store, "bob@example.com", occurrence("t", T0, T0 + timedelta(hours=1), ShowAs.TENTATIVE),
                       occurrence("f", T0, T0 + timedelta(hours=1), ShowAs.FREE), now=T0)
+    ami.world.astdb["CustomDevstate/pbxsync-101"] = "BUSY"  # left by the time 101 still took part
     service = await started(store, client, clock, opted_out=frozenset({"101"}))
     try:
-        assert "CustomDevstate/pbxsync-101" not in ami.world.astdb
+        await until(lambda: device(ami, "101") == "NOT_INUSE")
         assert device(ami, "102") == "NOT_INUSE"
+        assert "101" not in service.sent and service.health().users == 2
+        clock.set(T0 + timedelta(minutes=30))
+        await service.refresh()
+        assert device(ami, "101") == "NOT_INUSE"
     finally:
         await service.stop()
 
