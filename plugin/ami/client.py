@@ -65,6 +65,8 @@ PERMISSION_CLASS = {
     "modulecheck": "system",
     "showdialplan": "reporting",
     "command": "command",
+    "setvar": "call",  # presence: DEVICE_STATE / PRESENCE_STATE
+    "getvar": "call",
 }
 
 

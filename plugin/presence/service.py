@@ -43,6 +43,7 @@ class PresenceHealth:
     next_change: str  # ISO instant, "" when nothing is scheduled
     unsent: int  # users whose current state Asterisk has not confirmed yet
     ami_connected: bool
+    last_error: str
 
 
 class PresenceService:
@@ -60,6 +61,7 @@ class PresenceService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self._release_task: asyncio.Task[None] | None = None
+        self.last_error = ""  # the latest refusal or link error, one line
 
     async def start(self) -> None:
         self._unsubscribe = self.client.on_connect(self._on_login)
@@ -129,7 +131,7 @@ class PresenceService:
             failed = results.count(False)
             if failed:
                 log.warning("presence: %d of %d state update(s) not sent (%s); sent again after the next AMI "
-                            "login", failed, len(wanted), "AMI link down" if not self.client.connected else "refused")
+                            "login", failed, len(wanted), self.last_error)
             else:
                 log.info("presence: %d state update(s) sent", len(wanted))
         self._arm(now)
@@ -141,6 +143,7 @@ class PresenceService:
                 await asyncio.gather(*(self.client.action("Setvar", headers)
                                        for headers in setvar_actions(extension, presence)))
         except (PbxError, ValidationError) as exc:
+            self.last_error = " ".join(str(exc).split())[:200]
             log.debug("presence: %s not updated: %s", extension, exc)
             return False
         self.sent[extension] = presence
@@ -154,15 +157,12 @@ class PresenceService:
         else:
             self.alarms.cancel(ALARM)
 
-    def state_of(self, extension: str) -> UserState | None:
-        return self.states.get(extension)
-
     def health(self) -> PresenceHealth:
         pending = self.alarms.pending().get(ALARM)
         return PresenceHealth(len(self.settings.users), sum(s.busy for s in self.states.values()),
                               pending.isoformat() if pending else "",
                               sum(1 for u in self.settings.users if u.extension not in self.sent),
-                              self.client.connected)
+                              self.client.connected, self.last_error)
 
 
 class PresenceAdapter(Service):
@@ -188,10 +188,11 @@ class PresenceAdapter(Service):
     def health(self) -> Health:
         h = self.inner.health()
         data = {"users": h.users, "busy": h.busy, "next_change": h.next_change or None, "unsent": h.unsent,
-                "ami_connected": h.ami_connected}
+                "ami_connected": h.ami_connected, "last_error": h.last_error or None}
         detail = f"{h.users} user(s), {h.busy} busy, next change {h.next_change or 'none scheduled'}"
         if not h.ami_connected or h.unsent:
-            return Health(False, f"{detail}; {h.unsent} not sent yet (waiting for the AMI link)", data)
+            why = "waiting for the AMI link" if not h.ami_connected else h.last_error or "refused"
+            return Health(False, f"{detail}; {h.unsent} not sent yet ({why})", data)
         return Health(True, detail, data)
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pbxsync.plugin.ami.client import AmiClient, AmiSettings
-from pbxsync.plugin.ami.simulator import AsteriskSimulator
+from pbxsync.plugin.ami.simulator import AsteriskSimulator, SimUser
 from pbxsync.plugin.daemon.clock import FakeClock
 from pbxsync.plugin.presence.calendar import PresenceSettings
 from pbxsync.plugin.presence.service import ALARM, PresenceService
@@ -176,3 +176,21 @@ async def test_updates_missed_while_the_link_is_down_are_sent_after_the_next_log
     finally:
         await service.stop()
         await client.stop()
+
+
+async def test_an_ami_user_without_the_call_class_is_reported_with_the_fix(store: Store) -> None:
+    sim = AsteriskSimulator(users=[SimUser("pbxsync", "ami-secret", frozenset({"call", "system"}),
+                                           frozenset({"originate", "reporting"}))], login_fail_delay=0.0)
+    await sim.start()
+    client = AmiClient(AmiSettings(port=sim.port, secret=presence_config({}).pbx.secret, action_timeout=5.0))
+    client.start()
+    try:
+        assert await client.wait_connected(5)
+        service = await started(store, client, FakeClock(T0))
+        health = service.health()
+        assert health.unsent == 3 and not sim.world.astdb
+        assert "add 'call' to write=" in health.last_error
+        await service.stop()
+    finally:
+        await client.stop()
+        await sim.stop()
