@@ -9,7 +9,7 @@ alarm). Run against the AMI simulator, then the real Asterisk 22 (loopback; a pr
 built by scripts/setup-asterisk.sh, stopped and removed at the end), where a sample of users is read back with
 Getvar. Without the chroot the real-Asterisk part is reported as not run (the fix is `make asterisk`), exit 1.
 
-Run: .venv/bin/python benchmarks/bench_presence.py [--users N] [--rounds R]   (about 30 s)
+Run: .venv/bin/python benchmarks/bench_presence.py [--users N] [--rounds R]   (about 15 s)
 """
 
 from __future__ import annotations
