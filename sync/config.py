@@ -152,6 +152,11 @@ class MeetingsConfig:
     group_cache_minutes: int = 60  # how long a group's members (or "not a group") are believed
     # Domains whose invited addresses may be groups and are looked up; empty = the PBX users' domains.
     group_domains: list[str] = field(default_factory=list)
+    # Rejection notices (plugin/notices): e-mail a PBX-user organizer once per rejected meeting and reason.
+    notify_organizer: bool = False
+    notices_language: str = "en"  # a language of the templates: "en", "de", or one in notices_templates
+    notices_from: str = "organizer"  # "organizer" (their own mailbox sends it) or a mailbox address
+    notices_templates: str = ""  # a directory whose templates override the shipped ones ("" = shipped only)
 
 
 @dataclass(frozen=True)
@@ -329,6 +334,7 @@ def _semantic_problems(cfg: Config) -> list[str]:
     for i, domain in enumerate(cfg.meetings.group_domains):
         if not domain or "@" in domain or not _EMAIL_RE.match(f"x@{domain}"):
             p.append(f"meetings.group_domains[{i}]: {domain!r} is not a mail domain")
+    p += _notices_problems(cfg.meetings)
     if bool(cfg.ldap.tls_cert) != bool(cfg.ldap.tls_key):
         p.append("ldap.tls_cert/tls_key: give both or neither")
     if cfg.ldap.ldaps_listen is not None and not cfg.ldap.tls_cert:
@@ -378,6 +384,18 @@ def _presence_problems(presence: PresenceConfig) -> list[str]:
             ZoneInfo(presence.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             p.append(f"presence.timezone: {presence.timezone!r} is not an IANA time zone like \"Europe/Berlin\"")
+    return p
+
+
+def _notices_problems(meetings: MeetingsConfig) -> list[str]:
+    p: list[str] = []
+    if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", meetings.notices_language):
+        p.append(f"meetings.notices_language: {meetings.notices_language!r} is not a language tag like "
+                 "\"en\" or \"de\"")
+    if meetings.notices_from != "organizer" and not _EMAIL_RE.match(meetings.notices_from):
+        p.append("meetings.notices_from: must be \"organizer\" or the address of a mailbox that sends the notices")
+    if meetings.notices_templates and not meetings.notices_templates.startswith("/"):
+        p.append("meetings.notices_templates: must be an absolute directory path (or blank for the shipped templates)")
     return p
 
 

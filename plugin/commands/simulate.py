@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import threading
 from typing import Any
 
@@ -28,6 +29,14 @@ def register(subparsers: Any) -> None:
     graph.add_argument("--tls-dir", default="", metavar="DIR",
                        help="where the simulator's CA certificate is written (default: a temporary folder)")
     graph.set_defaults(handler=run_graph)
+    outbox = peers.add_parser("outbox", help="the mail a running EWS or Graph simulator was asked to send "
+                              "(rejection notices), from its control interface")
+    outbox.add_argument("--url", required=True, metavar="URL",
+                        help="the simulator's base URL, e.g. http://127.0.0.1:8443 (EWS) or https://127.0.0.1:PORT "
+                        "(Graph); loopback only")
+    outbox.add_argument("--ca-file", default="", metavar="FILE", help="the Graph simulator's CA certificate")
+    outbox.add_argument("--json", action="store_true", help="print the messages as JSON")
+    outbox.set_defaults(handler=run_outbox)
     # --- asterisk (AMI) simulator: owned by the AMI/AUTOCALL helper ---
     asterisk = peers.add_parser("asterisk", help="a simulated Asterisk AMI on loopback (scripted phones)")
     asterisk.add_argument("--listen", default="127.0.0.1:5038", metavar="127.0.0.1:PORT",
@@ -74,6 +83,14 @@ def run_graph(args: argparse.Namespace, stop: threading.Event | None = None) -> 
     if args.tls_dir:
         argv += ["--tls-dir", args.tls_dir]
     return graph_main(argv, stop)
+
+
+def run_outbox(args: argparse.Namespace) -> int:
+    from pbxsync.sync.simulator.outbox_client import fetch_outbox, render_outbox
+
+    messages = fetch_outbox(args.url, args.ca_file)
+    print(json.dumps(messages, indent=2, ensure_ascii=False) if args.json else render_outbox(messages))
+    return 0
 
 
 # --- asterisk (AMI) simulator: owned by the AMI/AUTOCALL helper ---

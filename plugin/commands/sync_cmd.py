@@ -10,10 +10,12 @@ from typing import Any
 from pbxsync.plugin.booking.after_sync import update_bookings
 from pbxsync.plugin.booking.reconcile import ReconcileSummary
 from pbxsync.plugin.commands.common import add_json_flag, config_from, print_json, store_from, utc_now
+from pbxsync.plugin.notices.step import NoticeStep
 from pbxsync.sync.config import Config, UserConfig
 from pbxsync.sync.engine import FolderResult, SyncEngine, UserSummary
 from pbxsync.sync.errors import UserError
 from pbxsync.sync.sources.factory import make_source
+from pbxsync.sync.sources.mail import mail_sender_for
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -112,6 +114,8 @@ async def run(args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"[{done}/{len(users)}] {summary_line(summary)}", flush=True)
         bookings = await update_bookings(store, config, utc_now(), groups=source)
+        if config.meetings.notify_organizer:
+            await NoticeStep(config).run(store, utc_now(), mail_sender_for(source))
     finally:
         await source.close()
         await store.close()

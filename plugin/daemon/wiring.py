@@ -40,6 +40,7 @@ from pbxsync.plugin.metrics import Refresher
 from pbxsync.plugin.presence.calendar import PresenceSettings
 from pbxsync.plugin.presence.service import PresenceAdapter, PresenceService, presence_refresh_hook
 from pbxsync.sync.config import Config
+from pbxsync.sync.engine import PassSummary
 from pbxsync.sync.sources.base import MailboxSource
 from pbxsync.sync.store.db import Store
 
@@ -110,6 +111,24 @@ def _bookings(ctx: DaemonContext) -> list[ServiceSpec]:
     if ctx.bookings_gauge is None:
         ctx.bookings_gauge = bookings_gauge_refresher(ctx.store)
     metrics.register_refresher(ctx.bookings_gauge)
+    return []
+
+
+def _notices(ctx: DaemonContext) -> list[ServiceSpec]:
+    """Not a service: after the bookings step, notices to organizers of rejected meetings (plugin/notices)."""
+    from pbxsync.plugin.notices.step import NoticeStep
+    from pbxsync.sync.sources.mail import mail_sender_for
+
+    if not ctx.config.meetings.notify_organizer:
+        return []
+    step = NoticeStep(ctx.config)  # reads the templates now: a missing one shows as a broken part
+
+    async def send_notices_after_pass(summary: PassSummary) -> None:
+        sync = ctx.sync.value
+        engine = sync.engine if sync is not None else None
+        await step.run(ctx.store, ctx.clock.now(), mail_sender_for(engine.source) if engine is not None else None)
+
+    ctx.after_pass.append(send_notices_after_pass)
     return []
 
 
@@ -206,8 +225,8 @@ def _presence(ctx: DaemonContext) -> list[ServiceSpec]:
 
 
 Part = Callable[[DaemonContext], list[ServiceSpec]]
-PARTS: list[Part] = [_control, _sync, _bookings, _ami, _voicemail_directory, _autocall, _agi, _ldap, _web,
-                     _presence]
+PARTS: list[Part] = [_control, _sync, _bookings, _notices, _ami, _voicemail_directory, _autocall, _agi, _ldap,
+                     _web, _presence]
 
 
 def build_specs(ctx: DaemonContext) -> list[ServiceSpec]:

@@ -218,6 +218,10 @@ class EwsOperations:
                 elif (sub := _sub_folder(name)) is not None:
                     record = self._contact_folder(mailbox, sub)
                     folder_xml = self._folder_xml(mailbox, record)
+                elif name == "sentitems":  # where CreateItem's SendAndSaveCopy keeps mail (sync.simulator.outbox)
+                    folder_xml = (f'<t:Folder><t:FolderId Id="{folder_id(mailbox, name)}" ChangeKey="AgAAAA=="/>'
+                                  "<t:FolderClass>IPF.Note</t:FolderClass><t:DisplayName>Sent Items</t:DisplayName>"
+                                  "<t:TotalCount>0</t:TotalCount><t:ChildFolderCount>0</t:ChildFolderCount></t:Folder>")
                 else:
                     raise MessageError(*_FOLDER_NOT_FOUND)
                 out.append(success_message("GetFolder", f"<m:Folders>{folder_xml}</m:Folders>"))

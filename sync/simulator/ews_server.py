@@ -9,7 +9,8 @@ exchangelib runs against it unmodified. Start it in-process:
         org.counters.get("SyncFolderItems")  # requests served, by operation (and mailbox)
 
 Operations: GetFolder, FindFolder (below Contacts), FindItem (CalendarView, IndexedPageItemView), GetItem,
-SyncFolderItems, ResolveNames, ExpandDL, autodiscover GetUserSettings; streaming notifications (Subscribe,
+SyncFolderItems, ResolveNames, ExpandDL, CreateItem of Messages (kept in `sim.outbox`, also at
+GET /_simulator/outbox: `sync.simulator.outbox`), autodiscover GetUserSettings; streaming notifications (Subscribe,
 GetStreamingEvents, Unsubscribe) in `sync.simulator.ews_streaming`, reached as `sim.streaming`.
 Authentication is HTTP Basic (NTLM is not offered; see docs/exchange-ews.md). ExchangeImpersonation is
 honoured for users with `can_impersonate`.
@@ -24,6 +25,7 @@ operations themselves are `ews_operations`.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import sys
 import xml.etree.ElementTree as ET
@@ -36,10 +38,12 @@ from pbxsync.sync.simulator.ews_operations import (
     MessageError,
     SoapFault,
     error_message,
+    success_message,
 )
 from pbxsync.sync.simulator.ews_xml import AUTODISCOVER_NS, MESSAGES_NS, SOAP_NS, TYPES_NS, esc, text_of
 from pbxsync.sync.simulator.faults import Fault
 from pbxsync.sync.simulator.organisation import Organisation
+from pbxsync.sync.simulator.outbox import OUTBOX_PATH, MailRefused, Outbox, ews_create_messages
 from pbxsync.sync.simulator.records import User
 from pbxsync.sync.simulator.serving import BackgroundServer
 
@@ -79,6 +83,7 @@ class EwsSimulator(BackgroundServer):
         self.server_version = server_version
         super().__init__(QuietHTTPServer((host, port), _make_handler(self)), "ews-simulator")
         self.streaming = StreamingHub(self)
+        self.outbox = Outbox()
 
     def stop(self) -> None:
         self.streaming.close()  # open GetStreamingEvents responses end (ConnectionStatus Closed)
@@ -167,9 +172,10 @@ def _make_handler(sim: EwsSimulator) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: object) -> None:
             log.debug("ews-simulator: " + format, *args)
 
-        def send(self, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
+        def send(self, status: int, body: bytes, extra: dict[str, str] | None = None,
+                 content_type: str = "text/xml; charset=utf-8") -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "text/xml; charset=utf-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             for key, value in (extra or {}).items():
                 self.send_header(key, value)
@@ -190,6 +196,10 @@ def _make_handler(sim: EwsSimulator) -> type[BaseHTTPRequestHandler]:
             self.send(401, b"", {"WWW-Authenticate": 'Basic realm="127.0.0.1"'})
 
         def do_GET(self) -> None:
+            if self.path.partition("?")[0].lower() == OUTBOX_PATH:  # the control interface (loopback test peer)
+                self.send(200, json.dumps({"value": sim.outbox.as_json()}, ensure_ascii=False).encode(),
+                          content_type="application/json; charset=utf-8")
+                return
             self.send(405, b"", {"Allow": "POST"})
 
         def do_HEAD(self) -> None:
@@ -243,10 +253,21 @@ def _make_handler(sim: EwsSimulator) -> type[BaseHTTPRequestHandler]:
                 if request.operation in STREAMING_OPERATIONS:
                     sim.streaming.handle(self, request)
                     return
-                inner = EwsOperations(request, fault is not None and fault.kind == "duplicate_items").run()
+                if request.operation == "CreateItem":
+                    inner = self.create_item(request)
+                else:
+                    inner = EwsOperations(request, fault is not None and fault.kind == "duplicate_items").run()
                 self.send(200, sim.ews_body(request, inner).encode("utf-8"))
             except SoapFault as exc:
                 self.send(500, sim.fault_body(exc).encode("utf-8"))
+
+        def create_item(self, request: EwsRequest) -> str:
+            """CreateItem of Messages (mail sent as the request's principal) into `sim.outbox`."""
+            try:
+                count = ews_create_messages(request.payload, request.principal, sim.outbox)
+            except MailRefused as exc:
+                return error_message("CreateItem", MessageError(exc.code, exc.message))
+            return success_message("CreateItem", "<m:Items/>") * count
 
         def render_fault(self, fault: Fault, request: EwsRequest) -> bool:
             """Sends the fault's response; False when the fault only alters the normal response."""

@@ -13,6 +13,7 @@ two backends can be compared item by item. Served:
   notificationUrl, validation handshake, lifecycle events (`graph_subscriptions`; `sim.subscriptions`)
 - POST /v1.0/$batch: JSON batching of the requests above, up to 20 per call (`graph_batch`)
 - GET  /v1.0/groups?$filter=mail eq '...', /v1.0/groups/{id}/transitiveMembers   (`graph_groups`)
+- POST /v1.0/users/{id}/sendMail: kept in `sim.outbox`, also at GET /_simulator/outbox (`outbox`)
 Delta state is kept server-side per token, as Graph does (`graph_delta`); tokens come from the
 simulated Entra ID (`graph_auth`); this module routes requests and renders faults. Faults come from
 `org.inject_fault` with these operation names: "token", "calendarView.delta", "contacts.delta",
@@ -47,6 +48,7 @@ from pbxsync.sync.simulator.graph_json import HttpError, error_body, event_json,
 from pbxsync.sync.simulator.graph_subscriptions import SubscriptionService
 from pbxsync.sync.simulator.graph_tls import TlsFiles, make_server_tls
 from pbxsync.sync.simulator.organisation import NoSuchItem, NoSuchMailbox, Organisation
+from pbxsync.sync.simulator.outbox import OUTBOX_PATH, MailRefused, Outbox, graph_send_mail
 from pbxsync.sync.simulator.records import OccurrenceView
 from pbxsync.sync.simulator.serving import BackgroundServer
 from pbxsync.sync.simulator.zones import resolve_timezone
@@ -71,6 +73,7 @@ class GraphSimulator(BackgroundServer):
         self.auth = TokenAuthority(app or AppRegistration(), self.base_url, clock)
         self.deltas = DeltaRounds(org, self.graph_endpoint)
         self.subscriptions = SubscriptionService(org, clock, self.app.tenant_id, self.app.client_id)
+        self.outbox = Outbox()
 
     def start(self) -> Self:
         self.subscriptions.start()
@@ -156,9 +159,24 @@ class GraphSimulator(BackgroundServer):
             self.org.counters.count("$batch")
             self._fault("$batch", "")
             return 200, {}, run_batch(body, lambda m, u, h, b: self._batched(m, u, h, b, headers))
+        if method == "POST" and len(parts) == 4 and parts[:2] == ["v1.0", "users"] and parts[3] == "sendMail":
+            return self.send_mail(parts[2].lower(), body)
         if method != "GET":
             raise HttpError(405, error_body("BadRequest", f"{method} is not supported for this resource."))
         return 200, {}, self.handle_get(path, query, headers)
+
+    def send_mail(self, mailbox: str, body: object) -> tuple[int, dict[str, str], object]:
+        """POST /users/{id}/sendMail: 202 Accepted, no body; the message goes to `self.outbox`."""
+        self.org.counters.count("sendMail", mailbox)
+        self._fault("sendMail", mailbox)
+        if not self.org.has_mailbox(mailbox):
+            raise HttpError(404, error_body("ErrorInvalidUser", f"The requested user '{mailbox}' is invalid."))
+        try:
+            graph_send_mail(mailbox, body, self.outbox)
+        except MailRefused as exc:
+            status = 403 if exc.code == "ErrorSendAsDenied" else 400
+            raise HttpError(status, error_body(exc.code, exc.message)) from None
+        return 202, {}, None
 
     def _batched(self, method: str, url: str, headers: dict[str, str], body: object,
                  outer: dict[str, str]) -> tuple[int, dict[str, str], object]:
@@ -335,6 +353,9 @@ def _make_handler(sim: GraphSimulator) -> type[BaseHTTPRequestHandler]:
             split = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(split.query).items()}
             parts = [p for p in split.path.split("/") if p]
+            if split.path == OUTBOX_PATH:  # the control interface (loopback test peer)
+                self._run(lambda: {"value": sim.outbox.as_json()})
+                return
             if len(parts) == 4 and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
                 sim.org.counters.count("openid-configuration")
                 self._run(lambda: sim.auth.openid_configuration(parts[0]))

@@ -334,6 +334,12 @@ class EwsSource:
         (sync.notify.ews_streaming) makes its own sessions from its protocol and never uses the pool's."""
         return (await self._slot(mailbox)).account
 
+    async def run_as(self, mailbox: str, job: Callable[..., T], *args: Any) -> T:
+        """`job(account, *args)` for `mailbox`'s account in a worker thread, behind its semaphore and with the
+        same back-off and error mapping as the reads (for the writers: sync.sources.mail)."""
+        slot = await self._slot(mailbox)
+        return await self._call(mailbox, slot, job, slot.account, *args)
+
     def endpoint_for(self, mailbox: str) -> str:
         """The EWS URL in use for `mailbox`: `[exchange] server`, else what autodiscover found when the
         mailbox was first used; "" while autodiscover has not run for it yet."""

@@ -1,0 +1,109 @@
+"""The world of the notices tests (issue 16, rejection notices): an organisation whose PBX meetings are
+rejected for the reasons organizers are told about, and one whose organizer is outside; the config that
+points pbxsync at the EWS or the Graph simulator with `[meetings] notify_organizer = true`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.graph_server import GraphSimulator
+from pbxsync.sync.simulator.mailboxes import Organisation
+
+ALICE, BOB, CAROL, DAVE = "alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com"
+GUEST = "guest@partner.org"  # organizes from outside: never told anything
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+DAY = (NOW + timedelta(days=2)).replace(hour=9, minute=0)
+
+
+def hhmm(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M")
+
+
+def organisation(extra_meetings: tuple[dict[str, object], ...] = ()) -> Organisation:
+    """Alice's "Standup" takes room 8001 at 9:00; Bob's "Clash" wants the same room at 9:15 and no other
+    room is free (rejected: no free room); the guest's "From outside" invites Alice (rejected: the
+    organizer is not a PBX user); Dave is in Exchange but not a PBX user."""
+    def user(email: str, **extra: object) -> dict[str, object]:
+        return {"email": email, "name": email.partition("@")[0].title(), "password": "pw", **extra}
+
+    return Organisation.from_dict({
+        "domain": "example.com",
+        "users": [user(ALICE), user(BOB), user(CAROL), user(DAVE),
+                  {**user("svc-pbx@example.com"), "password": "svc-pw", "can_impersonate": True}],
+        "meetings": [
+            {"uid": "standup", "subject": "Standup", "location": "PBX", "organizer": {"email": ALICE},
+             "start": hhmm(DAY), "duration_minutes": 30, "attendees": [{"email": BOB, "response": "accept"}]},
+            {"uid": "clash", "subject": "Clash", "location": "PBX AUTOCALL", "organizer": {"email": BOB},
+             "start": hhmm(DAY + timedelta(minutes=15)), "duration_minutes": 60,
+             "attendees": [{"email": ALICE, "response": "accept"}]},
+            {"uid": "external", "subject": "From outside", "location": "PBX", "organizer": {"email": GUEST},
+             "start": hhmm(DAY + timedelta(hours=3)), "attendees": [{"email": ALICE, "response": "accept"}]},
+            *extra_meetings,
+        ],
+    }, now=NOW)
+
+
+def carol_meeting() -> dict[str, object]:
+    """Carol has no room of her own: her meeting is booked in a pool room, if [pbx] rooms has one."""
+    return {"uid": "carol-review", "subject": "Review", "location": "PBX", "organizer": {"email": CAROL},
+            "start": hhmm(DAY + timedelta(days=1)), "duration_minutes": 30}
+
+
+def users_toml() -> str:
+    return "".join(f'[[users]]\nextension = "{ext}"\nemail = "{email}"\nname = "{name}"\n{room}\n'
+                   for ext, email, name, room in (("101", ALICE, "Alice", 'room = "8001"'),
+                                                  ("102", BOB, "Bob", 'room = "8001"'),
+                                                  ("103", CAROL, "Carol", "")))
+
+
+def ews_config(tmp_path: Path, sim: EwsSimulator, rooms: list[str], language: str = "en") -> Path:
+    path = tmp_path / "pbxsync.toml"
+    path.write_text(f"""
+database = "pbxsync.db"
+[exchange]
+server = "{sim.ews_url}"
+auth = "basic"
+username = "svc-pbx@example.com"
+password = "svc-pw"
+[sync]
+days_back = 1
+days_ahead = 14
+[pbx]
+rooms = {rooms!r}
+[meetings]
+notify_organizer = true
+notices_language = "{language}"
+[control]
+socket = "{tmp_path / 'control.sock'}"
+metrics_listen = ""
+{users_toml()}""".replace("'", '"'), encoding="utf-8")
+    return path
+
+
+def graph_config_text(tmp_path: Path, sim: GraphSimulator, rooms: list[str]) -> Path:
+    path = tmp_path / "pbxsync.toml"
+    path.write_text(f"""
+database = "pbxsync.db"
+[exchange]
+backend = "graph"
+tenant_id = "{sim.app.tenant_id}"
+client_id = "{sim.app.client_id}"
+client_secret = "{sim.app.client_secret}"
+authority = "{sim.authority}"
+graph_endpoint = "{sim.graph_endpoint}"
+ca_file = "{sim.tls.ca_file}"
+notifications = "off"
+[sync]
+days_back = 1
+days_ahead = 14
+[pbx]
+rooms = {rooms!r}
+[meetings]
+notify_organizer = true
+[control]
+socket = "{tmp_path / 'control.sock'}"
+metrics_listen = ""
+{users_toml()}""".replace("'", '"'), encoding="utf-8")
+    return path
