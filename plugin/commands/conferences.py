@@ -7,7 +7,9 @@ The JSON form is a contract (scripts and the AUTOCALL tests read it): a list of 
 forwarded copy), `outcome` (the last AUTOCALL attempt's outcome: answered, busy, no_answer, congestion,
 failed, unknown, pending; null when never called) and `autocall` (attempts, joined, last_attempt_at; null
 when never called). A private meeting's `subject` is the placeholder "Private meeting" (set once, where
-the booking is drafted: plugin/booking/privacy.py).
+the booking is drafted: plugin/booking/privacy.py). `notices` lists the notices to the organizer about
+the booking (plugin/notices): `reason` ("rejected:no_room", ...), `state` (pending, sent, obsolete,
+abandoned), `attempts`, `next_attempt_at`, `last_error`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pbxsync.plugin.booking.model import Booking, BookingDraft
 from pbxsync.plugin.booking.pins import booking_pins
 from pbxsync.plugin.booking.store import list_bookings
 from pbxsync.plugin.commands.common import config_from, utc_now
+from pbxsync.plugin.notices.plan import NoticeRow
+from pbxsync.plugin.notices.store import notices_of
 from pbxsync.sync.model import utc_text
 from pbxsync.sync.store.db import open_store
 
@@ -39,7 +43,7 @@ def register(subparsers: Any) -> None:
 
 def conference_json(booking: Booking, now: datetime,
                     calls: Mapping[tuple[int, str], ParticipantCallState] | None = None,
-                    pin: str | None = None) -> dict[str, Any]:
+                    pin: str | None = None, notices: Sequence[NoticeRow] = ()) -> dict[str, Any]:
     draft = booking.draft
     calls = calls or {}
 
@@ -67,7 +71,19 @@ def conference_json(booking: Booking, now: datetime,
         "unmatched_reasons": dict(draft.unmatched_reasons),
         "reason": draft.reason,
         "pin": pin,
+        "notices": [notice_json(n) for n in notices],
     }
+
+
+def notice_json(notice: NoticeRow) -> dict[str, Any]:
+    return {"reason": notice.reason, "state": notice.state.value, "attempts": notice.attempts,
+            "next_attempt_at": utc_text(notice.next_attempt_at) if notice.next_attempt_at else None,
+            "last_error": notice.last_error}
+
+
+def _notice_line(notice: NoticeRow) -> str:
+    error = f": {_printable(notice.last_error, 120)}" if notice.last_error else ""
+    return f"notice {notice.reason}: {notice.state.value} ({notice.attempts} attempt(s)){error}"
 
 
 def _outcome_json(state: ParticipantCallState | None) -> dict[str, Any]:
@@ -98,7 +114,8 @@ def unmatched_lines(draft: BookingDraft, shown: int = 3) -> list[str]:
     return lines
 
 
-def render_table(bookings: Sequence[Booking], now: datetime) -> str:
+def render_table(bookings: Sequence[Booking], now: datetime,
+                 notices: Mapping[int, Sequence[NoticeRow]] | None = None) -> str:
     if not bookings:
         return "no conference bookings"
     header = ("ID", "STATE", "START (UTC)", "END (UTC)", "ROOM", "MODE", "ORGANIZER", "CALL", "UNMATCHED",
@@ -115,6 +132,7 @@ def render_table(bookings: Sequence[Booking], now: datetime) -> str:
             f"{sum(p.call for p in invited)}/{len(invited)}", str(len(d.unmatched)), _printable(d.subject, 40),
         ))
         notes[len(rows) - 1] = ([f"reason: {_printable(d.reason, 200)}"] if d.reason else []) + unmatched_lines(d)
+        notes[len(rows) - 1] += [_notice_line(n) for n in (notices or {}).get(b.id, ())]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
     for i, row in enumerate(rows):
@@ -130,12 +148,13 @@ async def show_conferences(database: str, as_json: bool, include_all: bool, now:
         ids = [b.id for b in bookings]
         calls = await call_states(store, ids)
         pins = await booking_pins(store, ids)
+        notices = await notices_of(store, ids)
     finally:
         await store.close()
     if as_json:
-        return json.dumps([conference_json(b, now, calls, pins.get(b.id)) for b in bookings], indent=2,
-                          ensure_ascii=False)
-    return render_table(bookings, now)
+        return json.dumps([conference_json(b, now, calls, pins.get(b.id), notices.get(b.id, ())) for b in bookings],
+                          indent=2, ensure_ascii=False)
+    return render_table(bookings, now, notices)
 
 
 async def run(args: argparse.Namespace) -> int:
