@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pbxsync.plugin.booking.model import Booking, BookingDraft, StoredState
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.graph_server import GraphSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
@@ -107,3 +108,16 @@ socket = "{tmp_path / 'control.sock'}"
 metrics_listen = ""
 {users_toml()}""".replace("'", '"'), encoding="utf-8")
     return path
+
+
+CONFLICT = 'room conflict: room 8001 is taken by "Secret" of 102 (2026-12-04T09:00:00Z..) and no other room is free'
+
+
+def booking(booking_id: int = 1, state: StoredState = StoredState.REJECTED, reason: str | None = CONFLICT,
+            extension: str | None = "101", start: datetime | None = None) -> Booking:
+    start = start or NOW + timedelta(days=1)
+    return Booking(booking_id, BookingDraft(
+        uid=f"uid-{booking_id}", recurrence_key="", subject="Weekly", location="PBX", start=start,
+        end=start + timedelta(hours=1), timezone="Europe/Berlin", autocall=False, state=state, reason=reason,
+        room="8001" if state is StoredState.SCHEDULED else None, organizer_email=ALICE,
+        organizer_extension=extension, organizer_copy_seen=True))

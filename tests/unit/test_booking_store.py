@@ -134,6 +134,7 @@ async def test_a_pbx_meeting_becomes_a_booking_with_the_exact_json_contract(stor
         "unmatched_reasons": {},
         "reason": None,
         "pin": None,
+        "notices": [],
     }
     assert await reconcile(store, config) == (0, 0, 0, 0)  # nothing changed, nothing written
     assert conference_json(booking, at(10, 30))["state"] == "active"
