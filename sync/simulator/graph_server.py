@@ -160,15 +160,18 @@ class GraphSimulator(BackgroundServer):
             self._fault("$batch", "")
             return 200, {}, run_batch(body, lambda m, u, h, b: self._batched(m, u, h, b, headers))
         if method == "POST" and len(parts) == 4 and parts[:2] == ["v1.0", "users"] and parts[3] == "sendMail":
-            return self.send_mail(parts[2].lower(), body)
+            return self.send_mail(parts[2].lower(), body, self.auth.roles_of(headers.get("authorization")))
         if method != "GET":
             raise HttpError(405, error_body("BadRequest", f"{method} is not supported for this resource."))
         return 200, {}, self.handle_get(path, query, headers)
 
-    def send_mail(self, mailbox: str, body: object) -> tuple[int, dict[str, str], object]:
-        """POST /users/{id}/sendMail: 202 Accepted, no body; the message goes to `self.outbox`."""
+    def send_mail(self, mailbox: str, body: object, roles: tuple[str, ...]) -> tuple[int, dict[str, str], object]:
+        """POST /users/{id}/sendMail: 202 Accepted, no body; the message goes to `self.outbox`. Needs the
+        application permission Mail.Send (403 ErrorAccessDenied without it, as Graph answers)."""
         self.org.counters.count("sendMail", mailbox)
         self._fault("sendMail", mailbox)
+        if "Mail.Send" not in roles:
+            raise HttpError(403, error_body("ErrorAccessDenied", "Access is denied. Check credentials and try again."))
         if not self.org.has_mailbox(mailbox):
             raise HttpError(404, error_body("ErrorInvalidUser", f"The requested user '{mailbox}' is invalid."))
         try:

@@ -4,17 +4,20 @@ client (sendMail), the step after each pass, the outbox over the simulators' con
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from pbxsync.plugin.booking.after_sync import update_bookings
+from pbxsync.plugin.check.notices import check_notices
 from pbxsync.plugin.notices.step import NoticeStep
 from pbxsync.sync.config import Config, load_config
 from pbxsync.sync.engine import SyncEngine
 from pbxsync.sync.errors import SourceError
 from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.graph_auth import AppRegistration
 from pbxsync.sync.simulator.graph_server import GraphSimulator
 from pbxsync.sync.simulator.mailboxes import Fault
 from pbxsync.sync.simulator.outbox_client import fetch_outbox
@@ -124,3 +127,44 @@ async def test_a_failed_send_is_retried_later_and_then_sent_once(ews: EwsSimulat
         await store.close()
     await passes(config, 2)
     assert [m.to for m in ews.outbox.messages()] == [(BOB,)]
+
+
+async def test_check_reads_mail_send_from_the_graph_token(tmp_path: Path) -> None:
+    for roles, outcome in ((("Calendars.Read", "Contacts.Read", "Mail.Send"), "PASS"),
+                           (("Calendars.Read", "Contacts.Read"), "FAIL")):
+        with GraphSimulator(organisation(), AppRegistration(roles=roles), tls_dir=tmp_path / "tls") as sim:
+            config = load_config(str(write_graph_config(tmp_path, sim, [])))
+            [templates, mail_send] = await check_notices(config, make_source)
+        assert templates.outcome.value == "PASS"
+        assert (mail_send.name, mail_send.outcome.value) == ("notices: Graph Mail.Send", outcome)
+        if outcome == "FAIL":
+            assert "Mail.Send" in mail_send.detail and "application access policy" in mail_send.fix
+
+
+async def test_without_mail_send_graph_refuses_and_the_notice_waits(tmp_path: Path) -> None:
+    app = AppRegistration(roles=("Calendars.Read", "Contacts.Read"))
+    with GraphSimulator(organisation(), app, tls_dir=tmp_path / "tls") as sim:
+        config = load_config(str(write_graph_config(tmp_path, sim, [])))
+        await passes(config, 1)
+        assert sim.outbox.messages() == []
+    store = await open_store(config.database)
+    try:
+        async with store.conn.execute("SELECT state, last_error FROM organizer_notices") as cur:
+            [(state, error)] = list(await cur.fetchall())
+    finally:
+        await store.close()
+    assert state == "pending" and "denied" in error
+
+
+async def test_check_over_ews_finds_the_sending_mailbox(ews: EwsSimulator, tmp_path: Path) -> None:
+    path = write_ews_config(tmp_path, ews, [])
+    config = load_config(str(path))
+    [_, organizer] = await check_notices(config, make_source)
+    assert organizer.outcome.value == "PASS" and "impersonation" in organizer.detail
+    config = replace(config, meetings=replace(config.meetings, notices_from="svc-pbx@example.com"))
+    [_, service] = await check_notices(config, make_source)
+    assert service.outcome.value == "PASS", service.detail
+    ews.org.inject_fault(Fault("impersonation_denied"), operation="GetFolder", mailbox="svc-pbx@example.com",
+                         times=5)
+    [_, denied] = await check_notices(config, make_source)
+    assert denied.outcome.value == "FAIL" and "ApplicationImpersonation" in denied.fix
