@@ -115,3 +115,33 @@ async def test_a_pending_notice_is_not_sent_once_the_meeting_is_booked_again(tmp
     await apply_actions(store, [BookingAction(ActionKind.REJECT, booking_id, rejected, ("rejected",))], NOW)
     await step.run(store, NOW, sender)
     assert [m.subject for m in sender.sent] == ['PBX conference cancelled for "Weekly"']
+
+
+async def test_the_daemon_runs_the_step_after_the_bookings_only_when_switched_on(tmp_path: Path, store: Store) -> None:
+    from pbxsync.plugin.daemon import wiring
+    from pbxsync.plugin.daemon.clock import FakeClock
+    from pbxsync.sync.engine import PassSummary
+
+    booking_id = await store_rejected(store)
+    off = Config(database=str(tmp_path / "pbxsync.db"))
+    ctx = wiring.DaemonContext(off, store, FakeClock(NOW), None, lambda _c: None)  # type: ignore[arg-type]
+    assert wiring._notices(ctx) == [] and ctx.after_pass == []
+    ctx.config = config(tmp_path)
+    assert wiring.PARTS.index(wiring._notices) == wiring.PARTS.index(wiring._bookings) + 1
+    assert wiring._notices(ctx) == []
+    [hook] = ctx.after_pass
+    await hook(PassSummary(NOW))  # no sync service yet: nothing can send, the notice waits
+    [notice] = (await notices_of(store, [booking_id]))[booking_id]
+    assert notice.state.value == "pending"
+
+
+def test_a_missing_template_shows_as_a_broken_part(tmp_path: Path) -> None:
+    from pbxsync.plugin.daemon import wiring
+    from pbxsync.plugin.daemon.clock import FakeClock
+
+    cfg = config(tmp_path)
+    cfg = Config(database=cfg.database, users=cfg.users, meetings=MeetingsConfig(notify_organizer=True,
+                                                                                  notices_language="fr"))
+    ctx = wiring.DaemonContext(cfg, None, FakeClock(NOW), None, lambda _c: None)  # type: ignore[arg-type]
+    specs = [s for s in wiring.build_specs(ctx) if s.name == "notices"]
+    assert len(specs) == 1 and "rejected.fr.txt" in str(specs[0].settings)
