@@ -59,55 +59,39 @@ def users_toml() -> str:
                                                   ("103", CAROL, "Carol", "")))
 
 
-def ews_config(tmp_path: Path, sim: EwsSimulator, rooms: list[str], language: str = "en") -> Path:
+def _write_config(tmp_path: Path, exchange: str, rooms: list[str], language: str) -> Path:
     path = tmp_path / "pbxsync.toml"
+    quoted = ", ".join(f'"{r}"' for r in rooms)
     path.write_text(f"""
 database = "pbxsync.db"
 [exchange]
-server = "{sim.ews_url}"
-auth = "basic"
-username = "svc-pbx@example.com"
-password = "svc-pw"
+{exchange}
 [sync]
 days_back = 1
 days_ahead = 14
 [pbx]
-rooms = {rooms!r}
+rooms = [{quoted}]
 [meetings]
 notify_organizer = true
 notices_language = "{language}"
 [control]
 socket = "{tmp_path / 'control.sock'}"
 metrics_listen = ""
-{users_toml()}""".replace("'", '"'), encoding="utf-8")
+{users_toml()}""", encoding="utf-8")
     return path
 
 
-def graph_config_text(tmp_path: Path, sim: GraphSimulator, rooms: list[str]) -> Path:
-    path = tmp_path / "pbxsync.toml"
-    path.write_text(f"""
-database = "pbxsync.db"
-[exchange]
-backend = "graph"
-tenant_id = "{sim.app.tenant_id}"
-client_id = "{sim.app.client_id}"
-client_secret = "{sim.app.client_secret}"
-authority = "{sim.authority}"
-graph_endpoint = "{sim.graph_endpoint}"
-ca_file = "{sim.tls.ca_file}"
-notifications = "off"
-[sync]
-days_back = 1
-days_ahead = 14
-[pbx]
-rooms = {rooms!r}
-[meetings]
-notify_organizer = true
-[control]
-socket = "{tmp_path / 'control.sock'}"
-metrics_listen = ""
-{users_toml()}""".replace("'", '"'), encoding="utf-8")
-    return path
+def ews_config(tmp_path: Path, sim: EwsSimulator, rooms: list[str], language: str = "en") -> Path:
+    exchange = (f'server = "{sim.ews_url}"\nauth = "basic"\nusername = "svc-pbx@example.com"\n'
+                'password = "svc-pw"')
+    return _write_config(tmp_path, exchange, rooms, language)
+
+
+def graph_config_text(tmp_path: Path, sim: GraphSimulator, rooms: list[str], language: str = "en") -> Path:
+    exchange = (f'backend = "graph"\ntenant_id = "{sim.app.tenant_id}"\nclient_id = "{sim.app.client_id}"\n'
+                f'client_secret = "{sim.app.client_secret}"\nauthority = "{sim.authority}"\n'
+                f'graph_endpoint = "{sim.graph_endpoint}"\nca_file = "{sim.tls.ca_file}"\nnotifications = "off"')
+    return _write_config(tmp_path, exchange, rooms, language)
 
 
 CONFLICT = 'room conflict: room 8001 is taken by "Secret" of 102 (2026-12-04T09:00:00Z..) and no other room is free'
