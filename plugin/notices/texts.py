@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from string import Template
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pbxsync.plugin.notices.plan import NoticeKind, split_reason
 from pbxsync.plugin.notices.reasons import CODES, OTHER_CODE
-from pbxsync.sync.errors import UserError
+from pbxsync.sync.errors import SourceDataError, UserError
+from pbxsync.sync.sources.graph_mapping import zone_for
 
 SHIPPED = "pbxsync.plugin.notices.templates"
 SHIPPED_LANGUAGES = ("en", "de")
@@ -67,16 +68,19 @@ class _Message:
 
 
 def _zone(name: str) -> ZoneInfo | None:
+    """The meeting's zone: stored as Exchange named it, a Windows name ("W. Europe Standard Time") or IANA."""
+    if not name or len(name) > 64 or ".." in name or name.startswith("/"):
+        return None
     try:
-        return ZoneInfo(name) if name and len(name) < 64 and ".." not in name else None
-    except (ZoneInfoNotFoundError, ValueError):
+        return zone_for(name)
+    except SourceDataError:
         return None
 
 
 def format_when(start: datetime, end: datetime, timezone: str) -> str:
-    """"2026-12-04 10:00-11:00 (Europe/Berlin)" in the meeting's zone when it is a known IANA zone, else UTC."""
+    """"2026-12-04 10:00-11:00 (Europe/Berlin)" in the meeting's zone when it is a known zone, else UTC."""
     zone = _zone(timezone)
-    label = timezone if zone is not None else "UTC"
+    label = zone.key if zone is not None else "UTC"
     local_start, local_end = start.astimezone(zone or UTC), end.astimezone(zone or UTC)
     until = local_end.strftime("%H:%M" if local_end.date() == local_start.date() else "%Y-%m-%d %H:%M")
     return f"{local_start:%Y-%m-%d %H:%M}-{until} ({label})"

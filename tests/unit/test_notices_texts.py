@@ -76,9 +76,14 @@ def test_placeholders_in_values_stay_text() -> None:
     assert "Hello ${fix}," in text.body
 
 
-def test_an_unknown_zone_is_shown_in_utc() -> None:
+def test_a_windows_zone_name_is_shown_as_its_iana_zone() -> None:
     assert format_when(START, START + timedelta(hours=1), "W. Europe Standard Time") == \
-        "2026-12-04 08:00-09:00 (UTC)"
+        "2026-12-04 09:00-10:00 (Europe/Berlin)"
+
+
+def test_an_unknown_zone_is_shown_in_utc() -> None:
+    for hostile in ("Mars/Olympus", "\x00", "/etc/passwd", "x" * 100, ""):
+        assert format_when(START, START + timedelta(hours=1), hostile) == "2026-12-04 08:00-09:00 (UTC)"
     assert format_when(START, START + timedelta(days=1), "../../etc/passwd") == \
         "2026-12-04 08:00-2026-12-05 08:00 (UTC)"
 
