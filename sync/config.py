@@ -34,6 +34,7 @@ DEFAULT_CONFIG_PATH = "/etc/pbxsync/pbxsync.toml"
 # (Asterisk would read a pattern), no "*", "#" or "+" (not a room name); used with fullmatch, so a
 # trailing newline does not slip through as it does past "$".
 DIALABLE = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,31}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")  # of the notice templates: "en", "de", "pt-BR"
 _EMAIL_RE = re.compile(r"^[^@\s;,<>\"']{1,200}@[^@\s;,<>\"']{1,200}$")
 # Listener defaults: a ListenAddress is frozen, so one instance can be the default of every config.
 _DEFAULT_AGI = ListenAddress("127.0.0.1", 4573)
@@ -57,6 +58,7 @@ class UserConfig:
     ldap_password: Secret = EMPTY_SECRET  # lets the user's phone bind as uid=<extension>,<ldap.base_dn>
     presence: bool = True  # [presence]: this user's calendar sets their device/presence state (False: opt out)
     presence_forward: str = ""  # an extension the presence route dials instead of voicemail while busy
+    notices_language: str = ""  # the language of notices to this user; "" = [meetings] notices_language
 
     @property
     def mailbox(self) -> str:
@@ -312,6 +314,8 @@ def _semantic_problems(cfg: Config) -> list[str]:
             elif mail.lower() in seen_mail:
                 p.append(f"{key}.email[{j}]: {mail} belongs to another user too")
             seen_mail.add(mail.lower())
+        if u.notices_language and not _LANGUAGE.fullmatch(u.notices_language):
+            p.append(f"{key}.notices_language: {u.notices_language!r} is not a language tag like \"en\" or \"de\"")
         if u.room and not DIALABLE.fullmatch(u.room):
             p.append(f"{key}.room: {u.room!r} is not a dialable room number")
         if u.presence_forward and not DIALABLE.fullmatch(u.presence_forward):
@@ -389,7 +393,7 @@ def _presence_problems(presence: PresenceConfig) -> list[str]:
 
 def _notices_problems(meetings: MeetingsConfig) -> list[str]:
     p: list[str] = []
-    if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", meetings.notices_language):
+    if not _LANGUAGE.fullmatch(meetings.notices_language):
         p.append(f"meetings.notices_language: {meetings.notices_language!r} is not a language tag like "
                  "\"en\" or \"de\"")
     if meetings.notices_from != "organizer" and not _EMAIL_RE.match(meetings.notices_from):

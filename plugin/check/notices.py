@@ -75,9 +75,11 @@ async def check_notices(config: Config, make_source: Callable[[Config], MailboxS
         return []
     meetings = config.meetings
     overrides = f" (overrides in {meetings.notices_templates})" if meetings.notices_templates else ""
+    languages = sorted({meetings.notices_language, *(u.notices_language for u in config.users if u.notices_language)})
     try:
-        NoticeTemplates(meetings.notices_language, meetings.notices_templates)
-        results = [passed(f"{NAME}: templates", f"language {meetings.notices_language}{overrides}")]
+        for language in languages:
+            NoticeTemplates(language, meetings.notices_templates)
+        results = [passed(f"{NAME}: templates", f"language {', '.join(languages)}{overrides}")]
     except UserError as exc:
         results = [failed(f"{NAME}: templates", str(exc), "set [meetings] notices_language to en or de, or add "
                           "the files to [meetings] notices_templates")]

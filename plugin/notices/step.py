@@ -38,8 +38,10 @@ class NoticeStep:
     def __init__(self, config: Config) -> None:
         self.config = config
         meetings = config.meetings
-        self.templates = NoticeTemplates(meetings.notices_language, meetings.notices_templates)
         self.users = {u.extension: u for u in config.users}
+        self.language = {u.mailbox: u.notices_language or meetings.notices_language for u in config.users}
+        self.templates = {language: NoticeTemplates(language, meetings.notices_templates)
+                          for language in {meetings.notices_language, *self.language.values()}}
         self._said_no_sender = False
 
     def _mail(self, booking: Booking, row: NoticeRow, recipient: str) -> OutgoingMail:
@@ -47,7 +49,8 @@ class NoticeStep:
         user = self.users.get(draft.organizer_extension or "")
         facts = NoticeFacts(name=user.name if user and user.name else recipient, subject=draft.subject,
                             start=draft.start, end=draft.end, timezone=draft.timezone, reason=draft.reason or "")
-        text = self.templates.render(row.reason, facts)
+        text = self.templates[self.language.get(recipient, self.config.meetings.notices_language)].render(
+            row.reason, facts)
         sender = self.config.meetings.notices_from
         return OutgoingMail(sender=recipient if sender == "organizer" else sender, to=recipient,
                             subject=text.subject, body=text.body)
@@ -58,7 +61,7 @@ class NoticeStep:
         recipients = {ext: u.mailbox for ext, u in self.users.items()}
         plan = plan_notices(bookings.values(), [r for r, _ in rows.values()], await load_booked(store),
                             recipients, now)
-        await apply_plan(store, plan, self.templates.language, now)
+        await apply_plan(store, plan, self.language, now)
         if plan.create:
             log.info("notices: %d new notice(s) to organizers", len(plan.create))
         if sender is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from pbxsync.plugin.notices.plan import NoticePlan, NoticeRow, NoticeState
@@ -51,7 +51,8 @@ async def notices_of(store: Store, booking_ids: Collection[int]) -> dict[int, li
     return found
 
 
-async def apply_plan(store: Store, plan: NoticePlan, language: str, now: datetime) -> None:
+async def apply_plan(store: Store, plan: NoticePlan, languages: Mapping[str, str], now: datetime) -> None:
+    """Records the plan; `languages`: the language of each recipient's notices (recorded with them)."""
     if plan.empty:
         return
     at = utc_text(now)
@@ -63,7 +64,7 @@ async def apply_plan(store: Store, plan: NoticePlan, language: str, now: datetim
             await conn.executemany(
                 "INSERT OR IGNORE INTO organizer_notices (booking_id, reason, recipient, language, state, "
                 "next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-                [(n.booking_id, n.reason, n.recipient, language, at, at) for n in plan.create])
+                [(n.booking_id, n.reason, n.recipient, languages.get(n.recipient, ""), at, at) for n in plan.create])
             await conn.executemany("UPDATE organizer_notices SET state = 'obsolete' WHERE id = ? AND state = 'pending'",
                                    [(i,) for i in plan.obsolete])
     except sqlite3.Error as exc:

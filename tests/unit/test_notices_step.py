@@ -145,3 +145,15 @@ def test_a_missing_template_shows_as_a_broken_part(tmp_path: Path) -> None:
     ctx = wiring.DaemonContext(cfg, None, FakeClock(NOW), None, lambda _c: None)  # type: ignore[arg-type]
     specs = [s for s in wiring.build_specs(ctx) if s.name == "notices"]
     assert len(specs) == 1 and "rejected.fr.txt" in str(specs[0].settings)
+
+
+async def test_a_user_may_read_notices_in_a_language_of_their_own(tmp_path: Path, store: Store) -> None:
+    await store_rejected(store)
+    german = Config(database=str(tmp_path / "pbxsync.db"),
+                    users=[UserConfig("101", [ALICE], name="Alice Example", room="8001", notices_language="de")],
+                    meetings=MeetingsConfig(notify_organizer=True))
+    sender = Sender()
+    await NoticeStep(german).run(store, NOW, sender)
+    assert [m.subject for m in sender.sent] == ["Keine Telefonkonferenz für „Weekly“"]
+    async with store.conn.execute("SELECT language FROM organizer_notices") as cur:
+        assert [r[0] for r in await cur.fetchall()] == ["de"]

@@ -95,4 +95,8 @@ def test_the_notice_keys_of_the_config() -> None:
                                    "notices_templates": "relative/dir"}})
     text = str(bad.value)
     assert "meetings.notices_language" in text and "meetings.notices_from" in text
+    with pytest.raises(ConfigError, match=r"users\[0\]\.notices_language"):
+        parse_config({**base, "users": [{"extension": "101", "email": "a@example.com", "notices_language": "EN!"}]})
+    user = parse_config({**base, "users": [{"extension": "101", "email": "a@example.com", "notices_language": "de"}]})
+    assert user.users[0].notices_language == "de"
     assert "meetings.notices_templates" in text
