@@ -130,9 +130,10 @@ class TokenAuthority:
             if self._revoked:
                 raise self._token_error(401, "invalid_client", 7000222, "The provided client secret keys "
                                         f"for app '{app.client_id}' are expired.")
-            token = _access_token(app, self.clock() + app.token_lifetime)
             lifetime = app.token_lifetime
-            self._tokens[token] = _IssuedToken(self.clock() + lifetime, self._generation)
+            expires = self.clock() + lifetime
+            token = _access_token(app, expires)
+            self._tokens[token] = _IssuedToken(expires, self._generation)
         seconds = int(lifetime.total_seconds())
         return {"token_type": "Bearer", "expires_in": seconds, "ext_expires_in": seconds, "access_token": token}
 
