@@ -14,7 +14,13 @@ Anything else (a reason added to the planner later) is told as "other" with the 
 
 from __future__ import annotations
 
-from pbxsync.plugin.booking.planner import ALL_DAY, ENDS_BEFORE_START, NO_DURATION, NO_ORGANIZER
+from pbxsync.plugin.booking.planner import (
+    ALL_DAY,
+    ENDS_BEFORE_START,
+    NO_DURATION,
+    NO_ORGANIZER,
+    organizer_not_a_user,
+)
 
 ALL_DAY_CODE = "all_day"
 ENDS_BEFORE_START_CODE = "ends_before_start"
@@ -24,12 +30,14 @@ OTHER_CODE = "other"
 CODES = (ALL_DAY_CODE, ENDS_BEFORE_START_CODE, NO_DURATION_CODE, NO_ROOM_CODE, OTHER_CODE)
 
 _EXACT = {ALL_DAY: ALL_DAY_CODE, ENDS_BEFORE_START: ENDS_BEFORE_START_CODE, NO_DURATION: NO_DURATION_CODE}
-_NOT_TOLD = ("the organizer ",)  # organizer_not_a_user(...): "the organizer X is not a PBX user"
+_NOT_A_USER = organizer_not_a_user("\0").split("\0")  # "the organizer X is not a PBX user", around X
 
 
 def reason_code(reason: str | None) -> str | None:
     """The code of a rejection reason; None when no organizer is to be told."""
-    if not reason or reason == NO_ORGANIZER or reason.startswith(_NOT_TOLD):
+    if not reason or reason == NO_ORGANIZER:
+        return None
+    if reason.startswith(_NOT_A_USER[0]) and reason.endswith(_NOT_A_USER[1]):
         return None
     if reason in _EXACT:
         return _EXACT[reason]
