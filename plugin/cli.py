@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "dialplan",
     "demo",
     "simulate",
+    "passwd",
 )
 
 Handler = Callable[[argparse.Namespace], Any]

@@ -76,3 +76,13 @@ def browser() -> Iterator[WebDriver]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with tiny costs for web tests (the real profile takes ~0.5 s per hash on a busy CI box)."""
+    from argon2 import PasswordHasher
+
+    from pbxsync.plugin.web import accounts
+
+    monkeypatch.setattr(accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))

@@ -24,6 +24,7 @@ from pbxsync.plugin.daemon.clock import Clock, SystemClock
 from pbxsync.plugin.daemon.supervisor import BackoffPolicy, Supervisor
 from pbxsync.plugin.daemon.sync_timers import SourceFactory, SyncService
 from pbxsync.plugin.daemon.wiring import DaemonContext, build_specs, default_source_factory
+from pbxsync.plugin.user_settings import effective_config, load_choices
 from pbxsync.sync.config import Config, load_config
 from pbxsync.sync.engine import PassSummary
 from pbxsync.sync.errors import PbxsyncError
@@ -109,11 +110,23 @@ class Daemon:
         logging.getLogger().setLevel(logs.level_from(fresh.log.level, self.debug))
         self.config = fresh
         assert self.ctx is not None
-        self.ctx.config = fresh
+        self.ctx.config = await self._with_user_settings(fresh)
         touched = await self.supervisor.apply(build_specs(self.ctx))
         metrics.CONFIG_RELOADS.labels("ok").inc()
         log.info("config reloaded; services changed: %s", ", ".join(touched) or "none")
         return True
+
+    async def _with_user_settings(self, config: Config) -> Config:
+        """The file's config with the settings users chose on the portal (plugin.user_settings)."""
+        return effective_config(config, await load_choices(self.store))
+
+    async def apply_user_settings(self) -> None:
+        """A user changed their settings: run the parts with them (only the parts they touch restart)."""
+        async with self._reload_lock:
+            assert self.ctx is not None
+            self.ctx.config = await self._with_user_settings(self.config)
+            touched = await self.supervisor.apply(build_specs(self.ctx))
+        log.info("user settings applied; services changed: %s", ", ".join(touched) or "none")
 
     # ---- lifecycle
     def request_stop(self) -> None:
@@ -125,7 +138,8 @@ class Daemon:
     async def start(self, store: Store | None = None) -> None:
         self.store = store or await open_store(self.config.database, self.config.database_group,
                                                  check_integrity=True)
-        self.ctx = DaemonContext(self.config, self.store, self.clock, self, self.make_source)
+        self.ctx = DaemonContext(await self._with_user_settings(self.config), self.store, self.clock, self,
+                                 self.make_source, user_settings_changed=self.apply_user_settings)
         self.started = self.clock.now()
         try:
             await self.supervisor.start(build_specs(self.ctx))

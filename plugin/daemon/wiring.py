@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from pbxsync.plugin import metrics
@@ -47,6 +47,10 @@ from pbxsync.sync.store.db import Store
 log = logging.getLogger("pbxsync.daemon")
 
 
+async def _nothing() -> None:
+    return None
+
+
 @dataclass
 class DaemonContext:
     """What the wiring gets from the daemon (config, store, clock), and what the parts hand each other."""
@@ -68,6 +72,7 @@ class DaemonContext:
     rebook: Slot[AfterPass] = field(default_factory=Slot)  # the bookings step, for the voicemail directory
     web_ami: Slot[AmiClient] = field(default_factory=Slot)  # the AMI client, for the portal's click to call
     presence: Slot[PresenceService] = field(default_factory=Slot)  # re-read after each pass
+    user_settings_changed: Callable[[], Awaitable[None]] = _nothing  # the daemon re-applies users' own settings
 
 
 def default_source_factory(config: Config) -> MailboxSource:
@@ -204,9 +209,11 @@ def _web(ctx: DaemonContext) -> list[ServiceSpec]:
         return []
     from pbxsync.plugin.web.server import web_service  # aiohttp and Jinja2 load only when the portal is on
 
-    settings = (cfg.web, cfg.users, cfg.pbx.rooms, cfg.database)
-    return [ServiceSpec("web", lambda: web_service(cfg, ctx.store, ctx.clock, ctx.target.sync_now, ctx.web_ami),
-                        settings, binds=(str(cfg.web.listen),))]
+    # The portal reads the current config on each request (`lambda: ctx.config`): users and rooms changed by
+    # a reload, or by a user's own settings, need no restart; only [web] itself does.
+    return [ServiceSpec("web", lambda: web_service(lambda: ctx.config, ctx.store, ctx.clock, ctx.target.sync_now,
+                                                   ctx.web_ami, ctx.user_settings_changed),
+                        (cfg.web, cfg.database), binds=(str(cfg.web.listen),))]
 
 
 def _presence(ctx: DaemonContext) -> list[ServiceSpec]:

@@ -1,9 +1,10 @@
 """The portal's aiohttp Application, built from a `WebContext`.
 
 Middlewares, outermost first: the Host check (nothing runs for a foreign Host), the session (who is
-signed in), the POST check (Origin and CSRF token). Security headers go on every response through
-on_response_prepare, so error pages and static files carry them too. Pages come from the modules
-listed in plugin.web.pages; the stylesheet and scripts are package data under /static/ (no CDN).
+signed in), refusals rendered as pages, the POST check (Origin and CSRF token). Security headers go on
+every response through on_response_prepare, so error pages and static files carry them too. Pages come
+from the modules listed in plugin.web.pages; the stylesheet and scripts are package data under /static/
+(no CDN).
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from pbxsync.plugin.web.auth import load_session
 from pbxsync.plugin.web.context import CONTEXT, WebContext
 from pbxsync.plugin.web.pages import page_routes
 from pbxsync.plugin.web.render import NAV_KEY
-from pbxsync.plugin.web.security import host_check, post_check, security_headers
+from pbxsync.plugin.web.security import error_pages, host_check, post_check, security_headers
 from pbxsync.plugin.web.static_files import static_routes
 
 MAX_BODY = 64 * 1024  # forms are small; a larger body is refused before it is read
 
 
 def create_app(ctx: WebContext) -> web.Application:
-    app = web.Application(middlewares=[host_check, load_session, post_check], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[host_check, load_session, error_pages, post_check], client_max_size=MAX_BODY)
     app[CONTEXT] = ctx
     routes, nav = page_routes()
     app[NAV_KEY] = nav

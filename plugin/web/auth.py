@@ -45,8 +45,9 @@ def user_for(ctx: WebContext, extension: str, session_id: str) -> WebUser | None
 @web.middleware
 async def load_session(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = web_context(request)
-    cookie = decode_cookie(ctx.secret_key, request.cookies.get(COOKIE, ""), ctx.clock.now())
-    if cookie is not None and await accounts.session_alive(ctx, cookie.session_id, cookie.extension):
+    now = ctx.clock.now()
+    cookie = decode_cookie(ctx.secret_key, request.cookies.get(COOKIE, ""), now)
+    if cookie is not None and await accounts.session_alive(ctx.store, cookie.session_id, cookie.extension, now):
         user = user_for(ctx, cookie.extension, cookie.session_id)
         if user is not None:
             request[USER_KEY] = user

@@ -13,7 +13,6 @@ from pbxsync.plugin.ami.client import AmiClient
 from pbxsync.plugin.daemon.clock import Clock
 from pbxsync.plugin.daemon.service import Slot
 from pbxsync.plugin.throttle import FailureThrottle
-from pbxsync.plugin.web.accounts import MemoryAccounts
 from pbxsync.sync.config import Config
 from pbxsync.sync.engine import PassSummary
 from pbxsync.sync.store.db import Store
@@ -21,17 +20,26 @@ from pbxsync.sync.store.db import Store
 SyncTrigger = Callable[[str], Awaitable[PassSummary]]  # one pass for the user with this extension
 
 
+async def _nothing_to_apply() -> None:
+    return None
+
+
 @dataclass
 class WebContext:
-    config: Config
+    current_config: Callable[[], Config]  # the daemon's current one (with the users' own settings applied)
     store: Store
     clock: Clock
     secret_key: bytes  # signs session cookies and CSRF tokens (plugin.web.secret_key)
     sync_now: SyncTrigger
     ami: Slot[AmiClient] = field(default_factory=Slot)  # empty while the daemon has no AMI link
+    # After a user changed their settings (plugin.user_settings): the daemon applies them to its parts.
+    settings_changed: Callable[[], Awaitable[None]] = _nothing_to_apply
     tls: bool = False  # served over HTTPS (cookies are then Secure)
     throttle: FailureThrottle = field(default_factory=FailureThrottle)  # wrong passwords, per extension/source
-    accounts: MemoryAccounts = field(default_factory=MemoryAccounts)
+
+    @property
+    def config(self) -> Config:
+        return self.current_config()
 
 
 CONTEXT: web.AppKey[WebContext] = web.AppKey("pbxsync_web_context", WebContext)

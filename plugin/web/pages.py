@@ -19,6 +19,7 @@ from pbxsync.plugin.web.render import NavLink
 PAGE_MODULES = (
     "signin",
     "mysync",
+    "password",
 )
 
 

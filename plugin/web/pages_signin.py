@@ -17,6 +17,7 @@ from aiohttp import web
 
 from pbxsync.plugin.throttle import Policy
 from pbxsync.plugin.web import accounts
+from pbxsync.plugin.web.accounts import MAX_PASSWORD
 from pbxsync.plugin.web.auth import PRE_SESSION_KEY, SESSION_KEY, current_user
 from pbxsync.plugin.web.context import WebContext, web_context
 from pbxsync.plugin.web.render import render
@@ -25,7 +26,6 @@ from pbxsync.sync.config import DIALABLE
 
 log = logging.getLogger("pbxsync.web")
 
-MAX_PASSWORD = 1024  # longer is refused unhashed: Argon2 over megabytes would be a free CPU burner
 PER_EXTENSION = Policy(free=5, first=2.0, longest=60.0, half_life=900.0, longest_queue=0.0)
 PER_SOURCE = Policy(free=20, first=1.0, longest=60.0, half_life=900.0, longest_queue=0.0)
 HOME = "/my/sync"
@@ -51,17 +51,25 @@ def cookie_options(ctx: WebContext) -> dict[str, object]:
     return {"httponly": True, "samesite": "Strict", "secure": ctx.tls, "path": "/"}
 
 
+def with_pre_session(request: web.Request) -> None:
+    """Before rendering a form for signed-out visitors: a pre-session id its CSRF token is bound to."""
+    if not request.cookies.get(PRE_COOKIE):
+        request[PRE_SESSION_KEY] = secrets.token_urlsafe(24)
+
+
+def keep_pre_session(request: web.Request, response: web.StreamResponse) -> None:
+    if PRE_SESSION_KEY in request:
+        response.set_cookie(PRE_COOKIE, request[PRE_SESSION_KEY], **cookie_options(web_context(request)))  # type: ignore[arg-type]
+
+
 async def signin_page(request: web.Request, *, error: str = "", extension: str = "",
                       status: int = 200) -> web.StreamResponse:
-    ctx = web_context(request)
     if current_user(request) is not None and request.method == "GET":
         raise web.HTTPSeeOther(safe_next(request.query.get("next", HOME)))
-    if not request.cookies.get(PRE_COOKIE):
-        request[PRE_SESSION_KEY] = secrets.token_urlsafe(24)  # the form's token is bound to it (security.py)
+    with_pre_session(request)
     response = render(request, "signin.html", title="Sign in", error=error, extension=extension,
                       next=safe_next(request.query.get("next", HOME)), status=status)
-    if PRE_SESSION_KEY in request:
-        response.set_cookie(PRE_COOKIE, request[PRE_SESSION_KEY], **cookie_options(ctx))  # type: ignore[arg-type]
+    keep_pre_session(request, response)
     return response
 
 
@@ -79,28 +87,34 @@ async def signin(request: web.Request) -> web.StreamResponse:
                                  extension=extension, status=429)
     well_formed = DIALABLE.fullmatch(extension) is not None and len(password) <= MAX_PASSWORD
     # Always one Argon2 verification (against a dummy hash for an unknown extension): timing tells nothing.
-    ok = await accounts.check_password(ctx, extension if well_formed else "", password[:MAX_PASSWORD])
+    ok = await accounts.check_password(ctx.store, extension if well_formed else "", password[:MAX_PASSWORD])
     ok = ok and well_formed and ctx.config.user_by_extension(extension) is not None
     ctx.throttle.record(keys, ok, now)
     if not ok:
         log.warning("web sign-in failed: extension %r from %s", extension, source)
         return await signin_page(request, error="The extension or the password is wrong.", extension=extension,
                                  status=401)
-    lifetime = timedelta(minutes=ctx.config.web.session_minutes)
-    session_id, expires = await accounts.open_session(ctx, extension, ctx.clock.now(), lifetime)
     log.info("web sign-in: extension %s from %s", extension, source)
     response = web.HTTPSeeOther(safe_next(str(form.get("next", HOME))))
+    await signed_in(request, response, extension)
+    raise response
+
+
+async def signed_in(request: web.Request, response: web.StreamResponse, extension: str) -> None:
+    """Open a session for `extension` and give `response` its cookie."""
+    ctx = web_context(request)
+    lifetime = timedelta(minutes=ctx.config.web.session_minutes)
+    session_id, expires = await accounts.open_session(ctx.store, extension, ctx.clock.now(), lifetime)
     response.set_cookie(COOKIE, encode_cookie(ctx.secret_key, session_id, extension, expires),
                         max_age=int(lifetime.total_seconds()), **cookie_options(ctx))  # type: ignore[arg-type]
     response.del_cookie(PRE_COOKIE, path="/")
-    raise response
 
 
 async def signout(request: web.Request) -> web.StreamResponse:
     ctx = web_context(request)
     session_id = request.get(SESSION_KEY)
     if session_id is not None:
-        await accounts.close_session(ctx, session_id)
+        await accounts.close_session(ctx.store, session_id)
     response = web.HTTPSeeOther("/signin")
     response.del_cookie(COOKIE, path="/")
     raise response

@@ -21,6 +21,7 @@ from aiohttp.typedefs import Handler
 
 from pbxsync.plugin.web.auth import SESSION_KEY
 from pbxsync.plugin.web.context import web_context
+from pbxsync.plugin.web.render import render
 from pbxsync.plugin.web.sessions import CSRF_FIELD, CSRF_HEADER, PRE_COOKIE, csrf_ok
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
@@ -93,6 +94,18 @@ async def post_check(request: web.Request, handler: Handler) -> web.StreamRespon
         raise web.HTTPForbidden(text="Refused: the form's security token is missing or stale. Reload the page "
                                      "and try again.\n")
     return await handler(request)
+
+
+@web.middleware
+async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A refusal a handler raised (403, 404, ...) as a page in the layout, its text escaped."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type != "text/plain":
+            raise
+        message = exc.text or exc.reason
+        return render(request, "message.html", title=exc.reason, message=message.strip(), status=exc.status)
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -7,6 +7,7 @@ lands, it replaces this function's body.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -80,7 +81,8 @@ class WebService(Service):
         return Health(True, f"portal at {self.url}", {"listen": self.address, "tls": self.ctx.tls})
 
 
-def web_service(config: Config, store: Store, clock: Clock, sync_now: SyncTrigger, ami: Slot[AmiClient]) -> WebService:
+def web_service(config: Callable[[], Config], store: Store, clock: Clock, sync_now: SyncTrigger,
+                ami: Slot[AmiClient], settings_changed: Callable[[], Awaitable[None]]) -> WebService:
     """The daemon's portal: the signing key from its file (made on first start)."""
-    key = load_or_create_key(key_path(config))
-    return WebService(WebContext(config, store, clock, key, sync_now, ami))
+    key = load_or_create_key(key_path(config()))
+    return WebService(WebContext(config, store, clock, key, sync_now, ami, settings_changed))

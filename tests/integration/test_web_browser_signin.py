@@ -12,7 +12,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from tests.support.browser import screenshot, sign_in, wait_for
 from tests.support.web_portal import RunningPortal, password_of, portal_in_thread
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("cheap_argon2")]
 
 
 @pytest.fixture

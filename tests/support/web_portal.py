@@ -7,6 +7,7 @@ Users: 101 Ada (admin), 102 Bob, 103 Eve; every password is `password-<extension
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -58,9 +59,10 @@ class SyncCalls:
 
 async def make_context(store: Store, config: Config | None = None, clock: FakeClock | None = None,
                        sync_now: Callable[[str], Awaitable[PassSummary]] | None = None) -> WebContext:
-    ctx = WebContext(config or portal_config(), store, clock or FakeClock(), KEY, sync_now or SyncCalls())
+    chosen = config or portal_config()
+    ctx = WebContext(lambda: chosen, store, clock or FakeClock(), KEY, sync_now or SyncCalls())
     for user in ctx.config.users:
-        await accounts.set_password(ctx, user.extension, password_of(user.extension))
+        await accounts.set_password(store, user.extension, password_of(user.extension), ctx.clock.now())
     return ctx
 
 
@@ -73,6 +75,25 @@ async def portal_client(ctx: WebContext) -> AsyncIterator[TestClient[Any, Any]]:
         yield client
     finally:
         await client.close()
+
+
+def token_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+async def signin_form(client: TestClient[Any, Any]) -> str:
+    response = await client.get("/signin")
+    assert response.status == 200
+    return token_of(await response.text())
+
+
+async def sign_in(client: TestClient[Any, Any], extension: str, password: str | None = None) -> Any:
+    token = await signin_form(client)
+    return await client.post("/signin", data={"extension": extension, "password": password or password_of(extension),
+                                              "csrf": token, "next": "/"}, allow_redirects=False)
+
 
 
 @dataclass
@@ -118,4 +139,4 @@ def portal_in_thread(tmp_path: Path, fill: Callable[[Store], Awaitable[None]] | 
 
 
 __all__ = ["KEY", "USERS", "RunningPortal", "SyncCalls", "make_context", "password_of", "portal_client",
-           "portal_config", "portal_in_thread"]
+           "portal_config", "portal_in_thread", "sign_in", "signin_form", "token_of"]

@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
-from aiohttp.test_utils import TestClient
+import pytest
 
 from pbxsync.plugin.daemon.clock import FakeClock
 from pbxsync.plugin.web.security import CSP
 from pbxsync.plugin.web.sessions import COOKIE
 from pbxsync.sync.store.db import Store
-from tests.support.web_portal import make_context, password_of, portal_client, portal_config
+from tests.support.web_portal import (
+    make_context,
+    password_of,
+    portal_client,
+    portal_config,
+    sign_in,
+    signin_form,
+    token_of,
+)
 
-Client = TestClient[Any, Any]
-
-
-def token_of(html: str) -> str:
-    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
-    assert found, "the page has no CSRF field"
-    return found.group(1)
-
-
-async def signin_form(client: Client) -> str:
-    response = await client.get("/signin")
-    assert response.status == 200
-    return token_of(await response.text())
-
-
-async def sign_in(client: Client, extension: str, password: str | None = None) -> Any:
-    token = await signin_form(client)
-    return await client.post("/signin", data={"extension": extension, "password": password or password_of(extension),
-                                              "csrf": token, "next": "/"}, allow_redirects=False)
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
 
 
 async def test_the_right_password_signs_in_with_a_strict_httponly_cookie(store: Store) -> None:
