@@ -1,54 +1,23 @@
-"""The portal as a daemon service: the app served on `[web] listen`, with TLS when configured.
-
-`serve` is the one place that binds: when pbxsync.sync.http_site (one HTTP stack for every listener)
-lands, it replaces this function's body.
+"""The portal as a daemon service: the app served on `[web] listen` by the daemon's one HTTP stack
+(pbxsync.sync.http_site: connection caps, header/body limits, request deadline), with TLS when configured.
 """
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Awaitable, Callable
-
-from aiohttp import web
 
 from pbxsync.plugin.ami.client import AmiClient
 from pbxsync.plugin.daemon.clock import Clock
 from pbxsync.plugin.daemon.service import Health, Service, Slot
-from pbxsync.plugin.web.app import create_app
+from pbxsync.plugin.web.app import MAX_BODY, create_app
 from pbxsync.plugin.web.context import SyncTrigger, WebContext
 from pbxsync.plugin.web.secret_key import key_path, load_or_create_key
-from pbxsync.sync.config import Config, WebConfig
-from pbxsync.sync.errors import ConfigError
-from pbxsync.sync.listen import ListenAddress
+from pbxsync.sync.config import Config
+from pbxsync.sync.http_site import Limits, Site, start_site, tls_context
 from pbxsync.sync.store.db import Store
 
-SHUTDOWN_SECONDS = 5.0
-
-
-def tls_context(web_config: WebConfig) -> ssl.SSLContext | None:
-    if not web_config.tls_cert:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(web_config.tls_cert, web_config.tls_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError([f"web.tls_cert/tls_key: cannot load {web_config.tls_cert}: {exc}"]) from None
-    return context
-
-
-async def serve(app: web.Application, listen: ListenAddress, tls: ssl.SSLContext | None) -> tuple[web.AppRunner, str]:
-    """Start serving `app`; returns the runner (to clean up) and the address bound ("host:port")."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
-    await runner.setup()
-    site = web.TCPSite(runner, listen.host, listen.port, ssl_context=tls, reuse_address=True)
-    try:
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    host, port = runner.addresses[0][:2]  # port 0 in the config: the port the system chose
-    return runner, str(ListenAddress(str(host), int(port)))
+# Browsers keep connections open and load a page's stylesheet and script beside it: keep-alive on.
+LIMITS = Limits(max_connections=256, per_source=64, max_body_bytes=MAX_BODY, keep_alive=True)
 
 
 class WebService(Service):
@@ -57,28 +26,29 @@ class WebService(Service):
     def __init__(self, ctx: WebContext) -> None:
         super().__init__()
         self.ctx = ctx
-        self.runner: web.AppRunner | None = None
-        self.address = ""
+        self.site: Site | None = None
 
     async def start(self) -> None:
-        tls = tls_context(self.ctx.config.web)
+        web_config = self.ctx.config.web
+        tls = tls_context(web_config.tls_cert, web_config.tls_key, "web.tls_cert") if web_config.tls_cert else None
         self.ctx.tls = tls is not None
-        self.runner, self.address = await serve(create_app(self.ctx), self.ctx.config.web.listen, tls)
+        self.site = await start_site(create_app(self.ctx), web_config.listen, limits=LIMITS, tls=tls)
 
     async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
+        if self.site is not None:
+            await self.site.close()
+            self.site = None
         await super().stop()
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.ctx.tls else 'http'}://{self.address}/"
+        address = self.site.address if self.site is not None else ""
+        return f"{'https' if self.ctx.tls else 'http'}://{address}/"
 
     def health(self) -> Health:
-        if self.runner is None:
+        if self.site is None:
             return Health(False, "not listening")
-        return Health(True, f"portal at {self.url}", {"listen": self.address, "tls": self.ctx.tls})
+        return Health(True, f"portal at {self.url}", {"listen": self.site.address, "tls": self.ctx.tls})
 
 
 def web_service(config: Callable[[], Config], store: Store, clock: Clock, sync_now: SyncTrigger,
