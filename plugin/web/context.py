@@ -13,11 +13,11 @@ from pbxsync.plugin.ami.client import AmiClient
 from pbxsync.plugin.daemon.clock import Clock
 from pbxsync.plugin.daemon.service import Slot
 from pbxsync.plugin.throttle import FailureThrottle
+from pbxsync.plugin.web.sync_jobs import SyncJobs, SyncTrigger
 from pbxsync.sync.config import Config
-from pbxsync.sync.engine import PassSummary
 from pbxsync.sync.store.db import Store
 
-SyncTrigger = Callable[[str], Awaitable[PassSummary]]  # one pass for the user with this extension
+__all__ = ["CONTEXT", "SyncTrigger", "WebContext", "web_context"]
 
 
 async def _nothing_to_apply() -> None:
@@ -36,6 +36,7 @@ class WebContext:
     settings_changed: Callable[[], Awaitable[None]] = _nothing_to_apply
     tls: bool = False  # served over HTTPS (cookies are then Secure)
     throttle: FailureThrottle = field(default_factory=FailureThrottle)  # wrong passwords, per extension/source
+    sync_jobs: SyncJobs = field(default_factory=SyncJobs)  # "Sync now" passes started from the portal
 
     @property
     def config(self) -> Config:

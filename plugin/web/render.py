@@ -8,6 +8,7 @@ signed-in user, the navigation, the CSRF token for forms, the language.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
@@ -35,6 +36,14 @@ ENV = jinja2.Environment(
     lstrip_blocks=True,
 )
 
+
+
+def when(moment: datetime | None) -> str:
+    """An instant as people read it; the pages say UTC outright rather than guess the reader's zone."""
+    return "never" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+ENV.filters["when"] = when
 NAV_KEY: web.AppKey[tuple[NavLink, ...]] = web.AppKey("pbxsync_web_nav", tuple)
 
 

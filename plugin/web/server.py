@@ -38,6 +38,7 @@ class WebService(Service):
         if self.site is not None:
             await self.site.close()
             self.site = None
+        await self.ctx.sync_jobs.close()
         await super().stop()
 
     @property

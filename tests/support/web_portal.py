@@ -140,3 +140,22 @@ def portal_in_thread(tmp_path: Path, fill: Callable[[Store], Awaitable[None]] | 
 
 __all__ = ["KEY", "USERS", "RunningPortal", "SyncCalls", "make_context", "password_of", "portal_client",
            "portal_config", "portal_in_thread", "sign_in", "signin_form", "token_of"]
+
+
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+async def fill_sync_state(store: Store, clock: FakeClock) -> None:
+    """Bob (102): contacts synced, calendar failing with a hostile error text, two skipped contacts (one
+    with a hostile folder name and reason); Eve (103): nothing yet."""
+    from pbxsync.sync.model import Folder, SkippedItem
+    from pbxsync.sync.store.folders import record_failure, record_success
+    from pbxsync.sync.store.skipped import record_skips
+
+    now = clock.now()
+    async with store.transaction() as conn:
+        await record_success(conn, "bob@example.com", Folder.CONTACTS, now, "state-1")
+        await record_skips(conn, "bob@example.com", Folder.CONTACTS, now,
+                           [SkippedItem(f"Kontakte/{XSS}", "AAMk-1", f"not a contact: {XSS}"),
+                            SkippedItem("", "AAMk-2", "a distribution list, not a phonebook entry")])
+    await record_failure(store, "bob@example.com", Folder.CALENDAR, now, f"ErrorAccessDenied {XSS}", "access")
