@@ -58,7 +58,7 @@ class SyncCalls:
 
 
 async def make_context(store: Store, config: Config | None = None, clock: FakeClock | None = None,
-                       sync_now: Callable[[str], Awaitable[PassSummary]] | None = None) -> WebContext:
+                       sync_now: Callable[[str], Awaitable[Any]] | None = None) -> WebContext:
     chosen = config or portal_config()
     ctx = WebContext(lambda: chosen, store, clock or FakeClock(), KEY, sync_now or SyncCalls())
     for user in ctx.config.users:
@@ -109,8 +109,9 @@ class RunningPortal:
 
 @contextmanager
 def portal_in_thread(tmp_path: Path, fill: Callable[[Store], Awaitable[None]] | None = None,
-                     **web: Any) -> Iterator[RunningPortal]:
-    """The portal on 127.0.0.1:<free port>, over a store in `tmp_path` filled by `fill`."""
+                     sync_now: Callable[[str], Awaitable[Any]] | None = None, **web: Any) -> Iterator[RunningPortal]:
+    """The portal on 127.0.0.1:<free port>, over a store in `tmp_path` filled by `fill`; `sync_now` runs on
+    the portal's loop (default: SyncCalls)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="portal", daemon=True)
     thread.start()
@@ -119,7 +120,7 @@ def portal_in_thread(tmp_path: Path, fill: Callable[[Store], Awaitable[None]] | 
         store = await open_store(tmp_path / "portal.db")
         if fill is not None:
             await fill(store)
-        ctx = await make_context(store, portal_config(str(tmp_path / "portal.db"), **web))
+        ctx = await make_context(store, portal_config(str(tmp_path / "portal.db"), **web), sync_now=sync_now)
         service = WebService(ctx)
         await service.start()
         return service, store
