@@ -238,6 +238,8 @@ class WebConfig:
     user_settings: list[str] = field(default_factory=list)  # of WEB_USER_SETTINGS; empty = none
     session_minutes: int = 480
     secret_key_file: str = ""  # signs session cookies; blank = web-secret.key beside the database
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For / X-Forwarded-Proto are believed.
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -437,6 +439,11 @@ def _web_problems(cfg: Config) -> list[str]:
     for i, name in enumerate(web.user_settings):
         if name not in WEB_USER_SETTINGS:
             p.append(f"web.user_settings[{i}]: must be one of {_one_of(list(WEB_USER_SETTINGS))}, got {name!r}")
+    for i, network in enumerate(web.trusted_proxies):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            p.append(f"web.trusted_proxies[{i}]: {network!r} is not an address or network like \"127.0.0.1/32\"")
     if not 5 <= web.session_minutes <= 43_200:
         p.append("web.session_minutes: must be between 5 and 43200 (30 days)")
     return p

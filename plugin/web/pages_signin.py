@@ -19,8 +19,9 @@ from pbxsync.plugin.throttle import Policy
 from pbxsync.plugin.web import accounts
 from pbxsync.plugin.web.accounts import MAX_PASSWORD
 from pbxsync.plugin.web.auth import PRE_SESSION_KEY, SESSION_KEY, current_user
-from pbxsync.plugin.web.context import WebContext, web_context
+from pbxsync.plugin.web.context import web_context
 from pbxsync.plugin.web.render import render
+from pbxsync.plugin.web.security import client_address, is_https
 from pbxsync.plugin.web.sessions import COOKIE, PRE_COOKIE, encode_cookie
 from pbxsync.sync.config import DIALABLE
 
@@ -47,8 +48,8 @@ def safe_next(target: str) -> str:
     return HOME
 
 
-def cookie_options(ctx: WebContext) -> dict[str, object]:
-    return {"httponly": True, "samesite": "Strict", "secure": ctx.tls, "path": "/"}
+def cookie_options(request: web.Request) -> dict[str, object]:
+    return {"httponly": True, "samesite": "Strict", "secure": is_https(request), "path": "/"}
 
 
 def with_pre_session(request: web.Request) -> None:
@@ -59,7 +60,7 @@ def with_pre_session(request: web.Request) -> None:
 
 def keep_pre_session(request: web.Request, response: web.StreamResponse) -> None:
     if PRE_SESSION_KEY in request:
-        response.set_cookie(PRE_COOKIE, request[PRE_SESSION_KEY], **cookie_options(web_context(request)))  # type: ignore[arg-type]
+        response.set_cookie(PRE_COOKIE, request[PRE_SESSION_KEY], **cookie_options(request))  # type: ignore[arg-type]
 
 
 async def signin_page(request: web.Request, *, error: str = "", extension: str = "",
@@ -78,7 +79,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     extension = str(form.get("extension", "")).strip()[:64]
     password = str(form.get("password", ""))
-    source = request.remote or "?"
+    source = client_address(request)
     keys = [(("ext", extension), PER_EXTENSION), (("src", source), PER_SOURCE)]
     now = ctx.clock.now().timestamp()
     if ctx.throttle.admit(keys, now) is None:
@@ -106,7 +107,7 @@ async def signed_in(request: web.Request, response: web.StreamResponse, extensio
     lifetime = timedelta(minutes=ctx.config.web.session_minutes)
     session_id, expires = await accounts.open_session(ctx.store, extension, ctx.clock.now(), lifetime)
     response.set_cookie(COOKIE, encode_cookie(ctx.secret_key, session_id, extension, expires),
-                        max_age=int(lifetime.total_seconds()), **cookie_options(ctx))  # type: ignore[arg-type]
+                        max_age=int(lifetime.total_seconds()), **cookie_options(request))  # type: ignore[arg-type]
     response.del_cookie(PRE_COOKIE, path="/")
 
 

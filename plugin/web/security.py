@@ -70,6 +70,36 @@ def origin_matches(origin: str, host_header: str) -> bool:
     return parts.scheme in ("http", "https") and parts.netloc.lower() == host_header.strip().lower()
 
 
+def _from_trusted_proxy(request: web.Request) -> bool:
+    proxies = web_context(request).config.web.trusted_proxies
+    if not proxies or not request.remote:
+        return False
+    try:
+        peer = ipaddress.ip_address(request.remote)
+    except ValueError:
+        return False
+    return any(peer in ipaddress.ip_network(n, strict=False) for n in proxies)
+
+
+def client_address(request: web.Request) -> str:
+    """Who is asking: the peer, or behind a trusted proxy the address it saw (the last X-Forwarded-For
+    entry: the ones before it are whatever the client claimed)."""
+    if _from_trusted_proxy(request):
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+        try:
+            return str(ipaddress.ip_address(forwarded))
+        except ValueError:
+            pass
+    return request.remote or "?"
+
+
+def is_https(request: web.Request) -> bool:
+    """Served over TLS: by this server, or by a trusted proxy in front of it."""
+    if web_context(request).tls:
+        return True
+    return _from_trusted_proxy(request) and request.headers.get("X-Forwarded-Proto", "").strip().lower() == "https"
+
+
 @web.middleware
 async def host_check(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not host_allowed(request.headers.get("Host", ""), web_context(request).config.web.allowed_hosts):
@@ -116,7 +146,7 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     headers["Referrer-Policy"] = "same-origin"
     headers["X-Frame-Options"] = "DENY"  # frame-ancestors for browsers that predate it
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
-    if web_context(request).tls:
+    if is_https(request):
         headers["Strict-Transport-Security"] = "max-age=31536000"
     if not request.path.startswith(STATIC_PREFIX):
         headers["Cache-Control"] = "no-store"  # pages show personal data; static files set their own
