@@ -12,7 +12,7 @@ from aiohttp import web
 from pbxsync.plugin.ami.client import AmiClient
 from pbxsync.plugin.daemon.clock import Clock
 from pbxsync.plugin.daemon.service import Slot
-from pbxsync.plugin.throttle import FailureThrottle
+from pbxsync.plugin.web.signin_guard import SigninGuard
 from pbxsync.plugin.web.sync_jobs import SyncJobs, SyncTrigger
 from pbxsync.sync.config import Config
 from pbxsync.sync.store.db import Store
@@ -35,7 +35,7 @@ class WebContext:
     # After a user changed their settings (plugin.user_settings): the daemon applies them to its parts.
     settings_changed: Callable[[], Awaitable[None]] = _nothing_to_apply
     tls: bool = False  # served over HTTPS (cookies are then Secure)
-    throttle: FailureThrottle = field(default_factory=FailureThrottle)  # wrong passwords, per extension/source
+    signin_guard: SigninGuard = field(default_factory=SigninGuard)  # wrong passwords, per extension and address
     sync_jobs: SyncJobs = field(default_factory=SyncJobs)  # "Sync now" passes started from the portal
 
     @property

@@ -2,9 +2,8 @@
 
 One answer for every failed sign-in ("extension or password is wrong"), whether the extension exists or
 not, and an unknown extension costs the same Argon2 verification as a wrong password: the page tells
-nobody which extensions have accounts. Failures are throttled per extension and per source address
-(plugin.throttle: a few typos are free, then the wait doubles up to a minute); while throttled, the answer
-is "too many attempts" for known and unknown extensions alike, and the password is not even checked.
+nobody which extensions have accounts. Failures are throttled per extension and per client address
+(plugin.web.signin_guard).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from pbxsync.plugin.throttle import Policy
 from pbxsync.plugin.web import accounts
 from pbxsync.plugin.web.accounts import MAX_PASSWORD
 from pbxsync.plugin.web.auth import PRE_SESSION_KEY, SESSION_KEY, current_user
@@ -27,8 +25,6 @@ from pbxsync.sync.config import DIALABLE
 
 log = logging.getLogger("pbxsync.web")
 
-PER_EXTENSION = Policy(free=5, first=2.0, longest=60.0, half_life=900.0, longest_queue=0.0)
-PER_SOURCE = Policy(free=20, first=1.0, longest=60.0, half_life=900.0, longest_queue=0.0)
 HOME = "/my/sync"
 
 
@@ -80,19 +76,17 @@ async def signin(request: web.Request) -> web.StreamResponse:
     extension = str(form.get("extension", "")).strip()[:64]
     password = str(form.get("password", ""))
     source = client_address(request)
-    keys = [(("ext", extension), PER_EXTENSION), (("src", source), PER_SOURCE)]
     now = ctx.clock.now().timestamp()
-    if ctx.throttle.admit(keys, now) is None:
-        log.warning("web sign-in throttled: extension %r from %s", extension, source)
+    if not ctx.signin_guard.admit(source, extension, now):
+        ctx.signin_guard.log_failure(source, extension, now)
         return await signin_page(request, error="Too many attempts. Wait a minute, then try again.",
                                  extension=extension, status=429)
     well_formed = DIALABLE.fullmatch(extension) is not None and len(password) <= MAX_PASSWORD
     # Always one Argon2 verification (against a dummy hash for an unknown extension): timing tells nothing.
     ok = await accounts.check_password(ctx.store, extension if well_formed else "", password[:MAX_PASSWORD])
     ok = ok and well_formed and ctx.config.user_by_extension(extension) is not None
-    ctx.throttle.record(keys, ok, now)
+    ctx.signin_guard.record(source, extension, ok, now)
     if not ok:
-        log.warning("web sign-in failed: extension %r from %s", extension, source)
         return await signin_page(request, error="The extension or the password is wrong.", extension=extension,
                                  status=401)
     log.info("web sign-in: extension %s from %s", extension, source)

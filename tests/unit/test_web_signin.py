@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from pbxsync.plugin.daemon.clock import FakeClock
@@ -110,3 +112,20 @@ async def test_after_sign_in_only_local_paths_are_followed(store: Store) -> None
                                                       "csrf": token, "next": "//evil.example/"},
                                      allow_redirects=False)
         assert response.headers["Location"] == "/my/sync"
+
+
+async def test_failures_are_logged_once_per_address_and_minute_without_the_password(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    async with portal_client(await make_context(store, clock=clock)) as client:
+        with caplog.at_level(logging.WARNING, logger="pbxsync.web"):
+            for _ in range(3):
+                await sign_in(client, "102", "guess-one")
+            clock.advance(61)
+            await sign_in(client, "102", "guess-two")
+    lines = [r.getMessage() for r in caplog.records if r.name == "pbxsync.web"]
+    assert lines == ["web sign-in: 1 failed or throttled attempt(s) from 127.0.0.1 in the last minute "
+                     "(latest for extension '102')",
+                     "web sign-in: 3 failed or throttled attempt(s) from 127.0.0.1 in the last minute "
+                     "(latest for extension '102')"]
+    assert "guess" not in caplog.text
