@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -15,6 +18,7 @@ from pbxsync.plugin.web.sessions import session_id_hash
 from pbxsync.sync.store.db import Store, open_store
 
 pytestmark = pytest.mark.usefixtures("cheap_argon2")
+T = TypeVar("T")
 
 
 def test_passwords_are_hashed_with_argon2id_in_production() -> None:
@@ -98,25 +102,31 @@ allowed_hosts = ["pbx.example.com"]
     return config
 
 
-async def stored_hash(db: Path) -> str | None:
-    store = await open_store(db)
-    try:
-        async with store.conn.execute("SELECT hash FROM web_passwords WHERE extension = '102'") as cur:
-            row = await cur.fetchone()
-    finally:
-        await store.close()
+def in_store(db: Path, read: Callable[[Store], Awaitable[T]]) -> T:
+    """`read` on the database the CLI wrote, opened on its own loop (the CLI test is synchronous)."""
+    async def run() -> T:
+        store = await open_store(db)
+        try:
+            return await read(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+async def bobs_hash(store: Store) -> str | None:
+    async with store.conn.execute("SELECT hash FROM web_passwords WHERE extension = '102'") as cur:
+        row = await cur.fetchone()
     return str(row[0]) if row else None
 
 
 def test_passwd_stdin_sets_the_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    import asyncio
-
     config = write_config(tmp_path)
     monkeypatch.setattr("sys.stdin", io.StringIO("a long new password\n"))
     assert main(["--config", str(config), "passwd", "102", "--stdin"]) == 0
     assert "password set for 102" in capsys.readouterr().err
-    hashed = asyncio.run(stored_hash(tmp_path / "pbxsync.db"))
+    hashed = in_store(tmp_path / "pbxsync.db", bobs_hash)
     assert hashed is not None and hashed.startswith("$argon2id$")
 
 
@@ -132,22 +142,11 @@ def test_passwd_refuses_a_short_password_and_an_unknown_extension(tmp_path: Path
 
 def test_passwd_link_prints_a_one_time_link_on_the_portal_address(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    import asyncio
-
     config = write_config(tmp_path)
     assert main(["--config", str(config), "passwd", "102", "--link"]) == 0
     out = capsys.readouterr()
     assert out.out.startswith("https://pbx.example.com:8443/link/")
     token = out.out.strip().rsplit("/", 1)[1]
-    from datetime import UTC, datetime
-
-    async def target() -> str | None:
-        store = await open_store(tmp_path / "pbxsync.db")
-        try:
-            return await accounts.link_extension(store, token, datetime.now(UTC))
-        finally:
-            await store.close()
-
-    assert asyncio.run(target()) == "102"
+    assert in_store(tmp_path / "pbxsync.db", lambda s: accounts.link_extension(s, token, datetime.now(UTC))) == "102"
     assert main(["--config", str(config), "passwd", "102", "--link", "--url", "https://portal.example/"]) == 0
     assert capsys.readouterr().out.startswith("https://portal.example/link/")
