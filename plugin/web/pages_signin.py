@@ -39,13 +39,19 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 def safe_next(target: str) -> str:
     """Where to go after signing in: only a path on this site (never //host or a scheme)."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target and len(target) < 500:
+    # Browsers drop tabs and newlines inside URLs ("/\t/evil.example" is "//evil.example"): no whitespace or
+    # control characters at all, and no backslash (read as "/" by browsers).
+    plain = all(c.isprintable() and not c.isspace() and c != "\\" for c in target)
+    if plain and target.startswith("/") and not target.startswith("//") and len(target) < 500:
         return target
     return HOME
 
 
-def cookie_options(request: web.Request) -> dict[str, object]:
-    return {"httponly": True, "samesite": "Strict", "secure": is_https(request), "path": "/"}
+def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,
+               max_age: int | None = None) -> None:
+    """Every portal cookie: HttpOnly, SameSite=Strict, Secure over HTTPS, for the whole site."""
+    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="Strict", secure=is_https(request),
+                        path="/")
 
 
 def with_pre_session(request: web.Request) -> None:
@@ -56,7 +62,7 @@ def with_pre_session(request: web.Request) -> None:
 
 def keep_pre_session(request: web.Request, response: web.StreamResponse) -> None:
     if PRE_SESSION_KEY in request:
-        response.set_cookie(PRE_COOKIE, request[PRE_SESSION_KEY], **cookie_options(request))  # type: ignore[arg-type]
+        set_cookie(request, response, PRE_COOKIE, request[PRE_SESSION_KEY])
 
 
 async def signin_page(request: web.Request, *, error: str = "", extension: str = "",
@@ -100,8 +106,8 @@ async def signed_in(request: web.Request, response: web.StreamResponse, extensio
     ctx = web_context(request)
     lifetime = timedelta(minutes=ctx.config.web.session_minutes)
     session_id, expires = await accounts.open_session(ctx.store, extension, ctx.clock.now(), lifetime)
-    response.set_cookie(COOKIE, encode_cookie(ctx.secret_key, session_id, extension, expires),
-                        max_age=int(lifetime.total_seconds()), **cookie_options(request))  # type: ignore[arg-type]
+    set_cookie(request, response, COOKIE, encode_cookie(ctx.secret_key, session_id, extension, expires),
+               max_age=int(lifetime.total_seconds()))
     response.del_cookie(PRE_COOKIE, path="/")
 
 

@@ -104,14 +104,18 @@ async def test_signing_out_revokes_the_session_on_the_server(store: Store) -> No
         assert again.status == 200  # the old cookie names a closed session
 
 
-async def test_after_sign_in_only_local_paths_are_followed(store: Store) -> None:
+@pytest.mark.parametrize(("target", "location"), [
+    ("/users/102/sync", "/users/102/sync"), ("//evil.example/", "/my/sync"), ("/\t/evil.example", "/my/sync"),
+    ("/\\evil.example", "/my/sync"), ("https://evil.example/", "/my/sync"), ("/x\r\nSet-Cookie: a=b", "/my/sync"),
+])
+async def test_after_sign_in_only_local_paths_are_followed(store: Store, target: str, location: str) -> None:
     config = portal_config()
     async with portal_client(await make_context(store, config)) as client:
         token = await signin_form(client)
         response = await client.post("/signin", data={"extension": "102", "password": password_of("102"),
-                                                      "csrf": token, "next": "//evil.example/"},
+                                                      "csrf": token, "next": target},
                                      allow_redirects=False)
-        assert response.headers["Location"] == "/my/sync"
+        assert response.headers["Location"] == location
 
 
 async def test_failures_are_logged_once_per_address_and_minute_without_the_password(
