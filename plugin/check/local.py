@@ -113,6 +113,8 @@ def listeners(config: Config) -> list[Listener]:
         found.append(Listener("ldap.listen", config.ldap.listen))
         if config.ldap.ldaps_listen is not None:
             found.append(Listener("ldap.ldaps_listen", config.ldap.ldaps_listen))
+    if config.web.enabled:
+        found.append(Listener("web.listen", config.web.listen))
     return found
 
 

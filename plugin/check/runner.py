@@ -10,6 +10,7 @@ from pbxsync.plugin.check.ami import check_ami
 from pbxsync.plugin.check.exchange import SourceFactory, check_exchange
 from pbxsync.plugin.check.local import check_database, check_ldap_privacy, check_port, check_private_files, listeners
 from pbxsync.plugin.check.notices import check_notices
+from pbxsync.plugin.check.web import check_web
 from pbxsync.plugin.daemon.control_client import DaemonError, daemon_status
 from pbxsync.sync.config import Config
 from pbxsync.sync.preflight import CheckResult, failed, passed
@@ -56,4 +57,5 @@ async def run_checks(config: Config, make_source: SourceFactory | None = None, n
         results.append(daemon_result(doc))
     results += [check_port(listener, doc is not None) for listener in listeners(config)]
     results += check_ldap_privacy(config)
+    results += await asyncio.to_thread(check_web, config)
     return results
