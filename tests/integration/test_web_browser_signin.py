@@ -9,6 +9,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from pbxsync.plugin.web import accounts
 from tests.support.browser import screenshot, sign_in, wait_for
 from tests.support.web_portal import RunningPortal, password_of, portal_in_thread
 
@@ -42,3 +43,21 @@ def test_a_wrong_password_shows_one_message_and_no_session(browser: WebDriver, p
     assert browser.find_element(By.ID, "signin-error").text == "The extension or the password is wrong."
     assert browser.get_cookie("pbxsync_session") is None
     screenshot(browser, tmp_path, "wrong-password")
+
+
+def test_a_one_time_link_sets_the_password_and_signs_in(browser: WebDriver, portal: RunningPortal,
+                                                        tmp_path: Path) -> None:
+    token = portal.call(lambda: accounts.create_link(portal.ctx.store, "103", portal.ctx.clock.now()))
+    browser.delete_all_cookies()
+    browser.get(f"{portal.url}/link/{token}")
+    wait_for(browser, "#password")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Set your password"
+    browser.find_element(By.ID, "password").send_keys("eve's own passphrase")
+    browser.find_element(By.ID, "again").send_keys("eve's own passphrase")
+    screenshot(browser, tmp_path, "set-password")
+    browser.find_element(By.ID, "password-button").click()
+    wait_for(browser, ".who")
+    assert "Eve Example (103)" in browser.find_element(By.CSS_SELECTOR, ".who").text
+    browser.get(f"{portal.url}/link/{token}")  # spent
+    wait_for(browser, "h1")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Link not valid"
