@@ -86,3 +86,17 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     from pbxsync.plugin.web import accounts
 
     monkeypatch.setattr(accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
+
+
+@pytest.fixture
+def web_portal(tmp_path: Path, cheap_argon2: None) -> Iterator[Any]:
+    """The portal served from a thread (tests/support/web_portal.py) over a store with the test users and
+    their sync state (`fill_sync_state`): for browser tests."""
+    from pbxsync.plugin.daemon.clock import FakeClock
+    from tests.support.web_portal import fill_sync_state, portal_in_thread
+
+    async def fill(store: Store) -> None:
+        await fill_sync_state(store, FakeClock())
+
+    with portal_in_thread(tmp_path, fill) as running:
+        yield running

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,14 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from pbxsync.plugin.web import accounts
 from tests.support.browser import screenshot, sign_in, wait_for
-from tests.support.web_portal import RunningPortal, password_of, portal_in_thread
+from tests.support.web_portal import RunningPortal, password_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("cheap_argon2")]
 
 
 @pytest.fixture
-def portal(tmp_path: Path) -> Iterator[RunningPortal]:
-    with portal_in_thread(tmp_path) as running:
-        yield running
+def portal(web_portal: RunningPortal) -> RunningPortal:
+    return web_portal
 
 
 def test_an_employee_signs_in_and_lands_on_my_sync(browser: WebDriver, portal: RunningPortal,

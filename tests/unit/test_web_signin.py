@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 from pbxsync.plugin.daemon.clock import FakeClock
+from pbxsync.plugin.web.auth import USER_KEY, WebUser, require_admin, require_self_or_admin
 from pbxsync.plugin.web.security import CSP
 from pbxsync.plugin.web.sessions import COOKIE
 from pbxsync.sync.store.db import Store
@@ -133,3 +137,42 @@ async def test_failures_are_logged_once_per_address_and_minute_without_the_passw
                      "web sign-in: 3 failed or throttled attempt(s) from 127.0.0.1 in the last minute "
                      "(latest for extension '102')"]
     assert "guess" not in caplog.text
+
+
+async def test_a_session_ends_after_session_minutes(store: Store) -> None:
+    clock = FakeClock()
+    async with portal_client(await make_context(store, portal_config(session_minutes=30), clock=clock)) as client:
+        await sign_in(client, "102")
+        assert (await client.get("/my/password", allow_redirects=False)).status == 200
+        clock.advance(30 * 60)
+        response = await client.get("/my/password", allow_redirects=False)
+        assert response.status == 303 and response.headers["Location"].startswith("/signin")
+
+
+async def test_a_user_removed_from_the_config_is_signed_out(store: Store) -> None:
+    config = portal_config()
+    ctx = await make_context(store, config)
+    async with portal_client(ctx) as client:
+        await sign_in(client, "103")
+        without_eve = replace(config, users=[u for u in config.users if u.extension != "103"])
+        ctx.current_config = lambda: without_eve
+        assert (await client.get("/my/password", allow_redirects=False)).status == 303
+
+
+def test_admin_pages_are_for_admins_only() -> None:
+    def request_as(user: WebUser | None) -> web.Request:
+        request = make_mocked_request("GET", "/admin")
+        if user is not None:
+            request[USER_KEY] = user
+        return request
+
+    ada, bob = WebUser("101", "Ada", True, "s1"), WebUser("102", "Bob", False, "s2")
+    assert require_admin(request_as(ada)) is ada
+    with pytest.raises(web.HTTPForbidden):
+        require_admin(request_as(bob))
+    with pytest.raises(web.HTTPSeeOther):
+        require_admin(request_as(None))
+    assert require_self_or_admin(request_as(bob), "102") is bob
+    assert require_self_or_admin(request_as(ada), "102") is ada
+    with pytest.raises(web.HTTPForbidden):
+        require_self_or_admin(request_as(bob), "103")
