@@ -49,12 +49,14 @@ def effective_config(config: Config, choices: Choices) -> Config:
     return replace(config, users=users)
 
 
-async def load_choices(store: Store) -> dict[str, dict[str, object]]:
+async def load_choices(store: Store, extension: str | None = None) -> dict[str, dict[str, object]]:
+    """Every user's choices (extension -> option -> value), or only those of `extension`."""
     choices: dict[str, dict[str, object]] = {}
-    async with store.conn.execute("SELECT extension, name, value FROM web_user_settings") as cur:
-        async for extension, name, value in cur:
+    where, args = ("WHERE extension = ?", (extension,)) if extension is not None else ("", ())
+    async with store.conn.execute(f"SELECT extension, name, value FROM web_user_settings {where}", args) as cur:
+        async for owner, name, value in cur:
             try:
-                choices.setdefault(str(extension), {})[str(name)] = json.loads(str(value))
+                choices.setdefault(str(owner), {})[str(name)] = json.loads(str(value))
             except ValueError:
                 continue  # a damaged row counts as no choice
     return choices

@@ -45,7 +45,7 @@ async def page_user(request: web.Request) -> tuple[WebContext, UserConfig]:
     user = ctx.config.user_by_extension(extension)
     if user is None:
         raise web.HTTPNotFound(text="No such user.\n")
-    choices = (await load_choices(ctx.store)).get(extension, {})
+    choices = (await load_choices(ctx.store, extension)).get(extension, {})
     return ctx, effective_user(ctx.config, user, choices)
 
 
@@ -61,7 +61,7 @@ async def sync_page(request: web.Request) -> web.StreamResponse:
     ctx, user = await page_user(request)
     views = await folder_views(ctx.store, user)
     job = ctx.sync_jobs.latest(user.extension)
-    allowed = [name for name in ctx.config.web.user_settings]
+    allowed = list(ctx.config.web.user_settings)
     return render(request, "mysync.html", title="My sync", subject=user, folders=views, job=job,
                   progress={v.folder.value: folder_progress(v, job) for v in views}, allowed=allowed,
                   rooms=ctx.config.pbx.rooms, saved=request.query.get("saved") == "1")
