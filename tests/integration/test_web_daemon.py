@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -38,17 +37,17 @@ def make_config(tmp_path: Path) -> Config:
 
 
 @pytest.fixture
-async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
+async def daemon(tmp_path: Path, daemons: list[Daemon]) -> Daemon:
     running = Daemon(make_config(tmp_path), make_source=lambda _c: QuietSource())
     await running.start()
-    yield running
-    await running.shutdown()
+    daemons.append(running)  # shut down by the shared fixture
+    return running
 
 
 def sync_service(daemon: Daemon) -> SyncService:
-    service = daemon.supervisor.service("sync")
-    assert isinstance(service, SyncService)
-    return service
+    running = daemon.supervisor.service("sync")
+    assert isinstance(running, SyncService), "the sync service is not running"
+    return running
 
 
 async def test_the_portal_starts_with_a_new_private_signing_key(daemon: Daemon, tmp_path: Path) -> None:
