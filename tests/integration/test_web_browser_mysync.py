@@ -172,3 +172,15 @@ async def _set(event: asyncio.Event) -> None:
 async def _advance(clock: object, seconds: float) -> None:
     assert isinstance(clock, FakeClock)
     clock.advance(seconds)
+
+
+def test_a_user_switches_their_calendar_off(browser: WebDriver, portal: RunningPortal, tmp_path: Path) -> None:
+    sign_in(browser, portal.url, "102", password_of("102"))
+    wait_for(browser, "#sync_calendar")
+    assert browser.find_element(By.ID, "sync_calendar").is_selected()
+    browser.find_element(By.CSS_SELECTOR, "label[for=sync_calendar]").click()  # the label toggles it too
+    browser.find_element(By.ID, "settings-button").click()
+    wait_for(browser, "#settings .ok")
+    assert not browser.find_element(By.ID, "sync_calendar").is_selected()
+    assert "Not synced (switched off)." in browser.find_element(By.ID, "folder-calendar").text
+    screenshot(browser, tmp_path, "my-sync-settings")
