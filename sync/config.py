@@ -124,6 +124,11 @@ class PbxConfig:
     md5_login: bool = False  # AMI Challenge/MD5 login: the secret never crosses the wire
     voicemail_directory: bool = False  # merge Asterisk's voicemail users into the directory
     voicemail_refresh_minutes: int = 60
+    # Written into meetings with `[meetings] write_back`: the external numbers people dial to reach the rooms,
+    # and how the room is chosen after dialling one: "dtmf" (dial the number, then key in room and #) or
+    # "direct" (the number is a DID block: the room number dialled right after it reaches the room).
+    dial_in_numbers: list[str] = field(default_factory=list)
+    dial_in_room: str = "dtmf"
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,8 @@ class MeetingsConfig:
     notices_language: str = "en"  # a language of the templates: "en", "de", or one in notices_templates
     notices_from: str = "organizer"  # "organizer" (their own mailbox sends it) or a mailbox address
     notices_templates: str = ""  # a directory whose templates override the shipped ones ("" = shipped only)
+    write_back: bool = False  # write a "Join by phone" block into the organizer's booked meeting
+    notify_attendees: bool = True  # EWS: send the update to the attendees (SendToAllAndSaveCopy); false = save only
 
 
 @dataclass(frozen=True)
@@ -341,6 +348,7 @@ def _semantic_problems(cfg: Config) -> list[str]:
         if not domain or "@" in domain or not _EMAIL_RE.match(f"x@{domain}"):
             p.append(f"meetings.group_domains[{i}]: {domain!r} is not a mail domain")
     p += _notices_problems(cfg.meetings)
+    p += _dial_in_problems(cfg.pbx)
     if bool(cfg.ldap.tls_cert) != bool(cfg.ldap.tls_key):
         p.append("ldap.tls_cert/tls_key: give both or neither")
     if cfg.ldap.ldaps_listen is not None and not cfg.ldap.tls_cert:
@@ -402,6 +410,17 @@ def _notices_problems(meetings: MeetingsConfig) -> list[str]:
         p.append("meetings.notices_from: must be \"organizer\" or the address of a mailbox that sends the notices")
     if meetings.notices_templates and not meetings.notices_templates.startswith("/"):
         p.append("meetings.notices_templates: must be an absolute directory path (or blank for the shipped templates)")
+    return p
+
+
+_DIAL_IN_NUMBER = re.compile(r"\+?[0-9][0-9 ()/-]{2,31}")
+
+
+def _dial_in_problems(pbx: PbxConfig) -> list[str]:
+    p = [f"pbx.dial_in_numbers[{i}]: {n!r} is not a phone number like \"+49 30 1234567\""
+         for i, n in enumerate(pbx.dial_in_numbers) if not _DIAL_IN_NUMBER.fullmatch(n)]
+    if pbx.dial_in_room not in ("dtmf", "direct"):
+        p.append(f"pbx.dial_in_room: must be \"dtmf\" or \"direct\", got {pbx.dial_in_room!r}")
     return p
 
 

@@ -82,6 +82,19 @@ class SourceDataError(SourceError):
     """Exchange sent something we cannot trust (malformed XML, impossible values)."""
 
 
+class WriteConflictError(SourceError):
+    """A write named a stale change key / etag (EWS ErrorIrresolvableConflict, Graph 412): someone changed
+    the item since it was read. Re-read and decide again; never overwrite the newer edit."""
+
+
+class WriteDeniedError(SourceAccessError):
+    """The mailbox may be read but not written (EWS ErrorAccessDenied on a write, Graph 403 on a PATCH)."""
+
+
+class ItemGoneError(SourceAccessError):
+    """The item to write no longer exists (deleted or moved since it was synced)."""
+
+
 class PbxError(PbxsyncError):
     """The PBX side failed (AMI link down, action refused)."""
 

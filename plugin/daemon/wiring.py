@@ -39,6 +39,7 @@ from pbxsync.plugin.ldap.server import LdapServer
 from pbxsync.plugin.metrics import Refresher
 from pbxsync.plugin.presence.calendar import PresenceSettings
 from pbxsync.plugin.presence.service import PresenceAdapter, PresenceService, presence_refresh_hook
+from pbxsync.plugin.writeback.hook import writeback_hook
 from pbxsync.sync.config import Config
 from pbxsync.sync.engine import PassSummary
 from pbxsync.sync.sources.base import MailboxSource
@@ -137,6 +138,13 @@ def _notices(ctx: DaemonContext) -> list[ServiceSpec]:
     return []
 
 
+def _writeback(ctx: DaemonContext) -> list[ServiceSpec]:
+    """Not a service: the "Join by phone" write-back after the bookings step, when switched on."""
+    if ctx.config.meetings.write_back:
+        ctx.after_pass.append(writeback_hook(ctx.store, ctx.config, ctx.clock, ctx.sync))
+    return []
+
+
 def ami_client(ctx: DaemonContext) -> AmiClient:
     """The daemon's one AMI client, `ctx.ami`: the same object until [pbx] changes.
 
@@ -232,8 +240,8 @@ def _presence(ctx: DaemonContext) -> list[ServiceSpec]:
 
 
 Part = Callable[[DaemonContext], list[ServiceSpec]]
-PARTS: list[Part] = [_control, _sync, _bookings, _notices, _ami, _voicemail_directory, _autocall, _agi, _ldap,
-                     _web, _presence]
+PARTS: list[Part] = [_control, _sync, _bookings, _writeback, _notices, _ami, _voicemail_directory,
+                     _autocall, _agi, _ldap, _web, _presence]
 
 
 def build_specs(ctx: DaemonContext) -> list[ServiceSpec]:

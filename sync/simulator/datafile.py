@@ -314,7 +314,7 @@ class _Reader:
         self.known(m, {"id", "uid", "subject", "location", "organizer", "attendees", "start", "end",
                        "duration_minutes", "timezone", "all_day", "cancelled", "recurrence", "exceptions",
                        "wire_timezone", "sensitivity", "locations", "online_meeting", "no_uid", "forwarded_to",
-                       "show_as"},
+                       "show_as", "body", "body_type"},
                    path)
         zone_id = self.text(m, "timezone", path, "UTC")
         try:
@@ -391,7 +391,9 @@ class _Reader:
             sensitivity=self.choice(m, "sensitivity", path, SENSITIVITIES),
             locations=tuple(self.strings(m, "locations", path)),
             online_meeting=self.boolean(m, "online_meeting", path), has_uid=not self.boolean(m, "no_uid", path),
-            show_as=self.text(m, "show_as", path, "Busy"))
+            show_as=self.text(m, "show_as", path, "Busy"),
+            body=self.text(m, "body", path, ""),
+            body_html=self.choice(m, "body_type", path, ("html", "text")) == "html")
         if recurrence is not None:
             for k, change in enumerate(exceptions):
                 if change.cancelled:

@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import datetime
 
+from pbxsync.sync.simulator.ews_update import update_item
 from pbxsync.sync.simulator.ews_xml import (
     MESSAGES_NS,
     SOAP_NS,
@@ -344,6 +345,9 @@ class EwsOperations:
                 out.append(error_message("GetItem", MessageError("ErrorNonExistentMailbox", "No mailbox."),
                                           "<m:Items/>"))
         return "".join(out)
+
+    def op_UpdateItem(self) -> str:
+        return update_item(self.r)
 
     def op_SyncFolderItems(self) -> str:
         try:

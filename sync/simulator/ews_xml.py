@@ -197,6 +197,9 @@ def calendar_item_xml(entry: MeetingRecord | OccurrenceView, shape: Shape, viewe
         parts.append(el("Subject", subject))
     if w("Sensitivity"):
         parts.append(f"<t:Sensitivity>{_SENSITIVITY_NAMES.get(master.sensitivity, 'Normal')}</t:Sensitivity>")
+    if "Body" in shape.fields:  # only when asked for by name, as FindItem never returns it
+        body_type = "HTML" if master.body_html else "Text"
+        parts.append(f'<t:Body BodyType="{body_type}">{esc(master.body)}</t:Body>')
     if w("UID") and master.has_uid:
         parts.append(el("UID", master.uid))
     if w("RecurrenceId") and recurrence_id is not None:

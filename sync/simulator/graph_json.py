@@ -7,7 +7,14 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from pbxsync.sync.simulator.organisation import Organisation
-from pbxsync.sync.simulator.records import AttendeeRecord, ContactRecord, OccurrenceView, OddItemRecord, own_response
+from pbxsync.sync.simulator.records import (
+    AttendeeRecord,
+    ContactRecord,
+    MeetingRecord,
+    OccurrenceView,
+    OddItemRecord,
+    own_response,
+)
 
 GRAPH_RESPONSES = {
     "unknown": "none",
@@ -122,7 +129,7 @@ def event_json(org: Organisation, mailbox: str, occ: OccurrenceView, zone: tzinf
         "isDraft": False,
         "hideAttendees": False,
         "responseStatus": {"response": response, "time": _NEVER},
-        "body": {"contentType": "html", "content": ""},
+        "body": body_json(master),
         "start": date_time_time_zone(occ.start, zone, zone_name),
         "end": date_time_time_zone(occ.end, zone, zone_name),
         "location": {"displayName": occ.location, "locationType": "default",
@@ -149,8 +156,12 @@ def master_json(org: Organisation, mailbox: str, occ: OccurrenceView) -> dict[st
     return {"@odata.etag": f'W/"{master.change_key}"', "id": master.item_id, "changeKey": master.change_key,
             "iCalUId": master.uid if master.has_uid else None,
             "type": "seriesMaster" if master.is_recurring else "singleInstance",
-            "subject": master.subject,
+            "subject": master.subject, "body": body_json(master),
             "organizer": _recipient(org, master.organizer_email, master.organizer_name)}
+
+
+def body_json(master: MeetingRecord) -> dict[str, str]:
+    return {"contentType": "html" if master.body_html else "text", "content": master.body}
 
 
 def contact_json(contact: ContactRecord, folder_id: str) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from pbxsync.sync.simulator.graph_groups import find_groups, transitive_members
 from pbxsync.sync.simulator.graph_json import HttpError, error_body, event_json, master_json
 from pbxsync.sync.simulator.graph_subscriptions import SubscriptionService
 from pbxsync.sync.simulator.graph_tls import TlsFiles, make_server_tls
+from pbxsync.sync.simulator.graph_writes import patch_event
 from pbxsync.sync.simulator.organisation import NoSuchItem, NoSuchMailbox, Organisation
 from pbxsync.sync.simulator.outbox import OUTBOX_PATH, MailRefused, Outbox, graph_send_mail
 from pbxsync.sync.simulator.records import OccurrenceView
@@ -161,6 +162,12 @@ class GraphSimulator(BackgroundServer):
             return 200, {}, run_batch(body, lambda m, u, h, b: self._batched(m, u, h, b, headers))
         if method == "POST" and len(parts) == 4 and parts[:2] == ["v1.0", "users"] and parts[3] == "sendMail":
             return self.send_mail(parts[2].lower(), body, self.auth.roles_of(headers.get("authorization")))
+        if method == "PATCH" and len(parts) == 5 and parts[:2] == ["v1.0", "users"] and parts[3] == "events":
+            mailbox = parts[2].lower()
+            self.org.counters.count("events.patch", mailbox)
+            self._fault("events.patch", mailbox)
+            patch_event(self.org, mailbox, parts[4], headers, body)
+            return 200, {}, self.event(mailbox, parts[4])
         if method != "GET":
             raise HttpError(405, error_body("BadRequest", f"{method} is not supported for this resource."))
         return 200, {}, self.handle_get(path, query, headers)

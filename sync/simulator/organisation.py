@@ -43,6 +43,7 @@ from pbxsync.sync.simulator.records import (
     folder_key,
 )
 from pbxsync.sync.simulator.recurrence import expand, series_occurrence
+from pbxsync.sync.simulator.writes import CalendarWrites
 
 _Kind = TypeVar("_Kind", ContactRecord, OddItemRecord, MeetingRecord)
 
@@ -53,6 +54,10 @@ class NoSuchMailbox(LookupError):
 
 class NoSuchItem(LookupError):
     """No item with that id in that mailbox."""
+
+
+class StaleChangeKey(Exception):
+    """A write named a change key the item no longer has (someone changed it since it was read)."""
 
 
 class NoSuchFolder(LookupError):
@@ -95,6 +100,7 @@ class Organisation:
         self._listeners: list[ChangeListener] = []
         self.counters = RequestCounters()
         self.groups = GroupDirectory()
+        self.writes = CalendarWrites()  # writes into calendars (write permission, what was asked)
         self.domain = domain
         for user in users:
             self.add_user(user)
@@ -417,6 +423,15 @@ class Organisation:
                 raise NoSuchItem(uid)
             for box, meeting in hits:
                 self._put(box, replace(meeting, **changes))
+
+    def update_item_if(self, mailbox: str, item_id: str, change_key: str | None, **changes: Any) -> MeetingRecord:
+        """Replace fields of one meeting only if its change key is still `change_key` (None: any), as one
+        step: the compare-and-set behind EWS UpdateItem's ChangeKey and Graph's If-Match."""
+        with self._lock:
+            current = self._get(mailbox, item_id, MeetingRecord)
+            if change_key is not None and change_key != current.change_key:
+                raise StaleChangeKey(item_id)
+            return self._put(mailbox, replace(current, **changes))
 
     def move_meeting(self, uid: str, start: datetime, end: datetime) -> None:
         self.update_meeting(uid, start=start, end=end)

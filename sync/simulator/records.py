@@ -145,6 +145,8 @@ class MeetingRecord:
     # Show-as as the server sends it, verbatim (EWS LegacyFreeBusyStatus "Busy"/"OOF"/..., rendered as Graph
     # showAs in Graph's spelling); "" leaves the element out; any other string is sent as it is (messy data).
     show_as: str = "Busy"
+    body: str = ""  # the meeting's body (the invitation text), HTML or plain text as `body_html` says
+    body_html: bool = True
 
     @property
     def tz(self) -> ZoneInfo:

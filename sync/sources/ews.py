@@ -137,6 +137,9 @@ def _map_error(exc: BaseException, mailbox: str) -> SourceError:
     return SourceDataError(f"{who}: unexpected data from Exchange ({name})")
 
 
+map_error = _map_error  # the writer maps per-item failures the same way
+
+
 class _CaFileAdapter(requests.adapters.HTTPAdapter):
     """Verifies server certificates against the admin's CA bundle (exchange.ca_file)."""
 
@@ -328,6 +331,12 @@ class EwsSource:
         """ExpandDL on `address` (asked as `mailbox`'s account), nested groups expanded in turn."""
         slot = await self._slot(mailbox)
         return await self._call(mailbox, slot, expand_dl, slot.account, address, max_members)
+
+    async def run(self, mailbox: str, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(account, *args)` for `mailbox` in a worker thread, as the reads run (slot, back-off, errors);
+        for the writer (sync.sources.ews_writer)."""
+        slot = await self._slot(mailbox)
+        return await self._call(mailbox, slot, fn, slot.account, *args)
 
     async def account(self, mailbox: str) -> Account:
         """The mailbox's exchangelib Account, made on first use (autodiscover included). The streaming feed

@@ -1,0 +1,77 @@
+"""Meeting bodies over EWS: GetItem (item:Body) and UpdateItem (SetItemField item:Body) via exchangelib.
+
+One GetItem and one UpdateItem per mailbox and batch, not per meeting: a pass that books many meetings
+of one organizer costs two requests (exchangelib's `fetch` and `bulk_update` chunk them). UpdateItem goes
+with the ChangeKey read and ConflictResolution NeverOverwrite, so an organizer's newer edit fails our write
+(ErrorIrresolvableConflict) instead of being overwritten. Attendees get the update when asked
+(SendToAllAndSaveCopy), else it is only saved (SendToNone). Runs through EwsSource.run: the mailbox's
+account, semaphore, busy back-off and error mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from exchangelib import CalendarItem, HTMLBody
+from exchangelib import errors as ews_errors
+from exchangelib.items import NEVER_OVERWRITE, SEND_TO_ALL_AND_SAVE_COPY, SEND_TO_NONE
+from exchangelib.properties import Body
+
+from pbxsync.sync.errors import ItemGoneError, SourceError, WriteConflictError, WriteDeniedError
+from pbxsync.sync.sources.ews import EwsSource, map_error
+from pbxsync.sync.sources.writer import ItemBody
+
+CHUNK = 100  # items per GetItem / UpdateItem request
+
+
+def _item_error(exc: BaseException, mailbox: str, writing: bool) -> SourceError:
+    who = f"EWS {mailbox}"
+    if isinstance(exc, ews_errors.ErrorIrresolvableConflict):
+        return WriteConflictError(f"{who}: the meeting changed since it was read (ErrorIrresolvableConflict)")
+    if isinstance(exc, ews_errors.ErrorItemNotFound):
+        return ItemGoneError(f"{who}: the meeting no longer exists (ErrorItemNotFound)")
+    if writing and isinstance(exc, ews_errors.ErrorAccessDenied):
+        return WriteDeniedError(f"{who}: Exchange refused writing into the calendar (ErrorAccessDenied)")
+    return map_error(exc, mailbox)
+
+
+class EwsWriter:
+    def __init__(self, source: EwsSource) -> None:
+        self.source = source
+
+    async def read_bodies(self, mailbox: str, item_ids: Sequence[str]) -> list[ItemBody | SourceError]:
+        return await self.source.run(mailbox, self._read, mailbox, list(item_ids))
+
+    async def write_bodies(self, mailbox: str, bodies: Sequence[ItemBody], *,
+                           notify: bool) -> list[str | SourceError]:
+        return await self.source.run(mailbox, self._write, mailbox, list(bodies), notify)
+
+    @staticmethod
+    def _read(account: Any, mailbox: str, item_ids: list[str]) -> list[ItemBody | SourceError]:
+        out: list[ItemBody | SourceError] = []
+        for item_id, item in zip(item_ids, account.fetch(ids=[(i, None) for i in item_ids], only_fields=["body"],
+                                                         chunk_size=CHUNK), strict=True):
+            if isinstance(item, BaseException):
+                out.append(_item_error(item, mailbox, False))
+                continue
+            body = item.body
+            out.append(ItemBody(item_id, str(item.changekey or ""), str(body or ""),
+                                isinstance(body, HTMLBody) or body is None))
+        return out
+
+    @staticmethod
+    def _write(account: Any, mailbox: str, bodies: list[ItemBody], notify: bool) -> list[str | SourceError]:
+        items = [(CalendarItem(account=account, id=b.item_id, changekey=b.change_key,
+                               body=HTMLBody(b.content) if b.is_html else Body(b.content)), ["body"])
+                 for b in bodies]
+        results = account.bulk_update(
+            items=items, conflict_resolution=NEVER_OVERWRITE, chunk_size=CHUNK,
+            send_meeting_invitations_or_cancellations=SEND_TO_ALL_AND_SAVE_COPY if notify else SEND_TO_NONE)
+        out: list[str | SourceError] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                out.append(_item_error(result, mailbox, True))
+            else:
+                out.append(str(result[1] or ""))
+        return out
