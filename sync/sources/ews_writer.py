@@ -15,8 +15,9 @@ from typing import Any
 
 from exchangelib import CalendarItem, HTMLBody
 from exchangelib import errors as ews_errors
-from exchangelib.items import NEVER_OVERWRITE, SEND_TO_ALL_AND_SAVE_COPY, SEND_TO_NONE
+from exchangelib.items import NEVER_OVERWRITE, SAVE_ONLY, SEND_TO_ALL_AND_SAVE_COPY, SEND_TO_NONE
 from exchangelib.properties import Body
+from exchangelib.services import UpdateItem
 
 from pbxsync.sync.errors import ItemGoneError, SourceError, WriteConflictError, WriteDeniedError
 from pbxsync.sync.sources.ews import EwsSource, map_error
@@ -34,6 +35,16 @@ def _item_error(exc: BaseException, mailbox: str, writing: bool) -> SourceError:
     if writing and isinstance(exc, ews_errors.ErrorAccessDenied):
         return WriteDeniedError(f"{who}: Exchange refused writing into the calendar (ErrorAccessDenied)")
     return map_error(exc, mailbox)
+
+
+class PerItemUpdateItem(UpdateItem):  # type: ignore[misc]  # exchangelib is untyped
+    """exchangelib's UpdateItem, except that a conflict or a refusal of one item comes back as that item's
+    result. exchangelib 5.6 raises ErrorIrresolvableConflict and ErrorAccessDenied out of the whole batch
+    (they are not in its ERRORS_TO_CATCH_IN_RESPONSE), which would lose the change keys of the items written
+    before it in the same request. Pinned by tests/unit/test_ews_writer_defects.py."""
+
+    ERRORS_TO_CATCH_IN_RESPONSE = (*UpdateItem.ERRORS_TO_CATCH_IN_RESPONSE, ews_errors.ErrorIrresolvableConflict,
+                                   ews_errors.ErrorAccessDenied)
 
 
 class EwsWriter:
@@ -65,9 +76,10 @@ class EwsWriter:
         items = [(CalendarItem(account=account, id=b.item_id, changekey=b.change_key,
                                body=HTMLBody(b.content) if b.is_html else Body(b.content)), ["body"])
                  for b in bodies]
-        results = account.bulk_update(
-            items=items, conflict_resolution=NEVER_OVERWRITE, chunk_size=CHUNK,
-            send_meeting_invitations_or_cancellations=SEND_TO_ALL_AND_SAVE_COPY if notify else SEND_TO_NONE)
+        results = PerItemUpdateItem(account=account, chunk_size=CHUNK).call(
+            items=items, conflict_resolution=NEVER_OVERWRITE, message_disposition=SAVE_ONLY,
+            send_meeting_invitations_or_cancellations=SEND_TO_ALL_AND_SAVE_COPY if notify else SEND_TO_NONE,
+            suppress_read_receipts=True)
         out: list[str | SourceError] = []
         for result in results:
             if isinstance(result, BaseException):
