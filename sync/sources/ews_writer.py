@@ -41,7 +41,7 @@ class PerItemUpdateItem(UpdateItem):  # type: ignore[misc]  # exchangelib is unt
     """exchangelib's UpdateItem, except that a conflict or a refusal of one item comes back as that item's
     result. exchangelib 5.6 raises ErrorIrresolvableConflict and ErrorAccessDenied out of the whole batch
     (they are not in its ERRORS_TO_CATCH_IN_RESPONSE), which would lose the change keys of the items written
-    before it in the same request. Pinned by tests/unit/test_ews_writer_defects.py."""
+    before it in the same request. Pinned by tests/integration/test_write_back_simulator.py."""
 
     ERRORS_TO_CATCH_IN_RESPONSE = (*UpdateItem.ERRORS_TO_CATCH_IN_RESPONSE, ews_errors.ErrorIrresolvableConflict,
                                    ews_errors.ErrorAccessDenied)
