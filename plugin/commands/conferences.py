@@ -6,10 +6,11 @@ The JSON form is a contract (scripts and the AUTOCALL tests read it): a list of 
 `via_group` (the invited group that brought them in, else null), `forwarded` (in only through their own
 forwarded copy), `outcome` (the last AUTOCALL attempt's outcome: answered, busy, no_answer, congestion,
 failed, unknown, pending; null when never called) and `autocall` (attempts, joined, last_attempt_at; null
-when never called). A private meeting's `subject` is the placeholder "Private meeting" (set once, where
-the booking is drafted: plugin/booking/privacy.py). `notices` lists the notices to the organizer about
-the booking (plugin/notices): `reason` ("rejected:no_room", ...), `state` (pending, sent, obsolete,
-abandoned), `attempts`, `next_attempt_at`, `last_error`.
+when never called). A private meeting's `subject` is the placeholder "Private meeting" (set once, where the
+booking is drafted: plugin/booking/privacy.py). `notices` lists the notices to the organizer about the
+booking (plugin/notices): `reason` ("rejected:no_room", ...), `state` (pending, sent, obsolete, abandoned),
+`attempts`, `next_attempt_at`, `last_error`. `write_back` is the "Join by phone" block in the organizer's
+meeting (state, error, attempts, next_attempt_at; null when never looked at).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pbxsync.plugin.booking.store import list_bookings
 from pbxsync.plugin.commands.common import config_from, utc_now
 from pbxsync.plugin.notices.plan import NoticeRow
 from pbxsync.plugin.notices.store import notices_of
+from pbxsync.plugin.writeback.store import records_for, write_back_cell, write_back_json
 from pbxsync.sync.model import utc_text
 from pbxsync.sync.store.db import open_store
 
@@ -115,11 +117,13 @@ def unmatched_lines(draft: BookingDraft, shown: int = 3) -> list[str]:
 
 
 def render_table(bookings: Sequence[Booking], now: datetime,
-                 notices: Mapping[int, Sequence[NoticeRow]] | None = None) -> str:
+                 notices: Mapping[int, Sequence[NoticeRow]] | None = None,
+                 write_backs: Mapping[int, dict[str, Any]] | None = None) -> str:
+    """`write_backs` (booking id -> write_back_json): adds the JOIN BLOCK column ([meetings] write_back on)."""
     if not bookings:
         return "no conference bookings"
     header = ("ID", "STATE", "START (UTC)", "END (UTC)", "ROOM", "MODE", "ORGANIZER", "CALL", "UNMATCHED",
-              "SUBJECT")
+              "SUBJECT") + (("JOIN BLOCK",) if write_backs is not None else ())
     rows: list[tuple[str, ...]] = []
     notes: dict[int, list[str]] = {}
     for b in bookings:
@@ -130,7 +134,7 @@ def render_table(bookings: Sequence[Booking], now: datetime,
             "autocall" if d.autocall else "dial-in",
             _printable(d.organizer_extension or d.organizer_email or "-", 32),
             f"{sum(p.call for p in invited)}/{len(invited)}", str(len(d.unmatched)), _printable(d.subject, 40),
-        ))
+        ) + ((write_back_cell(write_backs.get(b.id)),) if write_backs is not None else ()))
         notes[len(rows) - 1] = ([f"reason: {_printable(d.reason, 200)}"] if d.reason else []) + unmatched_lines(d)
         notes[len(rows) - 1] += [_notice_line(n) for n in (notices or {}).get(b.id, ())]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -141,7 +145,8 @@ def render_table(bookings: Sequence[Booking], now: datetime,
     return "\n".join(lines)
 
 
-async def show_conferences(database: str, as_json: bool, include_all: bool, now: datetime) -> str:
+async def show_conferences(database: str, as_json: bool, include_all: bool, now: datetime,
+                           write_back: bool = False) -> str:
     store = await open_store(database)
     try:
         bookings = await list_bookings(store, now, include_all)
@@ -149,15 +154,16 @@ async def show_conferences(database: str, as_json: bool, include_all: bool, now:
         calls = await call_states(store, ids)
         pins = await booking_pins(store, ids)
         notices = await notices_of(store, ids)
+        write_backs = {i: write_back_json(r) for i, r in (await records_for(store, ids)).items()}
     finally:
         await store.close()
     if as_json:
-        return json.dumps([conference_json(b, now, calls, pins.get(b.id), notices.get(b.id, ())) for b in bookings],
-                          indent=2, ensure_ascii=False)
-    return render_table(bookings, now, notices)
+        return json.dumps([{**conference_json(b, now, calls, pins.get(b.id), notices.get(b.id, ())),
+                            "write_back": write_backs.get(b.id)} for b in bookings], indent=2, ensure_ascii=False)
+    return render_table(bookings, now, notices, write_backs if write_back else None)
 
 
 async def run(args: argparse.Namespace) -> int:
     config = config_from(args)
-    print(await show_conferences(config.database, args.json, args.all, utc_now()))
+    print(await show_conferences(config.database, args.json, args.all, utc_now(), config.meetings.write_back))
     return 0

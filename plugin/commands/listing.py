@@ -8,6 +8,7 @@ from typing import Any
 
 from pbxsync.plugin.commands.common import add_json_flag, config_from, print_json, print_table, store_from, utc_now
 from pbxsync.plugin.directory import load_directory
+from pbxsync.plugin.writeback.store import mailbox_write_backs, write_back_status
 from pbxsync.sync.model import Contact, Folder, utc_text
 from pbxsync.sync.phones import digits_of, to_e164
 from pbxsync.sync.store import calendar as calendar_store
@@ -118,6 +119,7 @@ async def users_cmd(args: argparse.Namespace) -> int:
             "GROUP BY organizer_extension", (utc_text(utc_now()),)
         ) as cur:
             organized = {str(ext): int(n) async for ext, n in cur}
+        write_backs = await mailbox_write_backs(store)
     finally:
         await store.close()
     out: list[dict[str, Any]] = []
@@ -137,6 +139,7 @@ async def users_cmd(args: argparse.Namespace) -> int:
             "match": {"status": "conflict" if problems else "ok", "addresses": matched,
                       "internal_aliases": aliases, "problems": problems},
             "upcoming_bookings_organized": organized.get(u.extension, 0),
+            "write_back": write_backs.get(mailbox),
         })
     if args.json:
         print_json(out)
@@ -152,11 +155,13 @@ async def users_cmd(args: argparse.Namespace) -> int:
         skipped = f" · {folder['skipped']} skipped" if folder["skipped"] else ""
         return f"ok {folder['last_success']}{skipped}"
 
-    print_table(("EXT", "NAME", "MAILBOX", "ROOM", "MATCH", "CONTACTS", "CALENDAR"),
+    write_back = config.meetings.write_back  # the WRITE-BACK column only when it is on
+    print_table(("EXT", "NAME", "MAILBOX", "ROOM", "MATCH", "CONTACTS", "CALENDAR") + (("WRITE-BACK",) * write_back),
                 [(u["extension"], u["name"], u["emails"][0], u["room"],
                   u["match"]["status"] if not u["match"]["problems"] else "; ".join(u["match"]["problems"]),
                   f"{u['contact_count']} · {status(u['contacts'], u['sync_contacts'])}",
-                  f"{u['occurrence_count']} · {status(u['calendar'], u['sync_calendar'])}") for u in out],
+                  f"{u['occurrence_count']} · {status(u['calendar'], u['sync_calendar'])}")
+                 + ((write_back_status(u["write_back"]),) * write_back) for u in out],
                 max_width=60)
     skipped_rows = [(u["extension"], name, s["folder"] or "-", s["item_id"][:24], s["reason"])
                     for u in out for name in ("contacts", "calendar") if u[name]

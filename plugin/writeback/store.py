@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pbxsync.plugin.writeback.plan import Candidate, WriteRecord, WriteState
 from pbxsync.plugin.writeback.render import JoinDetails
@@ -94,3 +95,42 @@ async def save_outcomes(store: Store, records: Iterable[WriteRecord], now: datet
             "INSERT OR REPLACE INTO write_back_read_only (mailbox, since, recheck_at, reason) VALUES (?,?,?,?)",
             [(m.mailbox, utc_text(m.since), utc_text(m.recheck_at), m.reason[:300]) for m in read_only])
         await conn.executemany("DELETE FROM write_back_read_only WHERE mailbox = ?", [(m,) for m in writable])
+
+
+def write_back_json(record: WriteRecord) -> dict[str, Any]:
+    """A booking's write-back as `pbxsync conferences --json` shows it."""
+    return {"state": record.state.value, "error": record.last_error or None, "attempts": record.attempts,
+            "next_attempt_at": utc_text(record.next_attempt_at) if record.next_attempt_at else None}
+
+
+def write_back_cell(shown: dict[str, Any] | None) -> str:
+    """The JOIN BLOCK column of `pbxsync conferences`."""
+    if shown is None:
+        return "-"
+    if shown["next_attempt_at"]:
+        return f"{shown['state']}, retry {shown['next_attempt_at'][11:16]}"
+    return str(shown["state"])
+
+
+async def mailbox_write_backs(store: Store) -> dict[str, dict[str, Any]]:
+    """Per organizer mailbox: whether it is read-only for write-back and its meetings by state (for
+    `pbxsync users`)."""
+    shown: dict[str, dict[str, Any]] = {}
+    async with store.conn.execute("SELECT mailbox, state, count(*) FROM write_backs GROUP BY mailbox, state") as cur:
+        for mailbox, state, n in await cur.fetchall():
+            entry = shown.setdefault(str(mailbox), {"read_only": None, "meetings": {}})
+            entry["meetings"][str(state)] = int(n)
+    for mailbox, blocked in (await read_only_mailboxes(store)).items():
+        entry = shown.setdefault(mailbox, {"read_only": None, "meetings": {}})
+        entry["read_only"] = {"since": utc_text(blocked.since), "recheck_at": utc_text(blocked.recheck_at),
+                              "reason": blocked.reason}
+    return shown
+
+
+def write_back_status(shown: dict[str, Any] | None) -> str:
+    """The WRITE-BACK column of `pbxsync users`."""
+    if shown is None:
+        return "-"
+    if shown["read_only"]:
+        return f"READ-ONLY since {shown['read_only']['since'][:16]}: {shown['read_only']['reason']}"
+    return ", ".join(f"{n} {state}" for state, n in sorted(shown["meetings"].items())) or "-"

@@ -35,7 +35,8 @@ AGENDA = ("<html><head><style>p{margin:0}</style></head><body><p>Agenda: budget 
           "<!-- outlook quirk --><p>Bring numbers</p></body></html>")
 
 
-def organisation(body: str = AGENDA, body_type: str = "html") -> Organisation:
+def organisation(body: str = AGENDA, body_type: str = "html", start: datetime = START,
+                 now: datetime = NOW) -> Organisation:
     def user(email: str, **extra: object) -> dict[str, object]:
         return {"email": email, "name": email.partition("@")[0].title(), "password": "pw", **extra}
 
@@ -45,13 +46,13 @@ def organisation(body: str = AGENDA, body_type: str = "html") -> Organisation:
                                            "can_impersonate": True}],
         "meetings": [
             {"uid": "standup", "subject": "Standup", "location": "PBX AUTOCALL", "organizer": {"email": ALICE},
-             "start": START.strftime("%Y-%m-%dT%H:%M"), "duration_minutes": 30, "body": body,
+             "start": start.strftime("%Y-%m-%dT%H:%M"), "duration_minutes": 30, "body": body,
              "body_type": body_type, "attendees": [{"email": BOB, "response": "accept"}]},
             {"uid": "later", "subject": "Later", "location": "PBX", "organizer": {"email": BOB},
-             "start": (START + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"), "duration_minutes": 60,
+             "start": (start + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"), "duration_minutes": 60,
              "attendees": [{"email": ALICE, "response": "accept"}]},
         ],
-    }, now=NOW)
+    }, now=now)
 
 
 def config_for(database: Path, ews_url: str = "") -> Config:
