@@ -11,6 +11,7 @@ from pbxsync.plugin.check.exchange import SourceFactory, check_exchange
 from pbxsync.plugin.check.local import check_database, check_ldap_privacy, check_port, check_private_files, listeners
 from pbxsync.plugin.check.notices import check_notices
 from pbxsync.plugin.check.web import check_web
+from pbxsync.plugin.check.writeback import check_write_back
 from pbxsync.plugin.daemon.control_client import DaemonError, daemon_status
 from pbxsync.sync.config import Config
 from pbxsync.sync.preflight import CheckResult, failed, passed
@@ -51,6 +52,7 @@ async def run_checks(config: Config, make_source: SourceFactory | None = None, n
         check_ami(config, min(within, 10.0)))
     results += exchange + ami
     results += await check_notices(config, make_source or default_make_source)
+    results += await check_write_back(config, make_source or default_make_source)
     results += await asyncio.to_thread(check_private_files, config)
     doc = await asyncio.to_thread(_daemon_status, config)
     if doc is not None:

@@ -11,11 +11,13 @@ from pbxsync.plugin.booking.after_sync import update_bookings
 from pbxsync.plugin.booking.reconcile import ReconcileSummary
 from pbxsync.plugin.commands.common import add_json_flag, config_from, print_json, store_from, utc_now
 from pbxsync.plugin.notices.step import NoticeStep
+from pbxsync.plugin.writeback.step import write_back
 from pbxsync.sync.config import Config, UserConfig
 from pbxsync.sync.engine import FolderResult, SyncEngine, UserSummary
 from pbxsync.sync.errors import UserError
 from pbxsync.sync.sources.factory import make_source
 from pbxsync.sync.sources.mail import mail_sender_for
+from pbxsync.sync.sources.writer import writer_for
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -116,6 +118,9 @@ async def run(args: argparse.Namespace) -> int:
         bookings = await update_bookings(store, config, utc_now(), groups=source)
         if config.meetings.notify_organizer:
             await NoticeStep(config).run(store, utc_now(), mail_sender_for(source))
+        writer = writer_for(source) if config.meetings.write_back else None
+        if writer is not None:  # the "Join by phone" blocks, as the daemon writes them after a pass
+            await write_back(store, config, writer, utc_now())
     finally:
         await source.close()
         await store.close()
