@@ -1,16 +1,17 @@
 """The write-back step after each sync pass: plan (plugin.writeback.plan), read, render, write, store.
 
-Per organizer mailbox: one read of every body the plan names, our block applied to each (render.apply_block),
-one write of those that changed, with the change keys just read. A conflict (someone edited the meeting
-between our read and our write) reads that meeting again and retries, at most CONFLICT_RETRIES times in
-a pass; then it counts as a failed write. A refused write (ErrorAccessDenied / 403) makes the mailbox
-read-only for write-back: one warning when it happens, one info line when writing works again after the
-recheck; its other meetings are not tried in that pass. Everything else failed is retried after a back-off.
-All outcomes of a pass are stored in one transaction.
+Per organizer mailbox ([sync] concurrency of them at once): one read of every body the plan names, our block
+applied to each (render.apply_block), one write of those that changed, with the change keys just read. A
+conflict (someone edited the meeting between our read and our write) reads that meeting again and retries, at
+most CONFLICT_RETRIES times in a pass; then it counts as a failed write. A refused write (ErrorAccessDenied /
+403) makes the mailbox read-only for write-back: one warning when it happens, one info line when writing works
+again after the recheck; its other meetings are not tried in that pass. Everything else failed is retried
+after a back-off. All outcomes of a pass are stored in one transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -89,9 +90,16 @@ async def write_back(store: Store, config: Config, writer: CalendarWriter, now: 
     outcomes: list[WriteRecord] = []
     newly_read_only: list[ReadOnlyMailbox] = []
     writable: list[str] = []
-    for name, mailbox_jobs in groups.items():
-        box = _Mailbox(name, mailbox_jobs, records, now)
-        await _write_mailbox(box, writer, config.meetings.notify_attendees, summary)
+    boxes = [_Mailbox(name, mailbox_jobs, records, now) for name, mailbox_jobs in groups.items()]
+    limit = asyncio.Semaphore(config.sync.concurrency)  # mailboxes at once, as the sync reads them
+
+    async def one(box: _Mailbox) -> None:
+        async with limit:
+            await _write_mailbox(box, writer, config.meetings.notify_attendees, summary)
+
+    await asyncio.gather(*(one(box) for box in boxes))
+    for box in boxes:
+        name = box.name
         outcomes += box.outcomes
         if box.denied:
             summary.read_only.append(name)

@@ -1,0 +1,186 @@
+"""Writing the "Join by phone" block for new bookings over the EWS simulator vs bare exchangelib UpdateItem.
+
+    .venv/bin/python benchmarks/bench_write_back.py [--organizers 20] [--meetings 50] [--rounds 3]
+        [--concurrency 8]
+
+--organizers × --meetings PBX meetings (default 1,000), each with an HTML body of about 1 kB, are synced
+and booked (PINs on) into a fresh database, untimed. Then, timed:
+
+- pbxsync: one write-back pass (plugin.writeback.step.write_back) writing every new booking's block: the
+  plan, GetItem of the bodies, the rendering, UpdateItem with the change keys read, the outcomes stored;
+- baseline: the same number of bare exchangelib UpdateItem calls, one `CalendarItem.save(update_fields=
+  ["body"])` per meeting with its current change key (ids and change keys fetched beforehand, untimed),
+  each organizer's meetings in turn, with the same number of mailboxes at once (--concurrency).
+
+Each round uses two fresh organisations served by one EWS simulator on 127.0.0.1 (both sides write into
+untouched meetings), baseline first. Prints per round the wall times and the ratio pbxsync/bare (> 1:
+pbxsync slower), then the median ratio (target <= 1.5) and the load average. --meetings 1 shows the worst
+case for pbxsync (no batching: one read and one write per organizer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import statistics
+import tempfile
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from exchangelib import (
+    BASIC,
+    IMPERSONATION,
+    Account,
+    Build,
+    CalendarItem,
+    Configuration,
+    Credentials,
+    EWSTimeZone,
+    FailFast,
+    HTMLBody,
+    Version,
+)
+from exchangelib.items import NEVER_OVERWRITE, SEND_TO_ALL_AND_SAVE_COPY
+
+from pbxsync.plugin.booking.after_sync import update_bookings
+from pbxsync.plugin.writeback.step import write_back
+from pbxsync.sync.config import Config, parse_config
+from pbxsync.sync.engine import SyncEngine
+from pbxsync.sync.simulator.ews_server import EwsSimulator
+from pbxsync.sync.simulator.mailboxes import Organisation
+from pbxsync.sync.sources.ews import EwsSource
+from pbxsync.sync.sources.ews_writer import EwsWriter
+
+SERVICE, PASSWORD = "svc-pbx@example.com", "svc-pw"
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+BODY = ("<html><head><meta charset=\"utf-8\"></head><body><p>Agenda</p><ul>"
+        + "".join(f"<li>Point {n}: something worth discussing at length</li>" for n in range(16))
+        + "</ul></body></html>")
+
+
+def organizers(n: int) -> list[str]:
+    return [f"user{i:03d}@example.com" for i in range(n)]
+
+
+def build_org(n_organizers: int, meetings: int) -> Organisation:
+    users = [{"email": m, "name": m, "password": "pw"} for m in organizers(n_organizers)]
+    users.append({"email": SERVICE, "name": "PBX", "password": PASSWORD, "can_impersonate": True})
+    rows = []
+    for i, organizer in enumerate(organizers(n_organizers)):
+        for k in range(meetings):
+            start = (NOW + timedelta(days=1 + k // 8)).replace(hour=8 + k % 8, minute=0)
+            rows.append({"uid": f"m-{i}-{k}", "subject": f"Meeting {k}", "location": "PBX",
+                         "organizer": {"email": organizer}, "start": start.strftime("%Y-%m-%dT%H:%M"),
+                         "duration_minutes": 30, "body": BODY})
+    return Organisation.from_dict({"domain": "example.com", "users": users, "meetings": rows}, now=NOW)
+
+
+def make_config(sim: EwsSimulator, db: Path, n_organizers: int, concurrency: int) -> Config:
+    users = "".join(f'[[users]]\nextension = "{1000 + i}"\nemail = "{m}"\nroom = "{8000 + i}"\nsync_contacts = false\n'
+                    for i, m in enumerate(organizers(n_organizers)))
+    return parse_config(tomllib.loads(f"""
+database = "{db}"
+[exchange]
+server = "{sim.ews_url}"
+auth = "basic"
+username = "{SERVICE}"
+password = "{PASSWORD}"
+[sync]
+days_back = 0
+days_ahead = 30
+concurrency = {concurrency}
+[pbx]
+dial_in_numbers = ["+49 30 1234567"]
+[conference]
+pins = true
+[meetings]
+write_back = true
+{users}"""))
+
+
+def bare_updates(sim: EwsSimulator, org: Organisation, n_organizers: int, concurrency: int) -> tuple[int, float]:
+    """The baseline: one exchangelib UpdateItem per meeting. Returns (calls, seconds)."""
+    credentials, version = Credentials(SERVICE, PASSWORD), Version(build=Build(15, 1))
+
+    def account(mailbox: str) -> Account:
+        config = Configuration(service_endpoint=sim.ews_url, credentials=credentials, version=version,
+                               auth_type=BASIC, retry_policy=FailFast(), max_connections=4)
+        return Account(mailbox, config=config, autodiscover=False, access_type=IMPERSONATION,
+                       default_timezone=EWSTimeZone("UTC"), locale="en_US")
+
+    accounts = {m: account(m) for m in organizers(n_organizers)}
+    keys = {m: [(r.item_id, r.change_key) for r in org.meetings(m)] for m in accounts}  # untimed
+
+    def one(mailbox: str) -> int:
+        acc = accounts[mailbox]
+        for item_id, change_key in keys[mailbox]:
+            item = CalendarItem(account=acc, id=item_id, changekey=change_key, body=HTMLBody(BODY + "<p>x</p>"))
+            item.save(update_fields=["body"], conflict_resolution=NEVER_OVERWRITE,
+                      send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+        return len(keys[mailbox])
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        calls = sum(pool.map(one, list(accounts)))
+    elapsed = time.perf_counter() - started
+    for acc in accounts.values():
+        acc.protocol.close()
+    return calls, elapsed
+
+
+async def pbxsync_write_back(sim: EwsSimulator, db: Path, n_organizers: int, concurrency: int) -> tuple[int, float]:
+    """Sync and book (untimed), then one timed write-back pass. Returns (meetings written, seconds)."""
+    config = make_config(sim, db, n_organizers, concurrency)
+    from pbxsync.sync.store.db import open_store
+
+    store = await open_store(db)
+    source = EwsSource(config.exchange, config.users, "DE")
+    try:
+        await SyncEngine(store, source, config).sync_all(NOW)
+        await update_bookings(store, config, NOW)
+        started = time.perf_counter()
+        summary = await write_back(store, config, EwsWriter(source), NOW)
+        elapsed = time.perf_counter() - started
+    finally:
+        await source.close()
+        await store.close()
+    assert summary.failed == 0 and summary.conflicts == 0, summary
+    return summary.writes, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--organizers", type=int, default=20)
+    parser.add_argument("--meetings", type=int, default=50, help="PBX meetings per organizer")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8, help="mailboxes at once, both sides")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    total = args.organizers * args.meetings
+    print(f"{total} new bookings ({args.organizers} organizers x {args.meetings}); load before "
+          f"{os.getloadavg()[0]:.2f}")
+    ratios = []
+    for n in range(args.rounds):
+        bare_org, our_org = build_org(args.organizers, args.meetings), build_org(args.organizers, args.meetings)
+        with EwsSimulator(bare_org) as sim:
+            calls, bare = bare_updates(sim, bare_org, args.organizers, args.concurrency)
+        with EwsSimulator(our_org) as sim, tempfile.TemporaryDirectory() as tmp:
+            written, ours = asyncio.run(pbxsync_write_back(sim, Path(tmp) / "pbxsync.db", args.organizers,
+                                                           args.concurrency))
+        assert calls == written == total, (calls, written, total)
+        assert all("pbxsync:join-by-phone" in m.body for box in organizers(args.organizers)
+                   for m in our_org.meetings(box))
+        ratios.append(ours / bare)
+        print(f"round {n + 1}: bare exchangelib {bare:.2f} s ({calls / bare:.0f} UpdateItem/s), "
+              f"pbxsync {ours:.2f} s ({written / ours:.0f} blocks/s), ratio {ours / bare:.2f}x")
+    print(f"median ratio pbxsync/bare {statistics.median(ratios):.2f}x (spread {min(ratios):.2f}-"
+          f"{max(ratios):.2f}; target <= 1.5); load after {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
