@@ -55,8 +55,10 @@ from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
 from pbxsync.sync.sources.ews import EwsSource
 from pbxsync.sync.sources.ews_writer import EwsWriter
+from pbxsync.sync.store.db import open_store
+from tests.support.write_back import config_text, ews_exchange
 
-SERVICE, PASSWORD = "svc-pbx@example.com", "svc-pw"
+SERVICE, PASSWORD = "svc-pbx@example.com", "svc-pw"  # as tests.support.write_back.ews_exchange
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 BODY = ("<html><head><meta charset=\"utf-8\"></head><body><p>Agenda</p><ul>"
         + "".join(f"<li>Point {n}: something worth discussing at length</li>" for n in range(16))
@@ -83,24 +85,8 @@ def build_org(n_organizers: int, meetings: int) -> Organisation:
 def make_config(sim: EwsSimulator, db: Path, n_organizers: int, concurrency: int) -> Config:
     users = "".join(f'[[users]]\nextension = "{1000 + i}"\nemail = "{m}"\nroom = "{8000 + i}"\nsync_contacts = false\n'
                     for i, m in enumerate(organizers(n_organizers)))
-    return parse_config(tomllib.loads(f"""
-database = "{db}"
-[exchange]
-server = "{sim.ews_url}"
-auth = "basic"
-username = "{SERVICE}"
-password = "{PASSWORD}"
-[sync]
-days_back = 0
-days_ahead = 30
-concurrency = {concurrency}
-[pbx]
-dial_in_numbers = ["+49 30 1234567"]
-[conference]
-pins = true
-[meetings]
-write_back = true
-{users}"""))
+    return parse_config(tomllib.loads(config_text(db, ews_exchange(sim.ews_url), users=users,
+                                                  sync=f"days_back = 0\ndays_ahead = 30\nconcurrency = {concurrency}")))
 
 
 def bare_updates(sim: EwsSimulator, org: Organisation, n_organizers: int, concurrency: int) -> tuple[int, float]:
@@ -136,8 +122,6 @@ def bare_updates(sim: EwsSimulator, org: Organisation, n_organizers: int, concur
 async def pbxsync_write_back(sim: EwsSimulator, db: Path, n_organizers: int, concurrency: int) -> tuple[int, float]:
     """Sync and book (untimed), then one timed write-back pass. Returns (meetings written, seconds)."""
     config = make_config(sim, db, n_organizers, concurrency)
-    from pbxsync.sync.store.db import open_store
-
     store = await open_store(db)
     source = EwsSource(config.exchange, config.users, "DE")
     try:

@@ -123,16 +123,12 @@ async def _write_mailbox(box: _Mailbox, writer: CalendarWriter, notify: bool, su
             bodies = await writer.read_bodies(box.name, [j.candidate.item_id for j in pending])
         except SourceError as exc:
             for job in pending:
-                box.fail(job, str(exc))
-            summary.failed += len(pending)
+                _item_failed(box, job, exc, summary)
             return
         to_write: list[tuple[WriteJob, ItemBody]] = []
         for job, body in zip(pending, bodies, strict=True):
-            if isinstance(body, ItemGoneError):
-                box.settle(job, WriteState.GONE, job.candidate.change_key, str(body))
-            elif isinstance(body, SourceError):
-                box.fail(job, str(body))
-                summary.failed += 1
+            if isinstance(body, SourceError):
+                _item_failed(box, job, body, summary)
             else:
                 try:
                     new = apply_block(body.content, body.is_html, job.candidate.details)
@@ -155,13 +151,8 @@ async def _write(box: _Mailbox, writer: CalendarWriter, to_write: list[tuple[Wri
     """Write; returns the jobs whose write conflicted, to be read and tried again."""
     try:
         results = await writer.write_bodies(box.name, [b for _, b in to_write], notify=notify)
-    except WriteDeniedError as exc:
+    except SourceError as exc:  # the whole request failed (or was refused): each of its items did
         results = [exc] * len(to_write)
-    except SourceError as exc:
-        for job, _ in to_write:
-            box.fail(job, str(exc))
-        summary.failed += len(to_write)
-        return []
     again: list[WriteJob] = []
     for (job, _), result in zip(to_write, results, strict=True):
         if isinstance(result, WriteConflictError):
@@ -169,18 +160,25 @@ async def _write(box: _Mailbox, writer: CalendarWriter, to_write: list[tuple[Wri
             if not last:
                 again.append(job)
                 continue
-        if isinstance(result, WriteDeniedError):
-            box.denied = str(result)
-            box.fail(job, str(result), WriteState.READ_ONLY)
-        elif isinstance(result, ItemGoneError):
-            box.settle(job, WriteState.GONE, job.candidate.change_key, str(result))
-        elif isinstance(result, SourceError):
-            box.fail(job, str(result))
-            summary.failed += 1
+        if isinstance(result, SourceError):
+            _item_failed(box, job, result, summary)
         else:
             summary.writes += 1
             box.settle(job, _done(job), result)
     return again
+
+
+def _item_failed(box: _Mailbox, job: WriteJob, error: SourceError, summary: WriteBackSummary) -> None:
+    """One meeting's read or write failed: gone (nothing to do), refused (the mailbox is read-only) or
+    failed (retried after its back-off)."""
+    if isinstance(error, ItemGoneError):
+        box.settle(job, WriteState.GONE, job.candidate.change_key, str(error))
+    elif isinstance(error, WriteDeniedError):
+        box.denied = str(error)
+        box.fail(job, str(error), WriteState.READ_ONLY)
+    else:
+        box.fail(job, str(error))
+        summary.failed += 1
 
 
 def _done(job: WriteJob) -> WriteState:

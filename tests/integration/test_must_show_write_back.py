@@ -24,7 +24,7 @@ from pbxsync.sync.sources.ews import EwsSource
 from pbxsync.sync.sources.factory import make_source
 from pbxsync.sync.sources.writer import ItemBody, writer_for
 from tests.support.pbxsync_run import conferences_json, log_tail, pbxsync_running, poll
-from tests.support.write_back import AGENDA, ALICE, organisation
+from tests.support.write_back import AGENDA, ALICE, config_text, ews_exchange, organisation
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 START = (NOW + timedelta(days=1)).replace(hour=9, minute=0)
@@ -32,18 +32,7 @@ START = (NOW + timedelta(days=1)).replace(hour=9, minute=0)
 
 def agent_config(tmp_path: Path, exchange: str) -> Path:
     path = tmp_path / "pbxsync.toml"
-    path.write_text(f"""
-database = "{tmp_path / 'pbxsync.db'}"
-{exchange}
-[sync]
-interval_minutes = 1
-[pbx]
-rooms = ["8004"]
-dial_in_numbers = ["+49 30 1234567"]
-[conference]
-pins = true
-[meetings]
-write_back = true
+    path.write_text(config_text(tmp_path / "pbxsync.db", exchange, sync="interval_minutes = 1", extra=f"""
 [agi]
 enabled = false
 [ldap]
@@ -51,15 +40,7 @@ enabled = false
 [control]
 socket = "{tmp_path / 'control.sock'}"
 metrics_listen = ""
-[[users]]
-extension = "101"
-email = "{ALICE}"
-room = "8001"
-[[users]]
-extension = "102"
-email = "bob@example.com"
-room = "8002"
-""")
+"""))
     return path
 
 
@@ -68,8 +49,7 @@ def simulated(backend: str, org: Organisation, tmp_path: Path) -> Iterator[str]:
     """The simulator for `backend`, and the [exchange] section pointing at it."""
     if backend == "ews":
         with EwsSimulator(org) as ews:
-            yield (f'[exchange]\nserver = "{ews.ews_url}"\nauth = "basic"\nusername = "svc-pbx@example.com"\n'
-                   'password = "svc-pw"\n')
+            yield ews_exchange(ews.ews_url)
     else:
         with GraphSimulator(org, tls_dir=tmp_path / "tls") as graph:
             yield config_snippet(graph)

@@ -55,24 +55,7 @@ def organisation(body: str = AGENDA, body_type: str = "html", start: datetime = 
     }, now=now)
 
 
-def config_for(database: Path, ews_url: str = "") -> Config:
-    return parse_config(tomllib.loads(f"""
-database = "{database}"
-[exchange]
-server = "{ews_url or 'http://127.0.0.1:9/ews/exchange.asmx'}"
-auth = "basic"
-username = "svc-pbx@example.com"
-password = "svc-pw"
-[sync]
-days_back = 1
-days_ahead = 14
-[pbx]
-rooms = ["8004"]
-dial_in_numbers = ["+49 30 1234567"]
-[conference]
-pins = true
-[meetings]
-write_back = true
+PBX_USERS = f"""
 [[users]]
 extension = "101"
 email = "{ALICE}"
@@ -81,7 +64,36 @@ room = "8001"
 extension = "102"
 email = "{BOB}"
 room = "8002"
-"""))
+"""
+
+
+def ews_exchange(ews_url: str) -> str:
+    """The [exchange] section for the EWS simulator, through the impersonating service account."""
+    return (f'[exchange]\nserver = "{ews_url}"\nauth = "basic"\nusername = "svc-pbx@example.com"\n'
+            'password = "svc-pw"\n')
+
+
+def config_text(database: Path, exchange: str, *, sync: str = "days_back = 1\ndays_ahead = 14",
+                users: str = PBX_USERS, extra: str = "") -> str:
+    """A config with write-back, dial-in numbers and PINs on; `extra`: more tables (before the users)."""
+    return f"""
+database = "{database}"
+{exchange}
+[sync]
+{sync}
+[pbx]
+rooms = ["8004"]
+dial_in_numbers = ["+49 30 1234567"]
+[conference]
+pins = true
+[meetings]
+write_back = true
+{extra}
+{users}"""
+
+
+def config_for(database: Path, ews_url: str = "") -> Config:
+    return parse_config(tomllib.loads(config_text(database, ews_exchange(ews_url or "http://127.0.0.1:9/ews"))))
 
 
 @dataclass
