@@ -22,7 +22,9 @@ import html
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pbxsync.sync.errors import SourceDataError
+from pbxsync.sync.sources.graph_mapping import zone_for
 
 MAX_BODY_CHARS = 1_000_000
 _TAG = r"([0-9a-f]{16})"
@@ -50,15 +52,16 @@ class JoinDetails:
     autocall: bool
     start: datetime
     end: datetime
-    timezone: str  # the meeting's zone id (IANA, or a Windows id shown as UTC)
+    timezone: str  # the meeting's zone id (IANA or Windows; one nobody knows is shown as UTC)
     dial_in_numbers: tuple[str, ...] = ()
     dial_in_room: str = "dtmf"  # "dtmf" | "direct" ([pbx] dial_in_room)
 
 
 def _zone(name: str) -> tuple[tzinfo, str]:
+    """The meeting's zone (IANA or Windows id, as Exchange names it) and its label; UTC when unknown."""
     try:
-        return ZoneInfo(name), name
-    except (ZoneInfoNotFoundError, ValueError):
+        return zone_for(name), name
+    except SourceDataError:
         return UTC, "UTC"
 
 

@@ -3,6 +3,8 @@ real exchangelib and over the Graph simulator, read back through the same protoc
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -13,12 +15,25 @@ import pytest
 
 from pbxsync.plugin.booking.pins import booking_pin
 from pbxsync.plugin.booking.store import list_bookings
+from pbxsync.plugin.cli import main
 from pbxsync.plugin.writeback.plan import WriteState
 from pbxsync.plugin.writeback.render import find_block
 from pbxsync.plugin.writeback.store import load_records, read_only_mailboxes
 from pbxsync.sync.simulator.mailboxes import Organisation
 from pbxsync.sync.sources.writer import CalendarWriter, ItemBody
-from tests.support.write_back import AGENDA, ALICE, NOW, START, WriteBackWorld, open_world, organisation, serving
+from pbxsync.sync.store.db import open_store
+from tests.support.write_back import (
+    AGENDA,
+    ALICE,
+    NOW,
+    START,
+    WriteBackWorld,
+    config_text,
+    ews_exchange,
+    open_world,
+    organisation,
+    serving,
+)
 
 pytestmark = pytest.mark.parametrize("backend", ["ews", "graph"])
 
@@ -151,3 +166,28 @@ async def test_a_revoked_write_permission_makes_the_mailbox_read_only_with_one_l
     await world.run_pass(NOW + timedelta(hours=7))
     assert "PIN: " in (await world.body()).content
     assert ALICE not in await read_only_mailboxes(world.store)
+
+
+async def test_conferences_and_users_show_the_write_back(world: WriteBackWorld, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    world.org.writes.revoke("bob@example.com")
+    await world.run_pass(NOW)
+    config = tmp_path / "cli.toml"
+    config.write_text(config_text(Path(world.config.database), ews_exchange("http://127.0.0.1:9/ews")))
+    await world.store.close()  # the CLI opens the database itself
+    try:
+        assert await asyncio.to_thread(main, ["--config", str(config), "conferences", "--json", "--all"]) == 0
+        shown = {c["uid"]: c["write_back"] for c in json.loads(capsys.readouterr().out)}
+        assert shown["standup"] == {"state": "written", "error": None, "attempts": 0, "next_attempt_at": None}
+        assert shown["later"]["state"] == "read_only" and "refused" in shown["later"]["error"]
+        assert await asyncio.to_thread(main, ["--config", str(config), "conferences", "--all"]) == 0
+        table = capsys.readouterr().out
+        assert "JOIN BLOCK" in table and "written" in table and "read_only" in table
+        assert await asyncio.to_thread(main, ["--config", str(config), "users", "--json"]) == 0
+        users = {u["extension"]: u["write_back"] for u in json.loads(capsys.readouterr().out)}
+        assert users["101"] == {"read_only": None, "meetings": {"written": 1}}
+        assert users["102"]["read_only"]["reason"] and users["102"]["meetings"] == {"read_only": 1}
+        assert await asyncio.to_thread(main, ["--config", str(config), "users"]) == 0
+        assert "READ-ONLY since" in capsys.readouterr().out
+    finally:
+        world.store = await open_store(world.config.database)

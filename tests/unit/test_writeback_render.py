@@ -52,8 +52,10 @@ def test_no_pin_no_autocall_no_numbers_leave_their_lines_out() -> None:
     assert lines == ["Join by phone", "From a company phone: 8001", "Booked for 2026-12-02 09:00-09:30 (Europe/Berlin)"]
 
 
-def test_a_zone_python_does_not_know_is_shown_as_utc() -> None:
+def test_a_windows_zone_id_is_understood_and_an_unknown_zone_is_shown_as_utc() -> None:
     assert block_lines(replace(DETAILS, timezone="W. Europe Standard Time"))[-1] == (
+        "Booked for 2026-12-02 09:00-09:30 (W. Europe Standard Time)")
+    assert block_lines(replace(DETAILS, timezone="Customized Time Zone"))[-1] == (
         "Booked for 2026-12-02 08:00-08:30 (UTC)")
 
 
