@@ -25,12 +25,15 @@ import asyncio
 import logging
 import os
 import statistics
+import sys
 import tempfile
 import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.support
 
 from exchangelib import (
     BASIC,
