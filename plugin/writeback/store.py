@@ -1,4 +1,4 @@
-"""The write-back's tables (migration 0008): what each booking's organizer copy needs, and what happened.
+"""The write-back's tables (migrations/*_write_back.sql): each booking's organizer copy and what happened.
 
 `load_candidates` joins each booking that has not ended with its organizer's synced copy (single meetings
 only, see plugin.writeback.plan) and its PIN; the other functions read and store `WriteRecord`s and the
