@@ -88,7 +88,7 @@ async def write_back(store: Store, config: Config, writer: CalendarWriter, now: 
     for job in jobs:
         groups[job.candidate.mailbox].append(job)
     outcomes: list[WriteRecord] = []
-    newly_read_only: list[ReadOnlyMailbox] = []
+    still_read_only: list[ReadOnlyMailbox] = []
     writable: list[str] = []
     boxes = [_Mailbox(name, mailbox_jobs, records, now) for name, mailbox_jobs in groups.items()]
     limit = asyncio.Semaphore(config.sync.concurrency)  # mailboxes at once, as the sync reads them
@@ -108,11 +108,11 @@ async def write_back(store: Store, config: Config, writer: CalendarWriter, now: 
                             "no dial-in block is written there until write access is granted (checked again "
                             "every %d hours).", name, box.denied, READ_ONLY_RECHECK.total_seconds() // 3600)
             since = blocked[name].since if name in blocked else now
-            newly_read_only.append(ReadOnlyMailbox(name, since, now + READ_ONLY_RECHECK, box.denied))
+            still_read_only.append(ReadOnlyMailbox(name, since, now + READ_ONLY_RECHECK, box.denied))
         elif name in blocked and any(o.state is not WriteState.FAILED for o in box.outcomes):
             log.info("write-back: %s accepts writes again", name)
             writable.append(name)
-    await save_outcomes(store, outcomes, now, newly_read_only, writable)
+    await save_outcomes(store, outcomes, now, still_read_only, writable)
     return summary
 
 
