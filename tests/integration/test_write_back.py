@@ -17,9 +17,9 @@ from pbxsync.plugin.booking.pins import booking_pin
 from pbxsync.plugin.booking.store import list_bookings
 from pbxsync.plugin.cli import main
 from pbxsync.plugin.writeback.plan import WriteState
-from pbxsync.plugin.writeback.render import find_block
+from pbxsync.plugin.writeback.render import MAX_BODY_CHARS, find_block
 from pbxsync.plugin.writeback.store import load_records, read_only_mailboxes
-from pbxsync.sync.simulator.mailboxes import Organisation
+from pbxsync.sync.simulator.mailboxes import Fault, Organisation
 from pbxsync.sync.sources.writer import CalendarWriter, ItemBody
 from pbxsync.sync.store.db import open_store
 from tests.support.write_back import (
@@ -192,3 +192,28 @@ async def test_conferences_and_users_show_the_write_back(world: WriteBackWorld, 
         assert "READ-ONLY since" in capsys.readouterr().out
     finally:
         world.store = await open_store(world.config.database)
+
+
+async def test_a_failed_write_is_retried_after_its_back_off(world: WriteBackWorld) -> None:
+    operation = "UpdateItem" if world.config.exchange.backend == "ews" else "events.patch"
+    world.org.inject_fault(Fault("http_status", status=400), operation=operation, mailbox=ALICE)
+    first = await world.run_pass(NOW)
+    assert first.failed == 1 and alice_writes(world.org) == 0
+    [failed] = [r for r in (await load_records(world.store)).values() if r.mailbox == ALICE]
+    assert (failed.state, failed.attempts, failed.next_attempt_at) == (WriteState.FAILED, 1, NOW + timedelta(minutes=1))
+    assert (await world.run_pass(NOW + timedelta(seconds=30))).jobs == 0  # still backing off
+    await world.run_pass(NOW + timedelta(minutes=1))
+    assert alice_writes(world.org) == 1 and "PIN: " in (await world.body()).content
+
+
+async def test_a_body_too_large_to_rewrite_is_left_alone(backend: str, tmp_path: Path) -> None:
+    org = organisation(body="<p>" + "x" * (MAX_BODY_CHARS + 1) + "</p>")
+    with serving(backend, org, tmp_path) as config:
+        w = await open_world(org, config)
+        try:
+            await w.run_pass(NOW)
+            assert (await w.run_pass(NOW + timedelta(minutes=1))).jobs == 0
+            states = {r.mailbox: r.state for r in (await load_records(w.store)).values()}
+        finally:
+            await w.close()
+    assert states[ALICE] is WriteState.TOO_LARGE and alice_writes(org) == 0
