@@ -38,7 +38,9 @@ How to build another protocol view on it:
 - Mutations (thread-safe; each bumps the item's change key and appends to its folder's change log):
   `add_meeting`, `move_meeting`, `cancel_meeting`, `delete_meeting`, `move_occurrence`,
   `cancel_occurrence`, `update_meeting`, `add_contact`, `update_contact`, `delete_contact`,
-  `remove_mailbox`. Meetings given at top level of the data file (or added with `mailboxes=None`) are
+  `remove_mailbox`; `update_item_if(mailbox, item_id, change_key, **changes)` changes one meeting only if
+  its change key is still that one (the writes of EWS UpdateItem and Graph PATCH; `writes`: who may write,
+  what was written). Meetings given at top level of the data file (or added with `mailboxes=None`) are
   placed, as Outlook does, in the organizer's mailbox and in every attendee's mailbox that belongs to a
   user, each copy with its own item id and the same UID.
 - Contacts as real mailboxes hold them: sub-folders of Contacts (`add_contact_folder`,
