@@ -97,6 +97,10 @@ async def check_write_back(config: Config, make_source: Callable[[Config], Mailb
         return []
     if config.exchange.backend == "graph":
         results = [await _graph(config, make_source)]
+        if config.meetings.write_back and not config.meetings.notify_attendees:
+            results.append(warned("write-back notify_attendees", "Graph sends the organizer's update to the "
+                                  "attendees whatever notify_attendees says",
+                                  "set [meetings] notify_attendees = true (or leave it out) to say what happens"))
     elif config.exchange.impersonation:
         results = [passed(NAME, "ApplicationImpersonation acts as the mailbox owner: it may write")]
     else:

@@ -35,6 +35,14 @@ async def test_graph_passes_with_calendars_readwrite_and_fails_without(tmp_path:
             assert "Calendars.ReadWrite" in result.detail and "application access policy" in result.fix
 
 
+async def test_graph_warns_that_attendees_are_always_notified(tmp_path: Path) -> None:
+    with GraphSimulator(organisation(), tls_dir=tmp_path / "tls") as graph:
+        config = replace(config_for(tmp_path / "db.sqlite"), exchange=graph_config(graph))
+        quiet = replace(config, meetings=replace(config.meetings, notify_attendees=False))
+        _, warning = await check_write_back(quiet, make_source)
+    assert warning.outcome is Outcome.WARN and "notify_attendees" in warning.line()
+
+
 async def test_nothing_is_checked_with_write_back_off(tmp_path: Path) -> None:
     config = config_for(tmp_path / "db.sqlite")
     off = replace(config, meetings=replace(config.meetings, write_back=False))
