@@ -1,8 +1,9 @@
-"""Checks for writing into Exchange ([meetings] write_back, and notify_organizer once that exists).
+"""Checks for writing into Exchange with `[meetings] write_back` (Mail.Send for the organizer notices is
+checked by plugin.check.notices).
 
 Graph: the app's access token names its application permissions in its `roles` claim; the write-back
-needs Calendars.ReadWrite, the organizer notices Mail.Send. Read from the token pbxsync itself gets (only
-the claims are decoded, nothing is verified: it is a diagnosis, not a security decision).
+needs Calendars.ReadWrite. Read from the token pbxsync itself gets (only the claims are decoded, nothing
+is verified: it is a diagnosis, not a security decision).
 
 EWS: no probe. ApplicationImpersonation lets the service account act as the mailbox owner, writes
 included; per-user credentials are the owner's own. What can still refuse a write is a narrower role or
@@ -12,11 +13,10 @@ policy: the write-back records such a mailbox as read-only, and this check repor
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 from collections.abc import Callable
 from pathlib import Path
 
+from pbxsync.plugin.check.notices import token_roles
 from pbxsync.plugin.writeback.store import read_only_mailboxes
 from pbxsync.sync.config import Config
 from pbxsync.sync.errors import PbxsyncError
@@ -28,24 +28,9 @@ from pbxsync.sync.store.db import open_store
 NAME = "exchange write permission"
 
 
-def token_roles(token: str) -> list[str] | None:
-    """The `roles` claim of a JWT access token, or None when the token is not a readable JWT."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    roles = claims.get("roles") if isinstance(claims, dict) else None
-    return [str(r) for r in roles] if isinstance(roles, list) else []
-
-
 def needed_roles(config: Config) -> list[str]:
-    roles = ["Calendars.ReadWrite"] if config.meetings.write_back else []
-    if getattr(config.meetings, "notify_organizer", False):  # the organizer notices (issue 16, part 3)
-        roles.append("Mail.Send")
-    return roles
+    """What the write-back needs; Mail.Send for the organizer notices is plugin.check.notices' line."""
+    return ["Calendars.ReadWrite"] if config.meetings.write_back else []
 
 
 async def _graph(config: Config, make_source: Callable[[Config], MailboxSource]) -> CheckResult:

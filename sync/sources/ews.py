@@ -332,12 +332,6 @@ class EwsSource:
         slot = await self._slot(mailbox)
         return await self._call(mailbox, slot, expand_dl, slot.account, address, max_members)
 
-    async def run(self, mailbox: str, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(account, *args)` for `mailbox` in a worker thread, as the reads run (slot, back-off, errors);
-        for the writer (sync.sources.ews_writer)."""
-        slot = await self._slot(mailbox)
-        return await self._call(mailbox, slot, fn, slot.account, *args)
-
     async def account(self, mailbox: str) -> Account:
         """The mailbox's exchangelib Account, made on first use (autodiscover included). The streaming feed
         (sync.notify.ews_streaming) makes its own sessions from its protocol and never uses the pool's."""

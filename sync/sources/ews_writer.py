@@ -4,7 +4,7 @@ One GetItem and one UpdateItem per mailbox and batch, not per meeting: a pass th
 of one organizer costs two requests (exchangelib's `fetch` and `bulk_update` chunk them). UpdateItem goes
 with the ChangeKey read and ConflictResolution NeverOverwrite, so an organizer's newer edit fails our write
 (ErrorIrresolvableConflict) instead of being overwritten. Attendees get the update when asked
-(SendToAllAndSaveCopy), else it is only saved (SendToNone). Runs through EwsSource.run: the mailbox's
+(SendToAllAndSaveCopy), else it is only saved (SendToNone). Runs through EwsSource.run_as: the mailbox's
 account, semaphore, busy back-off and error mapping.
 """
 
@@ -52,11 +52,11 @@ class EwsWriter:
         self.source = source
 
     async def read_bodies(self, mailbox: str, item_ids: Sequence[str]) -> list[ItemBody | SourceError]:
-        return await self.source.run(mailbox, self._read, mailbox, list(item_ids))
+        return await self.source.run_as(mailbox, self._read, mailbox, list(item_ids))
 
     async def write_bodies(self, mailbox: str, bodies: Sequence[ItemBody], *,
                            notify: bool) -> list[str | SourceError]:
-        return await self.source.run(mailbox, self._write, mailbox, list(bodies), notify)
+        return await self.source.run_as(mailbox, self._write, mailbox, list(bodies), notify)
 
     @staticmethod
     def _read(account: Any, mailbox: str, item_ids: list[str]) -> list[ItemBody | SourceError]:

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pbxsync.plugin.check.writeback import check_write_back, token_roles
+from pbxsync.plugin.check.writeback import check_write_back
 from pbxsync.plugin.writeback.store import ReadOnlyMailbox, save_outcomes
 from pbxsync.sync.preflight import Outcome
 from pbxsync.sync.simulator.graph_auth import AppRegistration
@@ -17,11 +17,6 @@ from tests.support.graph import graph_config
 from tests.support.write_back import ALICE, config_for, organisation
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
-
-
-def test_token_roles_reads_the_claim_and_tells_an_opaque_token() -> None:
-    assert token_roles("eyJ0eXAiOiJKV1QifQ.eyJyb2xlcyI6WyJNYWlsLlNlbmQiXX0.c2ln") == ["Mail.Send"]
-    assert token_roles("opaque-token") is None
 
 
 async def test_graph_passes_with_calendars_readwrite_and_fails_without(tmp_path: Path) -> None:

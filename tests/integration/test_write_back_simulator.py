@@ -74,7 +74,7 @@ async def ews_call(org: Organisation, tmp_path: Path, fn: Any) -> Any:
     with serving("ews", org, tmp_path) as config:
         source = EwsSource(config.exchange, config.users)
         try:
-            return await source.run(ALICE, fn)
+            return await source.run_as(ALICE, fn)
         finally:
             await source.close()
 
