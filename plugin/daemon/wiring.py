@@ -240,7 +240,7 @@ def _presence(ctx: DaemonContext) -> list[ServiceSpec]:
 
 
 Part = Callable[[DaemonContext], list[ServiceSpec]]
-PARTS: list[Part] = [_control, _sync, _bookings, _writeback, _notices, _ami, _voicemail_directory,
+PARTS: list[Part] = [_control, _sync, _bookings, _notices, _writeback, _ami, _voicemail_directory,
                      _autocall, _agi, _ldap, _web, _presence]
 
 
