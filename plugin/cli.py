@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "demo",
     "simulate",
     "passwd",
+    "phonebook",
 )
 
 Handler = Callable[[argparse.Namespace], Any]

@@ -218,6 +218,20 @@ class PresenceConfig:
 
 
 @dataclass(frozen=True)
+class PhonebookConfig:
+    """Vendor XML phonebooks over HTTP (plugin.phonebook); off while `listen` is unset."""
+
+    listen: ListenAddress | None = None
+    tls_cert: str = ""  # both set: HTTPS instead of HTTP
+    tls_key: str = ""
+    dial_prefix: str = ""  # outside-line prefix put before every external number ("0")
+    number_format: str = "national"  # national | international | e164: how external numbers are written
+    anonymous: bool = False  # no credentials: the shared contacts; false: HTTP Basic or a phone token needed
+    refresh_seconds: float = 5.0  # how often the store is checked for changes
+    cache_mb: int = 64  # rendered books kept in memory (0 = render every request)
+
+
+@dataclass(frozen=True)
 class ControlConfig:
     socket: str = DEFAULT_CONTROL_SOCKET  # the CLI's way in, guarded by file permissions ("" = off)
     listen: ListenAddress | None = None  # TCP, only with a token ("" / unset = off)
@@ -269,6 +283,7 @@ class Config:
     agi: AgiConfig = field(default_factory=AgiConfig)
     ldap: LdapConfig = field(default_factory=LdapConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
+    phonebook: PhonebookConfig = field(default_factory=PhonebookConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     web: WebConfig = field(default_factory=WebConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -373,6 +388,7 @@ def _semantic_problems(cfg: Config) -> list[str]:
         p.append("ldap.max_connections_per_source >= 1; max_bind_failures, max_filter_terms, max_search_cost "
                  ">= 0 (0 = no limit)")
     p += _presence_problems(cfg.presence)
+    p += _phonebook_problems(cfg.phonebook)
     p += _control_problems(cfg.control)
     p += _web_problems(cfg)
     if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
@@ -421,6 +437,27 @@ def _dial_in_problems(pbx: PbxConfig) -> list[str]:
          for i, n in enumerate(pbx.dial_in_numbers) if not _DIAL_IN_NUMBER.fullmatch(n)]
     if pbx.dial_in_room not in ("dtmf", "direct"):
         p.append(f"pbx.dial_in_room: must be \"dtmf\" or \"direct\", got {pbx.dial_in_room!r}")
+    return p
+
+
+PHONEBOOK_NUMBER_FORMATS = ("national", "international", "e164")
+_DIAL_PREFIX = re.compile(r"[0-9*#]{0,8}")
+
+
+def _phonebook_problems(book: PhonebookConfig) -> list[str]:
+    p: list[str] = []
+    if book.number_format not in PHONEBOOK_NUMBER_FORMATS:
+        p.append(f"phonebook.number_format: must be {_one_of(list(PHONEBOOK_NUMBER_FORMATS))}, "
+                 f"got {book.number_format!r}")
+    if not _DIAL_PREFIX.fullmatch(book.dial_prefix):
+        p.append("phonebook.dial_prefix: at most 8 of 0-9, * and #")
+    elif book.dial_prefix and book.number_format == "e164":
+        p.append("phonebook.dial_prefix: a prefix before \"+49...\" cannot be dialled; use number_format "
+                 "national or international with it")
+    if bool(book.tls_cert) != bool(book.tls_key):
+        p.append("phonebook.tls_cert/tls_key: give both or neither")
+    if book.refresh_seconds < 0 or book.cache_mb < 0:
+        p.append("phonebook.refresh_seconds/cache_mb: must not be negative")
     return p
 
 

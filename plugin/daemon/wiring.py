@@ -239,9 +239,22 @@ def _presence(ctx: DaemonContext) -> list[ServiceSpec]:
                                                  for u in cfg.users]))]
 
 
+def _phonebook(ctx: DaemonContext) -> list[ServiceSpec]:
+    """Vendor XML phonebooks over HTTP; it notices synced changes itself (SQLite's data_version)."""
+    cfg = ctx.config
+    listen = cfg.phonebook.listen
+    if listen is None:
+        return []
+    settings = (cfg.phonebook, cfg.users, cfg.ldap.shared_mailboxes, cfg.ldap.base_dn, cfg.ldap.bind_dn,
+                cfg.ldap.bind_password, cfg.sync.default_region)
+    from pbxsync.plugin.phonebook.service import PhonebookService  # aiohttp loads only when it is on
+
+    return [ServiceSpec("phonebook", lambda: PhonebookService(cfg, ctx.store), settings, binds=(str(listen),))]
+
+
 Part = Callable[[DaemonContext], list[ServiceSpec]]
 PARTS: list[Part] = [_control, _sync, _bookings, _notices, _writeback, _ami, _voicemail_directory,
-                     _autocall, _agi, _ldap, _web, _presence]
+                     _autocall, _agi, _ldap, _web, _presence, _phonebook]
 
 
 def build_specs(ctx: DaemonContext) -> list[ServiceSpec]:

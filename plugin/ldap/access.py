@@ -53,16 +53,27 @@ class Access:
         self.service_dn = normalise_dn(ldap.bind_dn) if ldap.bind_dn else ""
         self.service_password = ldap.bind_password.reveal().encode("utf-8")
         self.users: dict[str, tuple[str, bytes, frozenset[str]]] = {}
+        self.own: dict[str, frozenset[str]] = {}  # extension -> the user's own mailboxes
         for user in config.users:
+            own = frozenset(m.lower() for m in user.email)
+            self.own[user.extension] = own
             password = user.ldap_password.reveal().encode("utf-8")
             if not password:
                 continue  # a user without an LDAP password cannot bind as themselves
-            own = frozenset(m.lower() for m in user.email)
             record = (user.extension, password, own)
             self.users[normalise_dn(f"uid={user.extension},{ldap.base_dn}")] = record
             self.users[user.extension.lower()] = record
             for mail in user.email:
                 self.users[mail.lower()] = record
+
+    def user_view(self, extension: str) -> View | None:
+        """What the PBX user `extension` sees once authenticated (by a bind, or a phonebook token): their
+        own contacts plus the shared ones. None for an extension that is not a configured user."""
+        own = self.own.get(extension)
+        if own is None:
+            return None
+        mailboxes = None if self.shared is None else self.shared | own
+        return View(mailboxes, f"user {extension}", True)
 
     def anonymous_view(self) -> View | None:
         return View(self.shared, "anonymous", False) if self.anonymous_allowed else None
@@ -87,9 +98,9 @@ class Access:
             return self._refused()
         record = self.users.get(key)
         if record is not None and hmac.compare_digest(password, record[1]):
-            extension, _, own = record
-            mailboxes = None if self.shared is None else self.shared | own
-            return BindOutcome(ResultCode.SUCCESS, View(mailboxes, f"user {extension}", True))
+            view = self.user_view(record[0])
+            if view is not None:
+                return BindOutcome(ResultCode.SUCCESS, view)
         return self._refused()
 
     def _refused(self) -> BindOutcome:

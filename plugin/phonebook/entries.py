@@ -1,0 +1,114 @@
+"""A phonebook entry as phones show it: a clean name and the numbers in the form the phone dials.
+
+Built from the rows LDAP reads (plugin.ldap.build: `iter_contacts` and `contact_values`, so the name a
+phone shows over XML is the `cn` it shows over LDAP). Values from Exchange are hostile: characters XML 1.0
+cannot carry (C0 controls, U+FFFE, lone surrogates) and the bidirectional controls that turn a name
+around on the display (RTL override, isolates) are dropped, white space is collapsed and names are cut
+at NAME_LIMIT characters, so a 10 KB name costs the phone nothing.
+
+Numbers: a number with an E.164 form (sync.phones) is written as `[phonebook] number_format` says —
+`national` (a number of the default region with its trunk prefix, others with the international call
+prefix: what a desk phone behind a PBX dials), `international` (always the international call prefix)
+or `e164` (`+4930...`) — with `[phonebook] dial_prefix` (the outside line) before it, except in e164
+form. A number without one (an internal extension like `4711`) is its digits, with no prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pbxsync.plugin.ldap.build import ContactRow, PhoneRow, contact_values
+from pbxsync.plugin.ldap.numbers import NumberForms, only_digits
+from pbxsync.plugin.ldap.schema import CN, GIVEN_NAME, ORG, fold
+from pbxsync.sync.model import PhoneKind
+
+NAME_LIMIT = 128  # characters; desk phones show 20-40
+# XML 1.0 forbids these (ElementTree would write them and the document would not parse), and the
+# bidirectional controls can make "Alice" read as "ecilA" on a phone's display.
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_SPACE = re.compile(r"\s+")
+
+# The kinds of number a phone book shows, in the order phones list them.
+KIND_ORDER = (PhoneKind.BUSINESS, PhoneKind.MOBILE, PhoneKind.HOME, PhoneKind.OTHER, PhoneKind.PAGER,
+              PhoneKind.FAX)
+_RANK = {kind.value: i for i, kind in enumerate(KIND_ORDER)}
+
+
+def clean_text(value: str, limit: int = NAME_LIMIT) -> str:
+    """A value from Exchange as a phone may show it (see the module docstring)."""
+    return _SPACE.sub(" ", _UNSAFE.sub("", value)).strip()[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    kind: str  # a PhoneKind value
+    dial: str  # digits as the phone dials them (`+` first in e164 form)
+
+
+@dataclass(frozen=True, slots=True)
+class BookEntry:
+    name: str  # what LDAP serves as cn, cleaned
+    first_name: str
+    last_name: str
+    company: str
+    numbers: tuple[Number, ...]  # in KIND_ORDER, without duplicates
+    search_name: str  # folded name, first and last name and company: what a name search looks in
+
+    def numbers_of(self, *kinds: PhoneKind) -> list[str]:
+        wanted = {k.value for k in kinds}
+        return [n.dial for n in self.numbers if n.kind in wanted]
+
+    def first_number(self) -> str:
+        return self.numbers[0].dial if self.numbers else ""
+
+
+class Dialer:
+    """Stored numbers as the phone dials them (see the module docstring)."""
+
+    def __init__(self, forms: NumberForms, number_format: str, dial_prefix: str) -> None:
+        self.forms = forms
+        self.number_format = number_format
+        self.prefix = dial_prefix
+
+    def dial(self, phone: PhoneRow) -> str:
+        """The dialable form of one stored number; "" when it holds no digit."""
+        e164 = phone.e164 or self.forms.parse_e164(phone.raw)
+        if not e164:
+            return phone.digits or only_digits(phone.raw)
+        international = e164.lstrip("+")
+        if self.number_format == "e164":
+            return "+" + international
+        cc = self.forms.country_code
+        if self.number_format == "national" and cc and international.startswith(cc):
+            return self.prefix + self.forms.trunk_prefix + international[len(cc):]
+        return self.prefix + self.forms.international_prefix + international
+
+
+def book_entry(row: ContactRow, phones: Iterable[PhoneRow], dialer: Dialer) -> BookEntry:
+    served, _ = contact_values(row, (), dialer.forms)  # names only: numbers are dialled, not served raw
+    name = clean_text(served[CN][0])
+    first = clean_text(served[GIVEN_NAME][0]) if served[GIVEN_NAME] else ""
+    last = clean_text(row.surname)
+    company = clean_text(served[ORG][0]) if served[ORG] else ""
+    seen: set[str] = set()
+    numbers: list[Number] = []
+    for phone in sorted(phones, key=lambda p: _RANK.get(p.kind, len(_RANK))):
+        dial = dialer.dial(phone)
+        if dial and dial not in seen:
+            seen.add(dial)
+            kind = phone.kind if phone.kind in _RANK else PhoneKind.OTHER.value
+            numbers.append(Number(kind, dial))
+    search = fold(" ".join(part for part in (name, first, last, company) if part))
+    return BookEntry(name, first, last, company, tuple(numbers), search)
+
+
+def matches(entry: BookEntry, query: str) -> bool:
+    """A phone's search: every word of the query in the name (case-insensitive), or the query's digits
+    (three or more) in one of the numbers."""
+    digits = only_digits(query)
+    if len(digits) >= 3 and len(digits) * 2 >= len(query.replace(" ", "")):
+        return any(digits in n.dial for n in entry.numbers)
+    words = fold(query).split()
+    return all(word in entry.search_name for word in words)

@@ -1,0 +1,210 @@
+"""The vendors' XML phonebook documents, one renderer each, built with ElementTree (never by joining
+strings: every value is escaped by the serializer, and plugin.phonebook.entries has already dropped what
+XML cannot carry). Which structure comes from which published source is in docs/phones.md.
+
+A renderer gets one page of entries (plugin.phonebook.pages cuts it) and returns UTF-8 bytes with the
+XML declaration. Formats whose phones show one number per line (Cisco, Snom's minibrowser) list a
+contact once per number, the kind after the name when a contact has several.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pbxsync.plugin.phonebook.entries import BookEntry
+from pbxsync.sync.model import PhoneKind
+
+TITLE = "Phonebook"
+CISCO_PAGE = 32  # Cisco: at most 32 DirectoryEntry items per CiscoIPPhoneDirectory
+CISCO_NAME = 32  # Cisco: Name holds at most 32 characters
+GIGASET_PAGE = 100  # the most entries one Gigaset answer carries, whatever `count` asks
+
+
+@dataclass(frozen=True)
+class Links:
+    """Absolute URLs a paged or searchable document points the phone to ("" = none)."""
+
+    previous: str = ""
+    next: str = ""
+    search: str = ""  # Cisco: the CiscoIPPhoneInput form
+    results: str = ""  # Cisco: where the form sends the query
+
+
+@dataclass(frozen=True)
+class PageOf:
+    entries: Sequence[BookEntry]
+    total: int  # entries (or lines) in the whole, searched book
+    offset: int  # of the first one here, 0-based
+    links: Links = Links()
+    lines: Sequence[tuple[str, str]] = ()  # Cisco: this page's (name, number) lines, see `lines`
+
+
+Renderer = Callable[[PageOf], bytes]
+
+
+def _document(root: ET.Element) -> bytes:
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _text(parent: ET.Element, tag: str, text: str) -> ET.Element:
+    element = ET.SubElement(parent, tag)
+    element.text = text
+    return element
+
+
+def lines(entries: Sequence[BookEntry]) -> list[tuple[str, str]]:
+    """(name, number) per number: "Bob Smith (mobile)" when Bob has several numbers."""
+    out: list[tuple[str, str]] = []
+    for entry in entries:
+        several = len(entry.numbers) > 1
+        for number in entry.numbers:
+            out.append((f"{entry.name} ({number.kind})" if several else entry.name, number.dial))
+    return out
+
+
+def _name_parts(entry: BookEntry) -> tuple[str, str]:
+    """First and last name; a contact known by one name only ("Reception") is all last name."""
+    if entry.first_name or entry.last_name:
+        return entry.first_name, entry.last_name
+    return "", entry.name
+
+
+def yealink(page: PageOf) -> bytes:
+    """YealinkIPPhoneDirectory: DirectoryEntry with Name and a Telephone per number."""
+    root = ET.Element("YealinkIPPhoneDirectory")
+    _text(root, "Title", TITLE)
+    for entry in page.entries:
+        item = ET.SubElement(root, "DirectoryEntry")
+        _text(item, "Name", entry.name)
+        for number in entry.numbers:
+            _text(item, "Telephone", number.dial)
+    return _document(root)
+
+
+def fanvil(page: PageOf) -> bytes:
+    """FanvilIPPhoneDirectory: the same shape as Yealink's."""
+    root = ET.Element("FanvilIPPhoneDirectory")
+    _text(root, "Title", TITLE)
+    for entry in page.entries:
+        item = ET.SubElement(root, "DirectoryEntry")
+        _text(item, "Name", entry.name)
+        for number in entry.numbers:
+            _text(item, "Telephone", number.dial)
+    return _document(root)
+
+
+def snom(page: PageOf) -> bytes:
+    """SnomIPPhoneDirectory (the minibrowser): one DirectoryEntry per number."""
+    root = ET.Element("SnomIPPhoneDirectory")
+    _text(root, "Title", TITLE)
+    for name, number in lines(page.entries):
+        item = ET.SubElement(root, "DirectoryEntry")
+        _text(item, "Name", name)
+        _text(item, "Telephone", number)
+    return _document(root)
+
+
+_TBOOK_TYPES = {PhoneKind.BUSINESS.value: "business", PhoneKind.MOBILE.value: "mobile",
+                PhoneKind.HOME.value: "home"}  # other kinds: "fixed"
+
+
+def snom_tbook(page: PageOf) -> bytes:
+    """Snom's remote XML directory, tbook version 2.0: contact, first_name, last_name, numbers/number."""
+    root = ET.Element("tbook", {"e": "2", "version": "2.0", "complete": "true"})
+    for entry in page.entries:
+        contact = ET.SubElement(root, "contact", {"fav": "false", "vip": "false", "blocked": "false"})
+        first, last = _name_parts(entry)
+        _text(contact, "first_name", first)
+        _text(contact, "last_name", last)
+        if entry.company:
+            _text(contact, "organization", entry.company)
+        numbers = ET.SubElement(contact, "numbers")
+        for number in entry.numbers:
+            ET.SubElement(numbers, "number", {"no": number.dial, "type": _TBOOK_TYPES.get(number.kind, "fixed"),
+                                              "outgoing_id": "0"})
+    return _document(root)
+
+
+def grandstream(page: PageOf) -> bytes:
+    """Grandstream AddressBook: Contact with LastName, FirstName and a Phone (phonenumber, accountindex)
+    per number."""
+    root = ET.Element("AddressBook")
+    for entry in page.entries:
+        contact = ET.SubElement(root, "Contact")
+        first, last = _name_parts(entry)
+        _text(contact, "LastName", last)
+        _text(contact, "FirstName", first)
+        for number in entry.numbers:
+            phone = ET.SubElement(contact, "Phone")
+            _text(phone, "phonenumber", number.dial)
+            _text(phone, "accountindex", "0")
+    return _document(root)
+
+
+def _softkey(root: ET.Element, name: str, url: str, position: int) -> None:
+    key = ET.SubElement(root, "SoftKeyItem")
+    _text(key, "Name", name)
+    _text(key, "URL", url)
+    _text(key, "Position", str(position))
+
+
+def cisco(page: PageOf) -> bytes:
+    """CiscoIPPhoneDirectory: Title, Prompt, up to 32 DirectoryEntry (Name, Telephone), SoftKeyItems.
+    The page's `lines` are already cut to this page (plugin.phonebook.pages)."""
+    root = ET.Element("CiscoIPPhoneDirectory")
+    _text(root, "Title", TITLE)
+    shown = page.lines
+    first = page.offset + 1 if shown else 0
+    _text(root, "Prompt", f"{first}-{page.offset + len(shown)} of {page.total}")
+    for name, number in shown:
+        item = ET.SubElement(root, "DirectoryEntry")
+        _text(item, "Name", name[:CISCO_NAME])
+        _text(item, "Telephone", number)
+    _softkey(root, "Dial", "SoftKey:Dial", 1)
+    _softkey(root, "EditDial", "SoftKey:EditDial", 2)
+    position = 3
+    for name, url in (("Prev", page.links.previous), ("Next", page.links.next), ("Search", page.links.search)):
+        if url:
+            _softkey(root, name, url, position)
+            position += 1
+    _softkey(root, "Exit", "SoftKey:Exit", position)
+    return _document(root)
+
+
+def cisco_search(page: PageOf) -> bytes:
+    """CiscoIPPhoneInput: the search form; the phone sends what was typed as `q` to `links.results`."""
+    root = ET.Element("CiscoIPPhoneInput")
+    _text(root, "Title", TITLE)
+    _text(root, "Prompt", "Name or number")
+    _text(root, "URL", page.links.results)
+    item = ET.SubElement(root, "InputItem")
+    _text(item, "DisplayName", "Name or number")
+    _text(item, "QueryStringParam", "q")
+    _text(item, "DefaultValue", "")
+    _text(item, "InputFlags", "A")
+    return _document(root)
+
+
+def gigaset(page: PageOf) -> bytes:
+    """Gigaset's online directory answer: list (response, type, total, first, last) of entry (ln, fn,
+    hm for the first fixed line, mb for the first mobile)."""
+    shown = len(page.entries)
+    attributes = {"response": "get_list", "type": "pr", "total": str(page.total)}
+    if shown:
+        attributes |= {"first": str(page.offset + 1), "last": str(page.offset + shown)}
+    root = ET.Element("list", attributes)
+    for entry in page.entries:
+        item = ET.SubElement(root, "entry")
+        first, last = _name_parts(entry)
+        _text(item, "ln", last)
+        if first:
+            _text(item, "fn", first)
+        fixed = entry.numbers_of(PhoneKind.BUSINESS, PhoneKind.HOME, PhoneKind.OTHER)
+        mobile = entry.numbers_of(PhoneKind.MOBILE)
+        if fixed or not mobile:
+            _text(item, "hm", fixed[0] if fixed else entry.first_number())
+        if mobile:
+            _text(item, "mb", mobile[0])
+    return _document(root)

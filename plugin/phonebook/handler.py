@@ -1,0 +1,132 @@
+"""Answering one phonebook request: who asks (HTTP Basic, a phone token, or anonymous), which book,
+which page, and whether the phone already has it.
+
+- `/<vendor>.xml`: HTTP Basic with the user's LDAP credentials (`[[users]] ldap_password`, as the phone
+  binds over LDAP: `201`, `uid=201,<base_dn>` or an e-mail address; or the `[ldap] bind_dn` service
+  account, which sees the shared contacts), or nothing when `[phonebook] anonymous = true` (the shared
+  contacts). Wrong credentials: 401, and guessing is slowed down as for LDAP binds (plugin.ldap.throttle).
+- `/<vendor>/<token>.xml`: a phone token (plugin.phonebook.tokens); an unknown token is 404, so a token
+  cannot be told apart from a path that does not exist.
+- Each user sees exactly what LDAP shows them (plugin.ldap.access `View`).
+
+The ETag is a digest of the book's version, the format, the search and page, the links in it and the
+number settings; `If-None-Match` with it answers 304 before anything is rendered. Documents are
+`Cache-Control: private, no-cache`: a phone keeps its copy and asks again with the ETag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from urllib.parse import quote
+
+from aiohttp import BasicAuth, hdrs, web
+
+from pbxsync.plugin.ldap.access import View
+from pbxsync.plugin.ldap.protocol import ResultCode
+from pbxsync.plugin.phonebook.pages import CISCO_SEARCH, FORMATS, Format, ask_of, link, page_of, searched
+from pbxsync.plugin.phonebook.server import PhonebookServer
+from pbxsync.plugin.phonebook.tokens import TOKEN, token_digest
+
+SERVER: web.AppKey[PhonebookServer] = web.AppKey("phonebook", PhonebookServer)
+REALM = 'Basic realm="pbxsync phonebook", charset="UTF-8"'
+CACHE_CONTROL = "private, no-cache"
+# A Host header as phones send it: a name or address and a port. Anything else is not echoed into links.
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+MAX_CREDENTIALS = 1024  # bytes of an Authorization header worth decoding
+
+
+def make_app(server: PhonebookServer) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)  # Snom POSTs; nothing is read from the body
+    app[SERVER] = server
+    for path in ("/{vendor}.xml", "/{vendor}/{token}.xml"):
+        app.router.add_get(path, handle)
+        app.router.add_post(path, handle)
+    return app
+
+
+def _plain(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=text + "\n", headers=headers)
+
+
+async def _who(server: PhonebookServer, request: web.Request) -> View | web.Response:
+    token = request.match_info.get("token")
+    if token is not None:
+        extension = server.tokens.get(token_digest(token)) if TOKEN.fullmatch(token) else None
+        view = server.access.user_view(extension) if extension is not None else None
+        return view if view is not None else _plain(404, "not found")
+    header = request.headers.get(hdrs.AUTHORIZATION, "")
+    if not header:
+        if server.settings.anonymous:
+            return View(server.access.shared, "anonymous", False)
+        return _plain(401, "credentials needed", {hdrs.WWW_AUTHENTICATE: REALM})
+    return await _basic(server, request, header)
+
+
+async def _basic(server: PhonebookServer, request: web.Request, header: str) -> View | web.Response:
+    refused = _plain(401, "invalid credentials", {hdrs.WWW_AUTHENTICATE: REALM})
+    try:
+        if len(header) > MAX_CREDENTIALS:
+            raise ValueError("too long")
+        credentials = BasicAuth.decode(header, encoding="utf-8")
+    except ValueError:
+        return refused
+    source = request.remote or "?"
+    wait = server.binds.admit(source, credentials.login, server.clock())
+    if wait is None:
+        server.binds.log_refusal(source, credentials.login, "too many wrong passwords", server.clock())
+        return _plain(429, "too many wrong passwords; try later", {hdrs.RETRY_AFTER: "30"})
+    if wait > 0:
+        await asyncio.sleep(wait)  # a guesser waits; the loop does not
+    outcome = server.access.bind(3, credentials.login, credentials.password.encode("utf-8"))
+    ok = outcome.code is ResultCode.SUCCESS and outcome.view is not None and outcome.view.authenticated
+    server.binds.record(source, credentials.login, ok, server.clock())
+    if not ok or outcome.view is None:
+        return refused
+    return outcome.view
+
+
+def _base(request: web.Request) -> str:
+    """This document's own URL without the query, for Cisco's soft keys and search form."""
+    host = request.headers.get(hdrs.HOST, "")
+    if not _HOST.fullmatch(host):
+        sock = request.transport.get_extra_info("sockname") if request.transport is not None else None
+        host = f"{sock[0]}:{sock[1]}" if isinstance(sock, tuple) else "localhost"
+    return f"{'https' if request.secure else 'http'}://{host}{quote(request.path)}"
+
+
+def _not_modified(request: web.Request, etag: str) -> bool:
+    wanted = request.headers.get(hdrs.IF_NONE_MATCH, "")
+    if not wanted:
+        return False
+    return any(tag.strip().removeprefix("W/") in (etag, "*") for tag in wanted[:4096].split(","))
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    server = request.app[SERVER]
+    server.requests += 1
+    fmt: Format | None = FORMATS.get(request.match_info["vendor"])
+    if fmt is None:
+        return _plain(404, "not found")
+    who = await _who(server, request)
+    if isinstance(who, web.Response):
+        return who
+    params = request.query
+    if fmt.paging == "cisco" and "search" in params:
+        fmt = CISCO_SEARCH
+    ask = ask_of(fmt, params)
+    book = server.snapshot.book(who)
+    base = _base(request) if fmt.paging == "cisco" or fmt is CISCO_SEARCH else ""
+    etag = '"' + hashlib.blake2b(f"{book.version}\0{fmt.name}\0{ask.key}\0{base}\0{server.settings_key}".encode(),
+                                 digest_size=16).hexdigest() + '"'
+    headers = {hdrs.ETAG: etag, hdrs.CACHE_CONTROL: CACHE_CONTROL}
+    if _not_modified(request, etag):
+        server.not_modified += 1
+        return web.Response(status=304, headers=headers)
+    body = server.cache.get(etag)
+    if body is None:
+        page = page_of(fmt, searched(book.entries, ask.query), ask, lambda p: link(base, p))
+        body = fmt.render(page)
+        server.cache.put(etag, body)
+    return web.Response(body=body, content_type="text/xml", charset="utf-8", headers=headers)

@@ -1,0 +1,111 @@
+"""What one request asks of a book, per format: the search, the page, the links; all pure.
+
+- Every format takes `q` (a name or number search, see plugin.phonebook.entries.matches).
+- Cisco is paged by `page` (1-based, 32 lines each) with Prev/Next/Search soft keys; `/cisco/search.xml`
+  is its search form.
+- Gigaset asks with its own parameters: `first` (1-based) and `count`, names in `ln`/`fn` and a number
+  in `hm` (its online-directory lookup), `*` as wildcard.
+- The others get the whole (searched) book.
+
+Query values are hostile: they are bounded, and only ever compared, never put into a document unescaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from pbxsync.plugin.phonebook import formats
+from pbxsync.plugin.phonebook.entries import BookEntry, clean_text, matches
+from pbxsync.plugin.phonebook.formats import Links, PageOf, Renderer
+
+MAX_QUERY = 64  # characters of a search; a phone sends a few
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str  # the URL's /<name>.xml
+    render: Renderer
+    paging: str = ""  # "" | "cisco" | "gigaset"
+
+
+FORMATS: dict[str, Format] = {f.name: f for f in (
+    Format("yealink", formats.yealink),
+    Format("snom", formats.snom),
+    Format("snom-tbook", formats.snom_tbook),
+    Format("grandstream", formats.grandstream),
+    Format("cisco", formats.cisco, "cisco"),
+    Format("fanvil", formats.fanvil),
+    Format("gigaset", formats.gigaset, "gigaset"),
+)}
+CISCO_SEARCH = Format("cisco-search", formats.cisco_search)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One request's search and page, normalised (part of the cache key and ETag)."""
+
+    query: str = ""
+    start: int = 0  # 0-based offset of the first entry or line
+    count: int = 0  # 0 = all
+
+    @property
+    def key(self) -> str:
+        return f"{self.query}\0{self.start}\0{self.count}"
+
+
+def _int(text: str | None, default: int, low: int, high: int) -> int:
+    if text is None or not text.isascii() or not text.isdigit() or len(text) > 9:
+        return default
+    return max(low, min(high, int(text)))
+
+
+def _term(text: str | None) -> str:
+    return clean_text((text or "").replace("*", " "), MAX_QUERY)
+
+
+def ask_of(fmt: Format, params: Mapping[str, str]) -> Ask:
+    query = _term(params.get("q"))
+    if fmt.paging == "cisco":
+        page = _int(params.get("page"), 1, 1, 1_000_000)
+        return Ask(query, (page - 1) * formats.CISCO_PAGE, formats.CISCO_PAGE)
+    if fmt.paging == "gigaset":
+        number = _term(params.get("hm"))
+        names = " ".join(t for t in (_term(params.get("ln")), _term(params.get("fn"))) if t)
+        first = _int(params.get("first"), 1, 1, 1_000_000)
+        count = _int(params.get("count"), formats.GIGASET_PAGE, 1, formats.GIGASET_PAGE)
+        return Ask(query or number or names, first - 1, count)
+    return Ask(query)
+
+
+def searched(entries: Sequence[BookEntry], query: str) -> Sequence[BookEntry]:
+    return [e for e in entries if matches(e, query)] if query else entries
+
+
+def page_of(fmt: Format, entries: Sequence[BookEntry], ask: Ask, url: Callable[[dict[str, str]], str]) -> PageOf:
+    """The page `ask` wants of the (already searched) `entries`; `url(params)` makes an absolute link."""
+    if fmt.paging == "cisco":
+        return _cisco_page(entries, ask, url)
+    if fmt.paging == "gigaset":
+        return PageOf(entries[ask.start:ask.start + ask.count], len(entries), ask.start)
+    if fmt is CISCO_SEARCH:
+        return PageOf((), 0, 0, Links(results=url({})))
+    return PageOf(entries, len(entries), 0)
+
+
+def _cisco_page(entries: Sequence[BookEntry], ask: Ask, url: Callable[[dict[str, str]], str]) -> PageOf:
+    """Cisco pages count lines (one per number): 32 DirectoryEntry items at most."""
+    every = formats.lines(entries)
+    total = len(every)
+    start = min(ask.start, max(total - 1, 0)) // ask.count * ask.count
+    page = start // ask.count + 1
+    query = {"q": ask.query} if ask.query else {}
+    links = Links(previous=url({**query, "page": str(page - 1)}) if page > 1 else "",
+                  next=url({**query, "page": str(page + 1)}) if start + ask.count < total else "",
+                  search=url({"search": "1"}))
+    return PageOf((), total, start, links, every[start:start + ask.count])
+
+
+def link(base: str, params: dict[str, str]) -> str:
+    return f"{base}?{urlencode(params)}" if params else base

@@ -1,0 +1,194 @@
+"""The phonebook HTTP server: its state (snapshot, tokens, rendered books), reloads and lifecycle.
+
+Requests are answered by plugin.phonebook.handler from memory. The store is read in a worker thread
+(one read-only SQLite connection) when another connection committed since the last read (SQLite's
+`PRAGMA data_version`, polled every `[phonebook] refresh_seconds` and on `refresh()`), so a thousand
+phones polling cost no database work at all. Rendered documents are kept by ETag in a bounded LRU
+(`[phonebook] cache_mb`): a book is built once per change, then served as bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+import ssl
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from pbxsync.plugin.ldap.access import Access
+from pbxsync.plugin.ldap.numbers import NumberForms
+from pbxsync.plugin.ldap.server import make_tls_context
+from pbxsync.plugin.ldap.throttle import BindGuard
+from pbxsync.plugin.phonebook.book import Snapshot, read_snapshot
+from pbxsync.plugin.phonebook.entries import Dialer
+from pbxsync.plugin.phonebook.site import start_site
+from pbxsync.plugin.phonebook.tokens import read_tokens
+from pbxsync.sync.config import Config
+from pbxsync.sync.errors import PbxsyncError, UserError
+from pbxsync.sync.store.db import Store
+
+log = logging.getLogger("pbxsync.phonebook")
+
+
+class PhonebookServerError(UserError):
+    """The phonebook cannot start (no listen address, address in use, unreadable certificate)."""
+
+
+class RenderCache:
+    """Documents by ETag, least recently used dropped first once over `limit` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.items: OrderedDict[str, bytes] = OrderedDict()
+
+    def get(self, key: str) -> bytes | None:
+        body = self.items.get(key)
+        if body is not None:
+            self.items.move_to_end(key)
+        return body
+
+    def put(self, key: str, body: bytes) -> None:
+        if len(body) > self.limit or key in self.items:
+            return
+        self.items[key] = body
+        self.size += len(body)
+        while self.size > self.limit:
+            _, dropped = self.items.popitem(last=False)
+            self.size -= len(dropped)
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.size = 0
+
+
+class PhonebookServer:
+    """Construct, `await start()`, `await stop()`; `refresh()` after a sync pass."""
+
+    def __init__(self, config: Config, store: Store | str | os.PathLike[str], *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        settings = config.phonebook
+        if settings.listen is None:
+            raise PhonebookServerError("phonebook.listen: not set (the phonebook is off)")
+        self.config = config
+        self.settings = settings
+        self.listen = settings.listen
+        self.db_path = store.path if isinstance(store, Store) else os.fspath(store)
+        self.clock = clock
+        self.access = Access(config)
+        self.binds = BindGuard()
+        self.dialer = Dialer(NumberForms(config.sync.default_region), settings.number_format, settings.dial_prefix)
+        # What else shapes a document besides the book: a changed setting must change every ETag.
+        self.settings_key = f"{settings.number_format}\0{settings.dial_prefix}\0{config.sync.default_region}"
+        self.tls: ssl.SSLContext | None = None
+        if settings.tls_cert and settings.tls_key:
+            self.tls = make_tls_context(settings.tls_cert, settings.tls_key, "phonebook")
+        self.snapshot = Snapshot()
+        self.tokens: dict[str, str] = {}  # token digest -> extension
+        self.cache = RenderCache(settings.cache_mb * 1024 * 1024)
+        self.addresses: list[tuple[str, int]] = []
+        self.requests = 0
+        self.not_modified = 0
+        self.loaded_at: float | None = None
+        self.last_error = ""
+        self._runner: web.AppRunner | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._data_version: int | None = None
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="phonebook")
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._watcher: asyncio.Task[None] | None = None
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        from pbxsync.plugin.phonebook.handler import make_app  # the handler reads this server's state
+
+        await self.reload()
+        try:
+            self._runner, self.addresses = await start_site(make_app(self), self.listen, self.tls)
+        except OSError as exc:
+            await self.stop()
+            raise PhonebookServerError(f"phonebook: cannot listen on {self.listen}: {exc.strerror or exc}") from None
+        self._watcher = asyncio.create_task(self._watch_store(), name="phonebook-refresh")
+        log.info("XML phonebook listening on %s%s with %d contacts", self.addresses, " (HTTPS)" if self.tls else "",
+                 self.snapshot.size)
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await asyncio.get_running_loop().run_in_executor(self._worker, self._close_reader)
+        self._worker.shutdown(wait=False)
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="phonebook")  # start() may be called again
+
+    def refresh(self) -> None:
+        """Check the store now (a re-read happens only if it changed)."""
+        self._wake.set()
+
+    def health(self) -> dict[str, Any]:
+        return {"listen": ", ".join(f"{h}:{p}" for h, p in self.addresses), "contacts": self.snapshot.size,
+                "tokens": len(self.tokens), "requests": self.requests, "not_modified": self.not_modified,
+                "cache_mb": round(self.cache.size / 1e6, 1), "last_error": self.last_error,
+                "ok": not self.last_error}
+
+    # ---- reading the store ------------------------------------------------------------------------
+
+    async def reload(self, force: bool = True) -> bool:
+        """Re-read contacts and tokens if the store changed (always with `force`); True when re-read."""
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            try:
+                loaded = await loop.run_in_executor(self._worker, self._load, force)
+            except (sqlite3.Error, OSError, PbxsyncError) as exc:
+                self.last_error = f"cannot read contacts from {self.db_path}: {exc}"
+                log.error("XML phonebook: %s", self.last_error)
+                await loop.run_in_executor(self._worker, self._close_reader)
+                return False
+            if loaded is None:
+                return False
+            self.snapshot, self.tokens = loaded
+            self.cache.clear()  # unchanged books get the same ETags back, and are rendered again once
+            self.loaded_at = self.clock()
+            self.last_error = ""
+            return True
+
+    def _load(self, force: bool) -> tuple[Snapshot, dict[str, str]] | None:
+        if self._reader is None:
+            self._reader = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, isolation_level=None,
+                                           check_same_thread=False)
+            self._reader.execute("PRAGMA busy_timeout = 5000")
+        version = int(self._reader.execute("PRAGMA data_version").fetchone()[0])
+        if not force and version == self._data_version:
+            return None
+        snapshot = read_snapshot(self._reader, self.dialer)
+        tokens = read_tokens(self._reader)
+        self._data_version = version
+        return snapshot, tokens
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._reader.close()
+            self._reader = None
+
+    async def _watch_store(self) -> None:
+        interval = self.settings.refresh_seconds
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=interval if interval > 0 else None)
+            self._wake.clear()
+            await self.reload(force=False)
