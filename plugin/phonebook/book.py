@@ -65,7 +65,7 @@ class Snapshot:
 def read_snapshot(conn: sqlite3.Connection, dialer: Dialer) -> Snapshot:
     """The store's contacts as a snapshot (runs in a worker thread: a sync may be writing meanwhile)."""
     snapshot = Snapshot()
-    hashes: dict[str, hashlib._Hash] = {}
+    hashes: dict[str, hashlib.blake2b] = {}
     everything: list[BookEntry] = []
     for row, phones in iter_contacts(conn):
         entry = book_entry(row, phones, dialer)

@@ -45,7 +45,7 @@ Renderer = Callable[[PageOf], bytes]
 
 
 def _document(root: ET.Element) -> bytes:
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 def _text(parent: ET.Element, tag: str, text: str) -> ET.Element:

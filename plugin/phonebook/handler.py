@@ -17,11 +17,13 @@ number settings; `If-None-Match` with it answers 304 before anything is rendered
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import re
 from urllib.parse import quote
 
-from aiohttp import BasicAuth, hdrs, web
+from aiohttp import hdrs, web
 
 from pbxsync.plugin.ldap.access import View
 from pbxsync.plugin.ldap.protocol import ResultCode
@@ -66,25 +68,35 @@ async def _who(server: PhonebookServer, request: web.Request) -> View | web.Resp
 
 async def _basic(server: PhonebookServer, request: web.Request, header: str) -> View | web.Response:
     refused = _plain(401, "invalid credentials", {hdrs.WWW_AUTHENTICATE: REALM})
-    try:
-        if len(header) > MAX_CREDENTIALS:
-            raise ValueError("too long")
-        credentials = BasicAuth.decode(header, encoding="utf-8")
-    except ValueError:
+    credentials = basic_credentials(header)
+    if credentials is None:
         return refused
+    login, password = credentials
     source = request.remote or "?"
-    wait = server.binds.admit(source, credentials.login, server.clock())
+    wait = server.binds.admit(source, login, server.clock())
     if wait is None:
-        server.binds.log_refusal(source, credentials.login, "too many wrong passwords", server.clock())
+        server.binds.log_refusal(source, login, "too many wrong passwords", server.clock())
         return _plain(429, "too many wrong passwords; try later", {hdrs.RETRY_AFTER: "30"})
     if wait > 0:
         await asyncio.sleep(wait)  # a guesser waits; the loop does not
-    outcome = server.access.bind(3, credentials.login, credentials.password.encode("utf-8"))
+    outcome = server.access.bind(3, login, password)
     ok = outcome.code is ResultCode.SUCCESS and outcome.view is not None and outcome.view.authenticated
-    server.binds.record(source, credentials.login, ok, server.clock())
+    server.binds.record(source, login, ok, server.clock())
     if not ok or outcome.view is None:
         return refused
     return outcome.view
+
+
+def basic_credentials(header: str) -> tuple[str, bytes] | None:
+    """(login, password) of an `Authorization: Basic` header (RFC 7617, UTF-8); None if it is not one."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or len(encoded) > MAX_CREDENTIALS:
+        return None
+    try:
+        login, colon, password = base64.b64decode(encoded.strip(), validate=True).partition(b":")
+        return (login.decode("utf-8"), password) if colon else None
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
 
 
 def _base(request: web.Request) -> str:

@@ -11,11 +11,10 @@ import pytest
 
 from pbxsync.plugin.ldap.build import ContactRow, PhoneRow
 from pbxsync.plugin.ldap.numbers import NumberForms
-from pbxsync.plugin.phonebook import formats
 from pbxsync.plugin.phonebook.entries import NAME_LIMIT, BookEntry, Dialer, book_entry, matches
 from pbxsync.plugin.phonebook.pages import CISCO_SEARCH, FORMATS, ask_of, link, page_of, searched
-from pbxsync.sync.phones import phone_number
 from pbxsync.sync.model import PhoneKind
+from pbxsync.sync.phones import phone_number
 
 FORMS = NumberForms("DE")
 NATIONAL = Dialer(FORMS, "national", "")
