@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need, once. Safe to run again: it only installs what is missing.
 set -euo pipefail
-packages=(ldap-utils slapd debootstrap chromium chromium-driver)
+packages=(ldap-utils slapd debootstrap chromium chromium-driver curl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
