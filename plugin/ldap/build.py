@@ -87,6 +87,11 @@ def _names(row: ContactRow) -> tuple[str, str, tuple[str, ...]]:
     return uid, cn, mails
 
 
+def common_name(row: ContactRow) -> str:
+    """The name a contact is shown by (`cn`): for every phonebook pbxsync serves, LDAP or XML."""
+    return _names(row)[1]
+
+
 def contact_values(row: ContactRow, phones: Iterable[PhoneRow], forms: NumberForms
                    ) -> tuple[dict[int, tuple[str, ...]], dict[int, tuple[str, ...]]]:
     """One contact's values as served and as compared (numbers: as stored for comparing), per stored

@@ -62,6 +62,13 @@ class Snapshot:
         return Book(version.hexdigest(), entries)
 
 
+def _fingerprint(entry: BookEntry) -> bytes:
+    """Everything a document may show of an entry, unambiguously separated."""
+    parts = [entry.name, entry.first_name, entry.last_name, entry.company]
+    parts += [f"{n.kind}:{n.dial}" for n in entry.numbers]
+    return ("\x1f".join(parts) + "\x1e").encode("utf-8", "surrogatepass")
+
+
 def read_snapshot(conn: sqlite3.Connection, dialer: Dialer) -> Snapshot:
     """The store's contacts as a snapshot (runs in a worker thread: a sync may be writing meanwhile)."""
     snapshot = Snapshot()
@@ -72,7 +79,7 @@ def read_snapshot(conn: sqlite3.Connection, dialer: Dialer) -> Snapshot:
         if not entry.numbers:
             continue
         snapshot.by_mailbox.setdefault(row.mailbox, []).append((len(everything), entry))
-        hashes.setdefault(row.mailbox, hashlib.blake2b(digest_size=16)).update(repr(entry).encode())
+        hashes.setdefault(row.mailbox, hashlib.blake2b(digest_size=16)).update(_fingerprint(entry))
         everything.append(entry)
     snapshot.everything = tuple(everything)
     snapshot.digests = {box: h.hexdigest() for box, h in hashes.items()}

@@ -1,6 +1,6 @@
 """A phonebook entry as phones show it: a clean name and the numbers in the form the phone dials.
 
-Built from the rows LDAP reads (plugin.ldap.build: `iter_contacts` and `contact_values`, so the name a
+Built from the rows LDAP reads (plugin.ldap.build: `iter_contacts` and `common_name`, so the name a
 phone shows over XML is the `cn` it shows over LDAP). Values from Exchange are hostile: characters XML 1.0
 cannot carry (C0 controls, U+FFFE, lone surrogates) and the bidirectional controls that turn a name
 around on the display (RTL override, isolates) are dropped, white space is collapsed and names are cut
@@ -19,9 +19,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pbxsync.plugin.ldap.build import ContactRow, PhoneRow, contact_values
+from pbxsync.plugin.ldap.build import ContactRow, PhoneRow, common_name
 from pbxsync.plugin.ldap.numbers import NumberForms, only_digits
-from pbxsync.plugin.ldap.schema import CN, GIVEN_NAME, ORG, fold
+from pbxsync.plugin.ldap.schema import fold
 from pbxsync.sync.model import PhoneKind
 
 NAME_LIMIT = 128  # characters; desk phones show 20-40
@@ -87,11 +87,8 @@ class Dialer:
 
 
 def book_entry(row: ContactRow, phones: Iterable[PhoneRow], dialer: Dialer) -> BookEntry:
-    served, _ = contact_values(row, (), dialer.forms)  # names only: numbers are dialled, not served raw
-    name = clean_text(served[CN][0])
-    first = clean_text(served[GIVEN_NAME][0]) if served[GIVEN_NAME] else ""
-    last = clean_text(row.surname)
-    company = clean_text(served[ORG][0]) if served[ORG] else ""
+    name = clean_text(common_name(row))
+    first, last, company = clean_text(row.given_name), clean_text(row.surname), clean_text(row.company)
     seen: set[str] = set()
     numbers: list[Number] = []
     for phone in sorted(phones, key=lambda p: _RANK.get(p.kind, len(_RANK))):

@@ -2,15 +2,18 @@
 
 Requests are answered by plugin.phonebook.handler from memory. The store is read in a worker thread
 (one read-only SQLite connection) when another connection committed since the last read (SQLite's
-`PRAGMA data_version`, polled every `[phonebook] refresh_seconds` and on `refresh()`), so a thousand
-phones polling cost no database work at all. Rendered documents are kept by ETag in a bounded LRU
-(`[phonebook] cache_mb`): a book is built once per change, then served as bytes.
+`PRAGMA data_version`, polled every `[phonebook] refresh_seconds` and on `refresh()`) and the contacts or
+tokens are not as they were (a calendar pass commits too: a count and the latest change time tell them
+apart without re-reading every row), so a thousand phones polling cost no database work at all.
+Rendered documents are kept by ETag in a bounded LRU (`[phonebook] cache_mb`): a book is built once per
+change, then served as bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import sqlite3
@@ -36,6 +39,13 @@ from pbxsync.sync.errors import PbxsyncError, UserError
 from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.phonebook")
+
+
+# Changes to what the phonebook shows: any insert, update or delete of a contact or token moves one of these.
+_SIGNATURE_SQL = """
+SELECT (SELECT count(*) FROM contacts), (SELECT max(updated_at) FROM contacts),
+       (SELECT count(*) FROM phonebook_tokens), (SELECT max(created_at) FROM phonebook_tokens)
+"""
 
 
 class PhonebookServerError(UserError):
@@ -102,6 +112,7 @@ class PhonebookServer:
         self._runner: web.AppRunner | None = None
         self._reader: sqlite3.Connection | None = None
         self._data_version: int | None = None
+        self._signature: tuple[object, ...] = ()
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="phonebook")
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -162,6 +173,9 @@ class PhonebookServer:
                 return False
             self.snapshot, self.tokens = loaded
             self.cache.clear()  # unchanged books get the same ETags back, and are rendered again once
+            # The snapshot lives until the next change: keep it out of the cyclic GC's scans, which would
+            # otherwise stall requests now and then (as plugin.ldap.server does for its index).
+            gc.freeze()
             self.loaded_at = self.clock()
             self.last_error = ""
             return True
@@ -174,9 +188,13 @@ class PhonebookServer:
         version = int(self._reader.execute("PRAGMA data_version").fetchone()[0])
         if not force and version == self._data_version:
             return None
+        self._data_version = version
+        signature = tuple(self._reader.execute(_SIGNATURE_SQL).fetchone())
+        if not force and signature == self._signature:
+            return None
         snapshot = read_snapshot(self._reader, self.dialer)
         tokens = read_tokens(self._reader)
-        self._data_version = version
+        self._signature = signature
         return snapshot, tokens
 
     def _close_reader(self) -> None:
