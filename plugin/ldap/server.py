@@ -45,14 +45,13 @@ class LdapServerError(UserError):
     """The LDAP server cannot start (address in use, unreadable certificate)."""
 
 
-def make_tls_context(cert: str, key: str, section: str = "ldap") -> ssl.SSLContext:
-    """A server-side TLS context (TLS 1.2 or newer) for the listener configured in `[section]`."""
+def make_tls_context(cert: str, key: str) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        raise LdapServerError(f"{section}.tls_cert/tls_key: cannot load {cert}: {exc}") from None
+        raise LdapServerError(f"ldap.tls_cert/tls_key: cannot load {cert}: {exc}") from None
     return context
 
 

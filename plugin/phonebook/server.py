@@ -24,21 +24,22 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from aiohttp import web
-
 from pbxsync.plugin.ldap.access import Access
 from pbxsync.plugin.ldap.numbers import NumberForms
-from pbxsync.plugin.ldap.server import make_tls_context
 from pbxsync.plugin.ldap.throttle import BindGuard
 from pbxsync.plugin.phonebook.book import Snapshot, read_snapshot
 from pbxsync.plugin.phonebook.entries import Dialer
-from pbxsync.plugin.phonebook.site import start_site
 from pbxsync.plugin.phonebook.tokens import read_tokens
 from pbxsync.sync.config import Config
 from pbxsync.sync.errors import PbxsyncError, UserError
+from pbxsync.sync.http_site import Limits, Site, start_site, tls_context
 from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.phonebook")
+
+# Phones fetch and go. Keep-alive: a phone or a DECT base asking for several pages reuses its connection;
+# a Snom POST carries a small form. Up to 64 phones behind one address (a DECT base, a NAT).
+LIMITS = Limits(max_connections=512, per_source=64, keep_alive=True, max_body_bytes=16 * 1024)
 
 
 # Changes to what the phonebook shows: any insert, update or delete of a contact or token moves one of these.
@@ -100,7 +101,7 @@ class PhonebookServer:
         self.settings_key = f"{settings.number_format}\0{settings.dial_prefix}\0{config.sync.default_region}"
         self.tls: ssl.SSLContext | None = None
         if settings.tls_cert and settings.tls_key:
-            self.tls = make_tls_context(settings.tls_cert, settings.tls_key, "phonebook")
+            self.tls = tls_context(settings.tls_cert, settings.tls_key, "phonebook.tls_cert/tls_key")
         self.snapshot = Snapshot()
         self.tokens: dict[str, str] = {}  # token digest -> extension
         self.cache = RenderCache(settings.cache_mb * 1024 * 1024)
@@ -109,7 +110,7 @@ class PhonebookServer:
         self.not_modified = 0
         self.loaded_at: float | None = None
         self.last_error = ""
-        self._runner: web.AppRunner | None = None
+        self._site: Site | None = None
         self._reader: sqlite3.Connection | None = None
         self._data_version: int | None = None
         self._signature: tuple[object, ...] = ()
@@ -125,10 +126,12 @@ class PhonebookServer:
 
         await self.reload()
         try:
-            self._runner, self.addresses = await start_site(make_app(self), self.listen, self.tls)
+            self._site = await start_site(make_app(self), self.listen, limits=LIMITS, tls=self.tls)
         except OSError as exc:
             await self.stop()
             raise PhonebookServerError(f"phonebook: cannot listen on {self.listen}: {exc.strerror or exc}") from None
+        bound = self._site.listen
+        self.addresses = [(bound.host, bound.port)] if bound is not None else []
         self._watcher = asyncio.create_task(self._watch_store(), name="phonebook-refresh")
         log.info("XML phonebook listening on %s%s with %d contacts", self.addresses, " (HTTPS)" if self.tls else "",
                  self.snapshot.size)
@@ -139,9 +142,9 @@ class PhonebookServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
             self._watcher = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._site is not None:
+            await self._site.close()
+            self._site = None
         await asyncio.get_running_loop().run_in_executor(self._worker, self._close_reader)
         self._worker.shutdown(wait=False)
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="phonebook")  # start() may be called again
