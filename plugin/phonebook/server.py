@@ -76,10 +76,6 @@ class RenderCache:
             _, dropped = self.items.popitem(last=False)
             self.size -= len(dropped)
 
-    def clear(self) -> None:
-        self.items.clear()
-        self.size = 0
-
 
 class PhonebookServer:
     """Construct, `await start()`, `await stop()`; `refresh()` after a sync pass."""
@@ -174,8 +170,9 @@ class PhonebookServer:
                 return False
             if loaded is None:
                 return False
+            # The render cache stays: it is keyed by ETag, a digest of the content, so what an unchanged
+            # book rendered is still right, and only the books a change touched are rendered again.
             self.snapshot, self.tokens = loaded
-            self.cache.clear()  # unchanged books get the same ETags back, and are rendered again once
             # The snapshot lives until the next change: keep it out of the cyclic GC's scans, which would
             # otherwise stall requests now and then (as plugin.ldap.server does for its index).
             gc.freeze()

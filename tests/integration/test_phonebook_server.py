@@ -212,6 +212,7 @@ async def test_a_synced_change_changes_only_the_books_that_show_it(
     finally:
         conn.close()
     assert await server.reload(force=False)
+    assert server.cache.get(before_alice) is not None  # alice's rendered book is still good: not rendered again
     assert await etag(ALICE) == before_alice  # unchanged book, same ETag after the re-read
     assert await etag(BOB) != before_bob
     assert "Eve New" in await names(http, url(server, "/yealink.xml"), headers=BOB)
