@@ -21,7 +21,6 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pbxsync.plugin.ldap.access import Access
@@ -32,6 +31,7 @@ from pbxsync.plugin.ldap.numbers import NumberForms
 from pbxsync.plugin.ldap.protocol import ResultCode, notice_of_disconnection
 from pbxsync.plugin.ldap.session import LdapSession
 from pbxsync.plugin.ldap.turns import Turns
+from pbxsync.plugin.store_follower import StoreFollower
 from pbxsync.sync.config import Config
 from pbxsync.sync.errors import PbxsyncError, UserError
 from pbxsync.sync.store.db import Store
@@ -86,11 +86,8 @@ class LdapServer:
         self.last_error = ""
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._reader: sqlite3.Connection | None = None
-        self._data_version: int | None = None
         self._reload_lock = asyncio.Lock()
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="ldap-index")
-        self._wake = asyncio.Event()
+        self._store: StoreFollower[Index] = StoreFollower(self.db_path, self._load, "ldap-index")
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
@@ -113,7 +110,9 @@ class LdapServer:
         except OSError as exc:
             await self.stop()
             raise LdapServerError(f"ldap: cannot listen: {exc.strerror or exc}") from None
-        self._tasks.append(asyncio.create_task(self._watch_store(), name="ldap-refresh"))
+        self._tasks.append(asyncio.create_task(self._store.follow(self.settings.refresh_seconds,
+                                                                  lambda: self.reload(force=False)),
+                                               name="ldap-refresh"))
         self._tasks.append(asyncio.create_task(self._close_idle(), name="ldap-idle"))
         log.info("LDAP phonebook listening on %s%s with %d contacts", self.addresses,
                  f", LDAPS on {self.ldaps_addresses}" if self.ldaps_addresses else "", len(self.index.entries))
@@ -132,15 +131,12 @@ class LdapServer:
             await server.wait_closed()
         self._servers.clear()
         self._tasks.clear()
-        # All SQLite work runs on one worker thread, so this close queues behind a build still running.
-        await asyncio.get_running_loop().run_in_executor(self._worker, self._close_reader)
-        self._worker.shutdown(wait=False)
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="ldap-index")  # start() may be called again
+        await self._store.close()  # start() may be called again
 
     def refresh(self) -> None:
         """Ask for a check of the store now (e.g. after a sync pass); the index is rebuilt only if another
         connection committed since the last build (SQLite's `PRAGMA data_version`)."""
-        self._wake.set()
+        self._store.wake()
 
     @property
     def index(self) -> Index:
@@ -172,11 +168,10 @@ class LdapServer:
         """Rebuild the index if the store changed (always with `force`); True when it was rebuilt."""
         async with self._reload_lock:
             try:
-                index = await asyncio.get_running_loop().run_in_executor(self._worker, self._load, force)
+                index = await self._store.read(force)
             except (sqlite3.Error, OSError, PbxsyncError) as exc:
                 self.last_error = f"cannot read contacts from {self.db_path}: {exc}"
                 log.error("LDAP phonebook: %s", self.last_error)
-                await asyncio.get_running_loop().run_in_executor(self._worker, self._close_reader)
                 return False
             if index is None:
                 return False
@@ -190,33 +185,11 @@ class LdapServer:
             log.info("LDAP phonebook: %d contacts from %d mailboxes", len(index.entries), len(index.mailboxes))
             return True
 
-    def _load(self, force: bool) -> Index | None:
-        if self._reader is None:
-            self._reader = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, isolation_level=None,
-                                           check_same_thread=False)
-            self._reader.execute("PRAGMA busy_timeout = 5000")
-        version = int(self._reader.execute("PRAGMA data_version").fetchone()[0])
-        if not force and version == self._data_version:
-            return None
+    def _load(self, reader: sqlite3.Connection, force: bool) -> Index:
         started = time.monotonic()
-        index = build_from_store(self._reader, self.settings.base_dn, self.forms)
+        index = build_from_store(reader, self.settings.base_dn, self.forms)
         self.build_seconds = time.monotonic() - started
-        self._data_version = version
         return index
-
-    def _close_reader(self) -> None:
-        if self._reader is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._reader.close()
-            self._reader = None
-
-    async def _watch_store(self) -> None:
-        interval = self.settings.refresh_seconds
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval if interval > 0 else None)
-            self._wake.clear()
-            await self.reload(force=False)
 
     async def _close_idle(self) -> None:
         idle = self.settings.idle_timeout_seconds

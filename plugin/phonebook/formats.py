@@ -76,9 +76,9 @@ def _name_parts(entry: BookEntry) -> tuple[str, str]:
     return "", entry.name
 
 
-def yealink(page: PageOf) -> bytes:
-    """YealinkIPPhoneDirectory: DirectoryEntry with Name and a Telephone per number."""
-    root = ET.Element("YealinkIPPhoneDirectory")
+def _name_and_numbers(root_tag: str, page: PageOf) -> bytes:
+    """Yealink's shape, which Fanvil shares: DirectoryEntry with Name and a Telephone per number."""
+    root = ET.Element(root_tag)
     _text(root, "Title", TITLE)
     for entry in page.entries:
         item = ET.SubElement(root, "DirectoryEntry")
@@ -86,18 +86,14 @@ def yealink(page: PageOf) -> bytes:
         for number in entry.numbers:
             _text(item, "Telephone", number.dial)
     return _document(root)
+
+
+def yealink(page: PageOf) -> bytes:
+    return _name_and_numbers("YealinkIPPhoneDirectory", page)
 
 
 def fanvil(page: PageOf) -> bytes:
-    """FanvilIPPhoneDirectory: the same shape as Yealink's."""
-    root = ET.Element("FanvilIPPhoneDirectory")
-    _text(root, "Title", TITLE)
-    for entry in page.entries:
-        item = ET.SubElement(root, "DirectoryEntry")
-        _text(item, "Name", entry.name)
-        for number in entry.numbers:
-            _text(item, "Telephone", number.dial)
-    return _document(root)
+    return _name_and_numbers("FanvilIPPhoneDirectory", page)
 
 
 def snom(page: PageOf) -> bytes:

@@ -1,8 +1,8 @@
 """The phonebook HTTP server: its state (snapshot, tokens, rendered books), reloads and lifecycle.
 
 Requests are answered by plugin.phonebook.handler from memory. The store is read in a worker thread
-(one read-only SQLite connection) when another connection committed since the last read (SQLite's
-`PRAGMA data_version`, polled every `[phonebook] refresh_seconds` and on `refresh()`) and the contacts or
+(plugin.store_follower, as the LDAP server reads it) when another connection committed since the last
+read (polled every `[phonebook] refresh_seconds` and on `refresh()`) and the contacts or
 tokens are not as they were (a calendar pass commits too: a count and the latest change time tell them
 apart without re-reading every row), so a thousand phones polling cost no database work at all.
 Rendered documents are kept by ETag in a bounded LRU (`[phonebook] cache_mb`): a book is built once per
@@ -21,7 +21,6 @@ import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pbxsync.plugin.ldap.access import Access
@@ -30,6 +29,7 @@ from pbxsync.plugin.ldap.throttle import BindGuard
 from pbxsync.plugin.phonebook.book import Snapshot, read_snapshot
 from pbxsync.plugin.phonebook.entries import Dialer
 from pbxsync.plugin.phonebook.tokens import read_tokens
+from pbxsync.plugin.store_follower import StoreFollower
 from pbxsync.sync.config import Config
 from pbxsync.sync.errors import PbxsyncError, UserError
 from pbxsync.sync.http_site import Limits, Site, start_site, tls_context
@@ -107,11 +107,9 @@ class PhonebookServer:
         self.loaded_at: float | None = None
         self.last_error = ""
         self._site: Site | None = None
-        self._reader: sqlite3.Connection | None = None
-        self._data_version: int | None = None
         self._signature: tuple[object, ...] = ()
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="phonebook")
-        self._wake = asyncio.Event()
+        self._store: StoreFollower[tuple[Snapshot, dict[str, str]]] = StoreFollower(self.db_path, self._load,
+                                                                                  "phonebook")
         self._lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
 
@@ -128,7 +126,9 @@ class PhonebookServer:
             raise PhonebookServerError(f"phonebook: cannot listen on {self.listen}: {exc.strerror or exc}") from None
         bound = self._site.listen
         self.addresses = [(bound.host, bound.port)] if bound is not None else []
-        self._watcher = asyncio.create_task(self._watch_store(), name="phonebook-refresh")
+        self._watcher = asyncio.create_task(self._store.follow(self.settings.refresh_seconds,
+                                                               lambda: self.reload(force=False)),
+                                            name="phonebook-refresh")
         log.info("XML phonebook listening on %s%s with %d contacts", self.addresses, " (HTTPS)" if self.tls else "",
                  self.snapshot.size)
 
@@ -141,13 +141,11 @@ class PhonebookServer:
         if self._site is not None:
             await self._site.close()
             self._site = None
-        await asyncio.get_running_loop().run_in_executor(self._worker, self._close_reader)
-        self._worker.shutdown(wait=False)
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="phonebook")  # start() may be called again
+        await self._store.close()  # start() may be called again
 
     def refresh(self) -> None:
         """Check the store now (a re-read happens only if it changed)."""
-        self._wake.set()
+        self._store.wake()
 
     def health(self) -> dict[str, Any]:
         return {"listen": ", ".join(f"{h}:{p}" for h, p in self.addresses), "contacts": self.snapshot.size,
@@ -160,13 +158,11 @@ class PhonebookServer:
     async def reload(self, force: bool = True) -> bool:
         """Re-read contacts and tokens if the store changed (always with `force`); True when re-read."""
         async with self._lock:
-            loop = asyncio.get_running_loop()
             try:
-                loaded = await loop.run_in_executor(self._worker, self._load, force)
+                loaded = await self._store.read(force)
             except (sqlite3.Error, OSError, PbxsyncError) as exc:
                 self.last_error = f"cannot read contacts from {self.db_path}: {exc}"
                 log.error("XML phonebook: %s", self.last_error)
-                await loop.run_in_executor(self._worker, self._close_reader)
                 return False
             if loaded is None:
                 return False
@@ -180,33 +176,10 @@ class PhonebookServer:
             self.last_error = ""
             return True
 
-    def _load(self, force: bool) -> tuple[Snapshot, dict[str, str]] | None:
-        if self._reader is None:
-            self._reader = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, isolation_level=None,
-                                           check_same_thread=False)
-            self._reader.execute("PRAGMA busy_timeout = 5000")
-        version = int(self._reader.execute("PRAGMA data_version").fetchone()[0])
-        if not force and version == self._data_version:
-            return None
-        self._data_version = version
-        signature = tuple(self._reader.execute(_SIGNATURE_SQL).fetchone())
+    def _load(self, reader: sqlite3.Connection, force: bool) -> tuple[Snapshot, dict[str, str]] | None:
+        signature = tuple(reader.execute(_SIGNATURE_SQL).fetchone())
         if not force and signature == self._signature:
             return None
-        snapshot = read_snapshot(self._reader, self.dialer)
-        tokens = read_tokens(self._reader)
+        snapshot, tokens = read_snapshot(reader, self.dialer), read_tokens(reader)
         self._signature = signature
         return snapshot, tokens
-
-    def _close_reader(self) -> None:
-        if self._reader is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._reader.close()
-            self._reader = None
-
-    async def _watch_store(self) -> None:
-        interval = self.settings.refresh_seconds
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval if interval > 0 else None)
-            self._wake.clear()
-            await self.reload(force=False)
