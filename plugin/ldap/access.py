@@ -52,7 +52,7 @@ class Access:
         self.shared: frozenset[str] | None = None if ALL in shared else frozenset(shared)
         self.service_dn = normalise_dn(ldap.bind_dn) if ldap.bind_dn else ""
         self.service_password = ldap.bind_password.reveal().encode("utf-8")
-        self.users: dict[str, tuple[str, bytes, frozenset[str]]] = {}
+        self.users: dict[str, tuple[str, bytes]] = {}  # bind name -> (extension, password)
         self.own: dict[str, frozenset[str]] = {}  # extension -> the user's own mailboxes
         for user in config.users:
             own = frozenset(m.lower() for m in user.email)
@@ -60,7 +60,7 @@ class Access:
             password = user.ldap_password.reveal().encode("utf-8")
             if not password:
                 continue  # a user without an LDAP password cannot bind as themselves
-            record = (user.extension, password, own)
+            record = (user.extension, password)
             self.users[normalise_dn(f"uid={user.extension},{ldap.base_dn}")] = record
             self.users[user.extension.lower()] = record
             for mail in user.email:
