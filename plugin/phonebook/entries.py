@@ -45,6 +45,7 @@ def clean_text(value: str, limit: int = NAME_LIMIT) -> str:
 class Number:
     kind: str  # a PhoneKind value
     dial: str  # digits as the phone dials them (`+` first in e164 form)
+    international: str = ""  # the E.164 digits without `+` ("" for an internal number): for searches
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +73,22 @@ class Dialer:
         self.number_format = number_format
         self.prefix = dial_prefix
 
-    def dial(self, phone: PhoneRow) -> str:
-        """The dialable form of one stored number; "" when it holds no digit."""
+    def number(self, phone: PhoneRow) -> Number | None:
+        """One stored number as the phone dials it; None when it holds no digit."""
+        kind = phone.kind if phone.kind in _RANK else PhoneKind.OTHER.value
         e164 = phone.e164 or self.forms.parse_e164(phone.raw)
         if not e164:
-            return phone.digits or only_digits(phone.raw)
+            digits = phone.digits or only_digits(phone.raw)
+            return Number(kind, digits) if digits else None
         international = e164.lstrip("+")
-        if self.number_format == "e164":
-            return "+" + international
         cc = self.forms.country_code
-        if self.number_format == "national" and cc and international.startswith(cc):
-            return self.prefix + self.forms.trunk_prefix + international[len(cc):]
-        return self.prefix + self.forms.international_prefix + international
+        if self.number_format == "e164":
+            dial = "+" + international
+        elif self.number_format == "national" and cc and international.startswith(cc):
+            dial = self.prefix + self.forms.trunk_prefix + international[len(cc):]
+        else:
+            dial = self.prefix + self.forms.international_prefix + international
+        return Number(kind, dial, international)
 
 
 def book_entry(row: ContactRow, phones: Iterable[PhoneRow], dialer: Dialer) -> BookEntry:
@@ -92,20 +97,20 @@ def book_entry(row: ContactRow, phones: Iterable[PhoneRow], dialer: Dialer) -> B
     seen: set[str] = set()
     numbers: list[Number] = []
     for phone in sorted(phones, key=lambda p: _RANK.get(p.kind, len(_RANK))):
-        dial = dialer.dial(phone)
-        if dial and dial not in seen:
-            seen.add(dial)
-            kind = phone.kind if phone.kind in _RANK else PhoneKind.OTHER.value
-            numbers.append(Number(kind, dial))
+        number = dialer.number(phone)
+        if number is not None and number.dial not in seen:
+            seen.add(number.dial)
+            numbers.append(number)
     search = fold(" ".join(part for part in (name, first, last, company) if part))
     return BookEntry(name, first, last, company, tuple(numbers), search)
 
 
 def matches(entry: BookEntry, query: str) -> bool:
     """A phone's search: every word of the query in the name (case-insensitive), or the query's digits
-    (three or more) in one of the numbers."""
+    (three or more) in one of the numbers, as dialled or international (`+49 30 1234`, `0049 30 1234`)."""
     digits = only_digits(query)
     if len(digits) >= 3 and len(digits) * 2 >= len(query.replace(" ", "")):
-        return any(digits in n.dial for n in entry.numbers)
+        forms = {digits, digits.removeprefix("00")}
+        return any(f in n.dial or f in n.international for n in entry.numbers for f in forms)
     words = fold(query).split()
     return all(word in entry.search_name for word in words)

@@ -198,6 +198,7 @@ def test_gigaset_searches_by_its_name_and_number_parameters() -> None:
 @pytest.mark.parametrize(("query", "found"), [
     ("müller", ["Jürgen Müller"]), ("MÜLLER jür", ["Jürgen Müller"]), ("acme", ["Jürgen Müller"]),
     ("555 0199", ["Carol King"]), ("4711", ["Jürgen Müller", "Reception"]), ("nobody", []), ("", None),
+    ("+49 30 1234 4711", ["Jürgen Müller"]), ("0049 30 1234", ["Jürgen Müller"]), ("030 1234 4711", ["Jürgen Müller"]),
 ])
 def test_yealink_search_by_name_or_number(query: str, found: list[str] | None) -> None:
     names = texts(render("yealink", q=query), "DirectoryEntry/Name")
