@@ -115,6 +115,8 @@ def listeners(config: Config) -> list[Listener]:
             found.append(Listener("ldap.ldaps_listen", config.ldap.ldaps_listen))
     if config.web.enabled:
         found.append(Listener("web.listen", config.web.listen))
+    if config.phonebook.listen is not None:
+        found.append(Listener("phonebook.listen", config.phonebook.listen))
     return found
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from pbxsync.plugin.check.local import listeners
 from pbxsync.plugin.commands.phonebook import base_url
 from pbxsync.plugin.daemon.wiring import _phonebook
 from pbxsync.sync.config import parse_config
@@ -51,6 +52,12 @@ def test_the_daemon_runs_it_only_with_a_listen_address() -> None:
     Ctx.config = parse_config({**MINIMAL, "phonebook": {"listen": "127.0.0.1:8089"}})
     (spec,) = _phonebook(Ctx())  # type: ignore[arg-type]
     assert (spec.name, spec.binds) == ("phonebook", ("127.0.0.1:8089",))
+
+
+def test_check_looks_at_its_port() -> None:
+    assert "phonebook.listen" not in [item.key for item in listeners(parse_config(MINIMAL))]
+    cfg = parse_config({**MINIMAL, "phonebook": {"listen": "127.0.0.1:8089"}})
+    assert ("phonebook.listen", ListenAddress("127.0.0.1", 8089)) in [(i.key, i.address) for i in listeners(cfg)]
 
 
 def test_token_urls_name_the_address_phones_use() -> None:
