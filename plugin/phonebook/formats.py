@@ -19,6 +19,7 @@ from pbxsync.sync.model import PhoneKind
 TITLE = "Phonebook"
 CISCO_PAGE = 32  # Cisco: at most 32 DirectoryEntry items per CiscoIPPhoneDirectory
 CISCO_NAME = 32  # Cisco: Name holds at most 32 characters
+SNOM_PAGE = 32  # Snom's minibrowser: lines per page (its documentation names no limit; Cisco's is 32)
 GIGASET_PAGE = 100  # the most entries one Gigaset answer carries, whatever `count` asks
 
 
@@ -97,14 +98,40 @@ def fanvil(page: PageOf) -> bytes:
 
 
 def snom(page: PageOf) -> bytes:
-    """SnomIPPhoneDirectory (the minibrowser): one DirectoryEntry per number."""
+    """SnomIPPhoneDirectory (the minibrowser): one DirectoryEntry per number, this page's lines, and
+    SoftKeyItems (Label, URL, Name = the key) for the previous and next pages."""
     root = ET.Element("SnomIPPhoneDirectory")
     _text(root, "Title", TITLE)
-    for name, number in lines(page.entries):
+    for name, number in page.lines:
         item = ET.SubElement(root, "DirectoryEntry")
         _text(item, "Name", name)
         _text(item, "Telephone", number)
+    for label, url, key in (("Prev", page.links.previous, "F2"), ("Next", page.links.next, "F4")):
+        if url:
+            softkey = ET.SubElement(root, "SoftKeyItem")
+            _text(softkey, "Label", label)
+            _text(softkey, "URL", url)
+            _text(softkey, "Name", key)
     return _document(root)
+
+
+def _input_form(root_tag: str, page: PageOf) -> bytes:
+    """The search form Cisco and Snom share: the phone sends what was typed as `q` to `links.results`."""
+    root = ET.Element(root_tag)
+    _text(root, "Title", TITLE)
+    _text(root, "Prompt", "Name or number")
+    _text(root, "URL", page.links.results)
+    item = ET.SubElement(root, "InputItem")
+    _text(item, "DisplayName", "Name or number")
+    _text(item, "QueryStringParam", "q")
+    _text(item, "DefaultValue", "")
+    _text(item, "InputFlags", "A")
+    return _document(root)
+
+
+def snom_search(page: PageOf) -> bytes:
+    """SnomIPPhoneInput: the minibrowser's search form."""
+    return _input_form("SnomIPPhoneInput", page)
 
 
 _TBOOK_TYPES = {PhoneKind.BUSINESS.value: "business", PhoneKind.MOBILE.value: "mobile",
@@ -175,17 +202,8 @@ def cisco(page: PageOf) -> bytes:
 
 
 def cisco_search(page: PageOf) -> bytes:
-    """CiscoIPPhoneInput: the search form; the phone sends what was typed as `q` to `links.results`."""
-    root = ET.Element("CiscoIPPhoneInput")
-    _text(root, "Title", TITLE)
-    _text(root, "Prompt", "Name or number")
-    _text(root, "URL", page.links.results)
-    item = ET.SubElement(root, "InputItem")
-    _text(item, "DisplayName", "Name or number")
-    _text(item, "QueryStringParam", "q")
-    _text(item, "DefaultValue", "")
-    _text(item, "InputFlags", "A")
-    return _document(root)
+    """CiscoIPPhoneInput: the search form."""
+    return _input_form("CiscoIPPhoneInput", page)
 
 
 def gigaset(page: PageOf) -> bytes:

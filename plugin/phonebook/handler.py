@@ -27,7 +27,7 @@ from aiohttp import hdrs, web
 
 from pbxsync.plugin.ldap.access import View
 from pbxsync.plugin.ldap.protocol import ResultCode
-from pbxsync.plugin.phonebook.pages import CISCO_SEARCH, FORMATS, Format, ask_of, link, page_of, searched
+from pbxsync.plugin.phonebook.pages import FORMATS, Format, ask_of, link, page_of, searched
 from pbxsync.plugin.phonebook.server import PhonebookServer
 from pbxsync.plugin.phonebook.tokens import TOKEN, token_digest
 
@@ -125,11 +125,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if isinstance(who, web.Response):
         return who
     params = request.query
-    if fmt.paging == "cisco" and "search" in params:
-        fmt = CISCO_SEARCH
+    if fmt.search_form is not None and "search" in params:
+        fmt = fmt.search_form
     ask = ask_of(fmt, params)
     book = server.snapshot.book(who)
-    base = _base(request) if fmt.paging == "cisco" or fmt is CISCO_SEARCH else ""
+    base = _base(request) if fmt.paging == "lines" or fmt.name.endswith("-search") else ""
     etag = '"' + hashlib.blake2b(f"{book.version}\0{fmt.name}\0{ask.key}\0{base}\0{server.settings_key}".encode(),
                                  digest_size=16).hexdigest() + '"'
     headers = {hdrs.ETAG: etag, hdrs.CACHE_CONTROL: CACHE_CONTROL}

@@ -1,8 +1,9 @@
 """What one request asks of a book, per format: the search, the page, the links; all pure.
 
 - Every format takes `q` (a name or number search, see plugin.phonebook.entries.matches).
-- Cisco is paged by `page` (1-based, 32 lines each) with Prev/Next/Search soft keys; `/cisco/search.xml`
-  is its search form.
+- Cisco and Snom's minibrowser are paged by `page` (1-based, 32 lines each: one per number) with
+  Prev/Next soft keys (Cisco: and Search); `?search=1` is their search form (CiscoIPPhoneInput,
+  SnomIPPhoneInput), which sends `q` back to the directory.
 - Gigaset asks with its own parameters: `first` (1-based) and `count`, names in `ln`/`fn` and a number
   in `hm` (its online-directory lookup), `*` as wildcard.
 - The others get the whole (searched) book.
@@ -27,19 +28,23 @@ MAX_QUERY = 64  # characters of a search; a phone sends a few
 class Format:
     name: str  # the URL's /<name>.xml
     render: Renderer
-    paging: str = ""  # "" | "cisco" | "gigaset"
+    paging: str = ""  # "" | "lines" (by `page`, with links) | "gigaset" (first/count)
+    search_form: Format | None = None  # served for `?search=1`
+    page_size: int = 0
 
 
+CISCO_SEARCH = Format("cisco-search", formats.cisco_search)
+SNOM_SEARCH = Format("snom-search", formats.snom_search)
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("yealink", formats.yealink),
-    Format("snom", formats.snom),
+    Format("snom", formats.snom, "lines", SNOM_SEARCH, formats.SNOM_PAGE),
     Format("snom-tbook", formats.snom_tbook),
     Format("grandstream", formats.grandstream),
-    Format("cisco", formats.cisco, "cisco"),
+    Format("cisco", formats.cisco, "lines", CISCO_SEARCH, formats.CISCO_PAGE),
     Format("fanvil", formats.fanvil),
     Format("gigaset", formats.gigaset, "gigaset"),
 )}
-CISCO_SEARCH = Format("cisco-search", formats.cisco_search)
+SEARCH_FORMS = (CISCO_SEARCH, SNOM_SEARCH)
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,9 @@ def _term(text: str | None) -> str:
 
 def ask_of(fmt: Format, params: Mapping[str, str]) -> Ask:
     query = _term(params.get("q"))
-    if fmt.paging == "cisco":
+    if fmt.paging == "lines":
         page = _int(params.get("page"), 1, 1, 1_000_000)
-        return Ask(query, (page - 1) * formats.CISCO_PAGE, formats.CISCO_PAGE)
+        return Ask(query, (page - 1) * fmt.page_size, fmt.page_size)
     if fmt.paging == "gigaset":
         number = _term(params.get("hm"))
         names = " ".join(t for t in (_term(params.get("ln")), _term(params.get("fn"))) if t)
@@ -85,17 +90,17 @@ def searched(entries: Sequence[BookEntry], query: str) -> Sequence[BookEntry]:
 
 def page_of(fmt: Format, entries: Sequence[BookEntry], ask: Ask, url: Callable[[dict[str, str]], str]) -> PageOf:
     """The page `ask` wants of the (already searched) `entries`; `url(params)` makes an absolute link."""
-    if fmt.paging == "cisco":
-        return _cisco_page(entries, ask, url)
+    if fmt.paging == "lines":
+        return _line_page(entries, ask, url)
     if fmt.paging == "gigaset":
         return PageOf(entries[ask.start:ask.start + ask.count], len(entries), ask.start)
-    if fmt is CISCO_SEARCH:
+    if fmt in SEARCH_FORMS:
         return PageOf((), 0, 0, Links(results=url({})))
     return PageOf(entries, len(entries), 0)
 
 
-def _cisco_page(entries: Sequence[BookEntry], ask: Ask, url: Callable[[dict[str, str]], str]) -> PageOf:
-    """Cisco pages count lines (one per number): 32 DirectoryEntry items at most."""
+def _line_page(entries: Sequence[BookEntry], ask: Ask, url: Callable[[dict[str, str]], str]) -> PageOf:
+    """Pages of lines (one per number): Cisco shows 32 DirectoryEntry items at most."""
     every = formats.lines(entries)
     total = len(every)
     start = min(ask.start, max(total - 1, 0)) // ask.count * ask.count

@@ -255,6 +255,9 @@ async def test_cisco_links_point_back_to_the_phones_own_url_and_a_hostile_host_i
         root = ET.fromstring(await resp.read())
     assert root.tag == "CiscoIPPhoneInput"
     assert root.findtext("URL") == f"http://{host}:{port}/cisco.xml"
+    async with http.get(url(server, "/snom.xml?search=1"), headers=ALICE) as resp:
+        root = ET.fromstring(await resp.read())
+    assert root.tag == "SnomIPPhoneInput" and root.findtext("URL") == f"http://{host}:{port}/snom.xml"
     async with http.get(url(server, "/cisco.xml"),
                         headers={**ALICE, "Host": 'evil"><x>.example/<script>'}) as resp:
         root = ET.fromstring(await resp.read())

@@ -12,7 +12,7 @@ import pytest
 from pbxsync.plugin.ldap.build import ContactRow, PhoneRow
 from pbxsync.plugin.ldap.numbers import NumberForms
 from pbxsync.plugin.phonebook.entries import NAME_LIMIT, BookEntry, Dialer, book_entry, matches
-from pbxsync.plugin.phonebook.pages import CISCO_SEARCH, FORMATS, ask_of, link, page_of, searched
+from pbxsync.plugin.phonebook.pages import CISCO_SEARCH, FORMATS, SNOM_SEARCH, ask_of, link, page_of, searched
 from pbxsync.sync.model import PhoneKind
 from pbxsync.sync.phones import phone_number
 
@@ -39,7 +39,7 @@ BOOK = (CAROL, JM, RECEPTION)
 
 
 def render(name: str, entries: Sequence[BookEntry] = BOOK, **params: str) -> ET.Element:
-    fmt = CISCO_SEARCH if name == "cisco-search" else FORMATS[name]
+    fmt = {"cisco-search": CISCO_SEARCH, "snom-search": SNOM_SEARCH}.get(name) or FORMATS[name]
     ask = ask_of(fmt, params)
     page = page_of(fmt, searched(entries, ask.query), ask, lambda p: link("http://pbx:8089/" + name + ".xml", p))
     body = fmt.render(page)
@@ -182,6 +182,18 @@ def test_search_keeps_the_query_in_the_paging_links() -> None:
     root = render("cisco", MANY, q="person 0")
     next_url = next(k.findtext("URL") or "" for k in root.iterfind("SoftKeyItem") if k.findtext("Name") == "Next")
     assert parse_qs(urlsplit(next_url).query) == {"q": ["person 0"], "page": ["2"]}
+
+
+def test_snom_minibrowser_pages_with_soft_keys_and_its_search_form() -> None:
+    first = render("snom", MANY)
+    assert len(first.findall("DirectoryEntry")) == 32
+    keys = [(k.findtext("Label"), k.findtext("Name")) for k in first.iterfind("SoftKeyItem")]
+    assert keys == [("Next", "F4")]
+    middle = render("snom", MANY, page="2")
+    assert [k.findtext("Name") for k in middle.iterfind("SoftKeyItem")] == ["F2", "F4"]
+    form = render("snom-search")
+    assert form.tag == "SnomIPPhoneInput" and [e.tag for e in form] == ["Title", "Prompt", "URL", "InputItem"]
+    assert texts(form, "InputItem/QueryStringParam") == ["q"]
 
 
 def test_gigaset_first_and_count() -> None:
