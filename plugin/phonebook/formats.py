@@ -39,7 +39,8 @@ class PageOf:
     total: int  # entries (or lines) in the whole, searched book
     offset: int  # of the first one here, 0-based
     links: Links = Links()
-    lines: Sequence[tuple[str, str]] = ()  # Cisco: this page's (name, number) lines, see `lines`
+    lines: Sequence[tuple[str, str]] = ()  # Cisco, Snom: this page's (name, number) lines, see `lines`
+    list_type: str = "pr"  # Gigaset: the `type` of directory the request asked for
 
 
 Renderer = Callable[[PageOf], bytes]
@@ -207,10 +208,10 @@ def cisco_search(page: PageOf) -> bytes:
 
 
 def gigaset(page: PageOf) -> bytes:
-    """Gigaset's online directory answer: list (response, type, total, first, last) of entry (ln, fn,
-    hm for the first fixed line, mb for the first mobile)."""
+    """Gigaset's online directory answer: list (response, type as asked, total, first, last) of entry
+    (ln, fn, hm for the first fixed line, mb for the first mobile)."""
     shown = len(page.entries)
-    attributes = {"response": "get_list", "type": "pr", "total": str(page.total)}
+    attributes = {"response": "get_list", "type": page.list_type, "total": str(page.total)}
     if shown:
         attributes |= {"first": str(page.offset + 1), "last": str(page.offset + shown)}
     root = ET.Element("list", attributes)

@@ -22,6 +22,7 @@ from pbxsync.plugin.phonebook.entries import BookEntry, clean_text, matches
 from pbxsync.plugin.phonebook.formats import Links, PageOf, Renderer
 
 MAX_QUERY = 64  # characters of a search; a phone sends a few
+GIGASET_TYPES = ("pb", "pr", "yp")  # public, private and yellow-pages directories
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,11 @@ class Ask:
     query: str = ""
     start: int = 0  # 0-based offset of the first entry or line
     count: int = 0  # 0 = all
+    list_type: str = ""  # Gigaset: the directory type asked for, answered in kind
 
     @property
     def key(self) -> str:
-        return f"{self.query}\0{self.start}\0{self.count}"
+        return f"{self.query}\0{self.start}\0{self.count}\0{self.list_type}"
 
 
 def _int(text: str | None, default: int, low: int, high: int) -> int:
@@ -80,7 +82,8 @@ def ask_of(fmt: Format, params: Mapping[str, str]) -> Ask:
         names = " ".join(t for t in (_term(params.get("ln")), _term(params.get("fn"))) if t)
         first = _int(params.get("first"), 1, 1, 1_000_000)
         count = _int(params.get("count"), formats.GIGASET_PAGE, 1, formats.GIGASET_PAGE)
-        return Ask(query or number or names, first - 1, count)
+        list_type = params.get("type", "")
+        return Ask(query or number or names, first - 1, count, list_type if list_type in GIGASET_TYPES else "pr")
     return Ask(query)
 
 
@@ -93,7 +96,7 @@ def page_of(fmt: Format, entries: Sequence[BookEntry], ask: Ask, url: Callable[[
     if fmt.paging == "lines":
         return _line_page(entries, ask, url)
     if fmt.paging == "gigaset":
-        return PageOf(entries[ask.start:ask.start + ask.count], len(entries), ask.start)
+        return PageOf(entries[ask.start:ask.start + ask.count], len(entries), ask.start, list_type=ask.list_type)
     if fmt in SEARCH_FORMS:
         return PageOf((), 0, 0, Links(results=url({})))
     return PageOf(entries, len(entries), 0)

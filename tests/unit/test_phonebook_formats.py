@@ -202,6 +202,11 @@ def test_gigaset_first_and_count() -> None:
     assert texts(root, "entry/ln") == [f"Person {i:03d}" for i in range(10, 15)]
 
 
+def test_gigaset_answers_the_directory_type_it_was_asked_for() -> None:
+    assert render("gigaset", type="pb").get("type") == "pb"
+    assert render("gigaset", type="<x>").get("type") == "pr"
+
+
 def test_gigaset_searches_by_its_name_and_number_parameters() -> None:
     assert texts(render("gigaset", ln="Mül*", fn="*"), "entry/ln") == ["Müller"]
     assert texts(render("gigaset", hm="4711"), "entry/ln") == ["Müller", "Reception"]
