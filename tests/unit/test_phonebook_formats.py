@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pbxsync.plugin.ldap.build import ContactRow, PhoneRow
 from pbxsync.plugin.ldap.numbers import NumberForms
@@ -252,3 +254,14 @@ def test_hostile_query_parameters_are_bounded_and_never_raise() -> None:
     for q in ("\x00" * 10, "<&>" * 1000, "\ud800", "*" * 100, "% %%"):
         render("yealink", q=q)
         render("gigaset", hm=q, ln=q, fn=q, first=q, count=q)
+
+
+@settings(max_examples=150, deadline=None)
+@given(names=st.lists(st.text(max_size=300), min_size=1, max_size=5), query=st.text(max_size=20))
+def test_any_names_and_queries_give_well_formed_documents_in_every_format(names: list[str], query: str) -> None:
+    entries = [entry(n, ("business", "030 1234"), ("mobile", "0170 555"), given=n, surname=n[::-1], company=n)
+               for n in names]
+    for fmt in (*FORMATS.values(), CISCO_SEARCH, SNOM_SEARCH):
+        ask = ask_of(fmt, {"q": query, "ln": query, "hm": query, "page": query, "first": query})
+        body = fmt.render(page_of(fmt, searched(entries, ask.query), ask, lambda p: link("http://pbx/b.xml", p)))
+        ET.fromstring(body.decode("utf-8"))
