@@ -16,6 +16,7 @@ form. A number without one (an internal extension like `4711`) is its digits, wi
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ _SPACE = re.compile(r"\s+")
 KIND_ORDER = (PhoneKind.BUSINESS, PhoneKind.MOBILE, PhoneKind.HOME, PhoneKind.OTHER, PhoneKind.PAGER,
               PhoneKind.FAX)
 _RANK = {kind.value: i for i, kind in enumerate(KIND_ORDER)}
+_KINDS = {kind.value: kind.value for kind in KIND_ORDER}
 
 
 def clean_text(value: str, limit: int = NAME_LIMIT) -> str:
@@ -75,7 +77,7 @@ class Dialer:
 
     def number(self, phone: PhoneRow) -> Number | None:
         """One stored number as the phone dials it; None when it holds no digit."""
-        kind = phone.kind if phone.kind in _RANK else PhoneKind.OTHER.value
+        kind = _KINDS.get(phone.kind, PhoneKind.OTHER.value)  # one string per kind, not one per number
         e164 = phone.e164 or self.forms.parse_e164(phone.raw)
         if not e164:
             digits = phone.digits or only_digits(phone.raw)
@@ -93,7 +95,8 @@ class Dialer:
 
 def book_entry(row: ContactRow, phones: Iterable[PhoneRow], dialer: Dialer) -> BookEntry:
     name = clean_text(common_name(row))
-    first, last, company = clean_text(row.given_name), clean_text(row.surname), clean_text(row.company)
+    # Companies repeat across a phonebook: one string each (a snapshot holds every contact).
+    first, last, company = clean_text(row.given_name), clean_text(row.surname), sys.intern(clean_text(row.company))
     seen: set[str] = set()
     numbers: list[Number] = []
     for phone in sorted(phones, key=lambda p: _RANK.get(p.kind, len(_RANK))):
@@ -101,7 +104,11 @@ def book_entry(row: ContactRow, phones: Iterable[PhoneRow], dialer: Dialer) -> B
         if number is not None and number.dial not in seen:
             seen.add(number.dial)
             numbers.append(number)
-    search = fold(" ".join(part for part in (name, first, last, company) if part))
+    search = fold(name)
+    for part in (first, last, company):  # only what the name does not hold already ("Anna Weiß", "Anna")
+        folded = fold(part)
+        if folded and folded not in search:
+            search = f"{search} {folded}"
     return BookEntry(name, first, last, company, tuple(numbers), search)
 
 
