@@ -2,9 +2,9 @@
 
 Requests are answered by plugin.phonebook.handler from memory. The store is read in a worker thread
 (plugin.store_follower, as the LDAP server reads it) when another connection committed since the last
-read (polled every `[phonebook] refresh_seconds` and on `refresh()`) and the contacts or
-tokens are not as they were (a calendar pass commits too: a count and the latest change time tell them
-apart without re-reading every row), so a thousand phones polling cost no database work at all.
+read (polled every `[phonebook] refresh_seconds` and on `refresh()`) and a contact or token changed (a
+calendar pass commits too: the migration's change counter tells them apart with one read), so a thousand
+phones polling cost no database work at all.
 Rendered documents are kept by ETag in a bounded LRU (`[phonebook] cache_mb`): a book is built once per
 change, then served as bytes.
 """
@@ -42,11 +42,8 @@ log = logging.getLogger("pbxsync.phonebook")
 LIMITS = Limits(max_connections=512, per_source=64, keep_alive=True, max_body_bytes=16 * 1024)
 
 
-# Changes to what the phonebook shows: any insert, update or delete of a contact or token moves one of these.
-_SIGNATURE_SQL = """
-SELECT (SELECT count(*) FROM contacts), (SELECT max(updated_at) FROM contacts),
-       (SELECT count(*) FROM phonebook_tokens), (SELECT max(created_at) FROM phonebook_tokens)
-"""
+# Counts every insert, update and delete of a contact or token (triggers of the phonebook migration).
+_CHANGES_SQL = "SELECT changes FROM phonebook_changes"
 
 
 class PhonebookServerError(UserError):
@@ -107,7 +104,7 @@ class PhonebookServer:
         self.loaded_at: float | None = None
         self.last_error = ""
         self._site: Site | None = None
-        self._signature: tuple[object, ...] = ()
+        self._changes: int | None = None
         self._store: StoreFollower[tuple[Snapshot, dict[str, str]]] = StoreFollower(self.db_path, self._load,
                                                                                   "phonebook")
         self._lock = asyncio.Lock()
@@ -177,9 +174,10 @@ class PhonebookServer:
             return True
 
     def _load(self, reader: sqlite3.Connection, force: bool) -> tuple[Snapshot, dict[str, str]] | None:
-        signature = tuple(reader.execute(_SIGNATURE_SQL).fetchone())
-        if not force and signature == self._signature:
+        # The counter first: a change committed while the rows are read makes the next check read again.
+        changes = int(reader.execute(_CHANGES_SQL).fetchone()[0])
+        if not force and changes == self._changes:
             return None
-        snapshot, tokens = read_snapshot(reader, self.dialer), read_tokens(reader)
-        self._signature = signature
-        return snapshot, tokens
+        loaded = read_snapshot(reader, self.dialer), read_tokens(reader)
+        self._changes = changes
+        return loaded

@@ -216,6 +216,14 @@ async def test_a_synced_change_changes_only_the_books_that_show_it(
     assert await etag(ALICE) == before_alice  # unchanged book, same ETag after the re-read
     assert await etag(BOB) != before_bob
     assert "Eve New" in await names(http, url(server, "/yealink.xml"), headers=BOB)
+    # an edit in the same second as the last one, and a calendar pass, are told apart
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE contacts SET display_name = 'Eve Renamed' WHERE item_id = 'B9'")
+    assert await server.reload(force=False)
+    assert "Eve Renamed" in await names(http, url(server, "/yealink.xml"), headers=BOB)
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO address_cache (address, smtp, resolved_at) VALUES ('x', 'y', 'z')")
+    assert not await server.reload(force=False)
 
 
 async def test_etags_survive_a_restart(db: Path, http: aiohttp.ClientSession) -> None:
