@@ -100,7 +100,7 @@ def basic_credentials(header: str) -> tuple[str, bytes] | None:
 
 
 def _base(request: web.Request) -> str:
-    """This document's own URL without the query, for Cisco's soft keys and search form."""
+    """This document's own URL without the query, for Cisco's and Snom's soft keys and search forms."""
     host = request.headers.get(hdrs.HOST, "")
     if not _HOST.fullmatch(host):
         sock = request.transport.get_extra_info("sockname") if request.transport is not None else None
@@ -129,7 +129,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         fmt = fmt.search_form
     ask = ask_of(fmt, params)
     book = server.snapshot.book(who)
-    base = _base(request) if fmt.paging == "lines" or fmt.name.endswith("-search") else ""
+    base = _base(request) if fmt.links else ""
     etag = '"' + hashlib.blake2b(f"{book.version}\0{fmt.name}\0{ask.key}\0{base}\0{server.settings_key}".encode(),
                                  digest_size=16).hexdigest() + '"'
     headers = {hdrs.ETAG: etag, hdrs.CACHE_CONTROL: CACHE_CONTROL}

@@ -32,16 +32,17 @@ class Format:
     paging: str = ""  # "" | "lines" (by `page`, with links) | "gigaset" (first/count)
     search_form: Format | None = None  # served for `?search=1`
     page_size: int = 0
+    links: bool = False  # the document holds absolute links back (paging soft keys, a form's target)
 
 
-CISCO_SEARCH = Format("cisco-search", formats.cisco_search)
-SNOM_SEARCH = Format("snom-search", formats.snom_search)
+CISCO_SEARCH = Format("cisco-search", formats.cisco_search, links=True)
+SNOM_SEARCH = Format("snom-search", formats.snom_search, links=True)
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("yealink", formats.yealink),
-    Format("snom", formats.snom, "lines", SNOM_SEARCH, formats.SNOM_PAGE),
+    Format("snom", formats.snom, "lines", SNOM_SEARCH, formats.SNOM_PAGE, links=True),
     Format("snom-tbook", formats.snom_tbook),
     Format("grandstream", formats.grandstream),
-    Format("cisco", formats.cisco, "lines", CISCO_SEARCH, formats.CISCO_PAGE),
+    Format("cisco", formats.cisco, "lines", CISCO_SEARCH, formats.CISCO_PAGE, links=True),
     Format("fanvil", formats.fanvil),
     Format("gigaset", formats.gigaset, "gigaset"),
 )}
