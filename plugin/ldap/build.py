@@ -89,7 +89,7 @@ def _names(row: ContactRow) -> tuple[str, str, tuple[str, ...]]:
 
 def common_name(row: ContactRow) -> str:
     """The name a contact is shown by (`cn`): for every phonebook pbxsync serves, LDAP or XML."""
-    return _names(row)[1]
+    return clean(row.display_name) or _names(row)[1]  # the display name when there is one, as `_names` says
 
 
 def contact_values(row: ContactRow, phones: Iterable[PhoneRow], forms: NumberForms

@@ -265,3 +265,13 @@ def test_any_names_and_queries_give_well_formed_documents_in_every_format(names:
         ask = ask_of(fmt, {"q": query, "ln": query, "hm": query, "page": query, "first": query})
         body = fmt.render(page_of(fmt, searched(entries, ask.query), ask, lambda p: link("http://pbx/b.xml", p)))
         ET.fromstring(body.decode("utf-8"))
+
+
+def test_the_name_is_the_cn_ldap_serves() -> None:
+    def name(display: str, given: str, surname: str, emails: str) -> str:
+        row = ContactRow("alice@example.com", "id1", display, given, surname, "", "", emails)
+        return book_entry(row, [phone("business", "030 1234")], NATIONAL).name
+
+    assert name(" Dr. Anna\tWeiß ", "Anna", "Weiß", "[]") == "Dr. Anna Weiß"
+    assert name("", "Anna", "Weiß", "[]") == "Anna Weiß"
+    assert name("", "", "", '["anna@example.org"]') == "anna@example.org"
