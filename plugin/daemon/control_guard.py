@@ -7,15 +7,18 @@ rebinding lets it read answers under its own host name. So, over TCP and the Uni
 - POST bodies must be `Content-Type: application/json` (a browser cannot send that cross-site unpreflighted)
   and nested at most `MAX_JSON_DEPTH` deep (a deep body would blow the parser's recursion);
 - over TCP, `Authorization: Bearer <token>` must match the configured token (compared in constant time).
-Pure: a request in, an error response or None out.
+Pure: a request's method, headers and body in, an error response or None out.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from pbxsync.plugin.daemon.http import Request, Response
+from aiohttp import web
 
 MAX_JSON_DEPTH = 8  # {"user": "101"} is 1 deep
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -65,22 +68,34 @@ def json_depth(body: bytes) -> int:
     return deepest
 
 
-def refusal(guard: Guard, request: Request) -> Response | None:
-    """Why this request is refused, as the answer to send; None when it may go on."""
-    if "origin" in request.headers:
-        return Response.error(403, "requests from web pages are refused (Origin header present)")
-    if host_name(request.headers.get("host", "")) not in guard.hosts:
-        return Response.error(403, "Host header does not name this endpoint")
+def json_response(doc: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(doc, ensure_ascii=False, default=str) + "\n", status=status,
+                        content_type="application/json")
+
+
+def json_error(status: int, message: str) -> web.Response:
+    return json_response({"error": message}, status)
+
+
+def refusal(guard: Guard, method: str, headers: Mapping[str, str], body: bytes) -> web.Response | None:
+    """Why this request is refused, as the answer to send; None when it may go on.
+
+    `headers` must look names up case-insensitively (aiohttp's request.headers does)."""
+    if "origin" in headers:
+        return json_error(403, "requests from web pages are refused (Origin header present)")
+    if host_name(headers.get("host", "")) not in guard.hosts:
+        return json_error(403, "Host header does not name this endpoint")
     if guard.token:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), guard.token.encode()):
-            response = Response.error(401, "a valid Bearer token is required (control.token_file)")
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"),
+                                                                   guard.token.encode()):
+            response = json_error(401, "a valid Bearer token is required (control.token_file)")
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
-    if request.method == "POST":
-        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if method == "POST":
+        media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
         if media_type != "application/json":
-            return Response.error(415, "POST bodies must be Content-Type: application/json")
-        if json_depth(request.body) > MAX_JSON_DEPTH:
-            return Response.error(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+            return json_error(415, "POST bodies must be Content-Type: application/json")
+        if json_depth(body) > MAX_JSON_DEPTH:
+            return json_error(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return None

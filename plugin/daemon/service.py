@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Generic, TypeVar
 
+from pbxsync.sync.http_site import Site
 from pbxsync.sync.secrets import Secret
 
 T = TypeVar("T")
@@ -31,6 +32,13 @@ class Health:
     ok: bool = True
     detail: str = ""  # one line for humans: "logged in to 127.0.0.1:5038", "listening on 127.0.0.1:3890"
     data: dict[str, Any] = field(default_factory=dict)  # JSON-able facts for `status --json`
+
+
+def listening(address: str | None) -> Health:
+    """A listener's health: where it listens, or that it does not (None)."""
+    if address is None:
+        return Health(False, "not listening")
+    return Health(True, f"listening on {address}", {"listen": address})
 
 
 class Service:
@@ -87,9 +95,34 @@ class ServerService(Service):
         return f"{host}:{port}"
 
     def health(self) -> Health:
-        if self.server is None:
-            return Health(False, "not listening")
-        return Health(True, f"listening on {self.address}", {"listen": self.address})
+        return listening(self.address if self.server is not None else None)
+
+
+class SiteService(Service):
+    """An aiohttp application (control, metrics, the web portal): `start_site` returns a started Site
+    (pbxsync.sync.http_site, which holds every HTTP listener to the same connection limits)."""
+
+    def __init__(self, name: str, start_site: Callable[[], Awaitable[Site]]) -> None:
+        super().__init__()
+        self.name = name
+        self._start_site = start_site
+        self.site: Site | None = None
+
+    async def start(self) -> None:
+        self.site = await self._start_site()
+
+    async def stop(self) -> None:
+        if self.site is not None:
+            await self.site.close()  # in-flight answers finish first; the supervisor's deadline bounds it
+            self.site = None
+        await super().stop()
+
+    @property
+    def address(self) -> str:
+        return self.site.address if self.site is not None else ""
+
+    def health(self) -> Health:
+        return listening(self.address if self.site is not None else None)
 
 
 class TaskService(Service):

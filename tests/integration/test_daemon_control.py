@@ -16,7 +16,7 @@ import pytest
 from pbxsync.plugin.commands import status as status_cmd
 from pbxsync.plugin.daemon.app import Daemon
 from pbxsync.plugin.daemon.control_client import DaemonError, daemon_status, reload_daemon, trigger_sync_in_daemon
-from pbxsync.plugin.daemon.service import ServerService
+from pbxsync.plugin.daemon.service import SiteService
 from pbxsync.sync.config import Config, parse_config
 from pbxsync.sync.errors import ConfigError, UserError
 from pbxsync.sync.listen import ListenAddress
@@ -37,7 +37,7 @@ def make_config(tmp_path: Path, interval: int = 0) -> Config:
 
 def bound(daemon: Daemon, name: str) -> str:
     service = daemon.supervisor.service(name)
-    assert isinstance(service, ServerService)
+    assert isinstance(service, SiteService)
     return service.address
 
 

@@ -1,4 +1,4 @@
-"""The control endpoint's HTTP server refuses garbage with 400 and keeps serving."""
+"""The control endpoint's HTTP site refuses garbage with 400 and keeps serving."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from pbxsync.plugin.daemon import http
-from pbxsync.plugin.daemon.control import control_handler
+from pbxsync.plugin.daemon.control import CONTROL_LIMITS, control_app
 from pbxsync.plugin.daemon.control_guard import Guard
 from pbxsync.sync.engine import PassSummary
+from pbxsync.sync.http_site import start_site
+from pbxsync.sync.listen import ListenAddress
 
 
 class Target:
@@ -33,11 +34,10 @@ class Target:
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[str, int, Target]]:
     target = Target()
-    srv = await http.start_http_server("127.0.0.1", 0, control_handler(target, Guard.for_tcp("127.0.0.1", "")))
-    host, port = srv.sockets[0].getsockname()[:2]
-    yield host, port, target
-    srv.close()
-    await srv.wait_closed()
+    site = await start_site(control_app(target, Guard.for_tcp("127.0.0.1", "")), ListenAddress("127.0.0.1", 0),
+                            limits=CONTROL_LIMITS)
+    yield "127.0.0.1", site.port, target
+    await site.close()
 
 
 def allowed(raw: bytes) -> bytes:

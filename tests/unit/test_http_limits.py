@@ -1,4 +1,4 @@
-"""The control endpoint's HTTP listener under a flood of idle connections, and its Unix socket file."""
+"""An HTTP listener (pbxsync.sync.http_site) under a flood of idle connections, and its Unix socket file."""
 
 from __future__ import annotations
 
@@ -8,12 +8,19 @@ import socket
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
-from pbxsync.plugin.daemon import http
+from pbxsync.sync import http_site as http
+from pbxsync.sync.listen import ListenAddress
 
 
-async def ok(request: http.Request) -> http.Response:
-    return http.Response.json({"path": request.path})
+def ok() -> web.Application:
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({"path": request.path})
+
+    app = web.Application()
+    app.router.add_get("/x", answer)
+    return app
 
 
 def open_descriptors() -> int:
@@ -38,8 +45,8 @@ async def test_1100_idle_connections_hold_at_most_the_cap_and_time_out() -> None
     # The deadline must outlast opening 1,100 connections on a slow CI machine (it took over 0.5 s once), or
     # the idle ones are already gone when the over-the-cap request is sent.
     limits = http.Limits(max_connections=50, per_source=40, request_deadline=3.0)
-    server = await http.start_http_server("127.0.0.1", 0, ok, limits)
-    host, port = server.sockets[0].getsockname()[:2]
+    server = await http.start_site(ok(), ListenAddress("127.0.0.1", 0), limits=limits)
+    host, port = "127.0.0.1", server.port
     before = open_descriptors()
     idle: list[asyncio.StreamWriter] = []
     try:
@@ -60,14 +67,13 @@ async def test_1100_idle_connections_hold_at_most_the_cap_and_time_out() -> None
     finally:
         for writer in idle:
             writer.close()
-        server.close()
-        await server.wait_closed()
+        await server.close()
 
 
 async def test_the_per_source_cap_leaves_room_for_others() -> None:
     limits = http.Limits(max_connections=10, per_source=3, request_deadline=5)
-    server = await http.start_http_server("127.0.0.1", 0, ok, limits)
-    host, port = server.sockets[0].getsockname()[:2]
+    server = await http.start_site(ok(), ListenAddress("127.0.0.1", 0), limits=limits)
+    host, port = "127.0.0.1", server.port
     idle = [(await asyncio.open_connection(host, port))[1] for _ in range(3)]
     try:
         await asyncio.sleep(0.05)
@@ -76,8 +82,7 @@ async def test_the_per_source_cap_leaves_room_for_others() -> None:
     finally:
         for w in idle:
             w.close()
-        server.close()
-        await server.wait_closed()
+        await server.close()
 
 
 async def test_a_stale_socket_file_is_replaced_and_a_live_one_is_not(tmp_path: Path) -> None:
@@ -85,15 +90,14 @@ async def test_a_stale_socket_file_is_replaced_and_a_live_one_is_not(tmp_path: P
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dead.bind(path)
     dead.close()  # the file stays, nobody listens: a daemon that was killed
-    server = await http.start_unix_http_server(path, ok)
+    server = await http.start_site(ok(), path)
     try:
         assert Path(path).stat().st_mode & 0o777 == 0o660
         with pytest.raises(OSError, match="address already in use"):
-            await http.start_unix_http_server(path, ok)
+            await http.start_site(ok(), path)
         reader, writer = await asyncio.open_unix_connection(path)
         writer.write(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
         assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 200")
         writer.close()
     finally:
-        server.close()
-        await server.wait_closed()
+        await server.close()

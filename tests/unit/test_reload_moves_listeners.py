@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from pathlib import Path
 
-from pbxsync.plugin.daemon import http
+from aiohttp import web
+
 from pbxsync.plugin.daemon.clock import FakeClock
-from pbxsync.plugin.daemon.service import ServerService, ServiceSpec
+from pbxsync.plugin.daemon.service import ServiceSpec, SiteService
 from pbxsync.plugin.daemon.supervisor import BackoffPolicy, Supervisor
-
-
-async def ok(request: http.Request) -> http.Response:
-    return http.Response.json({})
+from pbxsync.sync.http_site import Site, start_site
 
 
 def answers(path: Path) -> bool:
@@ -25,14 +22,14 @@ def answers(path: Path) -> bool:
         return True
 
 
-class Listener(ServerService):
+class Listener(SiteService):
     """Listens on a Unix socket; notes whether the address it replaces still answered when it bound."""
 
     def __init__(self, path: Path, previous: Path | None, seen: list[bool]) -> None:
-        async def bind() -> asyncio.Server:
+        async def bind() -> Site:
             if previous is not None:
                 seen.append(answers(previous))
-            return await http.start_unix_http_server(str(path), ok)
+            return await start_site(web.Application(), str(path))
 
         super().__init__("phonebook", bind)
 
