@@ -69,10 +69,13 @@ def tls_context(cert: str, key: str, what: str) -> ssl.SSLContext:
     return context
 
 
+_REFUSAL_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
 def _plain(status: int) -> bytes:
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Refused"
     return (f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 0\r\n"
-            "Connection: close\r\nCache-Control: no-store\r\n\r\n").encode("latin-1")
+            "Connection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\r\n").encode("latin-1")
 
 
 class _Connections:
@@ -201,14 +204,14 @@ class _LimitedHandler(RequestHandler):
             status = self._limits.status(HTTPStatus(status))
         log.debug("refused a malformed request from %s: HTTP %d %s", self._source, status, message or exc)
         response = web.Response(status=status, text=f"{status} {message or 'bad request'}\n"[:200],
-                                headers={"Cache-Control": "no-store"})
+                                headers=_REFUSAL_HEADERS)
         response.force_close()
         return response
 
 
 def _limits_middleware(limits: Limits) -> Callable[..., Awaitable[web.StreamResponse]]:
     def refuse(protocol: _LimitedHandler | None, precise: HTTPStatus) -> web.Response:
-        response = web.Response(status=limits.status(precise), headers={"Cache-Control": "no-store"})
+        response = web.Response(status=limits.status(precise), headers=_REFUSAL_HEADERS)
         response.force_close()
         if protocol is not None:
             protocol.request_read(None)

@@ -1,4 +1,4 @@
-"""The Graph webhook receiver: a small HTTP/1.1 server on asyncio streams, bound to `notification_listen`.
+"""The Graph webhook receiver: an aiohttp application on `notification_listen` (pbxsync.sync.http_site).
 
 Graph reaches it through the admin's reverse proxy (TLS ends there) and POSTs two things to the path of
 `notification_url`:
@@ -8,37 +8,30 @@ Graph reaches it through the admin's reverse proxy (TLS ends there) and POSTs tw
 - notifications, `{"value": [...]}` as JSON: handed to the feed (which checks each one and only queues
   work) and answered 202 at once, whatever they say: a sender learns nothing about what counted.
 
-Everything else is refused: only POST (405), only that path (404), JSON only (415), a body of at most
-1 MiB (413), headers of at most 16 KiB (431), no chunked bodies (411), 10 s to send the request (408),
-one request per connection, at most 64 connections at once. The daemon's control endpoint has a similar
-server in plugin/; this one lives in sync/ because sync/ must not import plugin/, and it does much less.
+Everything else is refused: only POST (405), only that path (404), JSON only (415); and by the site: a body
+of at most 1 MiB (413), header lines of at most 16 KiB (431), no chunked bodies (411), 10 s to send the
+request (408), one request per connection, at most 64 connections at once (503).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
-from urllib.parse import parse_qs, urlsplit
 
+from aiohttp import web
+
+from pbxsync.sync.http_site import Limits, Site, start_site
 from pbxsync.sync.listen import ListenAddress
 
 log = logging.getLogger("pbxsync.exchange.graph.webhook")
 
-MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 MAX_TOKEN_CHARS = 1024
-MAX_CONNECTIONS = 64
-READ_TIMEOUT_SECONDS = 10.0
-
-
-class _Refused(Exception):
-    def __init__(self, status: HTTPStatus) -> None:
-        super().__init__(status.phrase)
-        self.status = status
+LIMITS = Limits(max_connections=64, per_source=64, max_header_bytes=16 * 1024, max_body_bytes=MAX_BODY_BYTES)
+_SAFE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 class NotificationReceiver:
@@ -49,26 +42,25 @@ class NotificationReceiver:
         self.path = path or "/"
         self.on_payload = on_payload
         self.received = 0  # notification POSTs accepted
-        self.refused = 0
+        self.refused = 0  # by this receiver (the site's own refusals, over a cap, are not counted here)
         self._validating = 0
-        self._connections = 0
-        self._server: asyncio.Server | None = None
+        self._site: Site | None = None
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        if self._site is None:
             raise RuntimeError("the receiver is not started")
-        return int(self._server.sockets[0].getsockname()[1])
+        return self._site.port
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.listen.host, self.listen.port,
-                                                  limit=MAX_HEADER_BYTES)
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_route("*", "/{tail:.*}", self._serve)
+        self._site = await start_site(app, self.listen, limits=LIMITS)
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        if self._site is not None:
+            await self._site.close()
+            self._site = None
 
     @contextlib.contextmanager
     def validating(self) -> Iterator[None]:
@@ -79,89 +71,37 @@ class NotificationReceiver:
         finally:
             self._validating -= 1
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._connections += 1
-        payload: object = None
-        try:
-            if self._connections > MAX_CONNECTIONS:
-                raise _Refused(HTTPStatus.SERVICE_UNAVAILABLE)
-            status, content_type, body, payload = await asyncio.wait_for(self._handle(reader),
-                                                                         READ_TIMEOUT_SECONDS)
-        except _Refused as refused:
-            self.refused += 1
-            status, content_type, body = refused.status, "text/plain; charset=utf-8", b""
-        except TimeoutError:
-            self.refused += 1
-            status, content_type, body = HTTPStatus.REQUEST_TIMEOUT, "text/plain; charset=utf-8", b""
-        if payload is not None:  # handed on before the answer: when the sender has its 202, it counted
-            self.received += 1
-            try:
-                self.on_payload(payload)
-            except Exception:
-                log.exception("graph webhook: handling a notification failed")
-        try:
-            head = (f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: {content_type}\r\n"
-                    f"Content-Length: {len(body)}\r\nConnection: close\r\nCache-Control: no-store\r\n"
-                    "X-Content-Type-Options: nosniff\r\n\r\n")
-            writer.write(head.encode("latin-1") + body)
-            await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._connections -= 1
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+    def _refuse(self, status: HTTPStatus) -> web.Response:
+        self.refused += 1
+        return web.Response(status=status.value, content_type="text/plain", charset="utf-8", headers=_SAFE)
 
-    async def _handle(self, reader: asyncio.StreamReader) -> tuple[HTTPStatus, str, bytes, object]:
-        """(status, content type, body, payload for the feed or None)."""
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError:
-            raise _Refused(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE) from None
-        except asyncio.IncompleteReadError:
-            raise _Refused(HTTPStatus.BAD_REQUEST) from None
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            raise _Refused(HTTPStatus.BAD_REQUEST)
-        method, target = parts[0], urlsplit(parts[1])
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
-        if target.path != self.path:
-            raise _Refused(HTTPStatus.NOT_FOUND)
-        if method != "POST":
-            raise _Refused(HTTPStatus.METHOD_NOT_ALLOWED)
-        if "transfer-encoding" in headers:
-            raise _Refused(HTTPStatus.LENGTH_REQUIRED)
-        length_text = headers.get("content-length", "0")
-        if not length_text.isdigit():
-            raise _Refused(HTTPStatus.LENGTH_REQUIRED)
-        length = int(length_text)
-        if length > MAX_BODY_BYTES:
-            raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-        try:
-            body = await reader.readexactly(length)
-        except asyncio.IncompleteReadError:
-            raise _Refused(HTTPStatus.BAD_REQUEST) from None
-        tokens = parse_qs(target.query).get("validationToken")
+    async def _serve(self, request: web.Request) -> web.Response:
+        if request.path != self.path:
+            return self._refuse(HTTPStatus.NOT_FOUND)
+        if request.method != "POST":
+            return self._refuse(HTTPStatus.METHOD_NOT_ALLOWED)
+        body = await request.read()  # already read (and capped) by the site
+        tokens = request.query.getall("validationToken", None)
         if tokens is not None:
             return self._validation(tokens)
-        if not headers.get("content-type", "").lower().startswith("application/json"):
-            raise _Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+        if not request.headers.get("Content-Type", "").lower().startswith("application/json"):
+            return self._refuse(HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
         try:
             payload = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            raise _Refused(HTTPStatus.BAD_REQUEST) from None
-        return HTTPStatus.ACCEPTED, "text/plain; charset=utf-8", b"", payload
+            return self._refuse(HTTPStatus.BAD_REQUEST)
+        self.received += 1  # handed on before the answer: when the sender has its 202, it counted
+        try:
+            self.on_payload(payload)
+        except Exception:
+            log.exception("graph webhook: handling a notification failed")
+        return web.Response(status=HTTPStatus.ACCEPTED.value, content_type="text/plain", charset="utf-8",
+                            headers=_SAFE)
 
-    def _validation(self, tokens: list[str]) -> tuple[HTTPStatus, str, bytes, object]:
+    def _validation(self, tokens: list[str]) -> web.Response:
         if not self._validating:
             log.info("graph webhook: a validation request while no subscription is being created; refused")
-            raise _Refused(HTTPStatus.FORBIDDEN)
+            return self._refuse(HTTPStatus.FORBIDDEN)
         if len(tokens) != 1 or not tokens[0] or len(tokens[0]) > MAX_TOKEN_CHARS:
-            raise _Refused(HTTPStatus.BAD_REQUEST)
-        return HTTPStatus.OK, "text/plain; charset=utf-8", tokens[0].encode("utf-8"), None
+            return self._refuse(HTTPStatus.BAD_REQUEST)
+        return web.Response(text=tokens[0], content_type="text/plain", charset="utf-8", headers=_SAFE)

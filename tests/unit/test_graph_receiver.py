@@ -81,8 +81,10 @@ async def test_a_notification_is_accepted_with_202_and_handed_on(
     (post(PATH, b"<xml/>", "text/xml"), 415),
     (post(PATH, b"{not json"), 400),
     (post(PATH, b"\xff\xfe", "application/json"), 400),
-    (post(PATH, b"", extra="Transfer-Encoding: chunked\r\n"), 411),
-    (f"POST {PATH} HTTP/1.1\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode(), 413),
+    (f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "2\r\n{}\r\n0\r\n\r\n".encode(), 411),
+    (post(PATH, b"", extra="Transfer-Encoding: chunked\r\n"), 400),  # both lengths: a smuggling attempt
+    (f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode(), 413),
     (b"POST " + b"/x" * 10000 + b" HTTP/1.1\r\n\r\n", 431),
     (b"HELLO\r\n\r\n", 400),
 ])
