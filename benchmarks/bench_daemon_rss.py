@@ -2,11 +2,11 @@
 
 Baseline: a bare Python process that loads the same rows (contacts, phones, occurrences) from the same
 database into lists, measured in the same run. The agent runs as `pbxsync run` with every part on (sync
-timers, bookings, AMI link + AUTOCALL against the Asterisk simulator, FastAGI, LDAP with its in-memory
-index); after it is up, it answers LDAP searches and caller-ID lookups so the indexes are warm. Then 1% of the
-contacts change in the store, the phonebook rebuilds its index while the old one still serves (the daemon's
-real peak: two indexes for a while), the searches run again, and its peak RSS (VmHWM) is read. A second run
-without the LDAP part shows how much of it the phonebook is. Target: <= 200 MB.
+timers, bookings, AMI link + AUTOCALL against the Asterisk simulator, FastAGI, LDAP with its in-memory index,
+the web portal); after it is up, it answers LDAP searches and caller-ID lookups so the indexes are warm. Then
+1% of the contacts change in the store, the phonebook rebuilds its index while the old one still serves (the
+daemon's real peak: two indexes for a while), the searches run again, and its peak RSS (VmHWM) is read. A
+second run without the LDAP part shows how much of it the phonebook is. Target: <= 200 MB.
 
     .venv/bin/python benchmarks/bench_daemon_rss.py [--users 1000] [--contacts-per-user 100] [--occurrences 20000]
 """
@@ -107,6 +107,7 @@ def write_config(workdir: Path, users: int, ami_port: int, disabled: set[str]) -
              "[agi]", 'listen = "127.0.0.1:0"', f"enabled = {str('agi' not in disabled).lower()}",
              "[ldap]", 'listen = "127.0.0.1:0"', "refresh_seconds = 1", "anonymous = true",
              f"enabled = {str('ldap' not in disabled).lower()}",
+             "[web]", 'listen = "127.0.0.1:0"', f"enabled = {str('web' not in disabled).lower()}",
              "[control]", f'socket = "{workdir / "control.sock"}"', 'metrics_listen = ""',
              "[log]", 'level = "warning"']
     for u in range(users):
@@ -234,7 +235,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--contacts-per-user", type=int, default=100)
     parser.add_argument("--occurrences", type=int, default=20000)
-    parser.add_argument("--disable", default="", help="parts to leave off, for a breakdown: ldap,agi")
+    parser.add_argument("--disable", default="", help="parts to leave off, for a breakdown: ldap,agi,web")
     return asyncio.run(main_async(parser.parse_args()))
 
 

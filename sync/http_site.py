@@ -152,9 +152,11 @@ class _LimitedHandler(RequestHandler):
         reader = self._body_reader
         if reader is not None and not reader.content.is_eof():
             reader.content.set_exception(ConnectionResetError("the client closed before the whole body"))
-        if not self._started and self.transport is not None:
+        if self.transport is None:
+            return False
+        if not self._started:
             self.transport.close()  # closed while idle: nothing to answer
-        return True
+        return self.transport.get_extra_info("sslcontext") is None  # TLS cannot stay half open
 
     def arm_deadline(self) -> None:
         self.disarm_deadline()

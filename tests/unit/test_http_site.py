@@ -24,9 +24,14 @@ def echo_app() -> web.Application:
     async def hello(request: web.Request) -> web.Response:
         return web.Response(text="hello")
 
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(float(request.query["seconds"]))  # a handler at work (a sync pass), not a wait
+        return web.Response(text="done")
+
     app = web.Application()
     app.router.add_post("/echo", echo)
     app.router.add_get("/hello", hello)
+    app.router.add_get("/slow", slow)
     return app
 
 
@@ -152,6 +157,12 @@ async def test_a_slow_request_gets_408_and_an_idle_connection_just_ends(start: C
     assert status(await exchange(site, b"GET /hello HTTP/1.1\r\nHost: x\r\n")) == 408  # headers never end
     assert status(await exchange(site, post(b"abc")[:-2])) == 408  # the body never ends
     assert await exchange(site, b"") == b""  # connected, said nothing: closed, no answer
+
+
+async def test_the_deadline_does_not_cut_a_handler_that_works_longer(start: Callable[..., Awaitable[Site]]) -> None:
+    site = await start(limits=Limits(request_deadline=0.1))
+    answer = await exchange(site, b"GET /slow?seconds=0.4 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status(answer) == 200 and answer.endswith(b"done")
 
 
 async def test_keep_alive_serves_several_requests_and_the_deadline_ends_the_idle_wait(
