@@ -69,7 +69,8 @@ def tls_context(cert: str, key: str, what: str) -> ssl.SSLContext:
     return context
 
 
-_REFUSAL_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+# On every refusal; answers that carry a body of ours (Graph's validation token) want them too.
+SAFE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def _plain(status: int) -> bytes:
@@ -206,14 +207,14 @@ class _LimitedHandler(RequestHandler):
             status = self._limits.status(HTTPStatus(status))
         log.debug("refused a malformed request from %s: HTTP %d %s", self._source, status, message or exc)
         response = web.Response(status=status, text=f"{status} {message or 'bad request'}\n"[:200],
-                                headers=_REFUSAL_HEADERS)
+                                headers=SAFE_HEADERS)
         response.force_close()
         return response
 
 
 def _limits_middleware(limits: Limits) -> Callable[..., Awaitable[web.StreamResponse]]:
     def refuse(protocol: _LimitedHandler | None, precise: HTTPStatus) -> web.Response:
-        response = web.Response(status=limits.status(precise), headers=_REFUSAL_HEADERS)
+        response = web.Response(status=limits.status(precise), headers=SAFE_HEADERS)
         response.force_close()
         if protocol is not None:
             protocol.request_read(None)

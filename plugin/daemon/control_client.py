@@ -2,7 +2,8 @@
 
 The Unix socket (`[control] socket`) when configured, else TCP with the Bearer token. `None` means "no
 daemon is listening there", so a caller can fall back (e.g. `pbxsync sync` runs the pass itself); any
-other problem raises `DaemonError` with one line for the operator.
+other problem raises `DaemonError` with one line for the operator. The standard library's http.client,
+not aiohttp's client: the CLI is synchronous and one request needs no event loop.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from http import HTTPStatus
 
 from aiohttp import web
 
-from pbxsync.sync.http_site import Limits, Site, start_site
+from pbxsync.sync.http_site import SAFE_HEADERS, Limits, Site, start_site
 from pbxsync.sync.listen import ListenAddress
 
 log = logging.getLogger("pbxsync.exchange.graph.webhook")
@@ -31,7 +31,6 @@ log = logging.getLogger("pbxsync.exchange.graph.webhook")
 MAX_BODY_BYTES = 1024 * 1024
 MAX_TOKEN_CHARS = 1024
 LIMITS = Limits(max_connections=64, per_source=64, max_header_bytes=16 * 1024, max_body_bytes=MAX_BODY_BYTES)
-_SAFE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 class NotificationReceiver:
@@ -73,7 +72,7 @@ class NotificationReceiver:
 
     def _refuse(self, status: HTTPStatus) -> web.Response:
         self.refused += 1
-        return web.Response(status=status.value, content_type="text/plain", charset="utf-8", headers=_SAFE)
+        return web.Response(status=status.value, content_type="text/plain", charset="utf-8", headers=SAFE_HEADERS)
 
     async def _serve(self, request: web.Request) -> web.Response:
         if request.path != self.path:
@@ -96,7 +95,7 @@ class NotificationReceiver:
         except Exception:
             log.exception("graph webhook: handling a notification failed")
         return web.Response(status=HTTPStatus.ACCEPTED.value, content_type="text/plain", charset="utf-8",
-                            headers=_SAFE)
+                            headers=SAFE_HEADERS)
 
     def _validation(self, tokens: list[str]) -> web.Response:
         if not self._validating:
@@ -104,4 +103,4 @@ class NotificationReceiver:
             return self._refuse(HTTPStatus.FORBIDDEN)
         if len(tokens) != 1 or not tokens[0] or len(tokens[0]) > MAX_TOKEN_CHARS:
             return self._refuse(HTTPStatus.BAD_REQUEST)
-        return web.Response(text=tokens[0], content_type="text/plain", charset="utf-8", headers=_SAFE)
+        return web.Response(text=tokens[0], content_type="text/plain", charset="utf-8", headers=SAFE_HEADERS)
