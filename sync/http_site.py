@@ -71,12 +71,18 @@ def tls_context(cert: str, key: str, what: str) -> ssl.SSLContext:
 
 # On every refusal; answers that carry a body of ours (Graph's validation token) want them too.
 SAFE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+SERVER = "pbxsync"  # instead of aiohttp's "Python/3.x aiohttp/3.y": versions tell an attacker what to try
+
+
+async def _name_the_server(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER
 
 
 def _plain(status: int) -> bytes:
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Refused"
     return (f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 0\r\n"
-            "Connection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\r\n").encode("latin-1")
+            f"Connection: close\r\nServer: {SERVER}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+            "\r\n").encode("latin-1")
 
 
 class _Connections:
@@ -207,7 +213,7 @@ class _LimitedHandler(RequestHandler):
             status = self._limits.status(HTTPStatus(status))
         log.debug("refused a malformed request from %s: HTTP %d %s", self._source, status, message or exc)
         response = web.Response(status=status, text=f"{status} {message or 'bad request'}\n"[:200],
-                                headers=SAFE_HEADERS)
+                                headers={**SAFE_HEADERS, "Server": SERVER})
         response.force_close()
         return response
 
@@ -317,6 +323,7 @@ async def start_site(app: web.Application, where: ListenAddress | str, *, limits
     """
     limits = limits or Limits()
     app.middlewares.insert(0, _limits_middleware(limits))
+    app.on_response_prepare.append(_name_the_server)
     handler_args: dict[str, Any] = {"max_line_size": limits.max_header_bytes,
                                     "max_field_size": limits.max_header_bytes,
                                     "keepalive_timeout": 2 * limits.request_deadline, "tcp_keepalive": False,

@@ -76,6 +76,9 @@ async def test_port_0_reports_the_port_it_got(start: Callable[..., Awaitable[Sit
     answer = await exchange(site, GET)
     assert status(answer) == 200 and answer.endswith(b"hello")
     assert b"connection: close" in answer.lower()  # one request per connection unless keep_alive
+    assert b"server: pbxsync\r\n" in answer.lower() and b"aiohttp" not in answer.lower()  # no versions
+    refused = await exchange(site, b"HELLO\r\n\r\n")
+    assert status(refused) == 400 and b"aiohttp" not in refused.lower()
 
 
 async def test_an_ipv6_address_is_shown_in_brackets(start: Callable[..., Awaitable[Site]]) -> None:
