@@ -90,6 +90,7 @@ class _Connections:
         self.limits = limits
         self.open = 0
         self.by_source: dict[str, int] = {}
+        self.busy: set[object] = set()  # connections whose request a handler is working on
 
     def admit(self, source: str) -> bool:
         if self.open >= self.limits.max_connections or self.by_source.get(source, 0) >= self.limits.per_source:
@@ -142,6 +143,7 @@ class _LimitedHandler(RequestHandler):
         if not self._source:
             return  # refused at connect: aiohttp never saw it
         self.disarm_deadline()
+        self._counted.busy.discard(self)
         self._counted.release(self._source)
         self._source = ""
         super().connection_lost(exc)
@@ -180,12 +182,14 @@ class _LimitedHandler(RequestHandler):
         if request is None:
             self.disarm_deadline()
             self._started = False
+            self._counted.busy.add(self)
 
     def cut_short(self, request: web.BaseRequest) -> bool:
         """The client closed its side before this request's body was whole: it never will be."""
         return self._peer_closed and not request.content.is_eof()
 
     def answered(self) -> None:
+        self._counted.busy.discard(self)
         self.arm_deadline()
 
     def _deadline_passed(self) -> None:
@@ -265,17 +269,16 @@ def _limits_middleware(limits: Limits) -> Callable[..., Awaitable[web.StreamResp
 class Site:
     """A started listener: `address` is where it listens (the real port when 0 was asked), `close()` ends it."""
 
-    def __init__(self, runner: web.AppRunner, server: asyncio.Server, path: str | None) -> None:
+    def __init__(self, runner: web.AppRunner, server: asyncio.Server, path: str | None,
+                 counted: _Connections) -> None:
         self._runner = runner
         self._server = server
         self.path = path
-
-    @property
-    def listen(self) -> ListenAddress | None:
-        if self.path is not None:
-            return None
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return ListenAddress(str(host), int(port))
+        self._counted = counted
+        self.listen: ListenAddress | None = None  # for TCP: the address bound (the real port when 0 was asked)
+        if path is None:
+            host, port = server.sockets[0].getsockname()[:2]
+            self.listen = ListenAddress(str(host), int(port))
 
     @property
     def port(self) -> int:
@@ -287,13 +290,29 @@ class Site:
         return self.path if self.path is not None else str(self.listen)
 
     async def close(self) -> None:
+        """Stop listening and end idle connections at once. Answers still being worked on are finished in
+        the background (then cut after `request_deadline`): one of them may be the very request that closes
+        this site (`pbxsync reload` moving the control socket), and waiting for it here would wait forever."""
         self._server.close()
-        await self._runner.cleanup()  # ends open connections (after in-flight answers), then the app
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._server.wait_closed()
         if self.path is not None:  # only our own file: a failed start never gets here
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
+        if self._counted.busy:
+            assert self._runner.server is not None
+            self._runner.server.pre_shutdown()  # idle connections end now, busy ones after their answer
+            finishing = asyncio.ensure_future(self._finish())
+            _finishing.add(finishing)
+            finishing.add_done_callback(_finishing.discard)
+            return
+        await self._finish()
+
+    async def _finish(self) -> None:
+        await self._runner.cleanup()  # ends open connections (after in-flight answers), then the app
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._server.wait_closed()
+
+
+_finishing: set[asyncio.Future[None]] = set()  # closes finishing in the background (a reference keeps them)
 
 
 def claim_socket_path(path: str) -> None:
@@ -343,7 +362,7 @@ async def start_site(app: web.Application, where: ListenAddress | str, *, limits
         if isinstance(where, ListenAddress):
             server = await loop.create_server(protocol, where.host, where.port, ssl=tls,
                                               ssl_handshake_timeout=limits.request_deadline if tls else None)
-            return Site(runner, server, None)
+            return Site(runner, server, None, counted)
         claim_socket_path(where)
         old_umask = os.umask(0o777 & ~socket_mode)  # never a moment in which others may connect
         try:
@@ -351,7 +370,7 @@ async def start_site(app: web.Application, where: ListenAddress | str, *, limits
         finally:
             os.umask(old_umask)
         os.chmod(where, socket_mode)
-        return Site(runner, server, where)
+        return Site(runner, server, where, counted)
     except BaseException:
         await runner.cleanup()
         raise

@@ -149,3 +149,16 @@ async def test_a_second_daemon_on_the_same_control_port_refuses_to_start(running
     other = Daemon(replace(cfg, database=str(tmp_path / "other.db")), make_source=lambda _c: QuietSource())
     with pytest.raises(Exception, match="control could not start"):
         await other.start()
+
+
+async def test_a_reload_asked_over_the_socket_it_moves_is_answered_at_once(running: Running, tmp_path: Path) -> None:
+    daemon = running.daemon
+    moved = str(tmp_path / "moved.sock")
+    daemon.test_loads.append(replace(daemon.config, control=replace(daemon.config.control, socket=moved)))  # type: ignore[attr-defined]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await asyncio.to_thread(reload_daemon, running.client_config) is True
+    assert loop.time() - started < 5  # the old socket's close does not wait for the request that moved it
+    assert daemon.config.control.socket == moved
+    assert bound(daemon, "control") == moved
+    assert (await asyncio.to_thread(daemon_status, daemon.config) or {}).get("services")

@@ -193,3 +193,26 @@ async def test_connections_over_the_cap_get_503_at_once(start: Callable[..., Awa
     finally:
         for writer in idle:
             writer.close()
+
+
+async def test_close_does_not_wait_for_an_answer_in_the_works_which_still_arrives() -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def held(request: web.Request) -> web.Response:
+        entered.set()
+        await release.wait()  # e.g. a reload that is closing this very site
+        return web.Response(text="answered")
+
+    app = web.Application()
+    app.router.add_get("/held", held)
+    site = await start_site(app, ANY_PORT)
+    reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+    writer.write(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
+    await entered.wait()
+    await asyncio.wait_for(site.close(), 5)
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", site.port)  # no longer listening
+    release.set()
+    answer = await asyncio.wait_for(reader.read(), 5)
+    assert status(answer) == 200 and answer.endswith(b"answered")
+    writer.close()
