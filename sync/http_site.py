@@ -228,6 +228,7 @@ def _limits_middleware(limits: Limits) -> Callable[..., Awaitable[web.StreamResp
         response.force_close()
         if protocol is not None:
             protocol.request_read(None)
+            protocol.answered()  # the deadline now bounds the refusal's delivery
         return response
 
     @web.middleware
@@ -256,6 +257,10 @@ def _limits_middleware(limits: Limits) -> Callable[..., Awaitable[web.StreamResp
             protocol.request_read(None)
         try:
             response = await handler(request)
+        except web.HTTPException as raised:  # aiohttp's own 404/405, or a handler's: an answer all the same
+            if not limits.keep_alive:
+                raised.force_close()
+            raise
         finally:
             if protocol is not None:
                 protocol.answered()

@@ -81,6 +81,12 @@ async def test_port_0_reports_the_port_it_got(start: Callable[..., Awaitable[Sit
     assert status(refused) == 400 and b"aiohttp" not in refused.lower()
 
 
+async def test_aiohttp_s_own_404_closes_the_connection_too(start: Callable[..., Awaitable[Site]]) -> None:
+    site = await start()
+    answer = await exchange(site, b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")  # read() ends: closed
+    assert status(answer) == 404 and b"connection: close" in answer.lower()
+
+
 async def test_an_ipv6_address_is_shown_in_brackets(start: Callable[..., Awaitable[Site]]) -> None:
     site = await start(ListenAddress("::1", 0))
     assert site.address == f"[::1]:{site.port}"
