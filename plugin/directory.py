@@ -133,3 +133,22 @@ async def load_address_cache(store: Store) -> dict[str, str | None]:
 async def load_directory(store: Store, config: Config, extra: Sequence[DirectoryEntry] = ()) -> Directory:
     """The config users (then `extra` entries) with the current address cache applied."""
     return Directory.from_config(config, extra, await load_address_cache(store))
+
+
+SHARE_ALL = "*"
+
+
+def shared_mailboxes(config: Config) -> frozenset[str] | None:
+    """`[ldap] shared_mailboxes`: the mailboxes whose synced contacts every user sees; None: all of them."""
+    shared = [m.strip().lower() for m in config.ldap.shared_mailboxes]
+    return None if SHARE_ALL in shared else frozenset(shared)
+
+
+def visible_mailboxes(config: Config, extension: str) -> frozenset[str] | None:
+    """The phonebook a PBX user sees (LDAP bound as themselves, the portal's *My contacts*): the contacts of
+    their own mailbox addresses plus the shared ones; None: every mailbox; empty for an unknown user."""
+    user = config.user_by_extension(extension)
+    if user is None:
+        return frozenset()
+    shared = shared_mailboxes(config)
+    return None if shared is None else shared | frozenset(m.lower() for m in user.email)

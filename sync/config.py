@@ -261,6 +261,8 @@ class WebConfig:
     secret_key_file: str = ""  # signs session cookies; blank = web-secret.key beside the database
     # Reverse proxies (addresses or networks) whose X-Forwarded-For / X-Forwarded-Proto are believed.
     trusted_proxies: list[str] = field(default_factory=list)
+    # Click to call: the employee's own phone ([pbx] dial) is rung, then sent here with the contact's number.
+    click_to_call_context: str = "from-internal"
 
 
 @dataclass(frozen=True)
@@ -478,6 +480,9 @@ def _control_problems(control: ControlConfig) -> list[str]:
     return p
 
 
+_DIALPLAN_CONTEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,78}")
+
+
 def _web_problems(cfg: Config) -> list[str]:
     web = cfg.web
     p: list[str] = []
@@ -502,6 +507,9 @@ def _web_problems(cfg: Config) -> list[str]:
             p.append(f"web.trusted_proxies[{i}]: {network!r} is not an address or network like \"127.0.0.1/32\"")
     if not 5 <= web.session_minutes <= 43_200:
         p.append("web.session_minutes: must be between 5 and 43200 (30 days)")
+    if not _DIALPLAN_CONTEXT.fullmatch(web.click_to_call_context):
+        p.append(f"web.click_to_call_context: {web.click_to_call_context!r} is not a dialplan context name "
+                 "(letters, digits, '-', '_')")
     return p
 
 

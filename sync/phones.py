@@ -125,3 +125,21 @@ def normalise_phone(kind: PhoneKind, raw: str, default_region: str) -> PhoneNumb
     `sip:`/`tel:` URI (a URI without digits, `sip:alice@pbx.example.com`, can still be dialled)."""
     number = phone_number(kind, raw, default_region)
     return number if number.digits or _URI.match(number.raw) else None
+
+
+def search_forms(text: str, region: str) -> tuple[str, ...]:
+    """The digit strings a typed (part of a) number is looked for in stored numbers' E.164 forms, so
+    `+49 30 12`, `0049 30 12` and `030 12` (national, read in `region`) all find +493012345678.
+    The query's own digits always come first; none when it has fewer than three digits."""
+    typed = dialable_part(text[:MAX_NUMBER_LENGTH])
+    digits = _NOT_DIGIT.sub("", typed)
+    if len(digits) < 3:
+        return ()
+    forms = [digits]
+    if digits.startswith("00"):
+        forms.append(digits[2:])
+    elif digits.startswith("0") and not typed.startswith("+"):
+        country = phonenumbers.country_code_for_region(region.upper()) if region else 0
+        if country:
+            forms.append(f"{country}{digits[1:]}")
+    return tuple(f for f in dict.fromkeys(forms) if len(f) >= 3)

@@ -15,11 +15,10 @@ import hmac
 from dataclasses import dataclass
 from enum import Enum
 
+from pbxsync.plugin.directory import shared_mailboxes, visible_mailboxes
 from pbxsync.plugin.ldap.index import normalise_dn
 from pbxsync.plugin.ldap.protocol import ResultCode
 from pbxsync.sync.config import Config
-
-ALL = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,16 +46,13 @@ class BindOutcome:
 class Access:
     def __init__(self, config: Config) -> None:
         ldap = config.ldap
+        self.config = config
         self.anonymous_allowed = ldap.anonymous
-        shared = [m.strip().lower() for m in ldap.shared_mailboxes]
-        self.shared: frozenset[str] | None = None if ALL in shared else frozenset(shared)
+        self.shared: frozenset[str] | None = shared_mailboxes(config)
         self.service_dn = normalise_dn(ldap.bind_dn) if ldap.bind_dn else ""
         self.service_password = ldap.bind_password.reveal().encode("utf-8")
         self.users: dict[str, tuple[str, bytes]] = {}  # bind name -> (extension, password)
-        self.own: dict[str, frozenset[str]] = {}  # extension -> the user's own mailboxes
         for user in config.users:
-            own = frozenset(m.lower() for m in user.email)
-            self.own[user.extension] = own
             password = user.ldap_password.reveal().encode("utf-8")
             if not password:
                 continue  # a user without an LDAP password cannot bind as themselves
@@ -68,12 +64,11 @@ class Access:
 
     def user_view(self, extension: str) -> View | None:
         """What the PBX user `extension` sees once authenticated (by a bind, or a phonebook token): their
-        own contacts plus the shared ones. None for an extension that is not a configured user."""
-        own = self.own.get(extension)
-        if own is None:
+        own contacts plus the shared ones (plugin.directory.visible_mailboxes, as the portal shows them).
+        None for an extension that is not a configured user."""
+        if self.config.user_by_extension(extension) is None:
             return None
-        mailboxes = None if self.shared is None else self.shared | own
-        return View(mailboxes, f"user {extension}", True)
+        return View(visible_mailboxes(self.config, extension), f"user {extension}", True)
 
     def anonymous_view(self) -> View | None:
         return View(self.shared, "anonymous", False) if self.anonymous_allowed else None
