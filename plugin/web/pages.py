@@ -20,6 +20,7 @@ PAGE_MODULES = (
     "signin",
     "mysync",
     "password",
+    "contacts",
 )
 
 
