@@ -57,6 +57,8 @@ PERMISSION_CLASS = {
     "confbridgelistrooms": "reporting",
     "confbridgekick": "call",
     "confbridgelock": "call",
+    "confbridgemute": "call",
+    "confbridgeunmute": "call",
     "confbridgeunlock": "call",
     "hangup": "call",
     "voicemailuserslist": "call",

@@ -172,7 +172,7 @@ async def _confbridgelist(world: World, call: ActionCall) -> None:
         answered = str(int((time.monotonic() - m.joined_at) / max(world.time_scale, 1e-9)))
         call.list_item("ConfbridgeList", ("Conference", room.name), ("Admin", yes_no[m.admin]),
                        ("MarkedUser", yes_no[m.marked]), ("WaitMarked", "No"), ("EndMarked", "No"),
-                       ("EndMarkedAny", "No"), ("Waiting", "No"), ("Muted", "No"), ("Talking", "No"),
+                       ("EndMarkedAny", "No"), ("Waiting", "No"), ("Muted", yes_no[m.muted]), ("Talking", "No"),
                        ("AnsweredTime", answered), *m.snapshot())
     call.list_end("ConfbridgeListComplete", len(room.members))
 
@@ -201,6 +201,26 @@ async def _confbridgeunlock(world: World, call: ActionCall) -> None:
     if room is not None:
         room.locked = False
         call.reply("Success", ("Message", "Conference unlocked"))
+
+
+async def _confbridgemute(world: World, call: ActionCall, muted: bool = True) -> None:
+    room = _room_or_error(world, call)
+    if room is None:
+        return
+    channel = call.request.get("Channel")
+    chosen = [m for m in room.members if channel in ("all", "participants") or m.channel == channel]
+    if channel == "participants":
+        chosen = [m for m in chosen if not m.admin]
+    if not chosen and channel not in ("all", "participants"):
+        call.reply("Error", ("Message", "No Channel by that name found in Conference."))
+        return
+    for member in chosen:
+        member.muted = muted
+    call.reply("Success", ("Message", "User muted" if muted else "User unmuted"))
+
+
+async def _confbridgeunmute(world: World, call: ActionCall) -> None:
+    await _confbridgemute(world, call, muted=False)
 
 
 async def _confbridgekick(world: World, call: ActionCall) -> None:
@@ -285,6 +305,8 @@ ACTIONS: dict[str, Action] = {
     "confbridgekick": Action(frozenset({"call"}), _confbridgekick),
     "confbridgelock": Action(frozenset({"call"}), _confbridgelock),
     "confbridgeunlock": Action(frozenset({"call"}), _confbridgeunlock),
+    "confbridgemute": Action(frozenset({"call"}), _confbridgemute),
+    "confbridgeunmute": Action(frozenset({"call"}), _confbridgeunmute),
     "hangup": Action(frozenset({"system", "call"}), _hangup),
     "voicemailuserslist": Action(frozenset({"call", "reporting"}), _voicemailuserslist),
     "coresettings": Action(frozenset({"system", "reporting"}), _coresettings),

@@ -61,6 +61,7 @@ class Member:
     priority: str
     admin: bool = False
     marked: bool = False
+    muted: bool = False
     joined_at: float = field(default_factory=time.monotonic)
 
     def snapshot(self) -> Headers:

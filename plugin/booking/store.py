@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 import aiosqlite
 
 from pbxsync.plugin.booking.model import (
-    ActionKind,
     Booking,
     BookingAction,
     BookingDraft,
@@ -202,6 +201,14 @@ async def list_bookings(store: Store, now: datetime, include_all: bool = False) 
     return await _bookings(store, "end_utc > ? AND state <> 'cancelled'", (utc_text(now),))
 
 
+async def bookings_of_extension(store: Store, extension: str, ended_after: datetime) -> list[Booking]:
+    """Bookings (any state) that `extension` organizes or is a participant of, ending after `ended_after`."""
+    return await _bookings(
+        store, "end_utc > ? AND (organizer_extension = ? OR id IN "
+               "(SELECT booking_id FROM booking_participants WHERE extension = ?))",
+        (utc_text(ended_after), extension, extension))
+
+
 async def booking_by_id(store: Store, booking_id: int) -> Booking | None:
     found = await _bookings(store, "id = ?", (booking_id,))
     return found[0] if found else None
@@ -261,16 +268,22 @@ async def _write_people(conn: aiosqlite.Connection, booking_id: int, draft: Book
         [(booking_id, i, a, reasons.get(a, "")) for i, a in enumerate(draft.unmatched)])
 
 
-async def _record(conn: aiosqlite.Connection, booking_id: int, kind: ActionKind, notes: Iterable[str],
+async def _record(conn: aiosqlite.Connection, booking_id: int, kind: str, notes: Iterable[str],
                   at: str) -> None:
     detail = "; ".join(notes)
     if not detail:
         return
     await conn.execute("INSERT INTO booking_events (booking_id, at, kind, detail) VALUES (?, ?, ?, ?)",
-                       (booking_id, at, kind.value, detail))
+                       (booking_id, at, str(kind), detail))
     await conn.execute(
         "DELETE FROM booking_events WHERE booking_id = ? AND id NOT IN (SELECT id FROM booking_events "
         "WHERE booking_id = ? ORDER BY id DESC LIMIT ?)", (booking_id, booking_id, EVENTS_KEPT_PER_BOOKING))
+
+
+async def record_event(store: Store, booking_id: int, kind: str, detail: str, now: datetime) -> None:
+    """One line in the booking's history (`booking_history`), e.g. what its host did in the portal."""
+    async with store.transaction() as conn:
+        await _record(conn, booking_id, kind, (detail,), utc_text(now))
 
 
 async def write_actions(conn: aiosqlite.Connection, actions: Sequence[BookingAction], now: datetime) -> list[int]:

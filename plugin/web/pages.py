@@ -21,6 +21,7 @@ PAGE_MODULES = (
     "mysync",
     "password",
     "contacts",
+    "conferences",
 )
 
 
