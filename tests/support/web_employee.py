@@ -55,7 +55,7 @@ BOB_CARDS = (Card("Carla Kunde", "ACME GmbH", (("business", "+49 30 1234 5678"),
              Card(XSS, "Evil & Co <b>", (("business", "+49 40 555 0100"),)),
              Card("Internal Helpdesk", "", (("business", "4711"),)),
              Card("Odd Number", "", (("other", "call me maybe"),)))
-ADA_CARDS = (Card("Ada's Private Friend", "", (("mobile", "+49 151 2345 6789"),)),)
+ADA_CARDS = (Card("Ada's Private Friend", "", (("mobile", "+49 151 2345 6700"),)),)
 
 
 async def add_cards(store: Store, mailbox: str, cards: Sequence[Card], now: datetime) -> None:
