@@ -17,8 +17,11 @@ import asyncio
 import logging
 import re
 import secrets
+import weakref
 from dataclasses import dataclass
 from typing import Any
+
+from aiohttp import web
 
 from pbxsync.plugin.ami.client import AmiClient, OriginateOutcome, OriginateRequest, OriginateResult
 from pbxsync.plugin.ami.wire import render_dial, sanitize_callerid_name
@@ -58,8 +61,13 @@ def call_request(config: Config, extension: str, number: str, name: str) -> Orig
                             timeout_ms=config.autocall.ring_timeout_seconds * 1000)
 
 
-def admit_call(throttle: FailureThrottle, extension: str, now: float) -> bool:
+# One limit per portal (per aiohttp app): kept beside it, not in the WebContext, and gone with it.
+_LIMITS: weakref.WeakKeyDictionary[web.Application, FailureThrottle] = weakref.WeakKeyDictionary()
+
+
+def admit_call(app: web.Application, extension: str, now: float) -> bool:
     """Counts the call against the user's limit; False: refused (too many in a short time)."""
+    throttle = _LIMITS.setdefault(app, FailureThrottle())
     keys = [(("click-to-call", extension), CALL_POLICY)]
     wait = throttle.admit(keys, now)
     if wait is None or wait > 0:

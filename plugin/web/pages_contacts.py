@@ -94,7 +94,7 @@ async def call_contact(request: web.Request) -> web.StreamResponse:
         request_ = call_request(ctx.config, user.extension, dialable(phones[int(index)]), name)
     except ValidationError:
         return await _page(request, user, query, "This number cannot be dialled.", False, 400)
-    if not admit_call(ctx.throttle, user.extension, ctx.clock.now().timestamp()):
+    if not admit_call(request.app, user.extension, ctx.clock.now().timestamp()):
         log.warning("click to call from %s refused: too many calls", user.extension)
         return await _page(request, user, query, "Too many calls in a short time. Wait a minute, then try again.",
                            False, 429)

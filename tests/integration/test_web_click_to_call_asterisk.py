@@ -21,7 +21,7 @@ from pbxsync.sync.secrets import Secret
 from pbxsync.sync.store.db import Store
 from tests.support.asterisk_harness import AsteriskInstance
 from tests.support.browser import WAIT_SECONDS, screenshot, sign_in, wait_for
-from tests.support.web_employee import fill_phonebook
+from tests.support.web_employee import fill_phonebook, use_config
 from tests.support.web_portal import RunningPortal, password_of, portal_in_thread
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.browser]
@@ -46,10 +46,10 @@ def portal(tmp_path: Path, pbx: AsteriskInstance) -> Iterator[RunningPortal]:
         await fill_phonebook(store, datetime.now(UTC))
 
     with portal_in_thread(tmp_path, fill) as running:
-        running.ctx.config = replace(
+        use_config(running.ctx, replace(
             running.ctx.config, pbx=PbxConfig(port=pbx.port, username=pbx.user, secret=Secret(pbx.secret),
                                               dial="Local/{extension}@fake-phones"),
-            web=replace(running.ctx.config.web, click_to_call_context="pbxsync-outbound"))
+            web=replace(running.ctx.config.web, click_to_call_context="pbxsync-outbound")))
         ami = AmiClient(AmiSettings(port=pbx.port, username=pbx.user, secret=Secret(pbx.secret),
                                     action_timeout=5.0, backoff_initial=0.1))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from pbxsync.plugin.booking.model import (
     StoredState,
 )
 from pbxsync.plugin.booking.store import apply_actions, booking_by_id
+from pbxsync.plugin.web.context import WebContext
 from pbxsync.sync.config import Config, LdapConfig, PbxConfig
 from pbxsync.sync.model import Contact, PhoneKind
 from pbxsync.sync.phones import phone_number
@@ -96,6 +97,14 @@ async def simulated_pbx(phones: Sequence[Phone] = ()) -> AsyncIterator[tuple[Ast
     finally:
         await client.stop()
         await sim.stop()
+
+
+def use_config(ctx: WebContext, config: Config) -> None:
+    """Give a running portal another config (whether its context holds the config or a function for it)."""
+    if any(f.name == "current_config" for f in fields(ctx)):
+        ctx.current_config = lambda: config  # type: ignore[attr-defined,unused-ignore]
+    else:
+        ctx.config = config  # type: ignore[misc,unused-ignore]
 
 
 def csrf_of(html: str) -> str:
