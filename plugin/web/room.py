@@ -33,6 +33,7 @@ from pbxsync.sync.store.db import Store
 log = logging.getLogger("pbxsync.web")
 
 _BACKGROUND: set[asyncio.Task[Any]] = set()
+_UNKNOWN = "<unknown>"  # Asterisk's caller ID when there is none
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,11 @@ async def room_view(ami: AmiClient | None, store: Store, config: Config, booking
     for m in listed:
         found = present_extensions([m], ours, extensions, config.pbx.dial)
         extension = min(found) if found else ""
-        name = names.get(extension) or m.get("CallerIDName") or m.get("CallerIDNum") or "Guest"
-        members.append(MemberView(m.get("Channel"), name if name != "<unknown>" else "Guest",
-                                  m.get("CallerIDNum") if m.get("CallerIDNum") != "<unknown>" else "",
-                                  extension, m.get("Muted") == "Yes", m.get("Admin") == "Yes"))
+        number = m.get("CallerIDNum")
+        number = "" if number in (_UNKNOWN, booking.draft.room) else number  # AUTOCALL's calls show the room
+        name = names.get(extension) or m.get("CallerIDName") or number or "Guest"
+        members.append(MemberView(m.get("Channel"), name if name != _UNKNOWN else "Guest", number, extension,
+                                  m.get("Muted") == "Yes", m.get("Admin") == "Yes"))
     return RoomView(True, tuple(members))
 
 
