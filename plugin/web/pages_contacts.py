@@ -19,8 +19,9 @@ from pbxsync.plugin.web.contact_view import ContactView, contact_view
 from pbxsync.plugin.web.context import WebContext, web_context
 from pbxsync.plugin.web.render import NavLink, render
 from pbxsync.sync.errors import ValidationError
-from pbxsync.sync.phones import digits_of, search_forms, to_e164
-from pbxsync.sync.store.contacts import StoredContact, contact_by_id, search_contacts
+from pbxsync.sync.phones import search_forms
+from pbxsync.sync.store.contact_search import find_contacts
+from pbxsync.sync.store.contacts import StoredContact, contact_by_id
 
 log = logging.getLogger("pbxsync.web")
 
@@ -41,9 +42,8 @@ async def find(ctx: WebContext, user: WebUser, query: str) -> tuple[list[Contact
     if len(text) < MIN_QUERY:
         return [], False
     region = ctx.config.sync.default_region
-    found = await search_contacts(ctx.store, text, to_e164(text, region), digits_of(text), SHOWN + 1,
-                                  mailboxes=visible_mailboxes(ctx.config, user.extension),
-                                  number_forms=search_forms(text, region))
+    found = await find_contacts(ctx.store, text, search_forms(text, region), SHOWN + 1,
+                                mailboxes=visible_mailboxes(ctx.config, user.extension))
     return [contact_view(c) for c in found[:SHOWN]], len(found) > SHOWN
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -106,12 +106,9 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-async def search_contacts(store: Store, text: str, e164: str | None, digits: str, limit: int = 200, *,
-                          mailboxes: Collection[str] | None = None,
-                          number_forms: Sequence[str] = ()) -> list[StoredContact]:
-    """Name, company or any number form. `e164`/`digits` are the query normalised like stored numbers;
-    `number_forms` (phones.search_forms) are more digit strings looked for inside stored E.164 forms.
-    `mailboxes`: only contacts of these mailboxes (None: every mailbox)."""
+async def search_contacts(store: Store, text: str, e164: str | None, digits: str,
+                          limit: int = 200) -> list[StoredContact]:
+    """Name, company or any number form. `e164`/`digits` are the query normalised like stored numbers."""
     conditions = ["c.display_name LIKE ? ESCAPE '\\'", "c.company LIKE ? ESCAPE '\\'",
                   "c.given_name LIKE ? ESCAPE '\\'", "c.surname LIKE ? ESCAPE '\\'", "c.emails LIKE ? ESCAPE '\\'"]
     args: list[object] = [_like(text)] * len(conditions)
@@ -121,25 +118,23 @@ async def search_contacts(store: Store, text: str, e164: str | None, digits: str
     if len(digits) >= 3:
         conditions.append("c.id IN (SELECT contact_id FROM contact_phones WHERE digits LIKE ? OR e164 LIKE ?)")
         args += [_like(digits), _like(digits)]
-    for form in number_forms:
-        if form != digits:
-            conditions.append("c.id IN (SELECT contact_id FROM contact_phones WHERE e164 LIKE ?)")
-            args.append(_like(form))
-    where = f"({' OR '.join(conditions)})"
-    if mailboxes is not None:
-        where += " AND c.mailbox IN (SELECT value FROM json_each(?))"
-        args.append(json.dumps(sorted(mailboxes)))
     async with store.conn.execute(
-        f"{_SELECT} WHERE {where} ORDER BY c.display_name COLLATE NOCASE, c.id LIMIT ?", (*args, limit),
+        f"{_SELECT} WHERE {' OR '.join(conditions)} ORDER BY c.display_name COLLATE NOCASE, c.id LIMIT ?",
+        (*args, limit),
     ) as cur:
         rows = await cur.fetchall()
     return await _hydrate(store, rows)
 
 
-async def contact_by_id(store: Store, contact_id: int) -> StoredContact | None:
-    async with store.conn.execute(f"{_SELECT} WHERE c.id = ?", (contact_id,)) as cur:
+async def hydrate_rows(store: Store, tail: str, args: Sequence[object]) -> list[StoredContact]:
+    """The contacts `SELECT ... FROM contacts c <tail>` finds (`tail`: WHERE, ORDER BY, LIMIT)."""
+    async with store.conn.execute(f"{_SELECT} {tail}", args) as cur:
         rows = await cur.fetchall()
-    found = await _hydrate(store, rows)
+    return await _hydrate(store, rows)
+
+
+async def contact_by_id(store: Store, contact_id: int) -> StoredContact | None:
+    found = await hydrate_rows(store, "WHERE c.id = ?", (contact_id,))
     return found[0] if found else None
 
 
