@@ -19,9 +19,9 @@ from pbxsync.plugin.web.render import NavLink
 PAGE_MODULES = (
     "signin",
     "mysync",
-    "password",
     "contacts",
     "conferences",
+    "password",
 )
 
 

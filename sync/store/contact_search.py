@@ -1,6 +1,6 @@
-"""Search as you type over the contacts (the portal's *My contacts*), through the trigram index of
-migration 0009 (`contact_search`): any part of a name, company or e-mail address, or of a number in any
-of the forms `sync.phones.search_forms` gives for what was typed.
+"""Search as you type over the contacts (the portal's *My contacts*), through the trigram index of the
+`contact_search` migration (assigned number 0013): any part of a name, company or e-mail address, or of a
+number in any of the forms `sync.phones.search_forms` gives for what was typed.
 
 A query of three or more characters is a substring search in the index; a shorter one (trigrams need
 three) only matches names that start with it, through the display-name index. Each term is one FTS5

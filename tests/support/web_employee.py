@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -100,11 +100,8 @@ async def simulated_pbx(phones: Sequence[Phone] = ()) -> AsyncIterator[tuple[Ast
 
 
 def use_config(ctx: WebContext, config: Config) -> None:
-    """Give a running portal another config (whether its context holds the config or a function for it)."""
-    if any(f.name == "current_config" for f in fields(ctx)):
-        ctx.current_config = lambda: config  # type: ignore[attr-defined,unused-ignore]
-    else:
-        ctx.config = config  # type: ignore[misc,unused-ignore]
+    """Give a running portal another config."""
+    ctx.current_config = lambda: config
 
 
 def csrf_of(html: str) -> str:

@@ -1,7 +1,7 @@
--- Issue 18 (intended number 0013; renumbered to follow main's): an index for "search as you type" on the
--- portal's My contacts (sync/store/contact_search.py). An FTS5 table with the trigram tokenizer finds any
--- substring of three or more characters through the index, where LIKE '%...%' reads every row (100k
--- contacts: ~0.5 s instead of ~1 ms). One row per contact, rowid = contacts.id: `names` holds the names,
+-- Issue 18 (assigned number 0013; 0011 here to follow main's, the merger renumbers): an index for "search as
+-- you type" on the portal's My contacts (sync/store/contact_search.py). An FTS5 table with the trigram
+-- tokenizer finds any substring of three or more characters through the index, where LIKE '%...%' reads
+-- every row (100k contacts: a few ms instead of ~0.5 s). One row per contact, rowid = contacts.id: `names` holds the names,
 -- company and e-mail addresses, `numbers` every number's digits and its E.164 form without "+", space
 -- separated (a query's digits never span two numbers). Triggers keep it in step with contacts and
 -- contact_phones, whoever writes them.
