@@ -30,11 +30,10 @@ from pbxsync.sync.simulator.mailboxes import Organisation
 from tests.support.asterisk_harness import AsteriskInstance
 from tests.support.browser import screenshot, sign_in, wait_for
 from tests.support.pbxsync_run import (
-    DIALPLAN,
     MUST_SHOW_USERS,
     PBXSYNC,
     PHONES_CONTEXT,
-    TEST_PHONES,
+    autocall_asterisk,
     daemon_config,
     extension_of,
     log_tail,
@@ -43,6 +42,7 @@ from tests.support.pbxsync_run import (
     room_members,
 )
 from tests.support.ports import port_for_config
+from tests.support.web_employee import CLICK_TO_CALL_CONTEXT, CLICK_TO_CALL_DIALPLAN
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.browser]
 
@@ -50,13 +50,6 @@ ROOM = "8401"
 PEOPLE = {"101": "alice@example.com", "102": "bob@example.com", "103": "carol@example.com"}
 LEAD_SECONDS = 25
 BOB_PASSWORD = "correct horse battery staple 102"
-OUTBOUND = """\
-[pbxsync-outbound]
-exten => _+X.,1,NoOp(click to call dials ${EXTEN})
- same => n,Answer()
- same => n,Wait(600)
- same => n,Hangup()
-"""
 
 
 def organisation() -> Organisation:
@@ -78,10 +71,7 @@ def organisation() -> Organisation:
 
 @pytest.fixture
 def pbx(asterisk_factory: Callable[..., AsteriskInstance]) -> AsteriskInstance:
-    return asterisk_factory(dialplan_files=[DIALPLAN / "pbxsync-autocall.conf"],
-                            confbridge_files=[DIALPLAN / "pbxsync-confbridge.conf"],
-                            extensions=TEST_PHONES + OUTBOUND,
-                            ami_read="call,system", ami_write="originate,call,reporting")
+    return autocall_asterisk(asterisk_factory, CLICK_TO_CALL_DIALPLAN)
 
 
 @pytest.fixture
@@ -98,7 +88,7 @@ def config_text(tmp_path: Path, ews: EwsSimulator, pbx: AsteriskInstance, web_po
 enabled = true
 listen = "127.0.0.1:{web_port}"
 admins = ["101"]
-click_to_call_context = "pbxsync-outbound"
+click_to_call_context = "{CLICK_TO_CALL_CONTEXT}"
 """
 
 

@@ -21,23 +21,17 @@ from pbxsync.sync.secrets import Secret
 from pbxsync.sync.store.db import Store
 from tests.support.asterisk_harness import AsteriskInstance
 from tests.support.browser import WAIT_SECONDS, screenshot, sign_in, wait_for
-from tests.support.web_employee import fill_phonebook, use_config
+from tests.support.web_employee import CLICK_TO_CALL_CONTEXT, CLICK_TO_CALL_DIALPLAN, fill_phonebook, use_config
 from tests.support.web_portal import RunningPortal, password_of, portal_in_thread
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.browser]
 
-OUTBOUND = """\
-[pbxsync-outbound]
-exten => _+X.,1,NoOp(click to call dials ${EXTEN})
- same => n,Answer()
- same => n,Wait(600)
- same => n,Hangup()
-"""
 
 
 @pytest.fixture
 def pbx(asterisk_factory: Callable[..., AsteriskInstance]) -> AsteriskInstance:
-    return asterisk_factory(extensions=OUTBOUND, ami_read="call,system", ami_write="originate,call,reporting")
+    return asterisk_factory(extensions=CLICK_TO_CALL_DIALPLAN, ami_read="call,system",
+                            ami_write="originate,call,reporting")
 
 
 @pytest.fixture
@@ -49,7 +43,7 @@ def portal(tmp_path: Path, pbx: AsteriskInstance) -> Iterator[RunningPortal]:
         use_config(running.ctx, replace(
             running.ctx.config, pbx=PbxConfig(port=pbx.port, username=pbx.user, secret=Secret(pbx.secret),
                                               dial="Local/{extension}@fake-phones"),
-            web=replace(running.ctx.config.web, click_to_call_context="pbxsync-outbound")))
+            web=replace(running.ctx.config.web, click_to_call_context=CLICK_TO_CALL_CONTEXT)))
         ami = AmiClient(AmiSettings(port=pbx.port, username=pbx.user, secret=Secret(pbx.secret),
                                     action_timeout=5.0, backoff_initial=0.1))
 

@@ -80,12 +80,12 @@ def extension_of(channel: str) -> str:
     return channel.split("/", 1)[1].split("@", 1)[0]  # Local/101@pbxsync-test-phones-00000003;1 -> 101
 
 
-def autocall_asterisk(asterisk_factory: Callable[..., AsteriskInstance]) -> AsteriskInstance:
+def autocall_asterisk(asterisk_factory: Callable[..., AsteriskInstance], extensions: str = "") -> AsteriskInstance:
     """The real Asterisk with the shipped AUTOCALL dialplan and confbridge profiles, the answering test
-    phones, and an AMI user holding exactly the least-privilege classes."""
+    phones (and the contexts in `extensions`), and an AMI user holding exactly the least-privilege classes."""
     return asterisk_factory(dialplan_files=[DIALPLAN / "pbxsync-autocall.conf"],
                             confbridge_files=[DIALPLAN / "pbxsync-confbridge.conf"],
-                            extensions=TEST_PHONES,
+                            extensions=TEST_PHONES + extensions,
                             ami_read="call,system", ami_write="originate,call,reporting")
 
 

@@ -41,6 +41,15 @@ from tests.support.web_portal import password_of, portal_config
 XSS = '<img src=x onerror="document.title=\'pwned\'"><script>alert(1)</script>'
 Client = TestClient[Any, Any]
 AMI_USER, AMI_SECRET = "pbxsync", "ami-secret"
+# The real Asterisk's click-to-call context ([web] click_to_call_context): logs the number, then stays up.
+CLICK_TO_CALL_CONTEXT = "pbxsync-outbound"
+CLICK_TO_CALL_DIALPLAN = f"""\
+[{CLICK_TO_CALL_CONTEXT}]
+exten => _+X.,1,NoOp(click to call dials ${{EXTEN}})
+ same => n,Answer()
+ same => n,Wait(600)
+ same => n,Hangup()
+"""
 
 
 @dataclass(frozen=True)

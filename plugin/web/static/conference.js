@@ -14,16 +14,7 @@
   const conference = section.dataset.conference;
   const token = document.querySelector('meta[name="csrf-token"]').content;
 
-  function el(tag, attrs, text) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      node.setAttribute(name, value);
-    }
-    if (text !== undefined) {
-      node.textContent = text;
-    }
-    return node;
-  }
+  const el = window.pbxsync.el;
 
   function hostForm(action, target, label, text) {
     const form = el("form", { method: "post", action: "/conferences/" + conference + "/host", class: "inline host-form" });

@@ -15,16 +15,7 @@
   let timer = null;
   let latest = 0;
 
-  function el(tag, attrs, text) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      node.setAttribute(name, value);
-    }
-    if (text !== undefined) {
-      node.textContent = text;
-    }
-    return node;
-  }
+  const el = window.pbxsync.el;
 
   function hidden(name, value) {
     return el("input", { type: "hidden", name: name, value: String(value) });
