@@ -91,9 +91,15 @@ async def call_contact(request: web.Request) -> web.StreamResponse:
         return await _page(request, user, query, "That number is not one of the contact's.", False, 400)
     name = contact_view(stored).name
     try:
-        request_ = call_request(ctx.config, user.extension, dialable(phones[int(index)]), name)
+        number = dialable(phones[int(index)])
     except ValidationError:
         return await _page(request, user, query, "This number cannot be dialled.", False, 400)
+    try:
+        request_ = call_request(ctx.config, user.extension, number, name)
+    except ValidationError:  # the extension does not fit [pbx] dial
+        log.error("click to call: extension %s cannot be dialled with [pbx] dial", user.extension)
+        return await _page(request, user, query, "The phone system cannot ring your extension; tell your "
+                           "administrator.", False, 500)
     if not admit_call(request.app, user.extension, ctx.clock.now().timestamp()):
         log.warning("click to call from %s refused: too many calls", user.extension)
         return await _page(request, user, query, "Too many calls in a short time. Wait a minute, then try again.",

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -154,3 +155,22 @@ def test_another_users_conference_page_is_refused(browser: WebDriver, office: Of
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "This conference belongs to other people." in body and "Ada and Eve only" not in body
     screenshot(browser, tmp_path, "conference-refused")
+
+
+def test_search_and_call_work_from_the_keyboard(browser: WebDriver, office: Office, tmp_path: Path) -> None:
+    sign_in(browser, office.portal.url, "102", password_of("102"))
+    wait_for(browser, "h1")
+    browser.get(f"{office.portal.url}/my/contacts")
+    field = browser.find_element(By.ID, "q")
+    field.send_keys("Carla")
+    WebDriverWait(browser, WAIT_SECONDS).until(lambda d: names(d) == ["Carla Kunde"])
+    field.send_keys(Keys.TAB)  # the Search button
+    browser.switch_to.active_element.send_keys(Keys.TAB)  # the first Call button
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("aria-label") == "Call Carla Kunde, Business 030 12345678"
+    focused.send_keys(Keys.ENTER)
+    wait_for(browser, "#call-result")
+    assert "Carla Kunde" in browser.find_element(By.ID, "call-result").text
+    label = browser.find_element(By.CSS_SELECTOR, 'label[for="q"]')
+    assert label.text == "Name, company or number"
+    screenshot(browser, tmp_path, "keyboard-call")
