@@ -1,4 +1,4 @@
--- Issue 18 (assigned number 0013; 0011 here to follow main's, the merger renumbers): an index for "search as
+-- Issue 18 (assigned number 0013; 0012 here to follow main's, the merger renumbers): an index for "search as
 -- you type" on the portal's My contacts (sync/store/contact_search.py). An FTS5 table with the trigram
 -- tokenizer finds any substring of three or more characters through the index, where LIKE '%...%' reads
 -- every row (100k contacts: a few ms instead of ~0.5 s). One row per contact, rowid = contacts.id: `names` holds the names,
