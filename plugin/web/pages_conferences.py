@@ -65,7 +65,8 @@ async def conferences_page(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
     ctx = web_context(request)
     now = ctx.clock.now()
-    bookings = await bookings_of_extension(ctx.store, user.extension, now - timedelta(days=PAST_DAYS))
+    bookings = [b for b in await bookings_of_extension(ctx.store, user.extension, now - timedelta(days=PAST_DAYS))
+                if is_member(b, user.extension)]  # not one the organizer took them off
     views = await _views(ctx, user, bookings)
     current = [v for v in views if v.running or v.upcoming]
     past = [v for v in reversed(views) if v not in current]
