@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pbxsync.plugin.autocall.store import ParticipantCallState
 from pbxsync.plugin.booking.model import Booking, Role, ShownState
@@ -67,14 +66,9 @@ def is_host(booking: Booking, extension: str) -> bool:
 
 
 def when_text(booking: Booking) -> str:
-    draft = booking.draft
-    try:
-        zone = ZoneInfo(draft.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    start, end = draft.start.astimezone(zone), draft.end.astimezone(zone)
-    name = start.tzname() or "UTC"
-    return f"{start:%a %d %b %Y, %H:%M}–{end:%H:%M} {name}"
+    """In the PBX host's local time, as the office's phones and clocks show it."""
+    start, end = booking.draft.start.astimezone(), booking.draft.end.astimezone()
+    return f"{start:%a %d %b %Y, %H:%M}–{end:%H:%M} {start.tzname() or ''}".rstrip()
 
 
 def conference_view(booking: Booking, viewer: str, now: datetime, *, pin: str | None,
