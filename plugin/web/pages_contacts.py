@@ -87,7 +87,7 @@ async def call_contact(request: web.Request) -> web.StreamResponse:
         return await _page(request, user, query, "That contact is not in your phonebook.", False, 404)
     index = str(form.get("number", ""))
     phones = stored.contact.phones
-    if not (index.isascii() and index.isdigit() and int(index) < len(phones)):
+    if not (index.isascii() and index.isdigit() and len(index) <= 4 and int(index) < len(phones)):
         return await _page(request, user, query, "That number is not one of the contact's.", False, 400)
     name = contact_view(stored).name
     try:

@@ -201,6 +201,8 @@ async def test_hostile_call_forms_are_refused_before_anything_is_dialled(store: 
             for contact, number, status in [("9999", "0", 404), ("-1", "0", 404), ("1e3", "0", 404),
                                             ("", "0", 404), ("0x1", "0", 404), ("١", "0", 404),
                                             (carla, "7", 400), (carla, "-1", 400), (carla, "", 400),
+                                            (carla, "9" * 5000, 400),
+                                            ("9" * 5000, "0", 404), (carla, "²", 400),
                                             (carla, "0\r\nAction: Hangup", 400), (odd, "0", 400)]:
                 assert (await call(client, token, contact, number))[0] == status, (contact, number)
             # Ada's private contact (id of the last inserted row) is not Bob's to call
