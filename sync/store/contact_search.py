@@ -1,5 +1,5 @@
 """Search as you type over the contacts (the portal's *My contacts*), through the trigram index of the
-`contact_search` migration (assigned number 0013): any part of a name, company or e-mail address, or of a
+`contact_search` migration (0013): any part of a name, company or e-mail address, or of a
 number in any of the forms `sync.phones.search_forms` gives for what was typed.
 
 A query of three or more characters is a substring search in the index; a shorter one (trigrams need

@@ -1,5 +1,5 @@
--- Issue 18 (assigned number 0013; 0012 here to follow main's, the merger renumbers): an index for "search as
--- you type" on the portal's My contacts (sync/store/contact_search.py). An FTS5 table with the trigram
+-- Issue 18 (migration 0013, its assigned number): an index for "search as you type" on
+-- the portal's My contacts (sync/store/contact_search.py). An FTS5 table with the trigram
 -- tokenizer finds any substring of three or more characters through the index, where LIKE '%...%' reads
 -- every row (100k contacts: a few ms instead of ~0.5 s). One row per contact, rowid = contacts.id: `names` holds the names,
 -- company and e-mail addresses, `numbers` every number's digits and its E.164 form without "+", space
