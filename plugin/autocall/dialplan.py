@@ -85,8 +85,9 @@ MANAGER_CONF = """\
 ; FreePBX, to manager_custom.conf, then `manager reload`). Put the same secret into [pbx] secret
 ; (or secret_file/secret_env/secret_command) of the pbxsync configuration.
 ;   read:  call (OriginateResponse, ConfbridgeJoin/Leave/End), system (FullyBooted, Shutdown)
-;   write: originate (Originate), call (ConfbridgeKick, VoicemailUsersList, Setvar of the presence
-;          states), reporting (ConfbridgeList)
+;   write: originate (Originate, the portal's click to call), call (ConfbridgeKick, VoicemailUsersList,
+;          Setvar of the presence states, the portal's ConfbridgeMute/Unmute/Lock/Unlock), reporting
+;          (ConfbridgeList)
 
 [{username}]
 secret = CHANGE-ME-to-a-long-random-secret
