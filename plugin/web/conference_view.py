@@ -12,10 +12,12 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from pbxsync.plugin.autocall.store import ParticipantCallState
+from pbxsync.plugin.booking.dial_in import outside_dial_in
 from pbxsync.plugin.booking.model import Booking, Role, ShownState
 
 RESPONSE_WORDS = {"organizer": "Organizer", "accept": "Accepted", "tentative": "Tentative", "decline": "Declined",
@@ -48,6 +50,7 @@ class ConferenceView:
     upcoming: bool
     autocall: bool
     room: str  # "" when the viewer may not see it, or none was booked
+    dial_in: tuple[str, ...]  # how to reach the room from outside ([pbx] dial_in_numbers); () when not shown
     pin: str  # "" when there is none or the viewer may not see it
     reason: str  # why it was not booked (or cancelled), in words
     is_host: bool
@@ -72,7 +75,8 @@ def when_text(booking: Booking) -> str:
 
 
 def conference_view(booking: Booking, viewer: str, now: datetime, *, pin: str | None,
-                    calls: dict[tuple[int, str], ParticipantCallState], own_subject: str | None) -> ConferenceView:
+                    calls: dict[tuple[int, str], ParticipantCallState], own_subject: str | None,
+                    dial_in_numbers: Sequence[str] = (), dial_in_room: str = "dtmf") -> ConferenceView:
     """The booking as `viewer` (an extension) may see it; call only when `is_member` or for an admin."""
     draft = booking.draft
     member = is_member(booking, viewer)
@@ -91,5 +95,6 @@ def conference_view(booking: Booking, viewer: str, now: datetime, *, pin: str | 
         id=booking.id, subject=subject, when=when_text(booking), state=STATE_WORDS[shown],
         running=shown is ShownState.ACTIVE, upcoming=shown is ShownState.SCHEDULED, autocall=draft.autocall,
         room=(draft.room or "") if member else "", pin=(pin or "") if member else "",
+        dial_in=tuple(outside_dial_in(dial_in_numbers, draft.room, dial_in_room)) if member and draft.room else (),
         reason=draft.reason or "", is_host=is_host(booking, viewer) and shown is ShownState.ACTIVE,
         participants=tuple(people), unmatched=len(draft.unmatched))

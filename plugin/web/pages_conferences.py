@@ -57,7 +57,9 @@ async def _views(ctx: WebContext, user: WebUser, bookings: list[Booking]) -> lis
     views = []
     for b in bookings:
         subject = await own_subject(ctx.store, b, mailbox) if b.draft.private and mailbox else None
-        views.append(conference_view(b, user.extension, now, pin=pins.get(b.id), calls=calls, own_subject=subject))
+        views.append(conference_view(b, user.extension, now, pin=pins.get(b.id), calls=calls, own_subject=subject,
+                                     dial_in_numbers=ctx.config.pbx.dial_in_numbers,
+                                     dial_in_room=ctx.config.pbx.dial_in_room))
     return views
 
 

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
+from pbxsync.plugin.booking.dial_in import outside_dial_in
 from pbxsync.sync.errors import SourceDataError
 from pbxsync.sync.sources.graph_mapping import zone_for
 
@@ -68,12 +69,7 @@ def _zone(name: str) -> tuple[tzinfo, str]:
 def block_lines(details: JoinDetails) -> list[str]:
     """The block's lines, without markers, in the order people read them."""
     lines = ["Join by phone"]
-    numbers = details.dial_in_numbers
-    if numbers and details.dial_in_room == "direct":
-        lines.append("Dial-in: " + ", ".join(f"{n}-{details.room}" for n in numbers))
-    elif numbers:
-        lines.append("Dial-in: " + ", ".join(numbers))
-        lines.append(f"Then key in the room number {details.room} followed by #")
+    lines += outside_dial_in(details.dial_in_numbers, details.room, details.dial_in_room)
     lines.append(f"From a company phone: {details.room}")
     if details.pin:
         lines.append(f"PIN: {details.pin}")
