@@ -278,7 +278,7 @@ def _with_rooms(candidates: list[_Candidate], pool: Sequence[str], directory: Di
             draft = replace(c.draft, room=choice.room, state=StoredState.SCHEDULED, reason=None)
         else:
             draft = replace(c.draft, room=None, state=StoredState.REJECTED, reason=choice.conflict)
-        note = (f"room {choice.withdrawn} is no longer in [pbx] rooms nor the organizer's room"
+        note = (f"room {choice.withdrawn} is no longer in [pbx] rooms or the organizer's room"
                 if choice.withdrawn else None)
         placed[id(c)] = replace(c, draft=draft, withdrawn_note=note)
     existing = sorted((placed.get(id(c), c) for c in candidates if c.booking is not None),

@@ -57,9 +57,10 @@ async def _hints(client: AmiClient, config: Config) -> CheckResult:
         rows = await client.list_action("ExtensionStateList")
     except PbxError as exc:
         return warned(HINTS, f"cannot list the hints ({exc})", _advice(users[0]))
-    # A hint is "devices[,presence provider]", the devices joined with "&".
-    devices = {d.strip() for r in rows for d in r.get("Hint").partition(",")[0].split("&")}
-    missing = [ext for ext in users if f"{DEVICE_PREFIX}{ext}" not in devices]
+    # A hint is "devices[,presence provider]", the devices joined with "&"; Asterisk matches the
+    # "Custom:" provider name without regard to case.
+    devices = {d.strip().lower() for r in rows for d in r.get("Hint").partition(",")[0].split("&")}
+    missing = [ext for ext in users if f"{DEVICE_PREFIX}{ext}".lower() not in devices]
     if not missing:
         return passed(HINTS, f"every presence user's hint shows {DEVICE_PREFIX}<ext> ({len(users)} user(s))")
     named = ", ".join(missing[:MAX_NAMED])

@@ -97,3 +97,9 @@ async def test_without_an_ami_login_the_presence_lines_are_skipped() -> None:
         found = by_name(await check_ami(config_for(port), within=2))
     assert found["presence: ami setvar"].outcome is Outcome.SKIP
     assert found["presence: blf hints"].outcome is Outcome.SKIP
+
+
+async def test_hints_are_matched_without_regard_to_case(start_ami: Start) -> None:
+    sim = await start_ami([("101", "PJSIP/101&custom:PBXSYNC-101")])
+    hints = by_name(await check_ami(config_for(sim.port, users=["101"]), within=5))["presence: blf hints"]
+    assert hints.outcome is Outcome.PASS, hints.line()

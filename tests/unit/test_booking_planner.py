@@ -376,7 +376,7 @@ def test_an_unchanged_booking_whose_room_left_the_pool_moves_to_a_free_pool_room
     actions = plan(meeting, [booked], directory=POOL_ONLY, rooms=["851"])
     assert [(a.kind, a.booking_id, a.draft.room, a.draft.state) for a in actions] == [
         (ActionKind.UPDATE, booked.id, "851", StoredState.SCHEDULED)]
-    assert actions[0].notes == ("room 850 is no longer in [pbx] rooms nor the organizer's room", "room 850 -> 851")
+    assert actions[0].notes == ("room 850 is no longer in [pbx] rooms or the organizer's room", "room 850 -> 851")
     assert plan(meeting, apply([booked], actions), directory=POOL_ONLY, rooms=["851"]) == []
 
 
@@ -387,7 +387,7 @@ def test_an_unchanged_booking_whose_room_left_the_pool_is_rejected_with_the_reas
     assert [(a.kind, a.booking_id, a.draft.room, a.draft.state) for a in actions] == [
         (ActionKind.REJECT, booked.id, None, StoredState.REJECTED)]
     assert actions[0].draft.reason == "no room: the organizer has no room and [pbx] rooms is empty"
-    assert actions[0].notes == ("room 850 is no longer in [pbx] rooms nor the organizer's room",
+    assert actions[0].notes == ("room 850 is no longer in [pbx] rooms or the organizer's room",
                                 "rejected: no room: the organizer has no room and [pbx] rooms is empty")
     # The reason stays the same at every later pass, and the room coming back books the meeting again.
     rejected = apply([booked], actions)
@@ -404,7 +404,7 @@ def test_a_booking_whose_room_left_the_pool_yields_to_bookings_in_allowed_rooms(
     assert [(a.booking_id, a.draft.state, a.draft.room) for a in actions] == [
         (bookings[1].id, StoredState.REJECTED, None)]
     assert str(actions[0].draft.reason).startswith("room conflict: room 801 is taken")
-    assert actions[0].notes[0] == "room 850 is no longer in [pbx] rooms nor the organizer's room"
+    assert actions[0].notes[0] == "room 850 is no longer in [pbx] rooms or the organizer's room"
 
 
 def test_a_running_booking_keeps_a_room_that_left_the_pool() -> None:
