@@ -25,7 +25,7 @@ import pytest
 from pbxsync.sync.simulator.graph_server import GraphSimulator
 from pbxsync.sync.simulator.mailboxes import AttendeeRecord, MeetingRecord
 from tests.support.notices import ALICE, BOB, organisation, users_toml
-from tests.support.pbxsync_run import conferences_json, log_tail, pbxsync, pbxsync_running, poll
+from tests.support.pbxsync_run import conferences_json, log_tail, pbxsync_running, poll, service_status
 from tests.support.ports import port_for_config
 
 HOOK = "/pbxsync/graph/notify"
@@ -97,12 +97,9 @@ async def test_a_meeting_created_in_graph_is_booked_within_seconds_without_a_tim
     async with pbxsync_running(config, log) as proc:
         async def feed_up() -> bool:
             assert proc.returncode is None, f"pbxsync run exited with {proc.returncode}\n{agent_log()}"
-            code, out, _ = await pbxsync(config, "status", "--json")
-            if code == 2:  # not up yet
-                return False
-            status.update(json.loads(out))
-            (sync,) = [s for s in status["services"] if s["name"] == "sync"]
-            notified = (sync.get("data") or {}).get("notifications") or {}
+            sync = await service_status(config, "sync")
+            status.update(sync or {})
+            notified = ((sync or {}).get("data") or {}).get("notifications") or {}
             # every folder caught up once by the feed itself (no timer runs); webhooks: every folder subscribed
             subscribed = (feed == "graph-polling"
                           or notified.get("subscriptions_healthy") == notified.get("subscriptions_total") == FOLDERS)
