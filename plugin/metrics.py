@@ -57,6 +57,9 @@ AGI_REQUESTS = Counter("pbxsync_agi_requests_total", "FastAGI requests, by servi
 AGI_DURATION = Histogram("pbxsync_agi_request_duration_seconds", "FastAGI request handling time", ["service"],
                          buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))
 
+# Presence (plugin/presence): set by the presence service whenever it computes the users' states
+PRESENCE_BUSY_USERS = Gauge("pbxsync_presence_busy_users", "Users busy by their calendar now (BLF shows busy)")
+
 # The daemon itself
 SERVICE_UP = Gauge("pbxsync_service_up", "1 while a daemon service runs", ["service"])
 SERVICE_RESTARTS = Counter("pbxsync_service_restarts_total", "Restarts of a crashed daemon service", ["service"])

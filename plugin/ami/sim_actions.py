@@ -124,6 +124,18 @@ async def _showdialplan(world: World, call: ActionCall) -> None:
                   ("ListPriorities", str(len(rows))), ("ListContexts", "1"))
 
 
+async def _extensionstatelist(world: World, call: ActionCall) -> None:
+    """Every hint: a dialplan row whose priority is "hint" (as `dialplan show` and ShowDialPlan print it).
+    The simulated phones have no device state Asterisk knows: every hint is Unavailable."""
+    hints = [(context, exten, devices) for context, rows in world.dialplan.items()
+             for exten, priority, devices, _ in rows if priority == "hint"]
+    call.list_start("Extension Statuses will follow")
+    for context, exten, devices in hints:
+        call.list_item("ExtensionStatus", ("Exten", exten), ("Context", context), ("Hint", devices),
+                       ("Status", "4"), ("StatusText", "Unavailable"))
+    call.list_end("ExtensionStateListComplete", len(hints))
+
+
 async def _setvar(world: World, call: ActionCall) -> None:
     name = call.request.get("Variable")
     if not name:
@@ -315,5 +327,6 @@ ACTIONS: dict[str, Action] = {
     "showdialplan": Action(frozenset({"config", "reporting"}), _showdialplan),
     "command": Action(frozenset({"command"}), _command),
     "setvar": Action(frozenset({"call"}), _setvar),
+    "extensionstatelist": Action(frozenset({"call", "reporting"}), _extensionstatelist),
     "getvar": Action(frozenset({"call", "reporting"}), _getvar),
 }

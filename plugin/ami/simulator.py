@@ -8,10 +8,11 @@ write classes, OriginateResponse (to every session reading `call`) before Confbr
 It models what pbxsync uses: Login (plain and MD5 challenge), Logoff, Ping, Originate (async and
 synchronous) to scripted phones, ConfBridge rooms (List, ListRooms, Kick, Lock, Unlock, Join/Leave/End
 events), Hangup of a member, VoicemailUsersList, CoreSettings, CoreStatus, ModuleCheck, ShowDialPlan,
-Command and Shutdown. Of the channel-level events only Newchannel and Hangup are produced, and only for
-the originated channel that carries the Originate's ChannelId (Asterisk also reports a Local channel's ;2
-half, VarSet, Dial*, ...); a ringing call can be hung up (Hangup action: OriginateResponse Failure,
-Reason 0, with the ChannelId as Uniqueid, as Asterisk 22 answers).
+ExtensionStateList (the dialplan's "hint" rows), Setvar/Getvar, Command and Shutdown. Of the channel-level
+events only Newchannel and Hangup are produced, and only for the originated channel that carries the
+Originate's ChannelId (Asterisk also reports a Local channel's ;2 half, VarSet, Dial*, ...); a ringing call
+can be hung up (Hangup action: OriginateResponse Failure, Reason 0, with the ChannelId as Uniqueid, as
+Asterisk 22 answers).
 
 Three parts: this module is the manager session (TCP listener, banner, login, action dispatch, event
 fan-out to the sessions that read each class); `sim_actions` answers each action; `sim_world` is the

@@ -10,6 +10,9 @@ Pure: no IO, no clock. The rules (docs/meetings.md explains them for people):
   before cancels the booking; an invitee's copy gone marks that invitee deleted (not called). Anything
   missing from an untrusted mailbox changes nothing: a failed fetch never cancels.
 - Bookings that have ended are history and never change.
+- A booking only keeps a room the config still allows (in `[pbx] rooms` or the organizer's room), even
+  when its meeting is unchanged: when the admin takes its room away, it moves to a free allowed room at the
+  next pass or is rejected with the reason (plugin/booking/rooms.py). A running booking keeps its room.
 - Who takes part (groups, forwarded copies) is plugin/booking/participants.py; a private meeting's
   subject is replaced by a placeholder where the draft is made (plugin/booking/privacy.py).
 """
@@ -61,7 +64,7 @@ class _Candidate:
     draft: BookingDraft
     booking: Booking | None
     wants_room: bool  # a scheduled booking (or one that would be, given a free room)
-    unchanged: bool = False  # no new evidence: its current room stays allowed whatever the config says
+    withdrawn_note: str | None = None  # why it lost its room: the admin took the room away
 
 
 class _Planner:
@@ -243,7 +246,7 @@ def plan_bookings(
         elif booking is not None:
             # Unchanged: a scheduled booking keeps competing for (and normally keeping) its room.
             wants = booking.draft.state is StoredState.SCHEDULED
-            candidates.append(_Candidate(booking.draft, booking, wants_room=wants, unchanged=True))
+            candidates.append(_Candidate(booking.draft, booking, wants_room=wants))
 
     final = _with_rooms(candidates, rooms, directory, now)
     actions: list[BookingAction] = []
@@ -268,7 +271,6 @@ def _with_rooms(candidates: list[_Candidate], pool: Sequence[str], directory: Di
             preferred_room=organizer.room if organizer else "",
             current_room=c.booking.draft.room if c.booking else None,
             pinned=_room_order(c, now)[0] == 0,
-            keep_current=c.unchanged,
         ))
     placed: dict[int, _Candidate] = {}
     for c, choice in zip(wanting, assign_rooms(requests, pool), strict=True):
@@ -276,7 +278,9 @@ def _with_rooms(candidates: list[_Candidate], pool: Sequence[str], directory: Di
             draft = replace(c.draft, room=choice.room, state=StoredState.SCHEDULED, reason=None)
         else:
             draft = replace(c.draft, room=None, state=StoredState.REJECTED, reason=choice.conflict)
-        placed[id(c)] = replace(c, draft=draft)
+        note = (f"room {choice.withdrawn} is no longer in [pbx] rooms or the organizer's room"
+                if choice.withdrawn else None)
+        placed[id(c)] = replace(c, draft=draft, withdrawn_note=note)
     existing = sorted((placed.get(id(c), c) for c in candidates if c.booking is not None),
                       key=lambda c: c.booking.id if c.booking else 0)
     # New bookings are created in room-priority order, so their ids keep that order next time.
@@ -299,6 +303,8 @@ def _action(candidate: _Candidate) -> BookingAction | None:
     if draft.state is StoredState.CANCELLED:
         return BookingAction(ActionKind.CANCEL, booking.id, draft, (f"cancelled: {draft.reason}",))
     notes = describe_changes(old, draft)
+    if candidate.withdrawn_note:
+        notes = (candidate.withdrawn_note, *notes)
     if draft.state is StoredState.REJECTED and old.state is not StoredState.REJECTED:
         return BookingAction(ActionKind.REJECT, booking.id, draft, notes)
     return BookingAction(ActionKind.UPDATE, booking.id, draft, notes)

@@ -3,7 +3,9 @@
 Requests are served in priority order (the caller puts running and earlier-created bookings first), so an
 earlier booking keeps its room and a later one moves to another free room, or gets a conflict reason.
 A booking keeps the room it already has while that room stays allowed and free: a room number people
-were told should not change just because a better one became free.
+were told should not change just because a better one became free. A room stops being allowed when the
+admin takes it away (out of `[pbx] rooms`, no longer the organizer's room): a booking that is not running
+yet then moves to a free allowed room or gets a conflict reason that says why, at the next pass.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ class RoomRequest:
     preferred_room: str  # the organizer's room ("" = none)
     current_room: str | None = None
     pinned: bool = False  # running or past: keeps its current room whatever else happens
-    keep_current: bool = False  # the current room stays allowed even if no longer preferred or pooled
 
 
 @dataclass(frozen=True)
 class RoomChoice:
     room: str | None
     conflict: str | None = None
+    # The room the booking held that the config no longer allows (the history says why it moved or was
+    # rejected; the reason itself stays the plain conflict so that it is the same at every later pass).
+    withdrawn: str | None = None
 
 
 def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
@@ -61,14 +65,14 @@ def assign_rooms(requests: Sequence[RoomRequest], pool: Sequence[str]) -> list[R
             choices.append(RoomChoice(req.current_room))
             continue
         allowed = [r for r in (req.preferred_room, *pool) if r]
-        keep = req.current_room and (req.keep_current or req.current_room in allowed)
-        candidates = list(dict.fromkeys(([req.current_room] if keep and req.current_room else []) + allowed))
+        withdrawn = req.current_room if req.current_room and req.current_room not in allowed else None
+        candidates = list(dict.fromkeys(([req.current_room] if req.current_room and not withdrawn else []) + allowed))
         chosen = next((r for r in candidates if book.holder(r, req.start, req.end) is None), None)
         if chosen is not None:
             book.hold(chosen, req.start, req.end, req.label)
-            choices.append(RoomChoice(chosen))
+            choices.append(RoomChoice(chosen, withdrawn=withdrawn))
             continue
-        choices.append(RoomChoice(None, _conflict(req, candidates, book)))
+        choices.append(RoomChoice(None, _conflict(req, candidates, book), withdrawn))
     return choices
 
 

@@ -17,6 +17,8 @@ import logging
 from dataclasses import replace
 
 from pbxsync.plugin.ami.client import AmiClient, AmiSettings
+from pbxsync.plugin.check.presence import NAMES as PRESENCE_CHECKS
+from pbxsync.plugin.check.presence import check_presence
 from pbxsync.sync.config import Config
 from pbxsync.sync.errors import AmiPermissionError, PbxError
 from pbxsync.sync.preflight import CheckResult, failed, passed, skipped
@@ -92,6 +94,8 @@ async def check_ami(config: Config, within: float = 10.0) -> list[CheckResult]:
             else:
                 results.append(failed("ami login", f"cannot reach the AMI at {where}: {error}",
                                       _connect_fix(config)))
+            if config.presence.enabled:
+                dependants += PRESENCE_CHECKS
             results += [skipped(n, "no AMI login", "fix the AMI login first") for n in dependants]
             return results
         banner = client.health().banner
@@ -106,6 +110,7 @@ async def check_ami(config: Config, within: float = 10.0) -> list[CheckResult]:
         results.append(await _read_system(booted, user))
         results.append(await _confbridge_module(client, reporting))
         results.append(await _context(client, pbx.context, user))
+        results += await check_presence(config, client)
         return results
     finally:
         with contextlib.suppress(Exception):

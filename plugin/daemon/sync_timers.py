@@ -63,15 +63,18 @@ class SyncService(Service):
     name = "sync"
 
     def __init__(self, config: Config, store: Store, clock: Clock, make_source: SourceFactory,
-                 after_pass: Sequence[AfterPass] = (), published: Slot[SyncService] | None = None) -> None:
-        """`published`: where the running service is offered to parts that need a pass of some users."""
+                 after_pass: list[AfterPass] | None = None, published: Slot[SyncService] | None = None) -> None:
+        """`after_pass`: the steps after each pass, read at every pass and never copied: the daemon rebuilds
+        this very list on reload (plugin.daemon.wiring.build_specs), so a step switched on or off, or built
+        from the new config, takes effect at the next pass without restarting this service.
+        `published`: where the running service is offered to parts that need a pass of some users."""
         super().__init__()
         self.published = published if published is not None else Slot()
         self.config = config
         self.store = store
         self.clock = clock
         self.make_source = make_source
-        self.after_pass = list(after_pass)
+        self.after_pass = after_pass if after_pass is not None else []
         self.engine: SyncEngine | None = None
         self.notifications: NotifiedSync | None = None
         self.scheduler = ClockScheduler(clock)
@@ -159,7 +162,7 @@ class SyncService(Service):
         try:
             summary = await self.engine.sync_all(self.clock.now(), chosen, folders)
             failed_step = None
-            for hook in self.after_pass:
+            for hook in list(self.after_pass):  # as they are now: a reload during the pass rebuilds the list
                 try:
                     await hook(summary)
                 except Exception as exc:  # a failing hook is logged; the synced data stays

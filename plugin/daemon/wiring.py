@@ -258,7 +258,10 @@ PARTS: list[Part] = [_control, _sync, _bookings, _notices, _writeback, _ami, _vo
 
 
 def build_specs(ctx: DaemonContext) -> list[ServiceSpec]:
-    ctx.after_pass.clear()  # rebuilt in place: a running sync service sees the new hooks
+    # Rebuilt in place, with no await in between: the running sync service holds this very list and reads
+    # it at each pass, so steps switched on by a reload (notices, presence, LDAP) or built from the new
+    # config (the bookings step's [pbx] rooms) apply from the next pass without restarting the sync.
+    ctx.after_pass.clear()
     specs: list[ServiceSpec] = []
     for part in PARTS:
         try:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from pbxsync.plugin import metrics
 from pbxsync.plugin.ami.client import AmiClient
 from pbxsync.plugin.autocall.alarms import Alarms
 from pbxsync.plugin.daemon.clock import Clock
@@ -89,6 +90,7 @@ class PresenceService:
             self._unsubscribe()
             self._unsubscribe = None
         await self.alarms.close()
+        metrics.PRESENCE_BUSY_USERS.set(0)  # presence switched off (or restarting): nobody is shown busy by it
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -126,6 +128,7 @@ class PresenceService:
             presence = asterisk_presence(state, now, self.settings.templates, self.settings.zone)
             if self.sent.get(user.extension) != presence:
                 wanted.append((user.extension, presence))
+        metrics.PRESENCE_BUSY_USERS.set(sum(s.busy for s in self.states.values()))
         if wanted:
             results = await asyncio.gather(*(self._send(ext, p) for ext, p in wanted))
             failed = results.count(False)

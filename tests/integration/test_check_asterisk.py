@@ -71,3 +71,23 @@ async def test_missing_classes_context_and_secret_are_named(
     login = wrong["ami login"].line()
     assert login.startswith("FAIL") and "fix: set [pbx] username/secret" in login
     assert "not-the-secret" not in login
+
+
+async def test_the_presence_lines_against_the_least_privilege_user(
+        asterisk_factory: Callable[..., AsteriskInstance]) -> None:
+    """Setvar is allowed and sets nothing; ExtensionStateList lists the hints, a user without one is named."""
+    hinted = AUTOCALL_CONTEXT + "\n[phones]\nexten => 101,hint,PJSIP/101&Custom:pbxsync-101\n"
+    instance = asterisk_factory(extensions=hinted, ami_read="call,system", ami_write="originate,call,reporting")
+    config = parse_config({
+        "exchange": {"username": "svc@example.com"},
+        "pbx": {"host": instance.host, "port": instance.port, "username": instance.user, "secret": instance.secret},
+        "presence": {"enabled": True},
+        "users": [{"extension": "101", "email": "alice@example.com"}, {"extension": "102", "email": "bob@example.com"}],
+    })
+    found = by_name(await check_ami(config, within=10))
+    setvar = found["presence: ami setvar"]
+    assert setvar.outcome is Outcome.PASS and "No variable specified" in setvar.detail, setvar.line()
+    hints = found["presence: blf hints"]
+    assert hints.outcome is Outcome.WARN, hints.line()
+    assert "1 of 2 presence user(s)" in hints.detail and hints.detail.endswith(": 102")
+    assert "exten => 102,hint,PJSIP/102&Custom:pbxsync-102" in hints.fix

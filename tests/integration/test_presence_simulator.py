@@ -19,6 +19,7 @@ from pbxsync.plugin.presence.calendar import PresenceSettings
 from pbxsync.plugin.presence.service import ALARM, PresenceService
 from pbxsync.sync.model import Sensitivity, ShowAs
 from pbxsync.sync.store.db import Store
+from tests.support.metrics import sample
 from tests.support.presence import delete_item, occurrence, presence_config, store_items
 from tests.support.waiting import until
 
@@ -194,3 +195,23 @@ async def test_an_ami_user_without_the_call_class_is_reported_with_the_fix(store
     finally:
         await client.stop()
         await sim.stop()
+
+
+async def test_the_busy_users_gauge_follows_the_calendar_and_drops_to_zero_when_presence_stops(
+        store: Store, ami: AsteriskSimulator, client: AmiClient) -> None:
+    clock = FakeClock(T0)
+    await store_items(store, "alice@example.com", occurrence("a", T0 + timedelta(hours=1), T0 + timedelta(hours=3)),
+                      now=T0)
+    await store_items(store, "bob@example.com", occurrence("b", T0 + timedelta(hours=1), T0 + timedelta(hours=2)),
+                      now=T0)
+    service = await started(store, client, clock)
+    try:
+        assert sample("pbxsync_presence_busy_users") == 0.0
+        clock.set(T0 + timedelta(hours=1))
+        await until(lambda: sample("pbxsync_presence_busy_users") == 2.0)
+        clock.set(T0 + timedelta(hours=2))
+        await until(lambda: sample("pbxsync_presence_busy_users") == 1.0)
+        assert device(ami, "101") == "BUSY"
+    finally:
+        await service.stop()
+    assert sample("pbxsync_presence_busy_users") == 0.0

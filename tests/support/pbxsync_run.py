@@ -62,6 +62,15 @@ async def conferences_json(config: Path) -> list[dict[str, Any]]:
     return doc
 
 
+async def service_status(config: Path, name: str) -> dict[str, Any] | None:
+    """The named part's entry in `pbxsync status --json` ({} when it does not run); None: the agent is not up yet."""
+    code, out, err = await pbxsync(config, "status", "--json")
+    if code == 2:
+        return None
+    assert code == 0, err
+    return next((dict(s) for s in json.loads(out)["services"] if s["name"] == name), {})
+
+
 async def poll(check: Callable[[], Awaitable[bool]], until: datetime, why: Callable[[], str]) -> None:
     while not await check():
         assert datetime.now(UTC) < until, why()

@@ -363,6 +363,67 @@ def test_no_room_anywhere() -> None:
     assert d.room == "850"
 
 
+
+# -- rooms the admin takes away -------------------------------------------------------------------------
+
+POOL_ONLY = Directory.from_config(Config(users=[UserConfig(extension="201", email=[ALICE])]))
+
+
+def test_an_unchanged_booking_whose_room_left_the_pool_moves_to_a_free_pool_room_at_the_next_pass() -> None:
+    meeting = copies((ALICE, occ()))
+    (booked,) = settle(meeting, directory=POOL_ONLY, rooms=["850", "851"])
+    assert booked.draft.room == "850"
+    actions = plan(meeting, [booked], directory=POOL_ONLY, rooms=["851"])
+    assert [(a.kind, a.booking_id, a.draft.room, a.draft.state) for a in actions] == [
+        (ActionKind.UPDATE, booked.id, "851", StoredState.SCHEDULED)]
+    assert actions[0].notes == ("room 850 is no longer in [pbx] rooms or the organizer's room", "room 850 -> 851")
+    assert plan(meeting, apply([booked], actions), directory=POOL_ONLY, rooms=["851"]) == []
+
+
+def test_an_unchanged_booking_whose_room_left_the_pool_is_rejected_with_the_reason_when_none_is_free() -> None:
+    meeting = copies((ALICE, occ()))
+    (booked,) = settle(meeting, directory=POOL_ONLY, rooms=["850"])
+    actions = plan(meeting, [booked], directory=POOL_ONLY, rooms=[])
+    assert [(a.kind, a.booking_id, a.draft.room, a.draft.state) for a in actions] == [
+        (ActionKind.REJECT, booked.id, None, StoredState.REJECTED)]
+    assert actions[0].draft.reason == "no room: the organizer has no room and [pbx] rooms is empty"
+    assert actions[0].notes == ("room 850 is no longer in [pbx] rooms or the organizer's room",
+                                "rejected: no room: the organizer has no room and [pbx] rooms is empty")
+    # The reason stays the same at every later pass, and the room coming back books the meeting again.
+    rejected = apply([booked], actions)
+    assert plan(meeting, rejected, directory=POOL_ONLY, rooms=[]) == []
+    again = plan(meeting, rejected, directory=POOL_ONLY, rooms=["850"])
+    assert [(a.draft.state, a.draft.room) for a in again] == [(StoredState.SCHEDULED, "850")]
+
+
+def test_a_booking_whose_room_left_the_pool_yields_to_bookings_in_allowed_rooms() -> None:
+    both = copies((ALICE, occ("a")), (CAROL, occ("c", organizer=CAROL)))
+    bookings = settle(both, rooms=["850"])
+    assert [(b.draft.uid, b.draft.room) for b in bookings] == [("a", "801"), ("c", "850")]
+    actions = plan(both, bookings, rooms=[])  # Carol's own room 801 is Alice's at that time
+    assert [(a.booking_id, a.draft.state, a.draft.room) for a in actions] == [
+        (bookings[1].id, StoredState.REJECTED, None)]
+    assert str(actions[0].draft.reason).startswith("room conflict: room 801 is taken")
+    assert actions[0].notes[0] == "room 850 is no longer in [pbx] rooms or the organizer's room"
+
+
+def test_a_running_booking_keeps_a_room_that_left_the_pool() -> None:
+    meeting = copies((ALICE, occ(start=at(7, 30))))
+    (booked,) = settle(meeting, directory=POOL_ONLY, rooms=["850"])
+    assert plan(meeting, [booked], directory=POOL_ONLY, rooms=[]) == []
+
+
+def test_a_booking_whose_organizer_room_changed_moves_to_the_new_room() -> None:
+    meeting = copies((ALICE, occ()))
+    (booked,) = settle(meeting, rooms=[])
+    assert booked.draft.room == "801"
+    moved_alice = Directory.from_config(Config(users=[
+        UserConfig(extension="201", email=[ALICE], name="Alice", room="805"),
+        UserConfig(extension="202", email=[BOB], name="Bob", room="802")]))
+    actions = plan(meeting, [booked], directory=moved_alice, rooms=[])
+    assert [(a.booking_id, a.draft.room) for a in actions] == [(booked.id, "805")]
+
+
 # -- odd times ---------------------------------------------------------------------------------------
 
 def test_odd_times_have_defined_outcomes() -> None:

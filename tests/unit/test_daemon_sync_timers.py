@@ -149,3 +149,26 @@ async def test_a_failing_after_pass_hook_does_not_lose_the_pass(store: Store) ->
     await svc.start()
     summary = await svc.sync_now()
     assert summary.ok and svc.passes == 1
+
+
+async def test_the_steps_after_a_pass_are_read_at_each_pass_so_a_reload_reaches_a_running_service(
+        store: Store) -> None:
+    """The daemon rebuilds its list of steps in place on reload (plugin.daemon.wiring.build_specs)."""
+    ran: list[str] = []
+
+    async def old_step(_summary: PassSummary) -> None:
+        ran.append("old")
+
+    async def new_step(_summary: PassSummary) -> None:
+        ran.append("new")
+
+    steps = [old_step]
+    svc = SyncService(config(interval=0, users=1), store, FakeClock(T0), lambda _c: CountingSource(), steps)
+    await svc.start()
+    await svc.sync_now()
+    steps[:] = [old_step, new_step]  # what a reload that switched a step on does
+    await svc.sync_now()
+    steps.clear()
+    await svc.sync_now()
+    assert ran == ["old", "old", "new"]
+    await svc.stop()
