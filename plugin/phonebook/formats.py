@@ -91,7 +91,43 @@ def _name_and_numbers(root_tag: str, page: PageOf) -> bytes:
 
 
 def yealink(page: PageOf) -> bytes:
+    """The remote XML phone book as Yealink's administrator guides describe it (and the XML browser's
+    PhoneDirectory object): DirectoryEntry with Name and a Telephone per number."""
     return _name_and_numbers("YealinkIPPhoneDirectory", page)
+
+
+_YEALINK_SLOT = {PhoneKind.BUSINESS.value: 0, PhoneKind.MOBILE.value: 1}  # Phone1 office, Phone2 mobile
+
+
+def _three_numbers(entry: BookEntry) -> list[str]:
+    """Phone1..Phone3 of a Unit: the office number, the mobile, another one; a free slot takes a number
+    left over, so a contact with three numbers or fewer loses none (a fourth has no place)."""
+    slots = ["", "", ""]
+    rest: list[str] = []
+    for number in entry.numbers:
+        slot = _YEALINK_SLOT.get(number.kind)
+        if slot is not None and not slots[slot]:
+            slots[slot] = number.dial
+        else:
+            rest.append(number.dial)
+    for i, value in enumerate(slots):
+        if not value and rest:
+            slots[i] = rest.pop(0)
+    return slots
+
+
+def yealink_book(page: PageOf) -> bytes:
+    """YealinkIPPhoneBook, the layout of the remote phone book template file Yealink hands out (and
+    Yealink's DECT handsets read): Title, one Menu (a group) of Unit elements whose attributes carry the
+    name and up to three numbers. docs/phones.md says what of it is confirmed."""
+    root = ET.Element("YealinkIPPhoneBook")
+    _text(root, "Title", TITLE)
+    menu = ET.SubElement(root, "Menu", {"Name": TITLE})
+    for entry in page.entries:
+        phone1, phone2, phone3 = _three_numbers(entry)
+        ET.SubElement(menu, "Unit", {"Name": entry.name, "Phone1": phone1, "Phone2": phone2, "Phone3": phone3,
+                                     "default_photo": "Resource:"})
+    return _document(root)
 
 
 def fanvil(page: PageOf) -> bytes:

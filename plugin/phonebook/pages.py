@@ -39,6 +39,7 @@ CISCO_SEARCH = Format("cisco-search", formats.cisco_search, links=True)
 SNOM_SEARCH = Format("snom-search", formats.snom_search, links=True)
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("yealink", formats.yealink),
+    Format("yealink-book", formats.yealink_book),
     Format("snom", formats.snom, "lines", SNOM_SEARCH, formats.SNOM_PAGE, links=True),
     Format("snom-tbook", formats.snom_tbook),
     Format("grandstream", formats.grandstream),

@@ -93,6 +93,29 @@ def test_yealink_directory() -> None:
     assert texts(root, "DirectoryEntry[2]/Telephone") == ["03012344711", "01701112233"]
 
 
+def test_yealink_remote_phone_book_template() -> None:
+    root = render("yealink-book")
+    assert root.tag == "YealinkIPPhoneBook"
+    assert [e.tag for e in root] == ["Title", "Menu"]
+    menu = root.find("Menu")
+    assert menu is not None and menu.get("Name") == "Phonebook"
+    units = [(u.get("Name"), u.get("Phone1"), u.get("Phone2"), u.get("Phone3")) for u in menu]
+    assert units == [("Carol King", "0012125550199", "", ""), ("Jürgen Müller", "03012344711", "01701112233", ""),
+                     ("Reception", "4711", "", "")]
+    assert all(set(u.attrib) == {"Name", "Phone1", "Phone2", "Phone3", "default_photo"} and not list(u)
+               for u in menu)
+
+
+def test_yealink_book_puts_office_mobile_other_in_phone1_to_3_and_fills_a_free_slot() -> None:
+    home_only = entry("H", ("home", "030 111"))
+    four = entry("F", ("business", "030 12341"), ("mobile", "0170 12342"), ("home", "030 12343"),
+                 ("pager", "030 12344"))
+    mobile_and_home = entry("M", ("mobile", "0170 12345"), ("home", "030 12346"))
+    units = [[u.get(f"Phone{i}") for i in (1, 2, 3)] for u in render("yealink-book", (home_only, four, mobile_and_home))
+             .iterfind("Menu/Unit")]
+    assert units == [["030111", "", ""], ["03012341", "017012342", "03012343"], ["03012346", "017012345", ""]]
+
+
 def test_fanvil_directory_has_the_yealink_shape() -> None:
     root = render("fanvil")
     assert root.tag == "FanvilIPPhoneDirectory"
@@ -234,7 +257,7 @@ HOSTILE = ("<script>&amp;</script>", "A & B <C> \"D\" 'E'", "Bell\x07\x00\x1b[31
            "\u2067Ali\u2069ce\u200f", "Tab\tand\nnewline", "\ud800lone surrogate", "\ufffe\uffffNon", "x" * 10_000)
 
 
-@pytest.mark.parametrize("name", ["yealink", "fanvil", "snom", "snom-tbook", "grandstream", "cisco", "gigaset"])
+@pytest.mark.parametrize("name", ["yealink", "yealink-book", "fanvil", "snom", "snom-tbook", "grandstream", "cisco", "gigaset"])
 def test_hostile_names_give_well_formed_utf8_xml(name: str) -> None:
     entries = [entry(h, ("business", "030 1234"), given=h, surname=h, company=h) for h in HOSTILE]
     fmt = FORMATS[name]
