@@ -78,9 +78,10 @@ def _name_parts(entry: BookEntry) -> tuple[str, str]:
     return "", entry.name
 
 
-def _name_and_numbers(root_tag: str, page: PageOf) -> bytes:
-    """Yealink's shape, which Fanvil shares: DirectoryEntry with Name and a Telephone per number."""
-    root = ET.Element(root_tag)
+def yealink(page: PageOf) -> bytes:
+    """Yealink's remote XML phone book as its administrator guides describe it (an
+    `xxxIPPhoneDirectory` of DirectoryEntry): Title, then per contact a Name and a Telephone per number."""
+    root = ET.Element("YealinkIPPhoneDirectory")
     _text(root, "Title", TITLE)
     for entry in page.entries:
         item = ET.SubElement(root, "DirectoryEntry")
@@ -90,22 +91,17 @@ def _name_and_numbers(root_tag: str, page: PageOf) -> bytes:
     return _document(root)
 
 
-def yealink(page: PageOf) -> bytes:
-    """The remote XML phone book as Yealink's administrator guides describe it (and the XML browser's
-    PhoneDirectory object): DirectoryEntry with Name and a Telephone per number."""
-    return _name_and_numbers("YealinkIPPhoneDirectory", page)
-
-
-_YEALINK_SLOT = {PhoneKind.BUSINESS.value: 0, PhoneKind.MOBILE.value: 1}  # Phone1 office, Phone2 mobile
+_SLOT = {PhoneKind.BUSINESS.value: 0, PhoneKind.MOBILE.value: 1}  # of (office, mobile, other)
 
 
 def _three_numbers(entry: BookEntry) -> list[str]:
-    """Phone1..Phone3 of a Unit: the office number, the mobile, another one; a free slot takes a number
-    left over, so a contact with three numbers or fewer loses none (a fourth has no place)."""
+    """Office, mobile, other, for the formats with three number fields (Yealink's Unit Phone1..3,
+    Fanvil); a free field takes a number left over, so a contact with three numbers or fewer loses none
+    (a fourth has no place)."""
     slots = ["", "", ""]
     rest: list[str] = []
     for number in entry.numbers:
-        slot = _YEALINK_SLOT.get(number.kind)
+        slot = _SLOT.get(number.kind)
         if slot is not None and not slots[slot]:
             slots[slot] = number.dial
         else:
@@ -131,7 +127,17 @@ def yealink_book(page: PageOf) -> bytes:
 
 
 def fanvil(page: PageOf) -> bytes:
-    return _name_and_numbers("FanvilIPPhoneDirectory", page)
+    """FanvilIPPhoneDirectory: per contact a DirectoryEntry with Name and at most three numbers, each
+    under its kind's element (Telephone the office number, Mobile, Other), as the generators that cite
+    Fanvil's XML phonebook document write it; an empty one is left out."""
+    root = ET.Element("FanvilIPPhoneDirectory", {"clearlight": "true"})
+    for entry in page.entries:
+        item = ET.SubElement(root, "DirectoryEntry")
+        _text(item, "Name", entry.name)
+        for tag, dial in zip(("Telephone", "Mobile", "Other"), _three_numbers(entry), strict=True):
+            if dial:
+                _text(item, tag, dial)
+    return _document(root)
 
 
 def snom(page: PageOf) -> bytes:

@@ -116,10 +116,20 @@ def test_yealink_book_puts_office_mobile_other_in_phone1_to_3_and_fills_a_free_s
     assert units == [["030111", "", ""], ["03012341", "017012342", "03012343"], ["03012346", "017012345", ""]]
 
 
-def test_fanvil_directory_has_the_yealink_shape() -> None:
+def test_fanvil_directory_has_a_name_and_up_to_three_numbers_by_kind() -> None:
     root = render("fanvil")
     assert root.tag == "FanvilIPPhoneDirectory"
     assert texts(root, "DirectoryEntry/Name") == ["Carol King", "Jürgen Müller", "Reception"]
+    assert [e.tag for e in root] == ["DirectoryEntry"] * 3
+    jm = root.find("DirectoryEntry[2]")
+    assert jm is not None and [(c.tag, c.text) for c in jm] == [
+        ("Name", "Jürgen Müller"), ("Telephone", "03012344711"), ("Mobile", "01701112233")]
+    four = entry("F", ("business", "030 12341"), ("mobile", "0170 12342"), ("home", "030 12343"),
+                 ("pager", "030 12344"))
+    only_home = entry("H", ("home", "030 12346"))
+    fanvil = render("fanvil", (four, only_home))
+    assert [[(c.tag, c.text) for c in e][1:] for e in fanvil.iterfind("DirectoryEntry")] == [
+        [("Telephone", "03012341"), ("Mobile", "017012342"), ("Other", "03012343")], [("Telephone", "03012346")]]
 
 
 def test_snom_minibrowser_directory_lists_one_entry_per_number() -> None:
@@ -176,6 +186,68 @@ def test_gigaset_list() -> None:
     jm = root.find("entry[2]")
     assert jm is not None and [(c.tag, c.text) for c in jm] == [
         ("ln", "Müller"), ("fn", "Jürgen"), ("hm", "03012344711"), ("mb", "01701112233")]
+
+
+# ---- against the vendors' published structures ---------------------------------------------------------
+# Skeletons of the examples each source publishes (docs/phones.md names title and URL); `optional` are the
+# parts a book may leave out (no company, no second number, no link to a next page).
+
+PUBLISHED: dict[str, tuple[str, set[str]]] = {
+    # Cisco, IP Phone Services Application Development Notes, "CiscoIPPhone XML Objects"
+    "cisco": ("<CiscoIPPhoneDirectory><Title/><Prompt/><DirectoryEntry><Name/><Telephone/></DirectoryEntry>"
+              "<SoftKeyItem><Name/><URL/><Position/></SoftKeyItem></CiscoIPPhoneDirectory>", set()),
+    "cisco-search": ("<CiscoIPPhoneInput><Title/><Prompt/><URL/><InputItem><DisplayName/><QueryStringParam/>"
+                     "<DefaultValue/><InputFlags/></InputItem></CiscoIPPhoneInput>", set()),
+    # Snom service wiki, "Remote XML Directory" and "Local Directory (new XML format)"
+    "snom-tbook": ("<tbook e='2' version='2.0' complete='true'><contact fav='' vip='' blocked=''><first_name/>"
+                   "<last_name/><organization/><numbers><number no='' type='' outgoing_id=''/></numbers></contact>"
+                   "</tbook>", {"tbook/contact/organization"}),
+    # Snom wiki "Minibrowser": SnomIPPhoneDirectory, SoftKeyItem (Name = the key, URL; Label on context keys)
+    "snom": ("<SnomIPPhoneDirectory><Title/><DirectoryEntry><Name/><Telephone/></DirectoryEntry>"
+             "<SoftKeyItem><Label/><URL/><Name/></SoftKeyItem></SnomIPPhoneDirectory>",
+             {"SnomIPPhoneDirectory/SoftKeyItem", "SnomIPPhoneDirectory/SoftKeyItem/Label",
+              "SnomIPPhoneDirectory/SoftKeyItem/URL", "SnomIPPhoneDirectory/SoftKeyItem/Name"}),
+    "snom-search": ("<SnomIPPhoneInput><Title/><Prompt/><URL/><InputItem><DisplayName/><QueryStringParam/>"
+                    "<DefaultValue/><InputFlags/></InputItem></SnomIPPhoneInput>", set()),
+    # Grandstream, XML Based Downloadable Phonebook Guide (GXP21xx/GXP14xx/GXP116x)
+    "grandstream": ("<AddressBook><Contact><LastName/><FirstName/><Phone><phonenumber/><accountindex/></Phone>"
+                    "</Contact></AddressBook>", set()),
+    # Yealink administrator's guide, "Remote XML Phone Book" (xxxIPPhoneDirectory, DirectoryEntry); Title as
+    # in Wazo's template
+    "yealink": ("<YealinkIPPhoneDirectory><Title/><DirectoryEntry><Name/><Telephone/></DirectoryEntry>"
+                "</YealinkIPPhoneDirectory>", set()),
+    # Yealink's remote phone book template file (YealinkIPPhoneBook)
+    "yealink-book": ("<YealinkIPPhoneBook><Title/><Menu Name=''><Unit Name='' Phone1='' Phone2='' Phone3=''"
+                     " default_photo=''/></Menu></YealinkIPPhoneBook>", set()),
+    # the generators that cite Fanvil's XML phonebook document
+    "fanvil": ("<FanvilIPPhoneDirectory clearlight='true'><DirectoryEntry><Name/><Telephone/><Mobile/><Other/>"
+               "</DirectoryEntry></FanvilIPPhoneDirectory>", {"FanvilIPPhoneDirectory/DirectoryEntry/Other"}),
+    # Gigaset, Phonebook Search Protocol Specification / wiki "Online directory"
+    "gigaset": ("<list response='get_list' type='pr' total='' first='' last=''><entry><ln/><fn/><hm/><mb/></entry>"
+                "</list>", set()),
+}
+
+
+def shape(root: ET.Element, path: str = "") -> set[str]:
+    """Every element path and attribute (`path@name`) a document holds."""
+    here = f"{path}/{root.tag}" if path else root.tag
+    found = {here} | {f"{here}@{name}" for name in root.attrib}
+    for child in root:
+        found |= shape(child, here)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_each_document_has_the_published_structure(name: str) -> None:
+    example, optional = PUBLISHED[name]
+    published = shape(ET.fromstring(example))
+    ours = shape(render(name, MANY if name in ("cisco", "snom") else BOOK))
+    assert ours <= published, f"not in the published structure: {sorted(ours - published)}"
+    assert published - optional <= ours, f"missing: {sorted(published - optional - ours)}"
+
+
+def test_every_format_is_held_against_a_published_structure() -> None:
+    assert set(PUBLISHED) == {*FORMATS, "cisco-search", "snom-search"}
 
 
 # ---- paging and search -------------------------------------------------------------------------------
@@ -257,7 +329,8 @@ HOSTILE = ("<script>&amp;</script>", "A & B <C> \"D\" 'E'", "Bell\x07\x00\x1b[31
            "\u2067Ali\u2069ce\u200f", "Tab\tand\nnewline", "\ud800lone surrogate", "\ufffe\uffffNon", "x" * 10_000)
 
 
-@pytest.mark.parametrize("name", ["yealink", "yealink-book", "fanvil", "snom", "snom-tbook", "grandstream", "cisco", "gigaset"])
+@pytest.mark.parametrize("name", ["yealink", "yealink-book", "fanvil", "snom", "snom-tbook", "grandstream", "cisco",
+                                  "gigaset"])
 def test_hostile_names_give_well_formed_utf8_xml(name: str) -> None:
     entries = [entry(h, ("business", "030 1234"), given=h, surname=h, company=h) for h in HOSTILE]
     fmt = FORMATS[name]
