@@ -113,9 +113,9 @@ def _three_numbers(entry: BookEntry) -> list[str]:
 
 
 def yealink_book(page: PageOf) -> bytes:
-    """YealinkIPPhoneBook, the layout of the remote phone book template file Yealink hands out (and
-    Yealink's DECT handsets read): Title, one Menu (a group) of Unit elements whose attributes carry the
-    name and up to three numbers. docs/phones.md says what of it is confirmed."""
+    """YealinkIPPhoneBook, the layout of the remote phone book template file Yealink hands out (the one
+    Yealink's DECT handsets are reported to read): Title, one Menu (a group) of Unit elements whose
+    attributes carry the name and up to three numbers. docs/phones.md says what of it is confirmed."""
     root = ET.Element("YealinkIPPhoneBook")
     _text(root, "Title", TITLE)
     menu = ET.SubElement(root, "Menu", {"Name": TITLE})
@@ -128,8 +128,8 @@ def yealink_book(page: PageOf) -> bytes:
 
 def fanvil(page: PageOf) -> bytes:
     """FanvilIPPhoneDirectory: per contact a DirectoryEntry with Name and at most three numbers, each
-    under its kind's element (Telephone the office number, Mobile, Other), as the generators that cite
-    Fanvil's XML phonebook document write it; an empty one is left out."""
+    under its kind's element (Telephone the office number, Mobile, Other), as the open-source generator
+    that cites Fanvil's XML phonebook document writes it; an empty one is left out."""
     root = ET.Element("FanvilIPPhoneDirectory", {"clearlight": "true"})
     for entry in page.entries:
         item = ET.SubElement(root, "DirectoryEntry")
