@@ -217,15 +217,16 @@ def render_dial(template: str, extension: str) -> str:
 _CALLERID_KEEP = re.compile(r"[^\w .:/+-]", re.UNICODE)
 
 
-def sanitize_callerid_name(text: str, limit: int = 40) -> str:
-    """A meeting subject reduced to something safe to show on a phone display.
+def sanitize_callerid_name(text: str, limit: int = 40, fallback: str = "Meeting") -> str:
+    """A meeting subject (or a contact's name) reduced to something safe to show on a phone display.
 
     Drops quotes, angle brackets, commas, semicolons, `$`, braces, control characters and anything else
     outside letters, digits, space and `. : / + -`; collapses runs of spaces; cuts to `limit` characters.
+    Nothing left: `fallback` (a trusted value, not sanitised again).
     """
     cleaned = _CALLERID_KEEP.sub(" ", text[: limit * 8])
     cleaned = " ".join(cleaned.replace("_", " ").split())
-    return cleaned[:limit].strip() or "Meeting"
+    return cleaned[:limit].strip() or fallback
 
 
 def callerid(name: str, number: str) -> str:

@@ -54,7 +54,7 @@ def call_request(config: Config, extension: str, number: str, name: str) -> Orig
     if not _DIALABLE.fullmatch(number):
         raise ValidationError("this number cannot be dialled")
     channel_id = f"pbxsync-web-{secrets.token_hex(8)}"
-    caller_name = sanitize_callerid_name(name) or number
+    caller_name = sanitize_callerid_name(name, fallback=number)  # a name of only "<>": the number, not "Meeting"
     return OriginateRequest(channel=render_dial(config.pbx.dial, extension), channel_id=channel_id,
                             context=config.web.click_to_call_context, exten=number,
                             caller_id=f"{caller_name} <{number}>",

@@ -128,6 +128,10 @@ def test_the_originate_rings_the_users_own_device_with_the_contacts_name() -> No
             call_request(employee_config(), "102", number, "x")
 
 
+def test_a_contact_name_of_only_punctuation_shows_the_number_on_the_phone() -> None:
+    assert call_request(employee_config(), "102", "+49301234", '"<>";,').caller_id == "+49301234 <+49301234>"
+
+
 async def call(client: Client, token: str, contact: str, number: str = "0", **extra: str) -> tuple[int, str]:
     response = await client.post("/my/contacts/call",
                                  data={"csrf": token, "contact": contact, "number": number, **extra})
