@@ -3,7 +3,8 @@
 The list and a booking's page render without script; the live room (static/conference.js) polls
 `/conferences/{id}/room.json`, and without script the page offers a refresh link. Host actions are POSTs
 (CSRF-checked by plugin.web.security), only for the organizer while the meeting runs, and each is written
-to the booking's history (`pbxsync conferences`, the admin's bookings page) and the log.
+to the booking's history (`pbxsync conferences`, the admin's bookings page) and the log. "Call again" counts
+against the host's click-to-call limit (plugin.web.click_to_call.admit_call).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pbxsync.plugin.booking.model import Booking
 from pbxsync.plugin.booking.pins import booking_pins
 from pbxsync.plugin.booking.store import booking_by_id, bookings_of_extension, record_event
 from pbxsync.plugin.web.auth import WebUser, require_user
+from pbxsync.plugin.web.click_to_call import admit_call
 from pbxsync.plugin.web.conference_view import ConferenceView, conference_view, is_host, is_member
 from pbxsync.plugin.web.context import WebContext, web_context
 from pbxsync.plugin.web.render import NavLink, render
@@ -124,6 +126,10 @@ async def host_post(request: web.Request) -> web.StreamResponse:
     (view,) = await _views(ctx, user, [booking])
     if not view.running:
         return await conference_page(request, "The meeting is not running.", False, 409)
+    if action == "call" and not admit_call(request.app, user.extension, ctx.clock.now().timestamp()):
+        log.warning("web: conference %d: call again by %s refused: too many calls", booking.id, user.extension)
+        return await conference_page(request, "Too many calls in a short time. Wait a minute, then try again.",
+                                     False, 429)
     result = await host_action(ctx.ami.value, ctx.store, ctx.config, ctx.clock, booking, action, target)
     if result.audit:
         detail = f"host {user.extension} in the portal: {result.audit}"

@@ -198,6 +198,18 @@ async def test_the_host_calls_a_participant_again_through_autocalls_path(store: 
         assert len(o.sim.originates) == 1
 
 
+async def test_calling_again_shares_the_hosts_click_to_call_limit(store: Store) -> None:
+    # A host could otherwise ring a colleague's phone all day, one "call again" after another.
+    async with office(store) as (o, _, client):
+        token = await signed_in(client, "102")
+        for _ in range(6):
+            assert "not a participant" in (await host(client, token, o.running, "call", "999"))[1]
+        status, html = await host(client, token, o.running, "call", "103")
+        assert status == 429 and "Too many calls" in html
+        assert o.sim.originates == []
+        assert (await host(client, token, o.running, "mute", o.sim.members("800")[1].channel))[0] == 200
+
+
 async def test_host_controls_are_only_for_the_host_while_it_runs(store: Store) -> None:
     async with office(store) as (o, _, client):
         token = await signed_in(client, "103")
