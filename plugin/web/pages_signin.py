@@ -104,6 +104,9 @@ async def signin(request: web.Request) -> web.StreamResponse:
 async def signed_in(request: web.Request, response: web.StreamResponse, extension: str) -> None:
     """Open a session for `extension` and give `response` its cookie."""
     ctx = web_context(request)
+    previous = request.get(SESSION_KEY)
+    if previous is not None:  # signing in as somebody else in this browser ends the session it had
+        await accounts.close_session(ctx.store, previous)
     lifetime = timedelta(minutes=ctx.config.web.session_minutes)
     session_id, expires = await accounts.open_session(ctx.store, extension, ctx.clock.now(), lifetime)
     set_cookie(request, response, COOKIE, encode_cookie(ctx.secret_key, session_id, extension, expires),

@@ -108,6 +108,17 @@ async def test_signing_out_revokes_the_session_on_the_server(store: Store) -> No
         assert again.status == 200  # the old cookie names a closed session
 
 
+async def test_signing_in_again_in_the_same_browser_ends_the_session_it_had(store: Store) -> None:
+    async with portal_client(await make_context(store)) as client:
+        first = (await sign_in(client, "102")).cookies[COOKIE].value
+        token = token_of(await (await client.get("/my/sync")).text())
+        again = await client.post("/signin", data={"extension": "103", "password": password_of("103"),
+                                                   "csrf": token}, allow_redirects=False)
+        assert again.status == 303 and again.cookies[COOKIE].value != first
+        async with store.conn.execute("SELECT extension FROM web_sessions") as cur:
+            assert [row[0] for row in await cur.fetchall()] == ["103"]  # 102's session is closed
+
+
 @pytest.mark.parametrize(("target", "location"), [
     ("/users/102/sync", "/users/102/sync"), ("//evil.example/", "/my/sync"), ("/\t/evil.example", "/my/sync"),
     ("/\\evil.example", "/my/sync"), ("https://evil.example/", "/my/sync"), ("/x\r\nSet-Cookie: a=b", "/my/sync"),
