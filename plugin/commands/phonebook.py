@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
                        "(default: from [phonebook] listen)")
     token.set_defaults(handler=token_cmd)
     revoke = actions.add_parser("revoke", help="revoke every token of a user's phones")
-    revoke.add_argument("extension", metavar="EXT")
+    revoke.add_argument("extension", metavar="EXT", help="the PBX user (extension); also one no longer in [[users]]")
     revoke.set_defaults(handler=revoke_cmd)
 
 
@@ -80,5 +80,7 @@ async def revoke_cmd(args: argparse.Namespace) -> int:
         count = await revoke_tokens(store, args.extension)
     finally:
         await store.close()
+    if count == 0 and config.user_by_extension(args.extension) is None:  # a typo, not "nothing to revoke"
+        raise UserError(f"no [[users]] entry with extension {args.extension!r}, and no token of it to revoke")
     print(f"{count} token(s) of extension {args.extension} revoked")
     return 0

@@ -11,7 +11,8 @@ from pbxsync.plugin.logs import setup_from_config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("run", help="run the agent: sync timers, bookings, AUTOCALL, LDAP, FastAGI",
+    p = sub.add_parser("run", help="run the agent: sync, bookings, AUTOCALL, LDAP, FastAGI, presence, web "
+                       "portal, XML phonebooks",
                        description="Run every part of pbxsync in one process until SIGTERM. SIGHUP reloads the "
                        "config (an invalid one is logged and ignored). `pbxsync status` shows its health, "
                        "`pbxsync sync` triggers a pass in it.")

@@ -53,3 +53,15 @@ def test_an_unknown_extension_is_a_user_error(tmp_path: Path, capsys: pytest.Cap
                    'password = "pw"\n[[users]]\nextension = "101"\nemail = "alice@example.com"\n')
     assert main(["--config", str(cfg), "sync", "--local", "--user", "999"]) == 2
     assert "no user with extension 999" in capsys.readouterr().err
+
+
+def test_revoking_phonebook_tokens_of_an_unknown_extension_is_a_user_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "ok.toml"
+    cfg.write_text(f'database = "{tmp_path}/db.sqlite"\n[exchange]\nusername = "svc@example.com"\n'
+                   'password = "pw"\n[[users]]\nextension = "101"\nemail = "alice@example.com"\n')
+    assert main(["--config", str(cfg), "phonebook", "revoke", "999"]) == 2
+    err = capsys.readouterr().err
+    assert "no [[users]] entry with extension '999'" in err and "Traceback" not in err
+    assert main(["--config", str(cfg), "phonebook", "revoke", "101"]) == 0
+    assert "0 token(s) of extension 101 revoked" in capsys.readouterr().out
