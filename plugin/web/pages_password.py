@@ -3,7 +3,7 @@ current one. Either way every other session of the user ends (plugin.web.account
 browser gets a fresh one.
 
 A link is only looked at by GET (a mail scanner that fetches it spends nothing); it is spent by the POST
-that sets the password, once.
+that sets the password, once. A wrong current password counts as a failed sign-in (plugin.web.signin_guard).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pbxsync.plugin.web.auth import require_user
 from pbxsync.plugin.web.context import web_context
 from pbxsync.plugin.web.pages_signin import HOME, keep_pre_session, signed_in, with_pre_session
 from pbxsync.plugin.web.render import NavLink, render
+from pbxsync.plugin.web.security import client_address
 
 log = logging.getLogger("pbxsync.web")
 
@@ -67,7 +68,14 @@ async def password_set(request: web.Request) -> web.StreamResponse:
     ctx = web_context(request)
     user = require_user(request)
     form = await request.post()
-    if not await accounts.check_password(ctx.store, user.extension, str(form.get("current", ""))):
+    # Throttled like sign-in: a borrowed or stolen session must not be a way to guess the password.
+    source, now = client_address(request), ctx.clock.now().timestamp()
+    if not ctx.signin_guard.admit(source, user.extension, now):
+        ctx.signin_guard.log_failure(source, user.extension, now)
+        return await password_page(request, error="Too many attempts. Wait a minute, then try again.", status=429)
+    right = await accounts.check_password(ctx.store, user.extension, str(form.get("current", "")))
+    ctx.signin_guard.record(source, user.extension, right, now)
+    if not right:
         return await password_page(request, error="The current password is wrong.", status=400)
     problem = accounts.password_problem(str(form.get("password", "")), str(form.get("again", "")))
     if problem:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pbxsync.plugin.daemon.clock import FakeClock
 from pbxsync.plugin.web import accounts
 from pbxsync.plugin.web.sessions import COOKIE
 from pbxsync.sync.store.db import Store
@@ -56,3 +57,21 @@ async def test_changing_the_password_ends_the_other_sessions(store: Store) -> No
         assert done.status == 303
         assert (await first.get("/my/password", allow_redirects=False)).status == 200  # a fresh session here
         assert (await second.get("/my/password", allow_redirects=False)).status == 303  # signed out there
+
+
+async def test_guessing_the_current_password_is_throttled_like_sign_in(store: Store) -> None:
+    clock = FakeClock()
+    async with portal_client(await make_context(store, clock=clock)) as client:
+        await sign_in(client, "102")
+        form = token_of(await (await client.get("/my/password")).text())
+        fields = {"csrf": form, "password": "x" * 12, "again": "x" * 12}
+        statuses = [(await client.post("/my/password", data={**fields, "current": f"guess {n}"})).status
+                    for n in range(7)]
+        assert statuses[:5] == [400] * 5 and 429 in statuses[5:]
+        right = await client.post("/my/password", data={**fields, "current": password_of("102")},
+                                  allow_redirects=False)
+        assert right.status == 429  # even the right one waits
+        clock.advance(120)
+        right = await client.post("/my/password", data={**fields, "current": password_of("102")},
+                                  allow_redirects=False)
+        assert right.status == 303
