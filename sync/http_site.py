@@ -58,14 +58,14 @@ class Limits:
         return self.refusal_status or precise.value
 
 
-def tls_context(cert: str, key: str, what: str) -> ssl.SSLContext:
-    """A server TLS context (TLS 1.2 or later); `what` names the config keys in the error."""
+def tls_context(cert: str, key: str, what: str, error: type[UserError] = HttpSiteError) -> ssl.SSLContext:
+    """A server TLS context (TLS 1.2 or later), also LDAP's; `what` names the config keys in the `error`."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        raise HttpSiteError(f"{what}: cannot load {cert}: {exc}") from None
+        raise error(f"{what}: cannot load {cert}: {exc}") from None
     return context
 
 

@@ -34,6 +34,7 @@ from pbxsync.plugin.ldap.turns import Turns
 from pbxsync.plugin.store_follower import StoreFollower
 from pbxsync.sync.config import Config
 from pbxsync.sync.errors import PbxsyncError, UserError
+from pbxsync.sync.http_site import tls_context
 from pbxsync.sync.store.db import Store
 
 log = logging.getLogger("pbxsync.ldap")
@@ -46,13 +47,7 @@ class LdapServerError(UserError):
 
 
 def make_tls_context(cert: str, key: str) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        raise LdapServerError(f"ldap.tls_cert/tls_key: cannot load {cert}: {exc}") from None
-    return context
+    return tls_context(cert, key, "ldap.tls_cert/tls_key", LdapServerError)
 
 
 class LdapServer:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from pbxsync.plugin.ldap.server import LdapServerError, make_tls_context
 from pbxsync.sync.http_site import HttpSiteError, Limits, Site, start_site, tls_context
 from pbxsync.sync.listen import ListenAddress
 from tests.support.ldap_phonebook import self_signed_certificate
@@ -122,6 +123,9 @@ async def test_tls(start: Callable[..., Awaitable[Site]], tmp_path: Path) -> Non
 def test_an_unreadable_certificate_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(HttpSiteError, match=r"web\.tls_cert/tls_key: cannot load"):
         tls_context(str(tmp_path / "missing.crt"), str(tmp_path / "missing.key"), "web.tls_cert/tls_key")
+    # LDAP's listener loads its certificate the same way, with its own error and keys named
+    with pytest.raises(LdapServerError, match=r"^ldap\.tls_cert/tls_key: cannot load"):
+        make_tls_context(str(tmp_path / "missing.crt"), str(tmp_path / "missing.key"))
 
 
 def post(body: bytes, extra: bytes = b"") -> bytes:
