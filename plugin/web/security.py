@@ -62,12 +62,29 @@ def _same_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, text: 
         return False
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def origin_matches(origin: str, host_header: str) -> bool:
-    """An Origin header names this site when its host:port is the Host the browser sent."""
-    if origin == "null":
-        return False
+    """An Origin header names this site when its host and port are the Host the browser sent. A port left
+    out is the scheme's default on either side: "https://pbx" is "pbx:443" (a proxy may pass either)."""
     parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and parts.netloc.lower() == host_header.strip().lower()
+    default = _DEFAULT_PORTS.get(parts.scheme)
+    try:
+        origin_port = parts.port or default
+    except ValueError:  # a port that is no number
+        return False
+    name, port_text = host_name(host_header), _host_port(host_header)
+    host_port = int(port_text) if port_text.isdigit() else default
+    return (default is not None and bool(name) and parts.hostname == name and not parts.username
+            and parts.path in ("", "/") and origin_port == host_port)
+
+
+def _host_port(host_header: str) -> str:
+    """The port of a Host header as written ("" without one)."""
+    text = host_header.strip()
+    after_name = text.rpartition("]")[2] if text.startswith("[") else text
+    return after_name.rpartition(":")[2] if ":" in after_name else ""
 
 
 def _from_trusted_proxy(request: web.Request) -> bool:

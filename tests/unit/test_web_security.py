@@ -71,6 +71,13 @@ def test_only_allowed_host_names_pass(header: str, allowed: bool) -> None:
     ("http://127.0.0.1:8480", "127.0.0.1:8480", True), ("https://pbx.example.com", "pbx.example.com", True),
     ("http://evil.example", "127.0.0.1:8480", False), ("null", "127.0.0.1:8480", False),
     ("http://127.0.0.1:8481", "127.0.0.1:8480", False), ("file://", "", False),
+    # a port left out is the scheme's default on either side (a proxy passes "pbx:443" or "pbx")
+    ("https://pbx.example.com", "pbx.example.com:443", True), ("https://pbx.example.com:443", "pbx.example.com", True),
+    ("http://pbx.example.com", "pbx.example.com:80", True), ("https://pbx.example.com", "pbx.example.com:80", False),
+    ("https://pbx.example.com:8443", "pbx.example.com", False), ("http://[::1]:8480", "[::1]:8480", True),
+    ("http://[::1]", "[::1]:8480", False), ("http://PBX.example.com:8480", "pbx.example.com:8480", True),
+    ("http://pbx.example.com:x", "pbx.example.com", False), ("http://u@pbx.example.com", "pbx.example.com", False),
+    ("http://pbx.example.com.evil.example", "pbx.example.com", False),
 ])
 def test_the_origin_must_be_this_site(origin: str, host: str, same: bool) -> None:
     assert origin_matches(origin, host) is same
