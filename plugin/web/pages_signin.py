@@ -83,15 +83,16 @@ async def signin(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", ""))
     source = client_address(request)
     now = ctx.clock.now().timestamp()
+    known = ctx.config.user_by_extension(extension) is not None
     if not ctx.signin_guard.admit(source, extension, now):
-        ctx.signin_guard.log_failure(source, extension, now)
+        ctx.signin_guard.log_failure(source, extension, now, known=known)
         return await signin_page(request, error="Too many attempts. Wait a minute, then try again.",
                                  extension=extension, status=429)
     well_formed = DIALABLE.fullmatch(extension) is not None and len(password) <= MAX_PASSWORD
     # Always one Argon2 verification (against a dummy hash for an unknown extension): timing tells nothing.
     ok = await accounts.check_password(ctx.store, extension if well_formed else "", password[:MAX_PASSWORD])
-    ok = ok and well_formed and ctx.config.user_by_extension(extension) is not None
-    ctx.signin_guard.record(source, extension, ok, now)
+    ok = ok and well_formed and known
+    ctx.signin_guard.record(source, extension, ok, now, known=known)
     if not ok:
         return await signin_page(request, error="The extension or the password is wrong.", extension=extension,
                                  status=401)

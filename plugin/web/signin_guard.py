@@ -34,14 +34,16 @@ class SigninGuard:
         """Whether this attempt may be checked now (False: refuse it unchecked)."""
         return self.throttle.admit(self._keys(source, extension), now) is not None
 
-    def record(self, source: str, extension: str, ok: bool, now: float) -> None:
+    def record(self, source: str, extension: str, ok: bool, now: float, *, known: bool = True) -> None:
         self.throttle.record(self._keys(source, extension), ok, now)
         if not ok:
-            self.log_failure(source, extension, now)
+            self.log_failure(source, extension, now, known=known)
 
-    def log_failure(self, source: str, extension: str, now: float) -> None:
-        """A wrong password, or an attempt refused unchecked: one log line per address and minute."""
+    def log_failure(self, source: str, extension: str, now: float, *, known: bool = True) -> None:
+        """A wrong password, or an attempt refused unchecked: one log line per address and minute. What was
+        typed as the extension is logged only when it is a user's (`known`): people type their password there."""
         count = self.failures.note(source, now)
         if count:
             log.warning("web sign-in: %d failed or throttled attempt(s) from %s in the last minute "
-                        "(latest for extension %r)", count, source, extension[:64])
+                        "(latest for %s)", count, source, f"extension {extension[:64]!r}" if known
+                        else "an extension that is no user")

@@ -150,6 +150,13 @@ async def test_failures_are_logged_once_per_address_and_minute_without_the_passw
     assert "guess" not in caplog.text
 
 
+async def test_a_password_typed_as_the_extension_is_not_logged(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    async with portal_client(await make_context(store)) as client:
+        with caplog.at_level(logging.WARNING, logger="pbxsync.web"):
+            await sign_in(client, "Summer2026secret", "102")
+    assert "an extension that is no user" in caplog.text and "Summer2026secret" not in caplog.text
+
+
 async def test_a_session_ends_after_session_minutes(store: Store) -> None:
     clock = FakeClock()
     async with portal_client(await make_context(store, portal_config(session_minutes=30), clock=clock)) as client:
