@@ -29,7 +29,11 @@ def echo_app() -> web.Application:
         await asyncio.sleep(float(request.query["seconds"]))  # a handler at work (a sync pass), not a wait
         return web.Response(text="done")
 
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("secret /etc/pbxsync/pbxsync.toml detail")
+
     app = web.Application()
+    app.router.add_get("/broken", broken)
     app.router.add_post("/echo", echo)
     app.router.add_get("/hello", hello)
     app.router.add_get("/slow", slow)
@@ -226,3 +230,19 @@ async def test_close_does_not_wait_for_an_answer_in_the_works_which_still_arrive
     answer = await asyncio.wait_for(reader.read(), 5)
     assert status(answer) == 200 and answer.endswith(b"answered")
     writer.close()
+
+
+async def test_a_failing_handler_shows_no_traceback_even_in_asyncio_debug_mode(
+        start: Callable[..., Awaitable[Site]]) -> None:
+    # `python -X dev` (or PYTHONASYNCIODEBUG) turns aiohttp's debug on: its 500 page would carry the traceback
+    loop = asyncio.get_running_loop()
+    was = loop.get_debug()
+    loop.set_debug(True)
+    try:
+        site = await start()
+        answer = await exchange(site, b"GET /broken HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\n"
+                                      b"Connection: close\r\n\r\n")
+    finally:
+        loop.set_debug(was)
+    assert status(answer) == 500
+    assert b"Traceback" not in answer and b"secret" not in answer and b"pbxsync.toml" not in answer
