@@ -13,6 +13,10 @@ class PbxsyncError(Exception):
     """Base of every error pbxsync raises on purpose."""
 
 
+class ServiceUnavailableError(PbxsyncError):
+    """A part of the running daemon that a request needs is not running (e.g. the sync service)."""
+
+
 class UserError(PbxsyncError):
     """Something the operator can fix (bad config, bad argument); shown as one line."""
 

@@ -215,7 +215,9 @@ class _LimitedHandler(RequestHandler):
             status = self._limits.status(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
         else:
             status = self._limits.status(HTTPStatus(status))
-        log.debug("refused a malformed request from %s: HTTP %d %s", self._source, status, message or exc)
+        # the parser's message may quote the request line, and a URL may carry a phonebook token: not logged
+        log.debug("refused a malformed request from %s: HTTP %d (%s)", self._source, status,
+                  type(exc).__name__ if exc is not None else "unparsable")
         response = web.Response(status=status, text=f"{status} {message or 'bad request'}\n"[:200],
                                 headers={**SAFE_HEADERS, "Server": SERVER})
         response.force_close()

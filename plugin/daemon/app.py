@@ -27,7 +27,7 @@ from pbxsync.plugin.daemon.wiring import DaemonContext, build_specs, default_sou
 from pbxsync.plugin.user_settings import effective_config, load_choices
 from pbxsync.sync.config import Config, load_config
 from pbxsync.sync.engine import PassSummary
-from pbxsync.sync.errors import PbxsyncError
+from pbxsync.sync.errors import PbxsyncError, ServiceUnavailableError
 from pbxsync.sync.model import utc_text
 from pbxsync.sync.store.db import NOT_CHECKED, Store, open_store
 
@@ -82,7 +82,7 @@ class Daemon:
     async def sync_now(self, extension: str | None) -> PassSummary:
         service = self.supervisor.service("sync")
         if not isinstance(service, SyncService):
-            raise RuntimeError("the sync service is not running (see pbxsync status)")
+            raise ServiceUnavailableError("the sync service is not running (see pbxsync status)")
         running = self._passes.get(extension)
         if running is None:
             running = asyncio.ensure_future(service.sync_now(service.resolve_users(extension)))

@@ -23,7 +23,7 @@ from pbxsync.plugin import metrics
 from pbxsync.plugin.daemon.control_guard import Guard, json_error, json_response, refusal
 from pbxsync.plugin.daemon.service import SiteService
 from pbxsync.sync.engine import PassSummary
-from pbxsync.sync.errors import UserError
+from pbxsync.sync.errors import ServiceUnavailableError, UserError
 from pbxsync.sync.http_site import Limits, start_site
 from pbxsync.sync.listen import ListenAddress
 
@@ -89,7 +89,7 @@ def control_app(target: ControlTarget, guard: Guard) -> web.Application:
                 summary = await target.sync_now(user)
             except UserError as exc:
                 return json_error(404, str(exc))
-            except RuntimeError as exc:
+            except ServiceUnavailableError as exc:
                 return json_error(503, str(exc))
             return json_response(summary_json(summary))
         if request.path == "/reload" and request.method == "POST":

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pbxsync.sync.errors import PbxsyncError
+
 log = logging.getLogger("pbxsync.web")
 
 SyncTrigger = Callable[[str], Awaitable[Any]]  # one pass for the user with this extension
@@ -54,7 +56,7 @@ class SyncJobs:
             await sync_now(job.extension)
         except Exception as exc:  # the daemon's sync is not running, the user left the config: say so
             log.warning("web Sync now for %s failed: %s", job.extension, exc)
-            job.failed = " ".join(str(exc).split())[:200] or type(exc).__name__
+            job.failed = failure_words(exc)
         finally:
             job.finished = clock_now()
 
@@ -63,3 +65,11 @@ class SyncJobs:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def failure_words(exc: Exception) -> str:
+    """What the employee reads: our own errors are written for people (and never carry a secret); anything
+    else may name internals, so it stays in the log and the page says only that the pass did not run."""
+    if isinstance(exc, PbxsyncError):
+        return " ".join(str(exc).split())[:200] or type(exc).__name__
+    return "The sync could not run; your administrator finds the reason in pbxsync's log."

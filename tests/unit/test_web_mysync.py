@@ -10,6 +10,7 @@ import pytest
 
 from pbxsync.plugin.daemon.clock import FakeClock
 from pbxsync.plugin.user_settings import effective_config, load_choices
+from pbxsync.sync.errors import ServiceUnavailableError
 from pbxsync.sync.model import Folder
 from pbxsync.sync.store.db import Store
 from pbxsync.sync.store.folders import record_success
@@ -121,7 +122,7 @@ async def test_sync_now_without_javascript_redirects_back_to_the_page(store: Sto
 
 async def test_a_pass_that_cannot_run_is_said_in_words(store: Store) -> None:
     async def broken(extension: str) -> None:
-        raise RuntimeError("the sync service is not running (see pbxsync status)")
+        raise ServiceUnavailableError("the sync service is not running (see pbxsync status)")
 
     async with portal_client(await make_context(store, sync_now=broken)) as client:  # type: ignore[arg-type]
         await sign_in(client, "102")
@@ -156,3 +157,12 @@ async def test_settings_the_admin_allows_are_saved_and_applied(store: Store) -> 
         bad = await client.post("/users/102/settings", data={"csrf": token, "room": "999"})
         assert bad.status == 400
         assert json.dumps(await load_choices(store)) == json.dumps({"102": {"sync_contacts": False, "room": "802"}})
+
+
+def test_sync_now_failures_show_our_words_and_hide_internals() -> None:
+    from pbxsync.plugin.web.sync_jobs import failure_words
+    from pbxsync.sync.errors import UserError
+
+    assert failure_words(UserError("user 105 is not in the configuration")) == "user 105 is not in the configuration"
+    internal = failure_words(OSError("/var/lib/pbxsync/pbxsync.db: disk I/O error"))
+    assert "/var/lib" not in internal and "log" in internal
