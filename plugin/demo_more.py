@@ -42,6 +42,9 @@ ORGANIZER_EXTENSION, ORGANIZER_EMAIL = "101", "alice@example.com"
 PHONEBOOK_LOGIN, PHONEBOOK_PASSWORD = "101", "alice-phone-demo"
 NOTIFIED_ORGANIZER = "bob@example.com"
 OUTSIDE_MEETING = "Vendor pitch"
+PRESENCE_CALLER = "03012344711"  # any outside caller: /presence answers for the called user
+WRITE_BACK_STEP = "write-back: Join-by-phone block in the meeting"
+PHONEBOOK_STEP = "XML phonebook: Yealink book, then 304"
 
 # Bob's "Partner call" holds his room 8002 at today+2d 15:00; "Budget review" takes the pool room 8090
 # and "Roadmap review" finds no room free: rejected, and Bob (a PBX user) gets a notice.
@@ -100,23 +103,23 @@ class MoreSteps:
         t.section('Write-back: the "Join by phone" block in the organizer\'s meeting')
         copy = next((m for box, m in self.ews.org.copies(WRITTEN_MEETING) if box == ORGANIZER_EMAIL), None)
         if copy is None:
-            t.step("write-back", False, f"no meeting {WRITTEN_MEETING!r} in {ORGANIZER_EMAIL}'s calendar")
+            t.step(WRITE_BACK_STEP, False, f"no meeting {WRITTEN_MEETING!r} in {ORGANIZER_EMAIL}'s calendar")
             return
         t.say(f"[meetings] write_back = true, [pbx] dial_in_numbers = [\"{DIAL_IN_NUMBER}\"]; "
               f"{ORGANIZER_EMAIL}'s '{copy.subject}', read back over EWS:", 1)
         try:
             body = await asyncio.wait_for(self._read_body(copy.item_id), 15)
         except (PbxsyncError, OSError, TimeoutError) as exc:
-            t.step("write-back", False, f"{type(exc).__name__}: {exc}")
+            t.step(WRITE_BACK_STEP, False, f"{type(exc).__name__}: {exc}")
             return
         found = find_block(body.content, body.is_html) if body is not None else None
         if body is None or found is None:
-            t.step("write-back", False, "no Join-by-phone block in the meeting body")
+            t.step(WRITE_BACK_STEP, False, "no Join-by-phone block in the meeting body")
             return
         lines = readable_lines(body.content[found[0]:found[1]], body.is_html)
         for line in lines:
             t.say(line, 2)
-        t.step("write-back: Join-by-phone block in the meeting", any(DIAL_IN_NUMBER in x for x in lines),
+        t.step(WRITE_BACK_STEP, any(DIAL_IN_NUMBER in x for x in lines),
                f"{len(self.ews.org.writes.log(ORGANIZER_EMAIL))} write(s) to {ORGANIZER_EMAIL}")
 
     async def _read_body(self, item_id: str) -> ItemBody | None:
@@ -150,7 +153,7 @@ class MoreSteps:
         service = self.daemon.supervisor.service("phonebook")
         addresses = getattr(getattr(service, "server", None), "addresses", [])
         if not addresses:
-            t.step("XML phonebook", False, "the phonebook part is not running")
+            t.step(PHONEBOOK_STEP, False, "the phonebook part is not running")
             return
         host, port = addresses[0]
         url = f"http://{host}:{port}/yealink.xml"
@@ -163,10 +166,10 @@ class MoreSteps:
             t.say(f"curl -u {PHONEBOOK_LOGIN}:*** -H 'If-None-Match: {etag}' {url}", 1)
             again, _, _ = await _get(url, etag)
         except (aiohttp.ClientError, OSError, TimeoutError, ET.ParseError) as exc:
-            t.step("XML phonebook", False, f"{type(exc).__name__}: {exc}")
+            t.step(PHONEBOOK_STEP, False, f"{type(exc).__name__}: {exc}")
             return
         t.say(f"HTTP {again}: the phone keeps its copy", 2)
-        t.step("XML phonebook: Yealink book, then 304", status == 200 and len(names) >= 2 and again == 304,
+        t.step(PHONEBOOK_STEP, status == 200 and len(names) >= 2 and again == 304,
                f"HTTP {status} with {len(names)} entries, then HTTP {again}")
 
     async def presence_step(self) -> None:
@@ -182,7 +185,7 @@ class MoreSteps:
         if address:
             t.say(f"Asterisk asks agi://{address}/presence for a call to {ORGANIZER_EXTENSION}", 1)
             try:
-                answers = await asyncio.wait_for(self.agi_request(address, "presence", "03012344711",
+                answers = await asyncio.wait_for(self.agi_request(address, "presence", PRESENCE_CALLER,
                                                                   ORGANIZER_EXTENSION), 10)
             except (OSError, TimeoutError) as exc:
                 t.say(f"no answer: {exc}", 2)
