@@ -3,9 +3,9 @@
 It starts the EWS simulator (mailboxes with contacts and meetings, one `PBX AUTOCALL` meeting starting
 seconds from now) and the Asterisk simulator (scripted phones: who answers, who is busy), writes a temp
 config and database, runs the daemon's services in this process, and prints what happens: users and
-contacts synced, bookings made and rejected (with reasons), every AUTOCALL call and its outcome, an LDAP
-phonebook search and a caller-ID lookup over FastAGI; then this round's parts (plugin.demo_more: write-back,
-notices, XML phonebook, presence). Each step is checked; the exit code is 0 only when
+contacts synced, bookings made and rejected (with reasons), every AUTOCALL call and its outcome, then the
+parts of plugin.demo_more (presence while that meeting runs, write-back, notices, XML phonebook), an LDAP
+phonebook search and a caller-ID lookup over FastAGI. Each step is checked; the exit code is 0 only when
 every step did what it should.
 
 Over 400 lines on purpose: one narrated timeline, step after step; split, it would read out of order.
@@ -221,9 +221,9 @@ class Demo:
             bookings = await self.bookings_step(daemon)
             await more.note_presence_before_start()
             await self.autocall_step(daemon, bookings, watcher, phones, config)
+            await more.run()
             await self.ldap_step(daemon, config)
             await self.callerid_step(daemon)
-            await more.run()
         except DemoStepFailed as exc:
             t.step("demo", False, str(exc))
         finally:

@@ -1,14 +1,14 @@
-"""The demo's steps for this round's parts, after the caller-ID step of plugin.demo's timeline:
+"""The demo's steps for this round's parts, after the AUTOCALL step of plugin.demo's timeline:
 
+- presence: the AUTOCALL organizer's custom device state is BUSY now that the meeting runs, and the
+  `/presence` FastAGI answer for a call to them says so;
 - write-back: the "Join by phone" block in the organizer's AUTOCALL meeting, read back through EWS;
 - notices: one mail to the PBX organizer whose meeting found no free room, none to the outside organizer;
-- XML phonebook: alice's Yealink book over HTTP Basic, then the same request with its ETag -> 304;
-- presence: the AUTOCALL organizer's custom device state is BUSY now that the meeting runs, and the
-  `/presence` FastAGI answer for a call to them says so.
+- XML phonebook: alice's Yealink book over HTTP Basic, then the same request with its ETag -> 304.
 
 plugin.demo calls `more_config` on its config, `MoreSteps.note_presence_before_start()` before the
-AUTOCALL step and `MoreSteps.run()` after its own steps; the scenario
-meetings here join plugin.demo's. Every failure is a FAILED step, never a traceback.
+AUTOCALL step and `MoreSteps.run()` after it; the scenario meetings here join plugin.demo's. Every
+failure is a FAILED step, never a traceback.
 """
 
 from __future__ import annotations
@@ -93,10 +93,10 @@ class MoreSteps:
         return f"Custom:pbxsync-{ORGANIZER_EXTENSION}"
 
     async def run(self) -> None:
+        await self.presence_step()  # first: the AUTOCALL meeting has just started
         await self.write_back_step()
         await self.notices_step()
         await self.phonebook_step()
-        await self.presence_step()
 
     async def write_back_step(self) -> None:
         t = self.t
