@@ -137,7 +137,9 @@ class MoreSteps:
         t = self.t
         t.section("Notices: the organizer learns why a meeting got no conference")
         sent = self.ews.outbox.as_json()
-        t.say(f"[meetings] notify_organizer = true; the Exchange simulator's outbox holds {len(sent)} mail(s):", 1)
+        t.say("[meetings] notify_organizer = true: a PBX user whose meeting cannot be booked is mailed why "
+              "(an outside organizer never is)", 1)
+        t.say(f"the Exchange simulator's outbox holds {len(sent)} mail(s):", 1)
         for mail in sent:
             t.say(f"To: {', '.join(mail['to'])}", 2)
             t.say(f"Subject: {mail['subject']}", 2)
@@ -157,6 +159,8 @@ class MoreSteps:
             return
         host, port = addresses[0]
         url = f"http://{host}:{port}/yealink.xml"
+        t.say("[phonebook]: the contacts a user sees over LDAP, as the XML their desk phone downloads "
+              "with their login", 1)
         t.say(f"curl -u {PHONEBOOK_LOGIN}:*** {url}", 1)
         try:
             status, etag, document = await _get(url, "")
@@ -175,6 +179,8 @@ class MoreSteps:
     async def presence_step(self) -> None:
         t = self.t
         t.section("Presence: the organizer is busy while the AUTOCALL meeting runs")
+        t.say("[presence] enabled = true: the calendar sets a custom device state that BLF keys show and the "
+              "dialplan's /presence route asks before ringing", 1)
         device = self.device
         t.say(f"before the start: {device} {self.before_start or 'not read'}", 1)
         state = await self._device_state_until(device, "BUSY", within=10.0)
