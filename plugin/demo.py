@@ -3,7 +3,8 @@
 It starts the EWS simulator (mailboxes with contacts and meetings, one `PBX AUTOCALL` meeting starting
 seconds from now) and the Asterisk simulator (scripted phones: who answers, who is busy), writes a temp
 config and database, runs the daemon's services in this process, and prints what happens: users and
-contacts synced, bookings made and rejected (with reasons), every AUTOCALL call and its outcome, an LDAP
+contacts synced, bookings made and rejected (with reasons), every AUTOCALL call and its outcome, then the
+parts of plugin.demo_more (presence while that meeting runs, write-back, notices, XML phonebook), an LDAP
 phonebook search and a caller-ID lookup over FastAGI. Each step is checked; the exit code is 0 only when
 every step did what it should.
 
@@ -31,6 +32,7 @@ from pbxsync.plugin.ami.client import AmiClient, AmiSettings
 from pbxsync.plugin.ami.simulator import AsteriskSimulator, Phone, SimUser, load_phones
 from pbxsync.plugin.ami.wire import AmiMessage
 from pbxsync.plugin.daemon.app import Daemon
+from pbxsync.plugin.demo_more import MORE_MEETINGS, MoreSteps, more_config
 from pbxsync.plugin.logs import setup_logging
 from pbxsync.sync.config import Config, parse_config
 from pbxsync.sync.errors import PbxsyncError
@@ -67,6 +69,7 @@ SCENARIO_MEETINGS: list[dict[str, Any]] = [
      "organizer": {"email": "carol@example.com"},
      "attendees": [{"email": "alice@example.com", "response": "accept"}],
      "start": "today+1d 12:00", "duration_minutes": 60, "timezone": "Europe/Berlin"},
+    *MORE_MEETINGS,
 ]
 DEMO_USERS = [
     {"extension": "101", "email": "alice@example.com", "name": "Alice Example", "room": "8001"},
@@ -98,7 +101,7 @@ class Timeline:
 
 
 def demo_config(workdir: Path, ews: EwsSimulator, ami_port: int, service_account: tuple[str, str]) -> Config:
-    return parse_config({
+    return parse_config(more_config({
         "database": str(workdir / "pbxsync.db"),
         "exchange": {"server": ews.ews_url, "auth": "basic", "username": service_account[0],
                      "password": service_account[1], "version": "Exchange2016"},
@@ -112,7 +115,7 @@ def demo_config(workdir: Path, ews: EwsSimulator, ami_port: int, service_account
                  "refresh_seconds": 0.5, "anonymous": True},  # loopback only: the demo searches like a phone
         "control": {"socket": str(workdir / "control.sock"), "metrics_listen": ""},
         "log": {"level": "info", "format": "text"},
-    }, str(workdir / "pbxsync.toml"))
+    }), str(workdir / "pbxsync.toml"))
 
 
 def load_organisation(data_file: Path | Traversable) -> Organisation:
@@ -213,9 +216,12 @@ class Demo:
             watcher_client.start()
             await watcher_client.wait_connected(within=5)
 
+            more = MoreSteps(t, daemon, config, ews, watcher_client, _agi_request)
             await self.sync_step(daemon)
             bookings = await self.bookings_step(daemon)
+            await more.note_presence_before_start()
             await self.autocall_step(daemon, bookings, watcher, phones, config)
+            await more.run()
             await self.ldap_step(daemon, config)
             await self.callerid_step(daemon)
         except DemoStepFailed as exc:

@@ -122,5 +122,15 @@ def test_demo_prints_the_timeline_and_exits_0(installed: Installed) -> None:
     # The LDAP phonebook and the caller-ID lookup
     assert "Zoë Müller: +49 30 1234-4711" in out
     assert 'agent -> Asterisk: SET VARIABLE CALLERID(name) "Zoë Müller"' in out
+    # This round's parts (plugin/demo_more.py): write-back, notices, XML phonebook, presence
+    assert "Dial-in: +49 30 1234567" in out and "Then key in the room number 8001 followed by #" in out
+    assert "ok: write-back: Join-by-phone block in the meeting" in out
+    assert "rejected  'Roadmap review'" in out and "no other room in [pbx] rooms is free" in out
+    assert "To: bob@example.com" in out and 'Subject: No PBX conference for "Roadmap review"' in out
+    assert "ok: notice to the PBX organizer, none for the outside one (1 to bob@example.com, 0 about" in out
+    assert "HTTP 304: the phone keeps its copy" in out and "ok: XML phonebook: Yealink book, then 304" in out
+    assert "before the start: Custom:pbxsync-101 NOT_INUSE" in out and "now: Custom:pbxsync-101 BUSY" in out
+    assert 'agent -> Asterisk: SET VARIABLE PBXSYNC_BUSY "1"' in out
+    assert len(re.findall(r"^\[\+ *[\d.]+s\] ok: ", out, re.MULTILINE)) >= 10  # the 6 steps before, these 4
     assert re.search(r"demo passed: \d+ steps ok", out)
     assert "FAILED" not in out
