@@ -8,7 +8,7 @@ a new one) and raises to the caller.
 
 Readings of every follower in the process take turns (`_ONE_READING_AT_A_TIME`): a reading holds the
 old copy and the new one being built, so the LDAP index and the XML phonebook re-read after the same
-sync one after the other, and the daemon's peak memory is the larger of the two rebuilds, not their sum.
+sync one after the other: the daemon holds one rebuild in progress at a time, not two.
 """
 
 from __future__ import annotations
