@@ -3,10 +3,11 @@
 Baseline: a bare Python process that loads the same rows (contacts, phones, occurrences) from the same
 database into lists, measured in the same run. The agent runs as `pbxsync run` with every part on (sync
 timers, bookings, AMI link + AUTOCALL against the Asterisk simulator, FastAGI, LDAP with its in-memory index,
-the web portal); after it is up, it answers LDAP searches and caller-ID lookups so the indexes are warm. Then
-1% of the contacts change in the store, the phonebook rebuilds its index while the old one still serves (the
-daemon's real peak: two indexes for a while), the searches run again, and its peak RSS (VmHWM) is read. A
-second run without the LDAP part shows how much of it the phonebook is. Target: <= 200 MB.
+the XML phonebook, the web portal); after it is up, it answers LDAP searches and caller-ID lookups and every
+user's phone fetches its Yealink XML book once (by a phone token), so the indexes and caches are warm. Then
+1% of the contacts change in the store, LDAP rebuilds its index and the XML phonebook re-reads its snapshot
+while the old ones still serve (the daemon's real peak), the searches and fetches run again, and its peak RSS
+(VmHWM) is read. Runs without the XML phonebook and without LDAP show how much of it each is. Target: <= 200 MB.
 
     .venv/bin/python benchmarks/bench_daemon_rss.py [--users 1000] [--contacts-per-user 100] [--occurrences 20000]
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import http.client
 import json
 import os
 import random
@@ -90,7 +93,15 @@ def fill_database(path: Path, users: int, per_user: int, occurrences: int) -> No
                        "series_item_id, start_utc, end_utc, timezone, subject, location, organizer_email, "
                        "organizer_name, attendees, is_cancelled, is_all_day, updated_at) "
                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", occ_rows)
+        # One phone token per user (plugin.phonebook.tokens keeps only the digest), fetched by `warm`.
+        db.executemany("INSERT INTO phonebook_tokens (token_sha256, extension, created_at) VALUES (?,?,?)",
+                       [(hashlib.sha256(phone_token(u).encode()).hexdigest(), str(1000 + u), stamp)
+                        for u in range(users)])
     db.close()
+
+
+def phone_token(user: int) -> str:
+    return f"bench{user:027d}"  # 32 URL-safe characters, as plugin.phonebook.tokens expects
 
 
 async def _migrate(path: Path) -> None:
@@ -106,10 +117,14 @@ def write_config(workdir: Path, users: int, ami_port: int, disabled: set[str]) -
              "[pbx]", f"port = {ami_port}", 'secret = "bench-secret"', 'rooms = ["8090", "8091"]',
              "[agi]", 'listen = "127.0.0.1:0"', f"enabled = {str('agi' not in disabled).lower()}",
              "[ldap]", 'listen = "127.0.0.1:0"', "refresh_seconds = 1", "anonymous = true",
+             # What everyone sees beside their own 100 (without it, every book would hold all 100k).
+             'shared_mailboxes = ["user0000@example.com"]',
              f"enabled = {str('ldap' not in disabled).lower()}",
              "[web]", 'listen = "127.0.0.1:0"', f"enabled = {str('web' not in disabled).lower()}",
              "[control]", f'socket = "{workdir / "control.sock"}"', 'metrics_listen = ""',
              "[log]", 'level = "warning"']
+    if "phonebook" not in disabled:
+        lines += ["[phonebook]", 'listen = "127.0.0.1:0"', "refresh_seconds = 1"]
     for u in range(users):
         lines += ["[[users]]", f'extension = "{1000 + u}"', f'email = "user{u:04d}@example.com"',
                   f'room = "{5000 + u}"']
@@ -126,31 +141,36 @@ async def exercise(config_path: Path) -> dict[str, object]:
     while time.monotonic() < deadline:
         status = await asyncio.to_thread(daemon_status, config)
         services = {s["name"]: s for s in (status or {}).get("services", [])}
-        ldap = services.get("ldap")
-        if services and all(v["state"] == "running" for v in services.values()) and (
-                ldap is None or (ldap.get("data") or {}).get("contacts")):
+        if services and all(v["state"] == "running" for v in services.values()) and all(
+                (services[part].get("data") or {}).get("contacts") for part in ("ldap", "phonebook")
+                if part in services):
             break
         await asyncio.sleep(0.2)
     else:
         raise SystemExit(f"agent did not come up: {status}")
     bound = {name: ListenAddress.parse(str((s.get("data") or {}).get("listen")))
-             for name, s in services.items() if name in ("ldap", "agi")}  # the config says port 0
+             for name, s in services.items() if name in ("ldap", "agi", "phonebook")}  # the config says port 0
     found = await warm(config, bound)
-    if config.ldap.enabled:
-        # A sync that changes contacts makes the phonebook rebuild its index while the old one still
-        # serves: the daemon then holds two indexes for a while, which is its real peak.
-        builds = (services["ldap"].get("data") or {}).get("index_builds") or 0
+    # Counters that move when a part re-read the store: LDAP's index builds, the XML phonebook's loads.
+    counters = {part: key for part, key in (("ldap", "index_builds"), ("phonebook", "loads")) if part in services}
+    if counters:
+        # A sync that changes contacts makes each part re-read while its old copy still serves: the
+        # daemon then holds two copies for a while, which is its real peak.
+        before = {part: (services[part].get("data") or {}).get(key) or 0 for part, key in counters.items()}
         with sqlite3.connect(config.database) as db:
             db.execute("UPDATE contacts SET display_name = display_name || ' (changed)' WHERE id % 100 = 0")
         while time.monotonic() < deadline + 180:
             status = await asyncio.to_thread(daemon_status, config)
-            ldap = {s["name"]: s for s in (status or {}).get("services", [])}.get("ldap") or {}
-            if ((ldap.get("data") or {}).get("index_builds") or 0) > builds:
+            services = {s["name"]: s for s in (status or {}).get("services", [])}
+            if all(((services.get(part) or {}).get("data") or {}).get(key, 0) > before[part]
+                   for part, key in counters.items()):
                 break
             await asyncio.sleep(0.2)
         else:
-            raise SystemExit("the LDAP index was not rebuilt after the contacts changed")
+            raise SystemExit(f"not re-read after the contacts changed: {', '.join(counters)}")
         found += await warm(config, bound)
+    if config.ldap.enabled:
+        ldap = services.get("ldap") or {}
         index = ldap.get("data") or {}
         return {"ldap_entries": found, "services": len(services),
                 "ldap_index": f", LDAP index {index.get('index_mb')} MB, rebuilt once in "
@@ -159,7 +179,8 @@ async def exercise(config_path: Path) -> dict[str, object]:
 
 
 async def warm(config: Config, bound: dict[str, ListenAddress]) -> int:
-    """LDAP searches and caller-ID lookups, so the indexes and answer caches are in use."""
+    """LDAP searches, caller-ID lookups and every user's XML book, so the indexes and caches are in use.
+    Returns the LDAP entries and XML book entries received."""
     import ldap3  # type: ignore[import-untyped]
 
     from pbxsync.plugin.demo import _agi_request
@@ -175,7 +196,26 @@ async def warm(config: Config, bound: dict[str, ListenAddress]) -> int:
     if config.agi.enabled:
         for n in ("+49 171 1234567", "030 12345678", "0171 7654321"):
             await _agi_request(str(bound["agi"]), "callerid", n, "1000")
+    if "phonebook" in bound:
+        found += await asyncio.to_thread(fetch_books, bound["phonebook"], len(config.users))
     return found
+
+
+def fetch_books(listen: ListenAddress, users: int) -> int:
+    """Each user's phone fetches its Yealink book once, over one keep-alive connection."""
+    conn = http.client.HTTPConnection(listen.host, listen.port, timeout=60)
+    entries = 0
+    try:
+        for u in range(users):
+            conn.request("GET", f"/yealink/{phone_token(u)}.xml")
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise SystemExit(f"XML phonebook: HTTP {response.status} for user {u}")
+            entries += body.count(b"<DirectoryEntry>")
+    finally:
+        conn.close()
+    return entries
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -193,12 +233,13 @@ async def main_async(args: argparse.Namespace) -> int:
 
     variants = [set(filter(None, args.disable.split(",")))]
     if not args.disable:
-        variants.append({"ldap"})  # the breakdown: how much of it is the LDAP phonebook's index
+        variants.append({"phonebook"})  # the breakdown: how much of it is the XML phonebook
+        variants.append({"ldap"})  # and how much the LDAP phonebook's index
     results = []
     for disabled in variants:
         agent_kb, info = await measure_agent(workdir, args.users, disabled)
         label = "every part on" if not disabled else f"without {', '.join(sorted(disabled))}"
-        print(f"agent (pbxsync run, {label}: {info['services']} services, {info['ldap_entries']} LDAP entries "
+        print(f"agent (pbxsync run, {label}: {info['services']} services, {info['ldap_entries']} LDAP and XML entries "
               f"returned{info['ldap_index']}): peak RSS {agent_kb / 1024:.1f} MB, "
               f"{agent_kb / baseline_kb:.2f}x the baseline")
         results.append(agent_kb)
@@ -235,7 +276,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--contacts-per-user", type=int, default=100)
     parser.add_argument("--occurrences", type=int, default=20000)
-    parser.add_argument("--disable", default="", help="parts to leave off, for a breakdown: ldap,agi,web")
+    parser.add_argument("--disable", default="", help="parts to leave off, for a breakdown: ldap,phonebook,agi,web")
     return asyncio.run(main_async(parser.parse_args()))
 
 

@@ -5,6 +5,10 @@ One read-only SQLite connection, used on one worker thread, so a long read never
 (SQLite's `PRAGMA data_version`), or always with `force`; `follow()` checks every `interval` seconds and
 whenever `wake()` is called (after a sync pass). A failed read closes the connection (the next read opens
 a new one) and raises to the caller.
+
+Readings of every follower in the process take turns (`_ONE_READING_AT_A_TIME`): a reading holds the
+old copy and the new one being built, so the LDAP index and the XML phonebook re-read after the same
+sync one after the other: the daemon holds one rebuild in progress at a time, not two.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+_ONE_READING_AT_A_TIME = threading.Lock()
 
 
 class StoreFollower(Generic[T]):
@@ -63,7 +70,8 @@ class StoreFollower(Generic[T]):
         version = int(self._reader.execute("PRAGMA data_version").fetchone()[0])
         if not force and version == self._data_version:
             return None
-        loaded = self._load(self._reader, force)
+        with _ONE_READING_AT_A_TIME:
+            loaded = self._load(self._reader, force)
         self._data_version = version
         return loaded
 

@@ -37,6 +37,7 @@ from pbxsync.plugin.daemon.voicemail_directory import VoicemailDirectoryService
 from pbxsync.plugin.directory import DirectoryEntry
 from pbxsync.plugin.ldap.server import LdapServer
 from pbxsync.plugin.metrics import Refresher
+from pbxsync.plugin.phonebook.refresh import Refresh, phonebook_refresh_hook
 from pbxsync.plugin.presence.calendar import PresenceSettings
 from pbxsync.plugin.presence.service import PresenceAdapter, PresenceService, presence_refresh_hook
 from pbxsync.plugin.writeback.hook import writeback_hook
@@ -73,6 +74,7 @@ class DaemonContext:
     rebook: Slot[AfterPass] = field(default_factory=Slot)  # the bookings step, for the voicemail directory
     web_ami: Slot[AmiClient] = field(default_factory=Slot)  # the AMI client, for the portal's click to call
     presence: Slot[PresenceService] = field(default_factory=Slot)  # re-read after each pass
+    phonebook: Slot[Refresh] = field(default_factory=Slot)  # the XML phonebook, woken after a pass
     user_settings_changed: Callable[[], Awaitable[None]] = _nothing  # the daemon re-applies users' own settings
 
 
@@ -240,7 +242,7 @@ def _presence(ctx: DaemonContext) -> list[ServiceSpec]:
 
 
 def _phonebook(ctx: DaemonContext) -> list[ServiceSpec]:
-    """Vendor XML phonebooks over HTTP; it notices synced changes itself (SQLite's data_version)."""
+    """Vendor XML phonebooks over HTTP, re-read right after a pass changed contacts (and polled)."""
     cfg = ctx.config
     listen = cfg.phonebook.listen
     if listen is None:
@@ -249,7 +251,9 @@ def _phonebook(ctx: DaemonContext) -> list[ServiceSpec]:
                 cfg.ldap.bind_password, cfg.sync.default_region)
     from pbxsync.plugin.phonebook.service import PhonebookService  # aiohttp loads only when it is on
 
-    return [ServiceSpec("phonebook", lambda: PhonebookService(cfg, ctx.store), settings, binds=(str(listen),))]
+    ctx.after_pass.append(phonebook_refresh_hook(ctx.phonebook))
+    return [ServiceSpec("phonebook", lambda: PhonebookService(cfg, ctx.store, ctx.phonebook), settings,
+                        binds=(str(listen),))]
 
 
 Part = Callable[[DaemonContext], list[ServiceSpec]]

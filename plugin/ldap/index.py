@@ -181,8 +181,6 @@ class Index:
     dn_suffix: str = field(init=False)  # what follows the uid in a contact's normalised DN (",ou=...")
     dn_tail: bytes = field(init=False)  # what follows the uid in a contact's DN as served
     mailboxes: frozenset[str] = field(init=False)
-    base: Entry = field(init=False)
-    entries: EntryList = field(init=False)
     base_folded: tuple[tuple[str, ...], ...] = field(init=False)
     sort_ranks: dict[int, array[int]] = field(default_factory=dict)  # per attribute, built on first use
     # Encoded SearchResultEntry ops per attribute selection and id, filled as entries are served.
@@ -201,9 +199,18 @@ class Index:
         self.dn_suffix = normalise_dn(f"uid=x,{self.base_dn}")[len("uid=x"):]
         self.dn_tail = ("," + self.base_dn).encode()
         self.mailboxes = frozenset(self.box_names[b] for b in set(self.boxes))
-        self.base = Entry(self, -1)
-        self.entries = EntryList(self)
         self.base_folded = tuple(tuple(fold(v) for v in values) for values in self.base_values)
+
+    # Views made on each ask, not kept: an index holding objects that point back at it is a reference
+    # cycle, freed only by the cyclic GC, and the servers' gc.freeze() after a rebuild would keep the
+    # replaced index (tens of MB) forever. Acyclic, it goes as soon as the last session lets it go.
+    @property
+    def base(self) -> Entry:
+        return Entry(self, -1)
+
+    @property
+    def entries(self) -> EntryList:
+        return EntryList(self)
 
     # ---- values ---------------------------------------------------------------------------------
 

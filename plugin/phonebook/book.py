@@ -1,9 +1,14 @@
-"""The phonebook snapshot: every dialable contact once, and each view's book built from it on demand.
+"""The phonebook snapshot: every dialable contact once, packed, and each view's book built from it on demand.
 
 A snapshot is read from the store in one transaction with LDAP's reading (plugin.ldap.build
 `iter_contacts`, display-name order) and turned into `BookEntry`s; contacts without a dialable number are
 left out (a phone cannot call them). A view (plugin.ldap.access `View`: the mailboxes a user sees, as
 over LDAP) gets its `Book` by merging its mailboxes' entries in display-name order, once per snapshot.
+
+Memory: the snapshot lives beside LDAP's index for the daemon's life, so it keeps each entry as one
+packed string (plugin.phonebook.entries `pack`, ~0.2 KB a contact instead of ~0.85 KB as objects) and
+the mailboxes' lists as int arrays; a book is a tuple of those strings, unpacked only for the page and
+search a request needs (`Entries`).
 
 A book's `version` is a digest of its content (the digests of the mailboxes it shows), not a counter:
 an unchanged book keeps its ETag across a re-read of the store and a daemon restart, so phones polling
@@ -15,26 +20,59 @@ from __future__ import annotations
 import hashlib
 import heapq
 import sqlite3
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from pbxsync.plugin.ldap.access import View
 from pbxsync.plugin.ldap.build import iter_contacts
-from pbxsync.plugin.phonebook.entries import BookEntry, Dialer, book_entry
+from pbxsync.plugin.phonebook.entries import BookEntry, Dialer, book_entry, matches, pack, unpack
+
+
+class Entries(Sequence[BookEntry]):
+    """A book's packed entries as `BookEntry`s, unpacked when read (a page, a search)."""
+
+    __slots__ = ("packed",)
+
+    def __init__(self, packed: tuple[str, ...]) -> None:
+        self.packed = packed
+
+    def __len__(self) -> int:
+        return len(self.packed)
+
+    @overload
+    def __getitem__(self, at: int) -> BookEntry: ...
+    @overload
+    def __getitem__(self, at: slice) -> Sequence[BookEntry]: ...
+    def __getitem__(self, at: int | slice) -> BookEntry | Sequence[BookEntry]:
+        if isinstance(at, slice):
+            return Entries(self.packed[at])
+        return unpack(self.packed[at])
+
+    def __iter__(self) -> Iterator[BookEntry]:
+        return map(unpack, self.packed)
+
+    def matching(self, query: str) -> Entries:
+        """The entries a phone's search finds (plugin.phonebook.entries `matches`)."""
+        return Entries(tuple(p for p, entry in zip(self.packed, self, strict=True) if matches(entry, query)))
 
 
 @dataclass(frozen=True)
 class Book:
     version: str  # hex digest of what the book holds
-    entries: tuple[BookEntry, ...]
+    packed: tuple[str, ...]  # entries in display-name order (entries.pack)
+
+    @property
+    def entries(self) -> Entries:
+        return Entries(self.packed)
 
 
 @dataclass
 class Snapshot:
-    # Per mailbox: (position in display-name order, entry), ascending.
-    by_mailbox: dict[str, list[tuple[int, BookEntry]]] = field(default_factory=dict)
+    by_mailbox: dict[str, array[int]] = field(default_factory=dict)  # positions in `everything`, ascending
     digests: dict[str, str] = field(default_factory=dict)  # mailbox -> digest of its entries
-    everything: tuple[BookEntry, ...] = ()
+    everything: tuple[str, ...] = ()  # every packed entry in display-name order
     _books: dict[frozenset[str] | None, Book] = field(default_factory=dict)
 
     @property
@@ -55,11 +93,10 @@ class Snapshot:
         for box in boxes:
             version.update(f"{box}\0{self.digests[box]}\0".encode())
         if mailboxes is None:
-            entries = self.everything
-        else:
-            merged: Iterator[tuple[int, BookEntry]] = heapq.merge(*(self.by_mailbox[b] for b in boxes))
-            entries = tuple(entry for _, entry in merged)
-        return Book(version.hexdigest(), entries)
+            return Book(version.hexdigest(), self.everything)
+        everything = self.everything
+        positions: Iterator[int] = heapq.merge(*(self.by_mailbox[b] for b in boxes))
+        return Book(version.hexdigest(), tuple(everything[p] for p in positions))
 
 
 def _fingerprint(entry: BookEntry) -> bytes:
@@ -73,14 +110,15 @@ def read_snapshot(conn: sqlite3.Connection, dialer: Dialer) -> Snapshot:
     """The store's contacts as a snapshot (runs in a worker thread: a sync may be writing meanwhile)."""
     snapshot = Snapshot()
     hashes: dict[str, hashlib.blake2b] = {}
-    everything: list[BookEntry] = []
+    everything: list[str] = []
     for row, phones in iter_contacts(conn):
         entry = book_entry(row, phones, dialer)
         if not entry.numbers:
             continue
-        snapshot.by_mailbox.setdefault(row.mailbox, []).append((len(everything), entry))
+        snapshot.by_mailbox.setdefault(row.mailbox, array("I")).append(len(everything))
         hashes.setdefault(row.mailbox, hashlib.blake2b(digest_size=16)).update(_fingerprint(entry))
-        everything.append(entry)
+        everything.append(pack(entry))
     snapshot.everything = tuple(everything)
+    snapshot.by_mailbox = {box: array("I", ids) for box, ids in snapshot.by_mailbox.items()}  # no spare room
     snapshot.digests = {box: h.hexdigest() for box, h in hashes.items()}
     return snapshot

@@ -16,7 +16,6 @@ form. A number without one (an internal extension like `4711`) is its digits, wi
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -95,8 +94,7 @@ class Dialer:
 
 def book_entry(row: ContactRow, phones: Iterable[PhoneRow], dialer: Dialer) -> BookEntry:
     name = clean_text(common_name(row))
-    # Companies repeat across a phonebook: one string each (a snapshot holds every contact).
-    first, last, company = clean_text(row.given_name), clean_text(row.surname), sys.intern(clean_text(row.company))
+    first, last, company = clean_text(row.given_name), clean_text(row.surname), clean_text(row.company)
     seen: set[str] = set()
     numbers: list[Number] = []
     for phone in sorted(phones, key=lambda p: _RANK.get(p.kind, len(_RANK))):
@@ -104,12 +102,34 @@ def book_entry(row: ContactRow, phones: Iterable[PhoneRow], dialer: Dialer) -> B
         if number is not None and number.dial not in seen:
             seen.add(number.dial)
             numbers.append(number)
+    return BookEntry(name, first, last, company, tuple(numbers), _search_name(name, first, last, company))
+
+
+def _search_name(name: str, first: str, last: str, company: str) -> str:
     search = fold(name)
     for part in (first, last, company):  # only what the name does not hold already ("Anna Weiß", "Anna")
         folded = fold(part)
         if folded and folded not in search:
             search = f"{search} {folded}"
-    return BookEntry(name, first, last, company, tuple(numbers), search)
+    return search
+
+
+# Packed form (plugin.phonebook.book keeps every entry so): fields split by US, a number's parts by RS.
+# clean_text has dropped both from every value, and kinds, digits and folded names never hold them.
+_FIELD, _PART = "\x1f", "\x1e"
+
+
+def pack(entry: BookEntry) -> str:
+    """One string for an entry (~0.25 KB instead of ~0.85 KB of objects); `unpack` gives it back."""
+    numbers = (f"{n.kind}{_PART}{n.dial}{_PART}{n.international}" for n in entry.numbers)
+    return _FIELD.join((entry.name, entry.first_name, entry.last_name, entry.company, entry.search_name, *numbers))
+
+
+def unpack(packed: str) -> BookEntry:
+    name, first, last, company, search_name, *numbers = packed.split(_FIELD)
+    parts = (n.split(_PART) for n in numbers)
+    return BookEntry(name, first, last, company, tuple(Number(_KINDS.get(k, k), d, i) for k, d, i in parts),
+                     search_name)
 
 
 def matches(entry: BookEntry, query: str) -> bool:

@@ -78,17 +78,59 @@ def _name_parts(entry: BookEntry) -> tuple[str, str]:
     return "", entry.name
 
 
+# ---- listings: a frame (the root and what comes before the entries) and one element per entry --------
+# A listing's document is the frame's head, each entry's element serialized on its own, and the frame's
+# tail: byte for byte what serializing the whole tree gives, so each entry's bytes can be kept and a book
+# rendered as a join (plugin.phonebook.fragments).
+
+Item = Callable[[BookEntry], ET.Element]
+_HOLE = "pbxsync-entries"  # stands where the entries go; any tag would do, none of ours is this one
+
+
+@dataclass(frozen=True)
+class Listing:
+    frame: Callable[[PageOf], ET.Element]
+    item: Item
+
+    def split(self, page: PageOf) -> tuple[bytes, bytes]:
+        """The document's bytes before and after its entries."""
+        root = self.frame(page)
+        ET.SubElement(root, _HOLE)
+        head, tail = _document(root).split(f"<{_HOLE} />".encode())
+        return head, tail
+
+    def render(self, page: PageOf) -> bytes:
+        if not page.entries:  # `<AddressBook />`, as the whole tree serializes
+            return _document(self.frame(page))
+        head, tail = self.split(page)
+        return head + b"".join(fragment(self.item(e)) for e in page.entries) + tail
+
+
+def fragment(item: ET.Element) -> bytes:
+    return ET.tostring(item, encoding="unicode").encode("utf-8")
+
+
+def _yealink_frame(page: PageOf) -> ET.Element:
+    root = ET.Element("YealinkIPPhoneDirectory")
+    _text(root, "Title", TITLE)
+    return root
+
+
+def _yealink_entry(entry: BookEntry) -> ET.Element:
+    item = ET.Element("DirectoryEntry")
+    _text(item, "Name", entry.name)
+    for number in entry.numbers:
+        _text(item, "Telephone", number.dial)
+    return item
+
+
+YEALINK = Listing(_yealink_frame, _yealink_entry)
+
+
 def yealink(page: PageOf) -> bytes:
     """Yealink's remote XML phone book as its administrator guides describe it (an
     `xxxIPPhoneDirectory` of DirectoryEntry): Title, then per contact a Name and a Telephone per number."""
-    root = ET.Element("YealinkIPPhoneDirectory")
-    _text(root, "Title", TITLE)
-    for entry in page.entries:
-        item = ET.SubElement(root, "DirectoryEntry")
-        _text(item, "Name", entry.name)
-        for number in entry.numbers:
-            _text(item, "Telephone", number.dial)
-    return _document(root)
+    return YEALINK.render(page)
 
 
 _SLOT = {PhoneKind.BUSINESS.value: 0, PhoneKind.MOBILE.value: 1}  # of (office, mobile, other)
@@ -126,18 +168,23 @@ def yealink_book(page: PageOf) -> bytes:
     return _document(root)
 
 
+def _fanvil_entry(entry: BookEntry) -> ET.Element:
+    item = ET.Element("DirectoryEntry")
+    _text(item, "Name", entry.name)
+    for tag, dial in zip(("Telephone", "Mobile", "Other"), _three_numbers(entry), strict=True):
+        if dial:
+            _text(item, tag, dial)
+    return item
+
+
+FANVIL = Listing(lambda page: ET.Element("FanvilIPPhoneDirectory", {"clearlight": "true"}), _fanvil_entry)
+
+
 def fanvil(page: PageOf) -> bytes:
     """FanvilIPPhoneDirectory: per contact a DirectoryEntry with Name and at most three numbers, each
     under its kind's element (Telephone the office number, Mobile, Other), as the open-source generator
     that cites Fanvil's XML phonebook document writes it; an empty one is left out."""
-    root = ET.Element("FanvilIPPhoneDirectory", {"clearlight": "true"})
-    for entry in page.entries:
-        item = ET.SubElement(root, "DirectoryEntry")
-        _text(item, "Name", entry.name)
-        for tag, dial in zip(("Telephone", "Mobile", "Other"), _three_numbers(entry), strict=True):
-            if dial:
-                _text(item, tag, dial)
-    return _document(root)
+    return FANVIL.render(page)
 
 
 def snom(page: PageOf) -> bytes:
@@ -183,35 +230,46 @@ _TBOOK_TYPES = {PhoneKind.BUSINESS.value: "business", PhoneKind.MOBILE.value: "m
 
 def snom_tbook(page: PageOf) -> bytes:
     """Snom's remote XML directory, tbook version 2.0: contact, first_name, last_name, numbers/number."""
-    root = ET.Element("tbook", {"e": "2", "version": "2.0", "complete": "true"})
-    for entry in page.entries:
-        contact = ET.SubElement(root, "contact", {"fav": "false", "vip": "false", "blocked": "false"})
-        first, last = _name_parts(entry)
-        _text(contact, "first_name", first)
-        _text(contact, "last_name", last)
-        if entry.company:
-            _text(contact, "organization", entry.company)
-        numbers = ET.SubElement(contact, "numbers")
-        for number in entry.numbers:
-            ET.SubElement(numbers, "number", {"no": number.dial, "type": _TBOOK_TYPES.get(number.kind, "fixed"),
-                                              "outgoing_id": "0"})
-    return _document(root)
+    return SNOM_TBOOK.render(page)
+
+
+def _tbook_contact(entry: BookEntry) -> ET.Element:
+    contact = ET.Element("contact", {"fav": "false", "vip": "false", "blocked": "false"})
+    first, last = _name_parts(entry)
+    _text(contact, "first_name", first)
+    _text(contact, "last_name", last)
+    if entry.company:
+        _text(contact, "organization", entry.company)
+    numbers = ET.SubElement(contact, "numbers")
+    for number in entry.numbers:
+        ET.SubElement(numbers, "number", {"no": number.dial, "type": _TBOOK_TYPES.get(number.kind, "fixed"),
+                                          "outgoing_id": "0"})
+    return contact
+
+
+SNOM_TBOOK = Listing(lambda page: ET.Element("tbook", {"e": "2", "version": "2.0", "complete": "true"}),
+                     _tbook_contact)
 
 
 def grandstream(page: PageOf) -> bytes:
     """Grandstream AddressBook: Contact with LastName, FirstName and a Phone (phonenumber, accountindex)
     per number."""
-    root = ET.Element("AddressBook")
-    for entry in page.entries:
-        contact = ET.SubElement(root, "Contact")
-        first, last = _name_parts(entry)
-        _text(contact, "LastName", last)
-        _text(contact, "FirstName", first)
-        for number in entry.numbers:
-            phone = ET.SubElement(contact, "Phone")
-            _text(phone, "phonenumber", number.dial)
-            _text(phone, "accountindex", "0")
-    return _document(root)
+    return GRANDSTREAM.render(page)
+
+
+def _grandstream_contact(entry: BookEntry) -> ET.Element:
+    contact = ET.Element("Contact")
+    first, last = _name_parts(entry)
+    _text(contact, "LastName", last)
+    _text(contact, "FirstName", first)
+    for number in entry.numbers:
+        phone = ET.SubElement(contact, "Phone")
+        _text(phone, "phonenumber", number.dial)
+        _text(phone, "accountindex", "0")
+    return contact
+
+
+GRANDSTREAM = Listing(lambda page: ET.Element("AddressBook"), _grandstream_contact)
 
 
 def _softkey(root: ET.Element, name: str, url: str, position: int) -> None:
@@ -252,21 +310,30 @@ def cisco_search(page: PageOf) -> bytes:
 def gigaset(page: PageOf) -> bytes:
     """Gigaset's online directory answer: list (response, type as asked, total, first, last) of entry
     (ln, fn, hm for the first fixed line, mb for the first mobile)."""
+    return GIGASET.render(page)
+
+
+def _gigaset_list(page: PageOf) -> ET.Element:
     shown = len(page.entries)
     attributes = {"response": "get_list", "type": page.list_type, "total": str(page.total)}
     if shown:
         attributes |= {"first": str(page.offset + 1), "last": str(page.offset + shown)}
-    root = ET.Element("list", attributes)
-    for entry in page.entries:
-        item = ET.SubElement(root, "entry")
-        first, last = _name_parts(entry)
-        _text(item, "ln", last)
-        if first:
-            _text(item, "fn", first)
-        fixed = entry.numbers_of(PhoneKind.BUSINESS, PhoneKind.HOME, PhoneKind.OTHER)
-        mobile = entry.numbers_of(PhoneKind.MOBILE)
-        if fixed or not mobile:
-            _text(item, "hm", fixed[0] if fixed else entry.first_number())
-        if mobile:
-            _text(item, "mb", mobile[0])
-    return _document(root)
+    return ET.Element("list", attributes)
+
+
+def _gigaset_entry(entry: BookEntry) -> ET.Element:
+    item = ET.Element("entry")
+    first, last = _name_parts(entry)
+    _text(item, "ln", last)
+    if first:
+        _text(item, "fn", first)
+    fixed = entry.numbers_of(PhoneKind.BUSINESS, PhoneKind.HOME, PhoneKind.OTHER)
+    mobile = entry.numbers_of(PhoneKind.MOBILE)
+    if fixed or not mobile:
+        _text(item, "hm", fixed[0] if fixed else entry.first_number())
+    if mobile:
+        _text(item, "mb", mobile[0])
+    return item
+
+
+GIGASET = Listing(_gigaset_list, _gigaset_entry)

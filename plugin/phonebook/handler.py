@@ -27,6 +27,7 @@ from aiohttp import hdrs, web
 
 from pbxsync.plugin.ldap.access import View
 from pbxsync.plugin.ldap.protocol import ResultCode
+from pbxsync.plugin.phonebook.book import Entries
 from pbxsync.plugin.phonebook.pages import FORMATS, Format, ask_of, link, page_of, searched
 from pbxsync.plugin.phonebook.server import PhonebookServer
 from pbxsync.plugin.phonebook.tokens import TOKEN, token_digest
@@ -139,6 +140,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
     body = server.cache.get(etag)
     if body is None:
         page = page_of(fmt, searched(book.entries, ask.query), ask, lambda p: link(base, p))
-        body = fmt.render(page)
+        if fmt.listing is not None and isinstance(page.entries, Entries):  # a join of kept fragments
+            body = server.fragments.render(fmt.listing, page, page.entries.packed)
+        else:
+            body = fmt.render(page)
         server.cache.put(etag, body)
     return web.Response(body=body, content_type="text/xml", charset="utf-8", headers=headers)

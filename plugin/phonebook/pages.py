@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from pbxsync.plugin.phonebook import formats
+from pbxsync.plugin.phonebook.book import Entries
 from pbxsync.plugin.phonebook.entries import BookEntry, clean_text, matches
 from pbxsync.plugin.phonebook.formats import Links, PageOf, Renderer
 
@@ -33,19 +34,20 @@ class Format:
     search_form: Format | None = None  # served for `?search=1`
     page_size: int = 0
     links: bool = False  # the document holds absolute links back (paging soft keys, a form's target)
+    listing: formats.Listing | None = None  # one element per entry: rendered from kept fragments
 
 
 CISCO_SEARCH = Format("cisco-search", formats.cisco_search, links=True)
 SNOM_SEARCH = Format("snom-search", formats.snom_search, links=True)
 FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("yealink", formats.yealink),
+    Format("yealink", formats.yealink, listing=formats.YEALINK),
     Format("yealink-book", formats.yealink_book),
     Format("snom", formats.snom, "lines", SNOM_SEARCH, formats.SNOM_PAGE, links=True),
-    Format("snom-tbook", formats.snom_tbook),
-    Format("grandstream", formats.grandstream),
+    Format("snom-tbook", formats.snom_tbook, listing=formats.SNOM_TBOOK),
+    Format("grandstream", formats.grandstream, listing=formats.GRANDSTREAM),
     Format("cisco", formats.cisco, "lines", CISCO_SEARCH, formats.CISCO_PAGE, links=True),
-    Format("fanvil", formats.fanvil),
-    Format("gigaset", formats.gigaset, "gigaset"),
+    Format("fanvil", formats.fanvil, listing=formats.FANVIL),
+    Format("gigaset", formats.gigaset, "gigaset", listing=formats.GIGASET),
 )}
 SEARCH_FORMS = (CISCO_SEARCH, SNOM_SEARCH)
 
@@ -90,7 +92,11 @@ def ask_of(fmt: Format, params: Mapping[str, str]) -> Ask:
 
 
 def searched(entries: Sequence[BookEntry], query: str) -> Sequence[BookEntry]:
-    return [e for e in entries if matches(e, query)] if query else entries
+    if not query:
+        return entries
+    if isinstance(entries, Entries):  # a book's: stays packed, for plugin.phonebook.fragments
+        return entries.matching(query)
+    return [e for e in entries if matches(e, query)]
 
 
 def page_of(fmt: Format, entries: Sequence[BookEntry], ask: Ask, url: Callable[[dict[str, str]], str]) -> PageOf:

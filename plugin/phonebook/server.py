@@ -5,8 +5,11 @@ Requests are answered by plugin.phonebook.handler from memory. The store is read
 read (polled every `[phonebook] refresh_seconds` and on `refresh()`) and a contact or token changed (a
 calendar pass commits too: the migration's change counter tells them apart with one read), so a thousand
 phones polling cost no database work at all.
-Rendered documents are kept by ETag in a bounded LRU (`[phonebook] cache_mb`): a book is built once per
-change, then served as bytes.
+The daemon also calls `refresh()` right after a sync pass that changed contacts (plugin.phonebook.refresh),
+so the books are fresh at once; the polling stays for what no pass reports (a new phone token).
+What is rendered is kept within `[phonebook] cache_mb`, half each: every contact's element per listing
+format (plugin.phonebook.fragments: a listing is rendered as a join of those bytes) and, by ETag in a
+bounded LRU, every document sent: an unchanged book is served as bytes, even across a re-read.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pbxsync.plugin.ldap.numbers import NumberForms
 from pbxsync.plugin.ldap.throttle import BindGuard
 from pbxsync.plugin.phonebook.book import Snapshot, read_snapshot
 from pbxsync.plugin.phonebook.entries import Dialer
+from pbxsync.plugin.phonebook.fragments import Fragments
 from pbxsync.plugin.phonebook.tokens import read_tokens
 from pbxsync.plugin.store_follower import StoreFollower
 from pbxsync.sync.config import Config
@@ -97,10 +101,12 @@ class PhonebookServer:
             self.tls = tls_context(settings.tls_cert, settings.tls_key, "phonebook.tls_cert/tls_key")
         self.snapshot = Snapshot()
         self.tokens: dict[str, str] = {}  # token digest -> extension
-        self.cache = RenderCache(settings.cache_mb * 1024 * 1024)
+        self.cache = RenderCache(settings.cache_mb * 1024 * 1024 // 2)
+        self.fragments = Fragments(settings.cache_mb * 1024 * 1024 // 2)
         self.addresses: list[tuple[str, int]] = []
         self.requests = 0
         self.not_modified = 0
+        self.loads = 0  # snapshots read since start
         self.loaded_at: float | None = None
         self.last_error = ""
         self._site: Site | None = None
@@ -147,7 +153,8 @@ class PhonebookServer:
     def health(self) -> dict[str, Any]:
         return {"listen": ", ".join(f"{h}:{p}" for h, p in self.addresses), "contacts": self.snapshot.size,
                 "tokens": len(self.tokens), "requests": self.requests, "not_modified": self.not_modified,
-                "cache_mb": round(self.cache.size / 1e6, 1), "last_error": self.last_error,
+                "loads": self.loads,
+                "cache_mb": round((self.cache.size + self.fragments.size) / 1e6, 1), "last_error": self.last_error,
                 "ok": not self.last_error}
 
     # ---- reading the store ------------------------------------------------------------------------
@@ -164,12 +171,15 @@ class PhonebookServer:
             if loaded is None:
                 return False
             # The render cache stays: it is keyed by ETag, a digest of the content, so what an unchanged
-            # book rendered is still right, and only the books a change touched are rendered again.
+            # book rendered is still right, and only the books a change touched are rendered again. The
+            # fragments go: kept, they would keep the old snapshot's strings alive beside the new ones.
             self.snapshot, self.tokens = loaded
+            self.fragments.clear()
             # The snapshot lives until the next change: keep it out of the cyclic GC's scans, which would
             # otherwise stall requests now and then (as plugin.ldap.server does for its index).
             gc.freeze()
             self.loaded_at = self.clock()
+            self.loads += 1
             self.last_error = ""
             return True
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pbxsync.plugin.daemon.service import Health, Service
+from pbxsync.plugin.daemon.service import Health, Service, Slot
+from pbxsync.plugin.phonebook.refresh import Refresh
 from pbxsync.plugin.phonebook.server import PhonebookServer
 from pbxsync.sync.config import Config
 from pbxsync.sync.store.db import Store
@@ -11,14 +12,20 @@ from pbxsync.sync.store.db import Store
 class PhonebookService(Service):
     name = "phonebook"
 
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: Store, published: Slot[Refresh] | None = None) -> None:
         super().__init__()
         self.server = PhonebookServer(config, store)
+        self.published = published
+        self._refresh: Refresh = self.server.refresh  # one bound method: `withdraw` compares identity
 
     async def start(self) -> None:
         await self.server.start()
+        if self.published is not None:
+            self.published.publish(self._refresh)
 
     async def stop(self) -> None:
+        if self.published is not None:
+            self.published.withdraw(self._refresh)
         await self.server.stop()
         await super().stop()
 

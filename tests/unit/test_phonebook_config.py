@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from pbxsync.plugin.check.local import listeners
 from pbxsync.plugin.commands.phonebook import base_url
+from pbxsync.plugin.daemon.service import Slot
 from pbxsync.plugin.daemon.wiring import _phonebook
+from pbxsync.plugin.phonebook.refresh import Refresh
 from pbxsync.sync.config import parse_config
 from pbxsync.sync.errors import ConfigError, UserError
 from pbxsync.sync.listen import ListenAddress
@@ -47,11 +49,15 @@ def test_the_daemon_runs_it_only_with_a_listen_address() -> None:
     class Ctx:
         config = parse_config(MINIMAL)
         store = None
+        after_pass: ClassVar[list[object]] = []
+        phonebook: Slot[Refresh] = Slot()
 
     assert _phonebook(Ctx()) == []  # type: ignore[arg-type]
+    assert Ctx.after_pass == []
     Ctx.config = parse_config({**MINIMAL, "phonebook": {"listen": "127.0.0.1:8089"}})
     (spec,) = _phonebook(Ctx())  # type: ignore[arg-type]
     assert (spec.name, spec.binds) == ("phonebook", ("127.0.0.1:8089",))
+    assert len(Ctx.after_pass) == 1  # the books are re-read right after a pass (test_phonebook_refresh)
 
 
 def test_check_looks_at_its_port() -> None:
