@@ -7,6 +7,8 @@ which page, and whether the phone already has it.
   contacts). Wrong credentials: 401, and guessing is slowed down as for LDAP binds (plugin.ldap.throttle).
 - `/<vendor>/<token>.xml`: a phone token (plugin.phonebook.tokens); an unknown token is 404, so a token
   cannot be told apart from a path that does not exist.
+- `/grandstream/gs_phonebook.xml`, `/grandstream/<token>/gs_phonebook.xml`: the same, under the file name
+  Grandstream phones append to their configured path.
 - Each user sees exactly what LDAP shows them (plugin.ldap.access `View`).
 
 The ETag is a digest of the book's version, the format, the search and page, the links in it and the
@@ -38,12 +40,15 @@ CACHE_CONTROL = "private, no-cache"
 # A Host header as phones send it: a name or address and a port. Anything else is not echoed into links.
 _HOST = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 MAX_CREDENTIALS = 1024  # bytes of an Authorization header worth decoding
+# Grandstream phones append a fixed file name to the configured path (P331 = `pbx:8089/grandstream/TOKEN`
+# asks for `.../grandstream/TOKEN/gs_phonebook.xml`): the same book under that name.
+GRANDSTREAM_PATHS = ("/{vendor:grandstream}/gs_phonebook.xml", "/{vendor:grandstream}/{token}/gs_phonebook.xml")
 
 
 def make_app(server: PhonebookServer) -> web.Application:
     app = web.Application()  # Snom POSTs a small form (plugin.phonebook.server LIMITS); it is not read
     app[SERVER] = server
-    for path in ("/{vendor}.xml", "/{vendor}/{token}.xml"):
+    for path in (*GRANDSTREAM_PATHS, "/{vendor}.xml", "/{vendor}/{token}.xml"):  # the fixed name matched first
         app.router.add_get(path, handle)
         app.router.add_post(path, handle)
     return app

@@ -142,6 +142,14 @@ async def test_a_phone_token_gets_its_users_book_and_nothing_else(
     try:
         assert "Jürgen Müller" in await names(http, url(s, f"/yealink/{alice}.xml"))
         assert "Carol King" in await names(http, url(s, f"/yealink/{bob}.xml"))
+        # Grandstream appends its own file name to the configured path, with a token or Basic credentials
+        for path, auth in ((f"/grandstream/{alice}/gs_phonebook.xml", {}), ("/grandstream/gs_phonebook.xml", ALICE)):
+            async with http.get(url(s, path), headers=auth) as resp:
+                assert resp.status == 200
+                assert ET.fromstring(await resp.read()).tag == "AddressBook"
+                assert "Müller" in await resp.text()
+        async with http.get(url(s, f"/yealink/{alice}/gs_phonebook.xml")) as resp:
+            assert resp.status == 404
         assert "Jürgen Müller" not in await names(http, url(s, f"/yealink/{bob}.xml"))
         # Basic credentials of another user do not widen a token's book
         assert "Jürgen Müller" not in await names(http, url(s, f"/yealink/{bob}.xml"), headers=ALICE)
