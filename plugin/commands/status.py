@@ -23,37 +23,54 @@ def not_running_message(where: str) -> str:
             "start it with `systemctl start pbxsync` or `pbxsync run`")
 
 
-def print_status(doc: dict[str, Any]) -> None:
-    print(f"pbxsync {doc.get('version')} pid {doc.get('pid')}, running since {doc.get('started')}, "
-          f"config {doc.get('config')}: {'healthy' if doc.get('ok') else 'NOT HEALTHY'}")
+def service_rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(service, state, "ok"/"FAIL", detail) per service of a /status document; the portal shows the same."""
     rows = []
     for svc in doc.get("services", []):
         detail = svc.get("detail") or ""
         if svc.get("restarts"):
             detail += f" (restarted {svc['restarts']}x, last error: {svc.get('last_error')})"
-        rows.append((svc.get("name"), svc.get("state"), "ok" if svc.get("ok") else "FAIL", detail))
-    print_table(("SERVICE", "STATE", "HEALTH", "DETAIL"), rows, max_width=100)
+        rows.append((str(svc.get("name")), str(svc.get("state")), "ok" if svc.get("ok") else "FAIL", detail))
+    return rows
+
+
+def store_problem(doc: dict[str, Any]) -> str | None:
     store = doc.get("store")
     if isinstance(store, dict) and not store.get("ok", True):
-        print(f"database {doc.get('database')} is DAMAGED: {store.get('integrity')}; "
-              "restore it from a backup (docs/operations.md)")
+        return (f"database {doc.get('database')} is DAMAGED: {store.get('integrity')}; "
+                "restore it from a backup (docs/operations.md)")
+    return None
+
+
+def notification_lines(doc: dict[str, Any]) -> list[str]:
+    """The change feed's health: which mode, how many subscriptions work, which folders are polled instead."""
+    lines = []
     for svc in doc.get("services", []):
         feed = (svc.get("data") or {}).get("notifications")
-        if isinstance(feed, dict):
-            print_notifications(feed)
+        if not isinstance(feed, dict):
+            continue
+        age = feed.get("last_event_age_seconds")
+        line = (f"notifications: {feed.get('mode')}, {feed.get('subscriptions_healthy')}/"
+                f"{feed.get('subscriptions_total')} subscriptions healthy, last event "
+                f"{'never' if age is None else f'{age:.0f} s ago'}, "
+                f"{feed.get('resubscriptions', 0)} re-subscription(s)")
+        lines.append(line + (f"; {feed['detail']}" if feed.get("detail") else ""))
+        fallback = list(feed.get("fallback_folders") or [])
+        if fallback:
+            shown = ", ".join(fallback[:10]) + (f" and {len(fallback) - 10} more" if len(fallback) > 10 else "")
+            lines.append(f"on timed polling ([sync] fallback_interval_minutes): {shown}")
+    return lines
 
 
-def print_notifications(feed: dict[str, Any]) -> None:
-    """The change feed's health: which mode, how many subscriptions work, which folders are polled instead."""
-    age = feed.get("last_event_age_seconds")
-    line = (f"notifications: {feed.get('mode')}, {feed.get('subscriptions_healthy')}/{feed.get('subscriptions_total')}"
-            f" subscriptions healthy, last event {'never' if age is None else f'{age:.0f} s ago'}, "
-            f"{feed.get('resubscriptions', 0)} re-subscription(s)")
-    print(line + (f"; {feed['detail']}" if feed.get("detail") else ""))
-    fallback = list(feed.get("fallback_folders") or [])
-    if fallback:
-        shown = ", ".join(fallback[:10]) + (f" and {len(fallback) - 10} more" if len(fallback) > 10 else "")
-        print(f"on timed polling ([sync] fallback_interval_minutes): {shown}")
+def print_status(doc: dict[str, Any]) -> None:
+    print(f"pbxsync {doc.get('version')} pid {doc.get('pid')}, running since {doc.get('started')}, "
+          f"config {doc.get('config')}: {'healthy' if doc.get('ok') else 'NOT HEALTHY'}")
+    print_table(("SERVICE", "STATE", "HEALTH", "DETAIL"), service_rows(doc), max_width=100)
+    problem = store_problem(doc)
+    if problem:
+        print(problem)
+    for line in notification_lines(doc):
+        print(line)
 
 
 def status(args: argparse.Namespace) -> int:

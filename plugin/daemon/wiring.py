@@ -222,7 +222,8 @@ def _web(ctx: DaemonContext) -> list[ServiceSpec]:
     # The portal reads the current config on each request (`lambda: ctx.config`): users and rooms changed by
     # a reload, or by a user's own settings, need no restart; only [web] itself does.
     return [ServiceSpec("web", lambda: web_service(lambda: ctx.config, ctx.store, ctx.clock, ctx.target.sync_now,
-                                                   ctx.web_ami, ctx.user_settings_changed),
+                                                   ctx.web_ami, ctx.user_settings_changed,
+                                                   daemon_status=ctx.target.status),
                         (cfg.web, cfg.database), binds=(str(cfg.web.listen),))]
 
 

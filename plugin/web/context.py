@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -37,6 +38,7 @@ class WebContext:
     tls: bool = False  # served over HTTPS (cookies are then Secure)
     signin_guard: SigninGuard = field(default_factory=SigninGuard)  # wrong passwords, per extension and address
     sync_jobs: SyncJobs = field(default_factory=SyncJobs)  # "Sync now" passes started from the portal
+    daemon_status: Callable[[], dict[str, Any]] | None = None  # the daemon's /status document (admin Health)
 
     @property
     def config(self) -> Config:

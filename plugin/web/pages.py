@@ -22,6 +22,7 @@ PAGE_MODULES = (
     "contacts",
     "conferences",
     "password",
+    "admin",
 )
 
 

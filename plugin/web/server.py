@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pbxsync.plugin.ami.client import AmiClient
 from pbxsync.plugin.daemon.clock import Clock
@@ -53,7 +54,9 @@ class WebService(Service):
 
 
 def web_service(config: Callable[[], Config], store: Store, clock: Clock, sync_now: SyncTrigger,
-                ami: Slot[AmiClient], settings_changed: Callable[[], Awaitable[None]]) -> WebService:
+                ami: Slot[AmiClient], settings_changed: Callable[[], Awaitable[None]], *,
+                daemon_status: Callable[[], dict[str, Any]] | None = None) -> WebService:
     """The daemon's portal: the signing key from its file (made on first start)."""
     key = load_or_create_key(key_path(config()))
-    return WebService(WebContext(config, store, clock, key, sync_now, ami, settings_changed))
+    return WebService(WebContext(config, store, clock, key, sync_now, ami, settings_changed,
+                                 daemon_status=daemon_status))
