@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -33,6 +34,7 @@ from pbxsync.plugin.ami.simulator import AsteriskSimulator, Phone, SimUser, load
 from pbxsync.plugin.ami.wire import AmiMessage
 from pbxsync.plugin.daemon.app import Daemon
 from pbxsync.plugin.demo_more import MORE_MEETINGS, MoreSteps, more_config
+from pbxsync.plugin.demo_portal import WEB_SECTION, check_portal, login_lines, set_demo_passwords
 from pbxsync.plugin.logs import setup_logging
 from pbxsync.sync.config import Config, parse_config
 from pbxsync.sync.errors import PbxsyncError
@@ -114,6 +116,7 @@ def demo_config(workdir: Path, ews: EwsSimulator, ami_port: int, service_account
         "ldap": {"enabled": True, "listen": "127.0.0.1:0", "base_dn": "ou=pbxsync,dc=example,dc=com",
                  "refresh_seconds": 0.5, "anonymous": True},  # loopback only: the demo searches like a phone
         "control": {"socket": str(workdir / "control.sock"), "metrics_listen": ""},
+        "web": {**WEB_SECTION, "secret_key_file": str(workdir / "web-secret.key")},
         "log": {"level": "info", "format": "text"},
     }), str(workdir / "pbxsync.toml"))
 
@@ -169,8 +172,10 @@ class CallWatcher:
 
 class Demo:
     def __init__(self, out: IO[str], data_file: Path | None = None, phones_file: Path | None = None,
-                 keep: bool = False) -> None:
+                 keep: bool = False, serve: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.t = Timeline(out)
+        self.serve = serve  # called with the portal's URL after the last step, before the agent stops
+        self.portal_url = ""
         self.data_file: Path | Traversable = data_file or MAILBOXES_FILE
         self.phones_file: Path | Traversable = phones_file or PHONES_FILE
         self.keep = keep
@@ -224,6 +229,9 @@ class Demo:
             await more.run()
             await self.ldap_step(daemon, config)
             await self.callerid_step(daemon)
+            await self.portal_step(daemon)
+            if self.serve is not None and all(ok for _, ok, _ in t.steps):
+                await self.serve(self.portal_url)
         except DemoStepFailed as exc:
             t.step("demo", False, str(exc))
         finally:
@@ -239,9 +247,21 @@ class Demo:
             t.say(f"demo FAILED: {', '.join(failed)}; agent log: {self.workdir / 'pbxsync.log'}")
             return 1
         t.say(f"demo passed: {len(t.steps)} steps ok. Agent log: {self.workdir / 'pbxsync.log'}")
+        for line in login_lines(self.portal_url):
+            t.say(line)
+        if self.serve is None:
+            t.say("  (the portal ran while the demo ran: `pbxsync demo --serve` keeps it up until Ctrl-C)")
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
         return 0
+
+    async def portal_step(self, daemon: Daemon) -> None:
+        t = self.t
+        t.section("The web portal")
+        self.portal_url = await set_demo_passwords(daemon)
+        problem = await check_portal(self.portal_url)
+        t.step("portal: the admin signs in and sees the AUTOCALL outcomes chart", not problem,
+               problem or self.portal_url)
 
     async def sync_step(self, daemon: Daemon) -> None:
         t = self.t
@@ -420,5 +440,5 @@ async def _agi_request(address: str, script: str, caller: str, called: str) -> l
 
 
 async def run_demo(out: IO[str] | None = None, data_file: Path | None = None, phones_file: Path | None = None,
-                   keep: bool = False) -> int:
-    return await Demo(out or sys.stdout, data_file, phones_file, keep).run()
+                   keep: bool = False, serve: Callable[[str], Awaitable[None]] | None = None) -> int:
+    return await Demo(out or sys.stdout, data_file, phones_file, keep, serve).run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 
 from pbxsync.plugin.demo import run_demo
@@ -17,8 +18,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    "or the built-in demo data)")
     p.add_argument("--phones", type=Path, metavar="FILE", help="scripted phones (default: examples/demo-phones.json)")
     p.add_argument("--keep", action="store_true", help="keep the temp directory (database, config, log)")
+    p.add_argument("--serve", action="store_true", help="after the last step, keep the agent and its web portal "
+                   "running (the URL and a demo login are printed) until Ctrl-C")
     p.set_defaults(handler=demo)
 
 
 async def demo(args: argparse.Namespace) -> int:
-    return await run_demo(data_file=args.data, phones_file=args.phones, keep=args.keep)
+    return await run_demo(data_file=args.data, phones_file=args.phones, keep=args.keep,
+                          serve=_until_interrupted if args.serve else None)
+
+
+async def _until_interrupted(url: str) -> None:
+    print(f"\nThe agent and the portal keep running: open {url} (Ctrl-C stops them)", flush=True)
+    await asyncio.Event().wait()  # Ctrl-C cancels this; the demo then stops the agent as usual

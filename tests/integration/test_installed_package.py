@@ -133,4 +133,7 @@ def test_demo_prints_the_timeline_and_exits_0(installed: Installed) -> None:
     assert 'agent -> Asterisk: SET VARIABLE PBXSYNC_BUSY "1"' in out
     assert len(re.findall(r"^\[\+ *[\d.]+s\] ok: ", out, re.MULTILINE)) >= 10  # the 6 steps before, these 4
     assert re.search(r"demo passed: \d+ steps ok", out)
+    # It ends with the portal's URL and a demo login
+    assert "ok: portal: the admin signs in and sees the AUTOCALL outcomes chart" in out
+    assert re.search(r"Portal: http://127\.0\.0\.1:\d+/\n.*sign in as 101 with password 'demo-admin'", out)
     assert "FAILED" not in out
