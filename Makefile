@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all demo test lint typecheck pytest venv system-deps asterisk bench clean
+.PHONY: all demo test lint typecheck pytest venv system-deps asterisk bench clean screenshots
 
 all: test
 
@@ -50,6 +50,10 @@ test: lint typecheck pytest
 # `make demo` needs only the `demo` extra; the venv holds `test`, which includes it.
 demo: venv
 	$(BIN)/pbxsync demo
+
+# docs/images/*.png: the portal's pages in headless Chromium against the demo's data (look at them after).
+screenshots: venv system-deps
+	$(BIN)/python scripts/screenshots.py
 
 bench: venv system-deps asterisk
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -63,23 +63,24 @@ async def attempts_of(store: Store, booking_id: int) -> list[Attempt]:
 
 
 def audit_trail(events: Sequence[BookingEvent], attempts: Sequence[Attempt]) -> list[AuditEntry]:
-    """What happened to a booking, oldest first. At one instant: booking events, then outcomes, then joins,
-    then new calls (a retry is dialled the moment the busy outcome arrives: the outcome reads first)."""
-    entries: list[tuple[datetime, int, AuditEntry]] = []
+    """What happened to a booking, oldest first. Instants are whole seconds, so within one second the
+    order is by attempt number (a retry follows the outcome that caused it), then booking event, call,
+    outcome, join (a call's outcome never reads before the call)."""
+    entries: list[tuple[datetime, int, int, AuditEntry]] = []
     for e in events:
         at = parse_utc(e.at)
-        entries.append((at, 0, AuditEntry(at, EVENT_WORDS.get(e.kind, e.kind), e.detail)))
+        entries.append((at, 0, 0, AuditEntry(at, EVENT_WORDS.get(e.kind, e.kind), e.detail)))
     for a in attempts:
         who = f"{a.extension}, attempt {a.attempt}"
-        entries.append((a.created_at, 3, AuditEntry(a.created_at, "called", who)))
+        entries.append((a.created_at, a.attempt, 1, AuditEntry(a.created_at, "called", who)))
         if a.finished_at is not None:
             words = OUTCOME_WORDS.get(a.outcome, a.outcome)
             extra = f" ({a.detail})" if a.detail and a.outcome != "answered" else ""
-            entries.append((a.finished_at, 1, AuditEntry(a.finished_at, words, who + extra)))
+            entries.append((a.finished_at, a.attempt, 2, AuditEntry(a.finished_at, words, who + extra)))
         if a.joined_at is not None:
-            entries.append((a.joined_at, 2, AuditEntry(a.joined_at, "joined the room", who)))
-    entries.sort(key=lambda item: (item[0], item[1]))
-    return [entry for _, _, entry in entries]
+            entries.append((a.joined_at, a.attempt, 3, AuditEntry(a.joined_at, "joined the room", who)))
+    entries.sort(key=lambda item: item[:3])
+    return [entry for *_, entry in entries]
 
 
 async def bookings_page(request: web.Request) -> web.StreamResponse:

@@ -85,3 +85,18 @@ def test_filters_combine_and_bad_values_fall_back() -> None:
                                                (7260, "2 h 1 min"), (3 * 86400 + 3600, "3 d 1 h")])
 def test_durations_read_like_a_person_would_say_them(seconds: int | None, text: str) -> None:
     assert short_duration(None if seconds is None else timedelta(seconds=seconds)) == text
+
+
+def test_within_one_second_a_call_reads_before_its_outcome_and_a_retry_after_it() -> None:
+    from pbxsync.plugin.booking.store import BookingEvent
+    from pbxsync.plugin.web.admin_bookings import Attempt, audit_trail
+
+    second = datetime(2026, 12, 3, 17, 10, 37, tzinfo=UTC)
+    attempts = [Attempt("101", 1, "answered", "4", None, second, second, second),
+                Attempt("103", 1, "busy", "5", "Failure", second, second, None),
+                Attempt("103", 2, "busy", "5", None, second, second + timedelta(seconds=3), None)]
+    trail = audit_trail([BookingEvent(1, "2026-12-03T17:10:37+00:00", "create", "booked in room 8001")], attempts)
+    assert [(e.what, e.detail) for e in trail] == [
+        ("booked", "booked in room 8001"), ("called", "101, attempt 1"), ("called", "103, attempt 1"),
+        ("answered", "101, attempt 1"), ("busy", "103, attempt 1 (Failure)"), ("joined the room", "101, attempt 1"),
+        ("called", "103, attempt 2"), ("busy", "103, attempt 2")]
