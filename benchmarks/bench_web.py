@@ -4,8 +4,9 @@ Baseline: the same server's static stylesheet (`/static/style.css`: every middle
 in the same run, in the same rounds. The portal runs in this process on 127.0.0.1 (the app the daemon
 serves, over a store filled like a big site: 1,000 users with 100 contacts each, 20k occurrences, folder
 states, 2,000 bookings with their AUTOCALL attempts over 30 days); 20 clients, each signed in as its own
-admin, run in a second process and request every page of the portal's router in turn, plus the contacts
-search when the portal has one (`/my/contacts/search.json?q=…`: four digits of a number, part of a name, a
+admin, run in a second process and request every page of the portal's router in turn (waiting 0.3 s on
+average between requests, as a person clicking or typing does; `--think 0` is a stress test), plus the
+contacts search when the portal has one (`/my/contacts/search.json?q=…`: four digits of a number, part of a name, a
 company). Server time is taken by an outermost middleware (Host check, session, handler, rendering),
 so the client's own cost does not count. Targets: search p99 <= 20 ms, every page p99 <= 50 ms.
 
@@ -145,7 +146,7 @@ def timing(times: dict[str, list[float]]) -> Any:
         finally:
             resource = request.match_info.route.resource
             key = resource.canonical if resource is not None else request.path  # /users/{extension}/sync
-            if request.path in ("/admin/users", "/admin/outcomes"):
+            if request.path in ("/admin/users", "/admin/outcomes", STATIC):
                 key = request.path_qs
             times[key].append((time.perf_counter() - start) * 1000)
 
@@ -161,7 +162,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def one_session(base: str, extension: str, password: str, paths: list[str], searches: list[str],
-                      rounds: int) -> int:
+                      rounds: int, think: float) -> int:
     import aiohttp
 
     done = 0
@@ -172,10 +173,12 @@ async def one_session(base: str, extension: str, password: str, paths: list[str]
         async with session.post(f"{base}/signin", data={"extension": extension, "password": password,
                                                          "csrf": token.group(1), "next": "/my/sync"}) as response:
             assert response.status == 200, response.status
+        rng = random.Random(int(extension))
         for r in range(rounds):
             todo = [STATIC, *paths] + [f"{SEARCH}?q={q}" for q in searches[r::rounds][:10]]
-            random.Random(r * 31 + int(extension)).shuffle(todo)
+            rng.shuffle(todo)
             for path in todo:
+                await asyncio.sleep(rng.uniform(0.5, 1.5) * think)  # a person reading, or typing the next key
                 async with session.get(f"{base}{path}") as response:
                     await response.read()
                     if response.status != 200:
@@ -185,9 +188,9 @@ async def one_session(base: str, extension: str, password: str, paths: list[str]
 
 
 def clients(base: str, logins: list[tuple[str, str]], paths: list[str], searches: list[str], rounds: int,
-            out: Any) -> None:
+            think: float, out: Any) -> None:
     async def run() -> int:
-        counts = await asyncio.gather(*(one_session(base, e, p, paths, searches, rounds) for e, p in logins))
+        counts = await asyncio.gather(*(one_session(base, e, p, paths, searches, rounds, think) for e, p in logins))
         return sum(counts)
 
     start = time.perf_counter()
@@ -230,9 +233,11 @@ async def main_async(args: argparse.Namespace) -> int:
     searches = ([f"{rng.randrange(1000, 9999)}" for _ in range(100)] + [f"Surname{rng.randrange(args.users)}x"
                 for _ in range(50)] + [f"Company+{rng.randrange(97)}" for _ in range(50)]) if has_search else []
     print(f"portal at {base}: {SESSIONS} sessions x {args.rounds} rounds of {len(paths)} pages, the stylesheet"
+          f"{f', {args.think:.2f} s think time on average' if args.think else ', no think time'}"
           + (" and 10 contact searches" if has_search else " (no contacts search endpoint on this branch)"))
     queue: Any = mp.get_context("spawn").Queue()
-    proc = mp.get_context("spawn").Process(target=clients, args=(base, logins, paths, searches, args.rounds, queue))
+    proc = mp.get_context("spawn").Process(target=clients, args=(base, logins, paths, searches, args.rounds, args.think,
+                                                                   queue))
     proc.start()
     while proc.is_alive() and queue.empty():
         await asyncio.sleep(0.05)
@@ -267,6 +272,8 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--contacts-per-user", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--think", type=float, default=0.3,
+                        help="mean seconds a session waits between requests (0: as fast as answered)")
     return asyncio.run(main_async(parser.parse_args()))
 
 

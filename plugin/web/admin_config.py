@@ -21,6 +21,8 @@ from pbxsync.sync.config_tables import is_key
 from pbxsync.sync.listen import ListenAddress
 from pbxsync.sync.secrets import Secret
 
+USERS_PER_PAGE = 100
+
 
 def shown_value(value: object) -> str:
     if isinstance(value, Secret):
@@ -59,19 +61,49 @@ def config_rows(config: Config) -> list[tuple[str, str]]:
 
 
 def sections(rows: list[tuple[str, str]]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Rows grouped by their first key part (`exchange`, `users[0]`, ...), for one table per section."""
+    """Rows grouped by their first key part (`exchange`, `log`, ...), for one table per section; the
+    users (`users[N].key`) are left out: `user_table` shows them, one row per user."""
     grouped: dict[str, list[tuple[str, str]]] = {}
     for key, value in rows:
         head, dot, rest = key.partition(".")
-        grouped.setdefault(head if dot else "(top level)", []).append((rest if dot else key, value))
+        if not head.startswith("users["):
+            grouped.setdefault(head if dot else "(top level)", []).append((rest if dot else key, value))
     return list(grouped.items())
+
+
+def user_table(rows: list[tuple[str, str]]) -> tuple[list[str], list[list[str]]]:
+    """The `[[users]]` entries as (column keys, one row of values per user)."""
+    users: dict[str, dict[str, str]] = {}
+    for key, value in rows:
+        head, dot, rest = key.partition(".")
+        if dot and head.startswith("users["):
+            users.setdefault(head, {})[rest] = value
+    columns = list(next(iter(users.values()), {}))
+    return columns, [[entry.get(c, "") for c in columns] for entry in users.values()]
+
+
+_LAST: list[tuple[Config, list[tuple[str, str]]]] = []  # the config (frozen) last shown and its rows
+
+
+def rows_of(config: Config) -> list[tuple[str, str]]:
+    """`config_rows`, read once per config object (a reload or a user's settings make a new one)."""
+    if not _LAST or _LAST[0][0] is not config:
+        _LAST[:] = [(config, config_rows(config))]
+    return _LAST[0][1]
 
 
 async def config_page(request: web.Request) -> web.StreamResponse:
     admin_only(request)
     config = web_context(request).config
-    return render(request, "admin_config.html", title="Configuration", admin_nav=ADMIN_NAV,
-                  sections=sections(config_rows(config)), path_=config.path or "(built in)")
+    rows = rows_of(config)
+    columns, users = user_table(rows)
+    raw = request.query.get("page", "1")
+    pages = max(1, -(-len(users) // USERS_PER_PAGE))
+    page = min(max(int(raw), 1), pages) if raw.isdigit() and len(raw) < 6 else 1
+    return render(request, "admin_config.html", title="Configuration", admin_nav=ADMIN_NAV, sections=sections(rows),
+                  columns=columns, users=users[(page - 1) * USERS_PER_PAGE:page * USERS_PER_PAGE],
+                  first=(page - 1) * USERS_PER_PAGE, user_count=len(users), page=page, pages=pages,
+                  path_=config.path or "(built in)")
 
 
 def routes() -> list[web.RouteDef]:

@@ -1,26 +1,29 @@
 """Admin: *Users* (match status, last sync per folder, errors in words, sync lag) and *Sync lag*.
 
-The data is `pbxsync users`' own (plugin.users_report); this module only turns it into rows and sorts
-and filters them by query parameters (`?q=…&status=error&sort=lag&order=desc`), so the table works
-without JavaScript and a sorted view can be bookmarked. Sync lag = now − last success of a folder; a
+The data is `pbxsync users`' own (plugin.users_report); this module only turns it into rows, sorts and
+filters them by query parameters (`?q=…&status=error&sort=lag&order=desc&page=2`, 50 rows a page), so
+the table works without JavaScript and a sorted view can be bookmarked. Sync lag = now − last success of a folder; a
 user's lag is their worst enabled folder's; a folder never synced has no lag and sorts as the worst.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from aiohttp import web
 
-from pbxsync.plugin.users_report import users_report
+from pbxsync.plugin.users_report import UserReport, user_reports
 from pbxsync.plugin.web.chart import horizontal_bars
-from pbxsync.plugin.web.context import web_context
+from pbxsync.plugin.web.context import WebContext, web_context
 from pbxsync.plugin.web.pages_admin import ADMIN_NAV, admin_only
 from pbxsync.plugin.web.render import render
-from pbxsync.sync.model import parse_utc
+from pbxsync.sync.config import Config
+from pbxsync.sync.store.db import Store
+from pbxsync.sync.store.folders import FolderState
+from pbxsync.sync.store.skipped import SkipSummary
 
 # What a folder error kind (sync.engine.error_kind) means, for someone who has not read the code.
 ERROR_WORDS = {
@@ -36,6 +39,8 @@ STATUS_ORDER = {"error": 0, "never": 1, "conflict": 2, "ok": 3, "off": 4}  # wor
 SORTS = ("extension", "name", "status", "lag")
 STATUSES = ("error", "never", "conflict", "ok", "off")
 LAG_COLOUR = "#0b5cad"  # the portal's accent: 6.4:1 on white
+PER_PAGE = 50  # rows a page renders: a thousand users are twenty pages, not one slow one
+CHART_ROWS = 25
 
 
 @dataclass(frozen=True)
@@ -66,30 +71,32 @@ def error_in_words(kind: str | None, message: str | None) -> str:
     return f"{words} ({message})" if message else words
 
 
-def folder_row(folder: str, doc: Mapping[str, Any] | None, enabled: bool, now: datetime) -> FolderRow:
+def folder_row(folder: str, state: FolderState | None, skipped: SkipSummary | None, enabled: bool,
+               now: datetime) -> FolderRow:
     if not enabled:
         return FolderRow(folder, "off", None, None, "", 0)
-    if doc is None or not doc.get("last_attempt"):
+    if state is None or state.last_attempt is None:
         return FolderRow(folder, "never", None, None, "", 0)
-    success = parse_utc(doc["last_success"]) if doc.get("last_success") else None
+    success = state.last_success
     lag = max(now - success, timedelta(0)) if success else None
-    if doc.get("last_error"):
-        return FolderRow(folder, "error", success, lag, error_in_words(doc.get("error_kind"), doc["last_error"]),
-                         int(doc.get("skipped") or 0))
-    return FolderRow(folder, "ok", success, lag, "", int(doc.get("skipped") or 0))
+    count = skipped.count if skipped else 0
+    if state.last_error:
+        return FolderRow(folder, "error", success, lag, error_in_words(state.error_kind, state.last_error), count)
+    return FolderRow(folder, "ok", success, lag, "", count)
 
 
-def user_row(report: Mapping[str, Any], now: datetime) -> UserRow:
-    folders = (folder_row("contacts", report.get("contacts"), bool(report["sync_contacts"]), now),
-               folder_row("calendar", report.get("calendar"), bool(report["sync_calendar"]), now))
+def user_row(report: UserReport, now: datetime) -> UserRow:
+    u = report.user
+    folders = (folder_row("contacts", report.contacts, report.contacts_skipped, u.sync_contacts, now),
+               folder_row("calendar", report.calendar, report.calendar_skipped, u.sync_calendar, now))
     enabled = [f for f in folders if f.status != "off"]
     status = min((f.status for f in folders), key=STATUS_ORDER.__getitem__)
-    if report["match"]["status"] != "ok" and STATUS_ORDER[status] > STATUS_ORDER["conflict"]:
+    if report.problems and STATUS_ORDER[status] > STATUS_ORDER["conflict"]:
         status = "conflict"
-    lags = [f.lag for f in enabled]
-    lag = max(lags) if lags and all(x is not None for x in lags) else None  # type: ignore[type-var]
-    return UserRow(report["extension"], report["name"] or "", (report["emails"] or [""])[0], report["room"] or "",
-                   report["match"]["status"], tuple(report["match"]["problems"]), folders, status, lag)
+    lags = [f.lag for f in enabled if f.lag is not None]
+    lag = max(lags) if lags and len(lags) == len(enabled) else None
+    return UserRow(u.extension, u.name, u.mailbox.lower(), u.room, "conflict" if report.problems else "ok",
+                   tuple(report.problems), folders, status, lag)
 
 
 def _lag_key(row: UserRow) -> tuple[int, float]:
@@ -139,29 +146,75 @@ def short_duration(lag: timedelta | None) -> str:
     return f"{hours // 24} d {hours % 24} h"
 
 
+def page_of(rows: Sequence[UserRow], query: Mapping[str, str]) -> tuple[list[UserRow], int, int]:
+    """The rows of `?page=N` (1-based, clamped), the page and the number of pages."""
+    pages = max(1, -(-len(rows) // PER_PAGE))
+    raw = query.get("page", "1")
+    page = min(max(int(raw), 1), pages) if raw.isdigit() and len(raw) < 6 else 1
+    return list(rows[(page - 1) * PER_PAGE:page * PER_PAGE]), page, pages
+
+
+@dataclass
+class ReportCache:
+    """The last user reports read, for a few seconds while nothing they show has changed.
+
+    Reading them is the expensive part of these pages with a thousand users (every folder state, skip and
+    directory entry); admins paging and sorting ask for the same data again and again. A changed config, a
+    changed folder state or skipped item (their count and newest instant), or CACHE_SECONDS passing reads
+    them again, so a page is never older than that; the lag is computed from `now` on every request."""
+
+    config: Config | None = None  # the (frozen) config they were read for
+    signature: tuple[object, ...] = ()
+    read_at: datetime | None = None
+    reports: list[UserReport] = field(default_factory=list)
+
+
+CACHES: weakref.WeakKeyDictionary[Store, ReportCache] = weakref.WeakKeyDictionary()  # one per open store
+CACHE_SECONDS = 5.0
+_SIGNATURE = ("SELECT (SELECT count(*) || ' ' || coalesce(max(last_attempt), '') FROM folder_sync), "
+              "(SELECT count(*) || ' ' || coalesce(max(seen_at), '') FROM skipped_items), "
+              "(SELECT count(*) FROM address_cache)")
+
+
+async def cached_reports(ctx: WebContext, now: datetime) -> list[UserReport]:
+    async with ctx.store.conn.execute(_SIGNATURE) as cur:
+        signature = tuple(await cur.fetchone() or ())
+    cache = CACHES.setdefault(ctx.store, ReportCache())
+    config = ctx.config
+    fresh = cache.read_at is not None and timedelta(0) <= now - cache.read_at <= timedelta(seconds=CACHE_SECONDS)
+    if cache.config is not config or cache.signature != signature or not fresh:
+        cache.reports = await user_reports(ctx.store, config, now, counts=False)
+        cache.config, cache.signature, cache.read_at = config, signature, now
+    return cache.reports
+
+
 async def _rows(request: web.Request) -> list[UserRow]:
     ctx = web_context(request)
     now = ctx.clock.now()
-    return [user_row(r, now) for r in await users_report(ctx.store, ctx.config, now)]
+    return [user_row(r, now) for r in await cached_reports(ctx, now)]
 
 
 async def users_page(request: web.Request) -> web.StreamResponse:
     admin_only(request)
     rows, chosen = select_rows(await _rows(request), request.query)
-    return render(request, "admin_users.html", title="Users", admin_nav=ADMIN_NAV, rows=rows, chosen=chosen,
-                  statuses=STATUSES, sorts=SORTS, duration=short_duration, total=len(web_context(request).config.users))
+    shown, page, pages = page_of(rows, request.query)
+    return render(request, "admin_users.html", title="Users", admin_nav=ADMIN_NAV, rows=shown, matching=len(rows),
+                  page=page, pages=pages, chosen=chosen, statuses=STATUSES, duration=short_duration,
+                  total=len(web_context(request).config.users))
 
 
 async def lag_page(request: web.Request) -> web.StreamResponse:
     admin_only(request)
     rows, _ = select_rows(await _rows(request), {"sort": "lag", "order": "desc"})
-    lagging = [r for r in rows if r.lag is not None]
     never = [r for r in rows if r.lag is None and r.status != "off"]
-    # Minutes, the unit an admin thinks in for a sync that runs every few minutes.
+    lagging = [r for r in rows if r.lag is not None]
+    # Minutes, the unit an admin thinks in for a sync that runs every few minutes; the worst few only:
+    # a thousand bars say less than the table.
     chart = horizontal_bars([(f"{r.extension} {r.name}"[:28], r.lag.total_seconds() / 60, short_duration(r.lag))
-                             for r in lagging if r.lag is not None], LAG_COLOUR, unit=" min")
-    return render(request, "admin_lag.html", title="Sync lag", admin_nav=ADMIN_NAV, rows=lagging, never=never,
-                  chart=chart, duration=short_duration)
+                             for r in lagging[:CHART_ROWS] if r.lag is not None], LAG_COLOUR, unit=" min")
+    return render(request, "admin_lag.html", title="Sync lag", admin_nav=ADMIN_NAV, rows=lagging[:PER_PAGE],
+                  lagging=len(lagging), never=never[:PER_PAGE], never_count=len(never), chart=chart,
+                  chart_rows=min(len(lagging), CHART_ROWS), duration=short_duration)
 
 
 def routes() -> list[web.RouteDef]:
