@@ -217,7 +217,7 @@ async def main_async(args: argparse.Namespace) -> int:
                      daemon_status=daemon_status_doc)
     logins = [(str(1000 + s), f"bench-password-{s}") for s in range(SESSIONS)]
     for extension, password in logins:
-        await accounts.set_password(ctx, extension, password)
+        await accounts.set_password(store, extension, password, ctx.clock.now())
     times: dict[str, list[float]] = defaultdict(list)
     app = create_app(ctx)
     app.middlewares.insert(0, timing(times))  # outermost: everything the server does for a request

@@ -32,7 +32,7 @@ async def set_demo_passwords(daemon: Daemon) -> str:
     """Give the demo's admin and user their passwords; returns the portal's URL."""
     portal = portal_of(daemon)
     for extension, password in (ADMIN_LOGIN, USER_LOGIN):
-        await accounts.set_password(portal.ctx, extension, password)
+        await accounts.set_password(daemon.store, extension, password, daemon.clock.now())
     return portal.url
 
 

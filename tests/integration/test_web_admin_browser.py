@@ -18,7 +18,7 @@ from tests.support.admin_seed import EXPECTED_TABLE, NOW, seed_admin_data
 from tests.support.browser import screenshot, sign_in, wait_for
 from tests.support.web_portal import RunningPortal, password_of, portal_in_thread
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("cheap_argon2")]
 SERIES = ["answered", "busy", "no_answer", "failed"]
 ADMIN_PAGES = ["/admin/users", "/admin/lag", "/admin/health", "/admin/bookings", "/admin/bookings/1",
                "/admin/outcomes", "/admin/config"]

@@ -20,9 +20,9 @@ from pbxsync.sync.config import ControlConfig, ExchangeConfig, LdapConfig, PbxCo
 from pbxsync.sync.secrets import Secret
 from pbxsync.sync.store.db import Store
 from tests.support.admin_seed import EXPECTED_TABLE, HOSTILE_SUBJECT, NOW, seed_admin_data
-from tests.support.web_portal import make_context, portal_client, portal_config
-from tests.unit.test_web_signin import sign_in
+from tests.support.web_portal import make_context, portal_client, portal_config, sign_in
 
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
 Client = TestClient[Any, Any]
 ADMIN_PAGES = ["/admin", "/admin/users", "/admin/lag", "/admin/health", "/admin/bookings", "/admin/bookings/1",
                "/admin/outcomes", "/admin/config"]
