@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from html import unescape
 from typing import Any
@@ -36,6 +38,14 @@ async def admin_context(store: Store, **changes: Any) -> WebContext:
     return ctx
 
 
+@asynccontextmanager
+async def signed_in(store: Store, extension: str, **changes: Any) -> AsyncIterator[Client]:
+    """A test client over the seeded store, signed in as `extension`."""
+    async with portal_client(await admin_context(store, **changes)) as client:
+        await sign_in(client, extension)
+        yield client
+
+
 async def page(client: Client, path: str) -> str:
     response = await client.get(path)
     assert response.status == 200, (path, response.status)
@@ -53,8 +63,7 @@ def cells(html: str, row_class: str = "") -> list[list[str]]:
 @pytest.mark.parametrize("path", ADMIN_PAGES)
 async def test_a_signed_in_non_admin_is_refused_every_admin_page_with_a_log_line(
         store: Store, path: str, caplog: pytest.LogCaptureFixture) -> None:
-    async with portal_client(await admin_context(store)) as client:
-        await sign_in(client, "102")
+    async with signed_in(store, "102") as client:
         with caplog.at_level(logging.WARNING, logger="pbxsync.web"):
             response = await client.get(path, allow_redirects=False)
         assert response.status == 403
@@ -70,16 +79,14 @@ async def test_signed_out_visitors_are_sent_to_sign_in(store: Store) -> None:
 
 
 async def test_only_admins_see_the_admin_entry_in_the_navigation(store: Store) -> None:
-    async with portal_client(await admin_context(store)) as client:
-        await sign_in(client, "102")
+    async with signed_in(store, "102") as client:
         assert 'href="/admin/users"' not in await page(client, "/my/sync")
         await sign_in(client, "101")
         assert 'href="/admin/users"' in await page(client, "/my/sync")
 
 
 async def test_users_show_match_last_sync_errors_in_words_and_lag(store: Store) -> None:
-    async with portal_client(await admin_context(store)) as client:
-        await sign_in(client, "101")
+    async with signed_in(store, "101") as client:
         html = await page(client, "/admin/users")
         rows = {r[0]: r for r in cells(html)}
         assert set(rows) == {"101", "102", "103"}
@@ -91,8 +98,7 @@ async def test_users_show_match_last_sync_errors_in_words_and_lag(store: Store) 
 
 
 async def test_users_sort_and_filter_by_query_parameters(store: Store) -> None:
-    async with portal_client(await admin_context(store)) as client:
-        await sign_in(client, "101")
+    async with signed_in(store, "101") as client:
         by_lag = [r[0] for r in cells(await page(client, "/admin/users?sort=lag&order=desc"))]
         assert by_lag == ["103", "102", "101"]  # never synced is the worst lag
         assert [r[0] for r in cells(await page(client, "/admin/users?sort=lag&order=asc"))] == ["101", "102", "103"]
@@ -106,8 +112,7 @@ async def test_users_sort_and_filter_by_query_parameters(store: Store) -> None:
 
 
 async def test_the_lag_page_lists_the_worst_first_with_a_chart(store: Store) -> None:
-    async with portal_client(await admin_context(store)) as client:
-        await sign_in(client, "101")
+    async with signed_in(store, "101") as client:
         html = await page(client, "/admin/lag")
         assert [r[0] for r in cells(html.split("</svg>", 1)[1])] == ["102", "101", "103"]
         assert html.count('class="bar"') == 2 and "<title id=\"lag-chart-title\">" in html
@@ -122,8 +127,7 @@ def daemon_status() -> dict[str, Any]:
 
 
 async def test_health_shows_the_same_parts_as_pbxsync_status(store: Store) -> None:
-    async with portal_client(await admin_context(store, daemon_status=daemon_status)) as client:
-        await sign_in(client, "101")
+    async with signed_in(store, "101", daemon_status=daemon_status) as client:
         html = await page(client, "/admin/health")
         assert cells(html) == [["sync", "running", "ok", "3 users"],
                                ["ami", "backoff", "FAIL", "connection refused (restarted 2x, last error: refused <b>)"]]
@@ -131,14 +135,12 @@ async def test_health_shows_the_same_parts_as_pbxsync_status(store: Store) -> No
 
 
 async def test_health_without_a_daemon_says_so(store: Store) -> None:
-    async with portal_client(await admin_context(store)) as client:
-        await sign_in(client, "101")
+    async with signed_in(store, "101") as client:
         assert "status is not available" in await page(client, "/admin/health")
 
 
 async def test_bookings_list_and_a_booking_audit_trail(store: Store) -> None:
-    async with portal_client(await admin_context(store)) as client:
-        await sign_in(client, "101")
+    async with signed_in(store, "101") as client:
         listing = await page(client, "/admin/bookings")
         assert "Vendor pitch" in listing and "is not a PBX user" in listing and "Running now" in listing
         assert "Stand-up" not in listing  # past: only with show=all
@@ -157,8 +159,7 @@ async def test_bookings_list_and_a_booking_audit_trail(store: Store) -> None:
 
 
 async def test_outcomes_chart_and_table_hold_the_same_counts_per_day(store: Store) -> None:
-    async with portal_client(await admin_context(store)) as client:
-        await sign_in(client, "101")
+    async with signed_in(store, "101") as client:
         html = await page(client, "/admin/outcomes?days=7")
         table = {r[0]: tuple(int(v) for v in r[1:]) for r in cells(html.split('id="outcomes-table"', 1)[1])}
         assert len(table) == 7 and list(table)[-1] == "2026-12-03"
@@ -215,3 +216,22 @@ def test_the_config_page_lists_every_key_of_every_section() -> None:
             "web.admins", "web.listen", "log.level"} <= keys
     assert "path" not in keys
     assert dict(config_rows(portal_config()))["web.listen"] == "127.0.0.1:0"
+
+
+async def test_a_thousand_users_are_paged_and_pages_keep_the_sort(store: Store) -> None:
+    from pbxsync.sync.config import UserConfig
+
+    many = [UserConfig(str(2000 + i), [f"u{i}@example.com"], f"User {i}") for i in range(120)]
+    config = replace(portal_config(), users=[*portal_config().users, *many])
+    await seed_admin_data(store)
+    ctx = await make_context(store, config, clock=FakeClock(NOW))
+    async with portal_client(ctx) as client:
+        await sign_in(client, "101")
+        first = await page(client, "/admin/users?sort=name&order=desc")
+        assert len(cells(first)) == 50 and "page 1 of 3" in first
+        assert 'href="?q=&amp;status=&amp;sort=name&amp;order=desc&amp;page=2"' in first
+        last = await page(client, "/admin/users?sort=name&order=desc&page=3")
+        assert [r[1] for r in cells(last)][-3:] == ["Eve Example", "Bob Builder", "Ada Admin"]
+        assert len(cells(await page(client, "/admin/users?page=999"))) == 23  # clamped to the last page
+        config_page = await page(client, "/admin/config?page=2")
+        assert "users: 123 entries, page 2 of 2" in config_page and 'href="?page=1#cfg-users"' in config_page
