@@ -213,8 +213,8 @@ async def main_async(args: argparse.Namespace) -> int:
           f"{database.stat().st_size / 1e6:.0f} MB, built in {time.monotonic() - t0:.1f} s")
 
     store = await open_store(database)
-    ctx = WebContext(bench_config(database, args.users), store, SystemClock(), bytes(32), no_sync,
-                     daemon_status=daemon_status_doc)
+    config = bench_config(database, args.users)
+    ctx = WebContext(lambda: config, store, SystemClock(), bytes(32), no_sync, daemon_status=daemon_status_doc)
     logins = [(str(1000 + s), f"bench-password-{s}") for s in range(SESSIONS)]
     for extension, password in logins:
         await accounts.set_password(store, extension, password, ctx.clock.now())
@@ -241,6 +241,8 @@ async def main_async(args: argparse.Namespace) -> int:
     proc.start()
     while proc.is_alive() and queue.empty():
         await asyncio.sleep(0.05)
+    if queue.empty():
+        raise SystemExit("the clients failed (see above)")
     requests, wall = queue.get(timeout=5)
     proc.join(30)
     await runner.cleanup()
