@@ -61,6 +61,11 @@ def take_all(base: str) -> list[Path]:
         wait_for(driver, ".who")
         for _, href in nav_links(driver):  # the employee's own pages
             shoot(driver, href, name_of(href), taken)
+        shoot(driver, f"{base}my/contacts?q=4711", "portal-my-contacts-search", taken)  # a number's digits
+        driver.get(f"{base}my/conferences")
+        meetings = [a.get_attribute("href") or "" for a in driver.find_elements(By.CSS_SELECTOR, "a.conference-link")]
+        if meetings:
+            shoot(driver, meetings[0], "portal-my-conference", taken)
         sign_in(driver, base.rstrip("/"), *ADMIN_LOGIN)
         wait_for(driver, ".who")
         driver.get(f"{base}admin/users")
