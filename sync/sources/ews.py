@@ -64,6 +64,7 @@ from pbxsync.sync.model import (
     is_internal_address,
     show_as_from,
 )
+from pbxsync.sync.sources.ews_bodies import KeptBodies
 from pbxsync.sync.sources.ews_contacts import ContactsReader
 from pbxsync.sync.sources.ews_fields import FIELD_NAME as ENHANCED_LOCATION
 from pbxsync.sync.sources.ews_fields import SUPPORTED_FROM as ENHANCED_LOCATION_FROM
@@ -170,7 +171,7 @@ class EwsSource:
 
     def __init__(self, exchange: ExchangeConfig, users: Sequence[UserConfig], default_region: str = "DE", *,
                  max_busy_wait_seconds: float = 60.0, page_size: int = 200, max_pages: int = 100,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, keep_bodies: bool = False) -> None:
         if exchange.auth not in ("basic", "ntlm"):
             raise SourceAuthError(f"EWS: auth = {exchange.auth!r} is not supported over EWS here; "
                                   "use basic or ntlm, or backend = \"graph\" for OAuth")
@@ -186,6 +187,10 @@ class EwsSource:
         self._version = Version(build=_VERSIONS.get(exchange.version, Build(15, 1)))
         self.occurrence_fields = OCCURRENCE_FIELDS + (
             (ENHANCED_LOCATION,) if self._version.build >= ENHANCED_LOCATION_FROM else ())
+        # keep_bodies (write-back on): the window's GetItem also reads bodies, for the writer (ews_bodies.py)
+        self.kept_bodies: KeptBodies | None = KeptBodies() if keep_bodies else None
+        if keep_bodies:
+            self.occurrence_fields += ("body",)
         self._auth_type = NTLM if exchange.auth == "ntlm" else BASIC
         _configure_tls(exchange)
 
@@ -290,6 +295,8 @@ class EwsSource:
         return await self._call(mailbox, slot, reader.read, sync_state)
 
     async def sync_calendar(self, mailbox: str, sync_state: str) -> CalendarChanges:
+        if self.kept_bodies is not None:
+            self.kept_bodies.forget(mailbox)  # bodies from an earlier pass are never used
         slot = await self._slot(mailbox)
         changes = await self._call(mailbox, slot, self._sync_folder, slot.account, "calendar", sync_state, ())
         changed = tuple(dict.fromkeys(str(i.id) for i in changes.upserts if getattr(i, "id", None)))
@@ -308,6 +315,7 @@ class EwsSource:
             items, masters = self._view(account, start, end)
         found: dict[str, Occurrence] = {}
         skipped: list[SkippedItem] = []
+        mapped: list[tuple[Any, str, str]] = []
         for item in items:
             # An item Exchange returned but we cannot map is skipped and reported, and the planner keeps
             # what is stored for it: it must neither fail the whole calendar nor vanish from the window.
@@ -321,6 +329,9 @@ class EwsSource:
                 skipped.append(SkippedItem("", item_id, "no usable id, start or end"))
             else:
                 found.setdefault(occ.item_id, occ)  # duplicates: the first one wins
+                mapped.append((item, occ.organizer_email, occ.location))
+        if self.kept_bodies is not None:
+            self.kept_bodies.keep(str(account.primary_smtp_address), mapped)
         return CalendarWindow(start.astimezone(UTC), end.astimezone(UTC), tuple(found.values()), tuple(skipped))
 
     async def resolve_address(self, mailbox: str, address: str) -> str | None:

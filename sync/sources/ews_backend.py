@@ -31,7 +31,8 @@ class EwsBackend(Backend):
     def make_source(self, config: Config) -> MailboxSource:
         from pbxsync.sync.sources.ews import EwsSource  # exchangelib: imported only when a source is built
 
-        return EwsSource(config.exchange, config.users, config.sync.default_region)
+        return EwsSource(config.exchange, config.users, config.sync.default_region,
+                         keep_bodies=config.meetings.write_back)
 
     def make_feed(self, config: Config, source: MailboxSource, clock: FeedClock) -> ChangeFeed | None:
         """EWS streaming notifications (sync/notify/ews_streaming.py) over the source's accounts."""

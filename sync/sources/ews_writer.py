@@ -1,7 +1,8 @@
 """Meeting bodies over EWS: GetItem (item:Body) and UpdateItem (SetItemField item:Body) via exchangelib.
 
-One GetItem and one UpdateItem per mailbox and batch, not per meeting: a pass that books many meetings
-of one organizer costs two requests (exchangelib's `fetch` and `bulk_update` chunk them). UpdateItem goes
+One UpdateItem per mailbox and batch, not per meeting (exchangelib chunks them). The bodies and change keys
+usually come with the calendar sync's own GetItem (sync.sources.ews_bodies); only the others, and every
+re-read after a conflict, cost one GetItem per mailbox and batch. UpdateItem goes
 with the ChangeKey read and ConflictResolution NeverOverwrite, so an organizer's newer edit fails our write
 (ErrorIrresolvableConflict) instead of being overwritten. Attendees get the update when asked
 (SendToAllAndSaveCopy), else it is only saved (SendToNone). Runs through EwsSource.run_as: the mailbox's
@@ -21,6 +22,7 @@ from exchangelib.services import UpdateItem
 
 from pbxsync.sync.errors import ItemGoneError, SourceError, WriteConflictError, WriteDeniedError
 from pbxsync.sync.sources.ews import EwsSource, map_error
+from pbxsync.sync.sources.ews_bodies import item_body
 from pbxsync.sync.sources.writer import ItemBody
 
 CHUNK = 100  # items per GetItem / UpdateItem request
@@ -52,7 +54,12 @@ class EwsWriter:
         self.source = source
 
     async def read_bodies(self, mailbox: str, item_ids: Sequence[str]) -> list[ItemBody | SourceError]:
-        return await self.source.run_as(mailbox, self._read, mailbox, list(item_ids))
+        """The bodies the calendar sync kept (sync.sources.ews_bodies) without a request; GetItem for the rest."""
+        kept = self.source.kept_bodies.take(mailbox, item_ids) if self.source.kept_bodies is not None else {}
+        missing = [i for i in item_ids if i not in kept]
+        read = await self.source.run_as(mailbox, self._read, mailbox, missing) if missing else []
+        fetched = dict(zip(missing, read, strict=True))
+        return [kept[i] if i in kept else fetched[i] for i in item_ids]
 
     async def write_bodies(self, mailbox: str, bodies: Sequence[ItemBody], *,
                            notify: bool) -> list[str | SourceError]:
@@ -66,9 +73,7 @@ class EwsWriter:
             if isinstance(item, BaseException):
                 out.append(_item_error(item, mailbox, False))
                 continue
-            body = item.body
-            out.append(ItemBody(item_id, str(item.changekey or ""), str(body or ""),
-                                isinstance(body, HTMLBody) or body is None))
+            out.append(item_body(item_id, item))
         return out
 
     @staticmethod
