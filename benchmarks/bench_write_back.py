@@ -3,19 +3,26 @@
     .venv/bin/python benchmarks/bench_write_back.py [--organizers 20] [--meetings 50] [--rounds 3]
         [--concurrency 8]
 
---organizers × --meetings PBX meetings (default 1,000), each with an HTML body of about 1 kB, are synced
-and booked (PINs on) into a fresh database, untimed. Then, timed:
+--organizers x --meetings PBX meetings (default 1,000), each with an HTML body of about 1 kB, in each
+organizer's own calendar.
 
-- pbxsync: one write-back pass (plugin.writeback.step.write_back) writing every new booking's block: the
-  plan, GetItem of the bodies, the rendering, UpdateItem with the change keys read, the outcomes stored;
-- baseline: the same number of bare exchangelib UpdateItem calls, one `CalendarItem.save(update_fields=
-  ["body"])` per meeting with its current change key (ids and change keys fetched beforehand, untimed),
-  each organizer's meetings in turn, with the same number of mailboxes at once (--concurrency).
+What write-back costs, all of it: with `write_back` on, the calendar sync's GetItem also reads the bodies
+(sync.sources.kept_bodies) and the write-back step then writes without reading. So the pbxsync side is timed
+as (sync pass with write_back on - the same sync pass with it off) + the write-back pass (the plan, the
+rendering, UpdateItem with the change keys the sync read, any GetItem for bodies it did not keep, the
+outcomes stored). Both syncs read the same untouched organisation into fresh databases, in alternating
+order per round; the bookings step between sync and write-back is untimed (it runs with write-back off too).
 
-Each round uses two fresh organisations served by one EWS simulator on 127.0.0.1 (both sides write into
-untouched meetings), baseline first. Prints per round the wall times and the ratio pbxsync/bare (> 1:
-pbxsync slower), then the median ratio (target <= 1.5) and the load average. --meetings 1 shows the worst
-case for pbxsync (no batching: one read and one write per organizer).
+Baseline: the same number of bare exchangelib UpdateItem calls, one `CalendarItem.save(update_fields=
+["body"])` per meeting with its current change key (ids and change keys fetched beforehand, untimed), each
+organizer's meetings in turn, with the same number of mailboxes at once as pbxsync's sync and write-back
+(--concurrency; both sides allow 4 connections per mailbox).
+
+Each round uses two fresh organisations (one per side, both writing into untouched meetings), each served by
+its own EWS simulator on 127.0.0.1, baseline first. Prints per round the wall times and the ratio
+pbxsync/bare (> 1: pbxsync slower) and, for reference, (sync on + write-back) / (sync off + bare), then the
+median ratio (target <= 1.5) and the load average. --meetings 1 is the worst case for pbxsync: nothing to
+batch, one UpdateItem per organizer on both sides.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import tempfile
 import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -122,13 +130,40 @@ def bare_updates(sim: EwsSimulator, org: Organisation, n_organizers: int, concur
     return calls, elapsed
 
 
-async def pbxsync_write_back(sim: EwsSimulator, db: Path, n_organizers: int, concurrency: int) -> tuple[int, float]:
-    """Sync and book (untimed), then one timed write-back pass. Returns (meetings written, seconds)."""
+async def timed_sync(sim: EwsSimulator, db: Path, n_organizers: int, concurrency: int,
+                     write_back_on: bool) -> tuple[Config, EwsSource, float]:
+    """One full sync pass into a fresh database, as the daemon's source reads with write_back on or off.
+    Returns the config, the (open) source and the seconds."""
     config = make_config(sim, db, n_organizers, concurrency)
+    config = replace(config, meetings=replace(config.meetings, write_back=write_back_on))
+    source = EwsSource(config.exchange, config.users, "DE", keep_bodies=write_back_on)  # as ews_backend makes it
     store = await open_store(db)
-    source = EwsSource(config.exchange, config.users, "DE")
     try:
+        started = time.perf_counter()
         await SyncEngine(store, source, config).sync_all(NOW)
+        elapsed = time.perf_counter() - started
+    finally:
+        await store.close()
+    return config, source, elapsed
+
+
+async def pbxsync_side(sim: EwsSimulator, tmp: Path, n_organizers: int, concurrency: int,
+                       off_first: bool) -> tuple[int, float, float, float]:
+    """The sync with write_back off and on (timed), the bookings (untimed), the write-back pass (timed).
+    Returns (meetings written, sync off s, sync on s, write-back s)."""
+    seconds: dict[bool, float] = {}
+    kept: tuple[Config, EwsSource] | None = None
+    for on in ((False, True) if off_first else (True, False)):
+        config, source, seconds[on] = await timed_sync(sim, tmp / f"{'on' if on else 'off'}.db", n_organizers,
+                                                       concurrency, on)
+        if on:
+            kept = (config, source)
+        else:
+            await source.close()
+    assert kept is not None
+    config, source = kept
+    store = await open_store(tmp / "on.db")
+    try:
         await update_bookings(store, config, NOW)
         started = time.perf_counter()
         summary = await write_back(store, config, EwsWriter(source), NOW)
@@ -137,7 +172,7 @@ async def pbxsync_write_back(sim: EwsSimulator, db: Path, n_organizers: int, con
         await source.close()
         await store.close()
     assert summary.failed == 0 and summary.conflicts == 0, summary
-    return summary.writes, elapsed
+    return summary.writes, seconds[False], seconds[True], elapsed
 
 
 def main() -> None:
@@ -157,14 +192,17 @@ def main() -> None:
         with EwsSimulator(bare_org) as sim:
             calls, bare = bare_updates(sim, bare_org, args.organizers, args.concurrency)
         with EwsSimulator(our_org) as sim, tempfile.TemporaryDirectory() as tmp:
-            written, ours = asyncio.run(pbxsync_write_back(sim, Path(tmp) / "pbxsync.db", args.organizers,
-                                                           args.concurrency))
+            written, sync_off, sync_on, wb = asyncio.run(pbxsync_side(sim, Path(tmp), args.organizers,
+                                                                      args.concurrency, off_first=n % 2 == 0))
         assert calls == written == total, (calls, written, total)
         assert all("pbxsync:join-by-phone" in m.body for box in organizers(args.organizers)
                    for m in our_org.meetings(box))
+        ours = wb + sync_on - sync_off
         ratios.append(ours / bare)
-        print(f"round {n + 1}: bare exchangelib {bare:.2f} s ({calls / bare:.0f} UpdateItem/s), "
-              f"pbxsync {ours:.2f} s ({written / ours:.0f} blocks/s), ratio {ours / bare:.2f}x")
+        print(f"round {n + 1}: bare exchangelib {bare:.2f} s ({calls / bare:.0f} UpdateItem/s); pbxsync "
+              f"write-back {wb:.2f} s + bodies in the sync {sync_on - sync_off:+.2f} s (sync {sync_off:.2f} -> "
+              f"{sync_on:.2f} s) = {ours:.2f} s, ratio {ours / bare:.2f}x; sync+write vs sync+bare "
+              f"{(sync_on + wb) / (sync_off + bare):.2f}x")
     print(f"median ratio pbxsync/bare {statistics.median(ratios):.2f}x (spread {min(ratios):.2f}-"
           f"{max(ratios):.2f}; target <= 1.5); load after {os.getloadavg()[0]:.2f}")
 

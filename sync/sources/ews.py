@@ -40,6 +40,7 @@ from exchangelib import (
     EWSDateTime,
     EWSTimeZone,
     FailFast,
+    HTMLBody,
     Version,
 )
 from exchangelib import errors as ews_errors
@@ -64,14 +65,15 @@ from pbxsync.sync.model import (
     is_internal_address,
     show_as_from,
 )
-from pbxsync.sync.sources.ews_bodies import KeptBodies
 from pbxsync.sync.sources.ews_contacts import ContactsReader
 from pbxsync.sync.sources.ews_fields import FIELD_NAME as ENHANCED_LOCATION
 from pbxsync.sync.sources.ews_fields import SUPPORTED_FROM as ENHANCED_LOCATION_FROM
 from pbxsync.sync.sources.ews_fields import lean_attendees
 from pbxsync.sync.sources.ews_groups import expand_dl
 from pbxsync.sync.sources.ews_sync import FolderChanges, sync_folder_items
+from pbxsync.sync.sources.kept_bodies import KeptBodies
 from pbxsync.sync.sources.locations import join_locations
+from pbxsync.sync.sources.writer import ItemBody
 
 log = logging.getLogger("pbxsync.exchange.ews")
 T = TypeVar("T")
@@ -187,7 +189,7 @@ class EwsSource:
         self._version = Version(build=_VERSIONS.get(exchange.version, Build(15, 1)))
         self.occurrence_fields = OCCURRENCE_FIELDS + (
             (ENHANCED_LOCATION,) if self._version.build >= ENHANCED_LOCATION_FROM else ())
-        # keep_bodies (write-back on): the window's GetItem also reads bodies, for the writer (ews_bodies.py)
+        # keep_bodies (write-back on): the window's GetItem also reads bodies, for the writer (kept_bodies.py)
         self.kept_bodies: KeptBodies | None = KeptBodies() if keep_bodies else None
         if keep_bodies:
             self.occurrence_fields += ("body",)
@@ -315,7 +317,7 @@ class EwsSource:
             items, masters = self._view(account, start, end)
         found: dict[str, Occurrence] = {}
         skipped: list[SkippedItem] = []
-        mapped: list[tuple[Any, str, str]] = []
+        read: list[tuple[Occurrence, ItemBody]] = []
         for item in items:
             # An item Exchange returned but we cannot map is skipped and reported, and the planner keeps
             # what is stored for it: it must neither fail the whole calendar nor vanish from the window.
@@ -329,9 +331,10 @@ class EwsSource:
                 skipped.append(SkippedItem("", item_id, "no usable id, start or end"))
             else:
                 found.setdefault(occ.item_id, occ)  # duplicates: the first one wins
-                mapped.append((item, occ.organizer_email, occ.location))
+                if self.kept_bodies is not None:
+                    read.append((occ, item_body(occ.item_id, item)))
         if self.kept_bodies is not None:
-            self.kept_bodies.keep(str(account.primary_smtp_address), mapped)
+            self.kept_bodies.keep(str(account.primary_smtp_address), read)
         return CalendarWindow(start.astimezone(UTC), end.astimezone(UTC), tuple(found.values()), tuple(skipped))
 
     async def resolve_address(self, mailbox: str, address: str) -> str | None:
@@ -455,6 +458,12 @@ class EwsSource:
             sensitivity=_sensitivity(getattr(item, "sensitivity", None)),
             my_response=_RESPONSES.get(getattr(item, "my_response_type", None) or "", ResponseType.UNKNOWN),
             show_as=show_as_from(getattr(item, "legacy_free_busy_status", None)))
+
+
+def item_body(item_id: str, item: Any) -> ItemBody:
+    """An exchangelib item's body with its ChangeKey (no body at all counts as an empty HTML one)."""
+    body = item.body
+    return ItemBody(item_id, str(item.changekey or ""), str(body or ""), isinstance(body, HTMLBody) or body is None)
 
 
 def _sensitivity(value: object) -> Sensitivity:

@@ -1,7 +1,7 @@
 """Meeting bodies over EWS: GetItem (item:Body) and UpdateItem (SetItemField item:Body) via exchangelib.
 
 One UpdateItem per mailbox and batch, not per meeting (exchangelib chunks them). The bodies and change keys
-usually come with the calendar sync's own GetItem (sync.sources.ews_bodies); only the others, and every
+usually come with the calendar sync's own GetItem (sync.sources.kept_bodies); only the others, and every
 re-read after a conflict, cost one GetItem per mailbox and batch. UpdateItem goes
 with the ChangeKey read and ConflictResolution NeverOverwrite, so an organizer's newer edit fails our write
 (ErrorIrresolvableConflict) instead of being overwritten. Attendees get the update when asked
@@ -21,8 +21,7 @@ from exchangelib.properties import Body
 from exchangelib.services import UpdateItem
 
 from pbxsync.sync.errors import ItemGoneError, SourceError, WriteConflictError, WriteDeniedError
-from pbxsync.sync.sources.ews import EwsSource, map_error
-from pbxsync.sync.sources.ews_bodies import item_body
+from pbxsync.sync.sources.ews import EwsSource, item_body, map_error
 from pbxsync.sync.sources.writer import ItemBody
 
 CHUNK = 100  # items per GetItem / UpdateItem request
@@ -54,7 +53,7 @@ class EwsWriter:
         self.source = source
 
     async def read_bodies(self, mailbox: str, item_ids: Sequence[str]) -> list[ItemBody | SourceError]:
-        """The bodies the calendar sync kept (sync.sources.ews_bodies) without a request; GetItem for the rest."""
+        """The bodies the calendar sync kept (sync.sources.kept_bodies) without a request; GetItem for the rest."""
         kept = self.source.kept_bodies.take(mailbox, item_ids) if self.source.kept_bodies is not None else {}
         missing = [i for i in item_ids if i not in kept]
         read = await self.source.run_as(mailbox, self._read, mailbox, missing) if missing else []

@@ -64,10 +64,12 @@ from pbxsync.sync.sources.graph_groups import find_group
 from pbxsync.sync.sources.graph_mapping import (
     PhoneBuilder,
     contact_to_model,
+    event_body,
     event_to_occurrence,
     is_removed,
     removed_row,
 )
+from pbxsync.sync.sources.kept_bodies import KeptBodies
 
 log = logging.getLogger("pbxsync.exchange.graph")
 
@@ -151,7 +153,8 @@ class GraphSource:
 
     def __init__(self, exchange: ExchangeConfig, sync: SyncConfig | None = None, *,
                  clock: Callable[[], datetime] = _utc_now, sleep: Sleep = asyncio.sleep,
-                 max_pages: int = 500, page_size: int = 100, max_retry_wait_seconds: float = 60.0) -> None:
+                 max_pages: int = 500, page_size: int = 100, max_retry_wait_seconds: float = 60.0,
+                 keep_bodies: bool = False) -> None:
         self._sync = sync or SyncConfig()
         self._clock = clock
         self._max_pages = max_pages
@@ -174,6 +177,8 @@ class GraphSource:
         self._masters: dict[str, dict[str, str]] = {}  # mailbox -> seriesMasterId -> iCalUId
         self._next_links: dict[tuple[str, Folder], tuple[str, ...]] = {}  # see probe_links
         self._phone = phone_builder(self._sync.default_region)
+        # keep_bodies (write-back on): the delta rows' bodies, for the writer (kept_bodies.py)
+        self.kept_bodies: KeptBodies | None = KeptBodies() if keep_bodies else None
 
     def probe_links(self, mailbox: str, folder: Folder) -> tuple[str, ...]:
         """The deltaLinks the folder's next incremental sync starts from (none before its first sync here);
@@ -258,6 +263,9 @@ class GraphSource:
                 final[item_id] = True
                 continue
             occurrences[occ.item_id] = occ
+            body = event_body(occ.item_id, row) if self.kept_bodies is not None else None
+            if self.kept_bodies is not None and body is not None:
+                self.kept_bodies.keep(mailbox, [(occ, body)])
             unmapped.pop(occ.item_id, None)
             final[occ.item_id] = True
         return [i for i, alive in final.items() if alive], [i for i, alive in final.items() if not alive]
@@ -271,6 +279,8 @@ class GraphSource:
         return mirror
 
     async def sync_calendar(self, mailbox: str, sync_state: str) -> CalendarChanges:
+        if self.kept_bodies is not None:
+            self.kept_bodies.forget(mailbox)  # bodies from an earlier pass are never used
         state = _CalendarState.load(sync_state)
         masters = self._masters.setdefault(mailbox, {})
         masters.update({k: v for k, v in state.masters.items() if k not in masters})

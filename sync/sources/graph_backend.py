@@ -24,7 +24,7 @@ class GraphBackend(Backend):
     def make_source(self, config: Config) -> MailboxSource:
         from pbxsync.sync.sources.graph import GraphSource  # msal and requests: imported only when needed
 
-        return GraphSource(config.exchange, config.sync)
+        return GraphSource(config.exchange, config.sync, keep_bodies=config.meetings.write_back)
 
     def make_feed(self, config: Config, source: MailboxSource, clock: FeedClock) -> ChangeFeed | None:
         from pbxsync.sync.notify.graph_feed import make_graph_feed  # webhooks or batched delta polling

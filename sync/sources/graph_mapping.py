@@ -37,6 +37,7 @@ from pbxsync.sync.sources.contact_fields import (
     display_name,
 )
 from pbxsync.sync.sources.locations import join_locations
+from pbxsync.sync.sources.writer import ItemBody
 
 PhoneBuilder = Callable[[PhoneKind, str], PhoneNumber | None]  # sync.phones.normalise_phone + region
 
@@ -322,3 +323,11 @@ def contact_to_model(contact: Mapping[str, Any], phone: PhoneBuilder, folder: st
         phones=tuple(phones),
         folder=folder,
     )
+
+
+def event_body(item_id: str, event: Mapping[str, Any]) -> ItemBody | None:
+    """An event's body with its changeKey (None: either is missing or not text)."""
+    body, change_key = event.get("body"), event.get("changeKey")
+    if not isinstance(body, dict) or not isinstance(body.get("content"), str) or not isinstance(change_key, str):
+        return None
+    return ItemBody(item_id, change_key, body["content"], str(body.get("contentType")).lower() != "text")

@@ -15,31 +15,33 @@ from urllib.parse import quote
 from pbxsync.sync.errors import ItemGoneError, SourceAccessError, SourceError, WriteConflictError, WriteDeniedError
 from pbxsync.sync.sources.graph import GraphSource
 from pbxsync.sync.sources.graph_client import GraphNotFoundError, GraphRequestError, user_path
+from pbxsync.sync.sources.graph_mapping import event_body
 from pbxsync.sync.sources.writer import ItemBody
 
 
 class GraphWriter:
     def __init__(self, source: GraphSource) -> None:
+        self.source = source
         self.client = source.client
 
     def _url(self, mailbox: str, item_id: str) -> str:
         return self.client.url(f"{user_path(mailbox)}/events/{quote(item_id, safe='')}")
 
     async def read_bodies(self, mailbox: str, item_ids: Sequence[str]) -> list[ItemBody | SourceError]:
+        """The bodies the calendar sync kept (sync.sources.kept_bodies) without a request; GET for the rest."""
+        kept = self.source.kept_bodies.take(mailbox, item_ids) if self.source.kept_bodies is not None else {}
         out: list[ItemBody | SourceError] = []
         for item_id in item_ids:
+            if item_id in kept:
+                out.append(kept[item_id])
+                continue
             try:
                 event = await self.client.get_json(mailbox, self._url(mailbox, item_id) + "?$select=body")
             except GraphNotFoundError:
                 out.append(ItemGoneError(f"Graph {mailbox}: the meeting no longer exists"))
                 continue
-            body = event.get("body")
-            change_key = event.get("changeKey")
-            if not isinstance(body, dict) or not isinstance(body.get("content"), str) \
-                    or not isinstance(change_key, str):
-                out.append(SourceError(f"Graph {mailbox}: the meeting's body could not be read"))
-                continue
-            out.append(ItemBody(item_id, change_key, body["content"], str(body.get("contentType")).lower() != "text"))
+            body = event_body(item_id, event)
+            out.append(body or SourceError(f"Graph {mailbox}: the meeting's body could not be read"))
         return out
 
     async def write_bodies(self, mailbox: str, bodies: Sequence[ItemBody], *,

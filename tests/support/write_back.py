@@ -115,7 +115,7 @@ class WriteBackWorld:
     async def body(self, uid: str = "standup") -> ItemBody:
         """The organizer's meeting body, read back over the protocol under test."""
         copy = self.organizer_copy(uid)
-        if isinstance(self.source, EwsSource) and self.source.kept_bodies is not None:
+        if isinstance(self.source, EwsSource | GraphSource) and self.source.kept_bodies is not None:
             self.source.kept_bodies.forget(copy.organizer_email)  # read over the wire, not what the sync kept
         [found] = await self.writer.read_bodies(copy.organizer_email, [copy.item_id])
         assert isinstance(found, ItemBody), found
@@ -143,7 +143,7 @@ async def open_world(org: Organisation, config: Config) -> WriteBackWorld:
     store = await open_store(config.database)
     source: MailboxSource
     if config.exchange.backend == "graph":
-        source = GraphSource(config.exchange, config.sync, clock=lambda: NOW)
+        source = GraphSource(config.exchange, config.sync, clock=lambda: NOW, keep_bodies=config.meetings.write_back)
     else:
         source = EwsSource(config.exchange, config.users, config.sync.default_region,
                            keep_bodies=config.meetings.write_back)  # as the daemon makes it (ews_backend)
