@@ -1,7 +1,10 @@
 """The EWS source: Exchange on-premises through exchangelib (unmodified).
 
-exchangelib is synchronous, so every call runs in `asyncio.to_thread`, behind one asyncio.Semaphore per
+exchangelib is synchronous, so every call runs in a worker thread, behind one asyncio.Semaphore per
 mailbox account sized to `exchange.max_connections`, which is also exchangelib's HTTP session pool size.
+The threads are the source's own pool (`threads`, from the backend: sync.concurrency x max_connections), not
+asyncio's default executor: that one has cpu_count + 4 threads, 6 on a two-core PBX, fewer than the default
+8 mailboxes at once, so it silently capped the configured concurrency (found by bench_write_back.py).
 Its exceptions never leave this module: `_map_error` turns them into `sync.errors` SourceError subclasses
 with one-line messages that name the mailbox and the Exchange error code, never a credential.
 
@@ -18,10 +21,12 @@ per-mailbox slot and error mapping; the mappings live in ews_contacts.py, ews_fi
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import ssl
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -173,7 +178,8 @@ class EwsSource:
 
     def __init__(self, exchange: ExchangeConfig, users: Sequence[UserConfig], default_region: str = "DE", *,
                  max_busy_wait_seconds: float = 60.0, page_size: int = 200, max_pages: int = 100,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, keep_bodies: bool = False) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, keep_bodies: bool = False,
+                 threads: int = 32) -> None:
         if exchange.auth not in ("basic", "ntlm"):
             raise SourceAuthError(f"EWS: auth = {exchange.auth!r} is not supported over EWS here; "
                                   "use basic or ntlm, or backend = \"graph\" for OAuth")
@@ -185,6 +191,8 @@ class EwsSource:
         self.max_pages = max_pages
         self._sleep = sleep
         self._slots: dict[str, _Slot] = {}
+        self._thread_count = max(1, threads)
+        self._threads = self._new_pool()
         self._slot_locks: dict[str, asyncio.Lock] = {}
         self._version = Version(build=_VERSIONS.get(exchange.version, Build(15, 1)))
         self.occurrence_fields = OCCURRENCE_FIELDS + (
@@ -276,9 +284,9 @@ class EwsSource:
         while True:
             try:
                 if slot is None:
-                    return await asyncio.to_thread(job)
+                    return await self._in_thread(job)
                 async with slot.semaphore:
-                    return await asyncio.to_thread(job)
+                    return await self._in_thread(job)
             except _Busy as busy:
                 back_off = busy.back_off
                 if waited + back_off > self.max_busy_wait_seconds:
@@ -287,6 +295,13 @@ class EwsSource:
                 log.info("EWS %s: server busy, backing off %.1fs", mailbox, back_off)
                 await self._sleep(back_off)
                 waited += back_off
+
+    def _new_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self._thread_count, thread_name_prefix="pbxsync-ews")  # threads start lazily
+
+    async def _in_thread(self, job: Callable[[], T]) -> T:
+        """As asyncio.to_thread (context variables included), in the source's own pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._threads, contextvars.copy_context().run, job)
 
     # ---- MailboxSource
 
@@ -368,7 +383,9 @@ class EwsSource:
     async def close(self) -> None:
         slots, self._slots = list(self._slots.values()), {}
         for slot in slots:
-            await asyncio.to_thread(slot.account.protocol.close)
+            await self._in_thread(slot.account.protocol.close)
+        done, self._threads = self._threads, self._new_pool()  # a closed source may be used again, as before
+        done.shutdown(wait=False)
 
     # ---- synchronous exchangelib work (runs in threads)
 

@@ -32,7 +32,8 @@ class EwsBackend(Backend):
         from pbxsync.sync.sources.ews import EwsSource  # exchangelib: imported only when a source is built
 
         return EwsSource(config.exchange, config.users, config.sync.default_region,
-                         keep_bodies=config.meetings.write_back)
+                         keep_bodies=config.meetings.write_back,
+                         threads=max(32, config.sync.concurrency * config.exchange.max_connections))
 
     def make_feed(self, config: Config, source: MailboxSource, clock: FeedClock) -> ChangeFeed | None:
         """EWS streaming notifications (sync/notify/ews_streaming.py) over the source's accounts."""
