@@ -101,12 +101,13 @@ def render_block(details: JoinDetails, is_html: bool) -> str:
 
 def find_block(body: str, is_html: bool) -> tuple[int, int, str] | None:
     """(start, end, tag) of our block: the first begin marker whose end marker (same tag) follows it with no
-    begin marker of that tag in between (a stray copy of our begin line pairs with nothing)."""
+    begin marker of any tag in between (a stray copy of a begin line pairs with nothing, and a stray pair
+    around our block is not taken for it)."""
     for begin in _BEGIN[is_html].finditer(body):
         tag = begin.group(1)
         end_marker = _END[is_html].format(tag=tag)
         end = body.find(end_marker, begin.end())
-        if end >= 0 and begin.group(0) not in body[begin.end():end]:
+        if end >= 0 and _BEGIN[is_html].search(body, begin.end(), end) is None:
             return begin.start(), end + len(end_marker), tag
     return None
 

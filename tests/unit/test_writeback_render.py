@@ -135,6 +135,16 @@ def test_the_tag_names_the_content() -> None:
     assert block_tag(DETAILS) != block_tag(MOVED)
 
 
+def test_a_stray_begin_line_before_our_block_is_not_taken_for_its_start() -> None:
+    """Found by hypothesis: a stale begin marker left in front of our block paired with the end marker behind it."""
+    stale = "=== pbxsync: join by phone 0123456789abcdef ==="
+    body = stale * 2 + "=== pbxsync: end 0123456789abcdef ===" * 2
+    added = apply_block(body, False, DETAILS)
+    start, end, _ = find_block(added, False) or (0, 0, "")
+    assert added[start:end] == render_block(DETAILS, False)
+    assert added == stale + render_block(DETAILS, False) + "=== pbxsync: end 0123456789abcdef ==="
+
+
 @given(bodies, st.booleans())
 def test_the_rest_of_the_body_is_untouched_byte_for_byte(body: str, is_html: bool) -> None:
     had = find_block(body, is_html)
