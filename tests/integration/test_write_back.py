@@ -33,6 +33,7 @@ from tests.support.write_back import (
     open_world,
     organisation,
     serving,
+    write_back_world,
 )
 
 pytestmark = pytest.mark.parametrize("backend", ["ews", "graph"])
@@ -40,13 +41,8 @@ pytestmark = pytest.mark.parametrize("backend", ["ews", "graph"])
 
 @pytest.fixture
 async def world(backend: str, tmp_path: Path) -> AsyncIterator[WriteBackWorld]:
-    org = organisation()
-    with serving(backend, org, tmp_path) as config:
-        w = await open_world(org, config)
-        try:
-            yield w
-        finally:
-            await w.close()
+    async with write_back_world(backend, tmp_path) as world:
+        yield world
 
 
 def alice_writes(org: Organisation) -> int:

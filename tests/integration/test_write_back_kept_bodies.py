@@ -19,7 +19,7 @@ from pbxsync.sync.sources.ews_backend import EWS
 from pbxsync.sync.sources.graph import GraphSource
 from pbxsync.sync.sources.graph_backend import GRAPH
 from pbxsync.sync.sources.kept_bodies import KeptBodies
-from tests.support.write_back import AGENDA, ALICE, BOB, NOW, WriteBackWorld, open_world, organisation, serving
+from tests.support.write_back import AGENDA, ALICE, BOB, NOW, WriteBackWorld, write_back_world
 
 READS = {"ews": "GetItem", "graph": "events"}  # the simulators' counters of body reads
 WRITES = {"ews": "UpdateItem", "graph": "events.patch"}
@@ -27,13 +27,8 @@ WRITES = {"ews": "UpdateItem", "graph": "events.patch"}
 
 @pytest.fixture(params=["ews", "graph"])
 async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[WriteBackWorld]:
-    org = organisation()
-    with serving(request.param, org, tmp_path) as config:
-        w = await open_world(org, config)
-        try:
-            yield w
-        finally:
-            await w.close()
+    async with write_back_world(request.param, tmp_path) as world:
+        yield world
 
 
 def kept_bodies(world: WriteBackWorld) -> KeptBodies:

@@ -18,18 +18,13 @@ from pbxsync.sync.simulator.mailboxes import Organisation
 from pbxsync.sync.sources.ews import EwsSource
 from pbxsync.sync.sources.ews_writer import PerItemUpdateItem
 from pbxsync.sync.sources.writer import ItemBody
-from tests.support.write_back import AGENDA, ALICE, BOB, WriteBackWorld, open_world, organisation, serving
+from tests.support.write_back import AGENDA, ALICE, BOB, WriteBackWorld, organisation, serving, write_back_world
 
 
 @pytest.fixture(params=["ews", "graph"])
 async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[WriteBackWorld]:
-    org = organisation()
-    with serving(request.param, org, tmp_path) as config:
-        w = await open_world(org, config)
-        try:
-            yield w
-        finally:
-            await w.close()
+    async with write_back_world(request.param, tmp_path) as world:
+        yield world
 
 
 async def test_a_write_with_the_current_change_key_is_a_normal_change(world: WriteBackWorld) -> None:

@@ -8,8 +8,8 @@ the meeting back through the simulator's own protocol (exchangelib GetItem, or G
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -150,3 +150,15 @@ async def open_world(org: Organisation, config: Config) -> WriteBackWorld:
     writer = writer_for(source)
     assert writer is not None
     return WriteBackWorld(org, config, store, source, writer)
+
+
+@asynccontextmanager
+async def write_back_world(backend: str, tmp_path: Path) -> AsyncIterator[WriteBackWorld]:
+    """The standard organisation served over `backend`, opened as a WriteBackWorld (the tests' fixture)."""
+    org = organisation()
+    with serving(backend, org, tmp_path) as config:
+        world = await open_world(org, config)
+        try:
+            yield world
+        finally:
+            await world.close()
