@@ -12,6 +12,9 @@ as (sync pass with write_back on - the same sync pass with it off) + the write-b
 rendering, UpdateItem with the change keys the sync read, any GetItem for bodies it did not keep, the
 outcomes stored). Both syncs read the same untouched organisation into fresh databases, in alternating
 order per round; the bookings step between sync and write-back is untimed (it runs with write-back off too).
+The difference of two whole sync passes is noisy where the sync is long (1,000 mailboxes: ~100 s each, a
+few seconds apart from run to run on a loaded machine), so its parts are printed too: look at several
+rounds, and at the write-back pass alone against the bare calls.
 
 Baseline: the same number of bare exchangelib UpdateItem calls, one `CalendarItem.save(update_fields=
 ["body"])` per meeting with its current change key (ids and change keys fetched beforehand, untimed), each
