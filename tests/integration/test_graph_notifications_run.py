@@ -121,9 +121,10 @@ async def test_a_meeting_created_in_graph_is_booked_within_seconds_without_a_tim
             doc[:] = [b for b in await conferences_json(config) if b["uid"] == "created-now"]
             return bool(doc)
 
-        # about a second (webhook) or one poll interval, measured; the margin is for a loaded CI machine
-        within = 10 if feed == "graph-webhook" else POLL_SECONDS + 10
-        await poll(booked, created + timedelta(seconds=within), lambda: f"{doc}\n{status}\n{agent_log()}")
+        # about a second (webhook) or one poll interval, measured and printed; no timed pass runs at all
+        # (interval_minutes = 0), so only the feed can book it: the deadline is a liveness bound, not a timing
+        # assertion, generous because each `pbxsync conferences` is a whole CLI start on a loaded CI machine
+        await poll(booked, created + timedelta(seconds=60), lambda: f"{doc}\n{status}\n{agent_log()}")
         print(f"{feed}: booked {(datetime.now(UTC) - created).total_seconds():.2f} s after it was created")
         (booking,) = doc
         assert (booking["state"], booking["room"]) == ("scheduled", "8001")
