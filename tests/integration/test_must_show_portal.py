@@ -1,4 +1,4 @@
-"""Issue 18's "Must show" (the employee's part), end to end: the real `pbxsync run` with `[web]` on, the
+"""Issue 18's "Must show", end to end: the real `pbxsync run` with `[web]` on, the
 REAL Asterisk 22 with the shipped dialplan and least-privilege AMI classes, the EWS simulator, and
 headless Chromium.
 
@@ -7,8 +7,9 @@ Alice's (101) `PBX AUTOCALL` meeting, which starts shortly after the daemon does
 portal password with `pbxsync passwd 102 --stdin`. In the browser Bob signs in, types four digits of
 Carla's number into *My contacts*, sees her appear, clicks *Call*: Asterisk rings Bob's own phone (the
 Local channel to test phone 102) and sends it on to the click-to-call context with Carla's number. Then
-he opens *My conferences*, the running AUTOCALL meeting, and sees its three members in the room. Screenshots
-land in the test's tmp_path.
+he opens *My conferences*, the running AUTOCALL meeting, and sees its three members in the room. Last Alice,
+an admin, signs in and sees the AUTOCALL outcomes chart with today's answered calls drawn. Screenshots land
+in the test's tmp_path.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ ROOM = "8401"
 PEOPLE = {"101": "alice@example.com", "102": "bob@example.com", "103": "carol@example.com"}
 LEAD_SECONDS = 25
 BOB_PASSWORD = "correct horse battery staple 102"
+ALICE_PASSWORD = "admin horse battery staple 101"
 
 
 def organisation() -> Organisation:
@@ -108,9 +110,10 @@ async def test_an_employee_finds_a_contact_calls_it_and_watches_the_autocall_roo
     config = tmp_path / "pbxsync.toml"
     web_port = port_for_config()
     config.write_text(config_text(tmp_path, ews, pbx, web_port), encoding="utf-8")
-    passwd = subprocess.run([str(PBXSYNC), "--config", str(config), "passwd", "102", "--stdin"],
-                            input=BOB_PASSWORD + "\n", capture_output=True, text=True, timeout=60, check=False)
-    assert passwd.returncode == 0, passwd.stderr
+    for extension, password in (("102", BOB_PASSWORD), ("101", ALICE_PASSWORD)):
+        passwd = subprocess.run([str(PBXSYNC), "--config", str(config), "passwd", extension, "--stdin"],
+                                input=password + "\n", capture_output=True, text=True, timeout=60, check=False)
+        assert passwd.returncode == 0, passwd.stderr
     log = tmp_path / "agent.log"
     agent_log = partial(log_tail, log)
     url = f"http://127.0.0.1:{web_port}"
@@ -167,9 +170,24 @@ async def test_an_employee_finds_a_contact_calls_it_and_watches_the_autocall_roo
         screenshot(browser, tmp_path, "must-show-live-room")
         assert (tmp_path / "must-show-live-room.png").stat().st_size > 1000
 
+        # The admin: the AUTOCALL outcomes chart draws today's answered calls, and its table agrees
+        sign_in(browser, url, "101", ALICE_PASSWORD)
+        wait_for(browser, "h1")
+        browser.get(f"{url}/admin/outcomes")
+        wait_for(browser, "svg#outcomes-chart")
+        today = datetime.now(UTC).date().isoformat()
+        answered = [bar for bar in browser.find_elements(By.CSS_SELECTOR, "#outcomes-chart rect.bar")
+                    if (bar.get_attribute("data-category"), bar.get_attribute("data-series")) == (today, "answered")]
+        assert len(answered) == 1 and int(answered[0].get_attribute("data-value") or 0) >= len(PEOPLE) - 1
+        assert float(answered[0].get_attribute("height") or 0) > 0 and answered[0].is_displayed()
+        row = browser.find_element(By.XPATH, f"//table[@id='outcomes-table']//tr[th='{today}']")
+        assert int(row.find_elements(By.TAG_NAME, "td")[0].text) == int(answered[0].get_attribute("data-value") or 0)
+        screenshot(browser, tmp_path, "must-show-admin-outcomes")
+
     assert proc.returncode == 0, agent_log()
     text = log.read_text(encoding="utf-8")
-    assert "Traceback" not in text and BOB_PASSWORD not in text and pbx.secret not in text, agent_log()
+    assert "Traceback" not in text and BOB_PASSWORD not in text and ALICE_PASSWORD not in text, agent_log()
+    assert pbx.secret not in text, agent_log()
     assert PHONES_CONTEXT in config.read_text(encoding="utf-8")
 
 
