@@ -15,6 +15,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pbxsync.plugin.daemon.clock import FakeClock
@@ -179,7 +180,9 @@ def test_a_user_switches_their_calendar_off(browser: WebDriver, portal: RunningP
     wait_for(browser, "#sync_calendar")
     assert browser.find_element(By.ID, "sync_calendar").is_selected()
     browser.find_element(By.CSS_SELECTOR, "label[for=sync_calendar]").click()  # the label toggles it too
-    browser.find_element(By.ID, "settings-button").click()
+    save = browser.find_element(By.ID, "settings-button")
+    save.click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(save))  # the answer replaced the page
     wait_for(browser, "#settings .ok")
     assert not browser.find_element(By.ID, "sync_calendar").is_selected()
     assert "Not synced (switched off)." in browser.find_element(By.ID, "folder-calendar").text

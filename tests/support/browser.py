@@ -14,6 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
@@ -59,4 +60,8 @@ def sign_in(driver: WebDriver, base_url: str, extension: str, password: str) -> 
     driver.get(f"{base_url}/signin")
     driver.find_element(By.ID, "extension").send_keys(extension)
     driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.ID, "signin-button").click()
+    button = driver.find_element(By.ID, "signin-button")
+    button.click()
+    # the answer (the next page, or the sign-in page again with its error) replaces this document: until then
+    # the old page and its <h1> are still there, and a page opened now would go out without the new cookie
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(button))
