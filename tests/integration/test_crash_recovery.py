@@ -27,6 +27,7 @@ from pbxsync.plugin.daemon.control_client import DaemonError, daemon_status, tri
 from pbxsync.sync.config import Config, load_config
 from pbxsync.sync.simulator.ews_server import EwsSimulator
 from pbxsync.sync.simulator.mailboxes import Organisation
+from tests.support.pbxsync_run import without_listeners
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("PBXSYNC_CRASH_SEED", "20261127"))
@@ -118,14 +119,7 @@ retries = {RETRIES}
 retry_delay_seconds = 4
 ring_timeout_seconds = 3
 grace_minutes = 10
-[agi]
-enabled = false
-[ldap]
-enabled = false
-[control]
-socket = "{tmp_path / 'control.sock'}"
-metrics_listen = ""
-""", encoding="utf-8")
+{without_listeners(tmp_path)}""", encoding="utf-8")
     return load_config(str(path))
 
 

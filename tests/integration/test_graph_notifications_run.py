@@ -25,7 +25,14 @@ import pytest
 from pbxsync.sync.simulator.graph_server import GraphSimulator
 from pbxsync.sync.simulator.mailboxes import AttendeeRecord, MeetingRecord
 from tests.support.notices import ALICE, BOB, organisation, users_toml
-from tests.support.pbxsync_run import conferences_json, log_tail, pbxsync_running, poll, service_status
+from tests.support.pbxsync_run import (
+    conferences_json,
+    log_tail,
+    pbxsync_running,
+    poll,
+    service_status,
+    without_listeners,
+)
 from tests.support.ports import port_for_config
 
 HOOK = "/pbxsync/graph/notify"
@@ -68,16 +75,7 @@ days_ahead = 14
 [pbx]
 rooms = ["8090"]
 
-[agi]
-enabled = false
-
-[ldap]
-enabled = false
-
-[control]
-socket = "{tmp_path / 'control.sock'}"
-metrics_listen = ""
-
+{without_listeners(tmp_path)}
 [log]
 format = "json"
 

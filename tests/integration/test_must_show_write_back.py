@@ -23,7 +23,7 @@ from pbxsync.sync.simulator.mailboxes import Organisation
 from pbxsync.sync.sources.ews import EwsSource
 from pbxsync.sync.sources.factory import make_source
 from pbxsync.sync.sources.writer import ItemBody, writer_for
-from tests.support.pbxsync_run import conferences_json, log_tail, pbxsync_running, poll
+from tests.support.pbxsync_run import conferences_json, log_tail, pbxsync_running, poll, without_listeners
 from tests.support.write_back import AGENDA, ALICE, config_text, ews_exchange, organisation
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -32,15 +32,8 @@ START = (NOW + timedelta(days=1)).replace(hour=9, minute=0)
 
 def agent_config(tmp_path: Path, exchange: str) -> Path:
     path = tmp_path / "pbxsync.toml"
-    path.write_text(config_text(tmp_path / "pbxsync.db", exchange, sync="interval_minutes = 1", extra=f"""
-[agi]
-enabled = false
-[ldap]
-enabled = false
-[control]
-socket = "{tmp_path / 'control.sock'}"
-metrics_listen = ""
-"""))
+    path.write_text(config_text(tmp_path / "pbxsync.db", exchange, sync="interval_minutes = 1",
+                                extra=without_listeners(tmp_path)))
     return path
 
 

@@ -49,6 +49,20 @@ MUST_SHOW_USERS: list[dict[str, Any]] = [
 ]
 
 
+def without_listeners(tmp_path: Path) -> str:
+    """Config TOML for an agent whose test looks at neither FastAGI nor LDAP: both off, the control endpoint on
+    a socket in tmp_path and no metrics listener, so nothing but the parts under test binds a port."""
+    return f"""
+[agi]
+enabled = false
+[ldap]
+enabled = false
+[control]
+socket = "{tmp_path / 'control.sock'}"
+metrics_listen = ""
+"""
+
+
 def log_tail(log: Path) -> str:
     """The end of the agent's log, for an assertion message."""
     return log.read_text(encoding="utf-8", errors="replace")[-4000:]
