@@ -80,7 +80,10 @@ async def user_reports(store: Store, config: Config, now: datetime, *, counts: b
     ) as cur:
         organized = {str(ext): int(n) async for ext, n in cur}
     write_backs = await mailbox_write_backs(store)
-    resolved = [(a, smtp) for a, smtp in directory.resolved.items() if smtp]
+    aliases_of: dict[str, list[str]] = {}  # smtp -> the X.500 addresses resolved to it, grouped once
+    for alias, smtp in directory.resolved.items():
+        if smtp:
+            aliases_of.setdefault(smtp, []).append(alias)
     out: list[UserReport] = []
     for u in config.users:
         mailbox = u.mailbox.lower()
@@ -89,7 +92,7 @@ async def user_reports(store: Store, config: Config, now: datetime, *, counts: b
         out.append(UserReport(
             u, states.get((mailbox, Folder.CONTACTS)), states.get((mailbox, Folder.CALENDAR)),
             skips.get((mailbox, Folder.CONTACTS)), skips.get((mailbox, Folder.CALENDAR)), matched,
-            sorted(a for a, smtp in resolved if smtp in matched),
+            sorted(a for smtp in set(matched) for a in aliases_of.get(smtp, ())),
             [c for c in directory.conflicts if f"extension {u.extension} " in c],
             contact_counts.get(mailbox, 0) if counts else None, occurrence_counts.get(mailbox, 0) if counts else None,
             organized.get(u.extension, 0), write_backs.get(mailbox)))

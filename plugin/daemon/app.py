@@ -11,6 +11,7 @@ restart only the services whose settings changed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -147,6 +148,10 @@ class Daemon:
             await self.store.close()
             raise
         self._ready.set()
+        # What is alive once every part is up (config, caches, imported modules: ~100k objects with the
+        # portal) lives as long as the process: keep it out of the cyclic GC's full scans, each of which
+        # stalled the event loop for 20-80 ms (every page, AGI answer and AMI event waits behind it).
+        gc.freeze()
         log.info("pbxsync %s running (pid %d): %s", VERSION, os.getpid(), ", ".join(self.supervisor.names))
 
     async def shutdown(self) -> None:

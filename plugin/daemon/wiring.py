@@ -37,7 +37,7 @@ from pbxsync.plugin.daemon.voicemail_directory import VoicemailDirectoryService
 from pbxsync.plugin.directory import DirectoryEntry
 from pbxsync.plugin.ldap.server import LdapServer
 from pbxsync.plugin.metrics import Refresher
-from pbxsync.plugin.phonebook.refresh import Refresh, phonebook_refresh_hook
+from pbxsync.plugin.phonebook.refresh import Refresh, wake_when_contacts_changed
 from pbxsync.plugin.presence.calendar import PresenceSettings
 from pbxsync.plugin.presence.service import PresenceAdapter, PresenceService, presence_refresh_hook
 from pbxsync.plugin.writeback.hook import writeback_hook
@@ -75,6 +75,7 @@ class DaemonContext:
     web_ami: Slot[AmiClient] = field(default_factory=Slot)  # the AMI client, for the portal's click to call
     presence: Slot[PresenceService] = field(default_factory=Slot)  # re-read after each pass
     phonebook: Slot[Refresh] = field(default_factory=Slot)  # the XML phonebook, woken after a pass
+    web_number_forms: Slot[Refresh] = field(default_factory=Slot)  # the portal's number display forms, likewise
     user_settings_changed: Callable[[], Awaitable[None]] = _nothing  # the daemon re-applies users' own settings
 
 
@@ -221,9 +222,11 @@ def _web(ctx: DaemonContext) -> list[ServiceSpec]:
 
     # The portal reads the current config on each request (`lambda: ctx.config`): users and rooms changed by
     # a reload, or by a user's own settings, need no restart; only [web] itself does.
+    ctx.after_pass.append(wake_when_contacts_changed(ctx.web_number_forms))
     return [ServiceSpec("web", lambda: web_service(lambda: ctx.config, ctx.store, ctx.clock, ctx.target.sync_now,
                                                    ctx.web_ami, ctx.user_settings_changed,
-                                                   daemon_status=ctx.target.status),
+                                                   daemon_status=ctx.target.status,
+                                                   number_forms_wake=ctx.web_number_forms),
                         (cfg.web, cfg.database), binds=(str(cfg.web.listen),))]
 
 
@@ -252,7 +255,7 @@ def _phonebook(ctx: DaemonContext) -> list[ServiceSpec]:
                 cfg.ldap.bind_password, cfg.sync.default_region)
     from pbxsync.plugin.phonebook.service import PhonebookService  # aiohttp loads only when it is on
 
-    ctx.after_pass.append(phonebook_refresh_hook(ctx.phonebook))
+    ctx.after_pass.append(wake_when_contacts_changed(ctx.phonebook))
     return [ServiceSpec("phonebook", lambda: PhonebookService(cfg, ctx.store, ctx.phonebook), settings,
                         binds=(str(listen),))]
 

@@ -1,4 +1,5 @@
-"""Fresh books right after a sync: the daemon's after-pass hook wakes the phonebook's store follower.
+"""Fresh books right after a sync: the daemon's after-pass hook wakes the phonebook's store follower
+(and, the same way, the portal's number display forms, plugin.web.number_display).
 
 Kept apart from plugin.phonebook.service so the daemon can install the hook without importing aiohttp.
 The phonebook's own polling (`[phonebook] refresh_seconds`) stays as the fallback for what no sync pass
@@ -21,7 +22,7 @@ def contacts_changed(summary: PassSummary) -> bool:
                for u in summary.users)
 
 
-def phonebook_refresh_hook(refresh: Slot[Refresh]) -> AfterPass:
+def wake_when_contacts_changed(refresh: Slot[Refresh]) -> AfterPass:
     async def refresh_after_pass(summary: PassSummary) -> None:
         wake = refresh.value
         if wake is not None and contacts_changed(summary):

@@ -1,8 +1,9 @@
 """Passwords, sessions and one-time sign-in links, in SQLite (migration `*_web.sql`).
 
 - Passwords are Argon2id hashes (argon2-cffi's RFC 9106 low-memory profile: 64 MiB, 3 passes). Hashing
-  runs in a thread, at most two at once: a burst of sign-ins neither stalls the event loop (AUTOCALL,
-  FastAGI share it) nor takes more than ~128 MiB.
+  runs in a thread, at most two at once and never on every core: a burst of sign-ins (everyone at 9:00)
+  leaves a core to the event loop (AUTOCALL, FastAGI, every other page share it) and takes at most
+  ~128 MiB; the sign-ins queue instead.
 - An unknown extension is verified against a dummy hash: it costs what a wrong password costs.
 - Sessions: the cookie holds a random id; the store holds its SHA-256 and expiry. Signing out deletes it;
   setting a password deletes all of the user's sessions (a thief's cookie stops working).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import secrets
 import threading
 from datetime import datetime, timedelta
@@ -27,7 +29,7 @@ from pbxsync.sync.store.db import Store
 
 HASHER = PasswordHasher()
 _dummy_hashes: dict[int, str] = {}  # per hasher: tests swap in a cheaper one
-_HASHING = threading.BoundedSemaphore(2)  # bounded CPU and memory for Argon2 (64 MiB each); held in the thread
+_HASHING = threading.BoundedSemaphore(max(1, min(2, (os.cpu_count() or 1) - 1)))  # held in the thread
 LINK_HOURS = 24
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # longer is refused unhashed: Argon2 over megabytes would be a free CPU burner

@@ -8,6 +8,8 @@ user's lag is their worst enabled folder's; a folder never synced has no lag and
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ from pbxsync.sync.config import Config
 from pbxsync.sync.store.db import Store
 from pbxsync.sync.store.folders import FolderState
 from pbxsync.sync.store.skipped import SkipSummary
+
+log = logging.getLogger("pbxsync.web")
 
 # What a folder error kind (sync.engine.error_kind) means, for someone who has not read the code.
 ERROR_WORDS = {
@@ -156,64 +160,112 @@ def page_of(rows: Sequence[UserRow], query: Mapping[str, str]) -> tuple[list[Use
 
 @dataclass
 class ReportCache:
-    """The last user reports read, for a few seconds while nothing they show has changed.
+    """The last user reports read and their rows, while nothing they show has changed.
 
     Reading them is the expensive part of these pages with a thousand users (every folder state, skip and
-    directory entry); admins paging and sorting ask for the same data again and again. A changed config, a
-    changed folder state or skipped item (their count and newest instant), or CACHE_SECONDS passing reads
-    them again, so a page is never older than that; the lag is computed from `now` on every request."""
+    directory entry, then a row each); admins paging and sorting ask for the same data again and again.
+    A changed config or a changed folder state or skipped item (their count and newest instant) reads
+    them again before the page is shown; after CACHE_SECONDS without such a change they are read again in
+    the background while the pages show the last reading. One reading at a time: requests that need it
+    wait for the same one. Each filter and sort asked for is kept too (SELECTIONS of them); only the rows
+    a page shows are made again from their reports with the request's `now`, so the lag they show is
+    exact (a lag sort is the same at any `now`)."""
 
     config: Config | None = None  # the (frozen) config they were read for
     signature: tuple[object, ...] = ()
     read_at: datetime | None = None
-    reports: list[UserReport] = field(default_factory=list)
+    reports: dict[str, UserReport] = field(default_factory=dict)  # by extension
+    rows: list[UserRow] = field(default_factory=list)  # as of read_at, in config order
+    selections: dict[tuple[str, ...], tuple[list[UserRow], dict[str, str]]] = field(default_factory=dict)
+    reading: asyncio.Task[None] | None = None
+
+    def select(self, query: Mapping[str, str]) -> tuple[list[UserRow], dict[str, str]]:
+        """`select_rows` over the cached rows, remembered per understood choice."""
+        _, chosen = select_rows((), query)  # the choices as understood: the key
+        key = tuple(chosen.values())
+        if key not in self.selections:
+            if len(self.selections) >= SELECTIONS:
+                self.selections.clear()
+            self.selections[key] = select_rows(self.rows, chosen)
+        return self.selections[key]
+
+    def current(self, shown: Sequence[UserRow], now: datetime) -> list[UserRow]:
+        """The shown rows made again at `now`."""
+        return [user_row(self.reports[r.extension], now) for r in shown]
+
+    async def read(self, ctx: WebContext, config: Config, signature: tuple[object, ...], now: datetime) -> None:
+        reports = await user_reports(ctx.store, config, now, counts=False)
+        rows = []
+        for start in range(0, len(reports), ROWS_PER_TURN):
+            await asyncio.sleep(0)  # a thousand rows in turns: other requests are served in between
+            rows += [user_row(r, now) for r in reports[start:start + ROWS_PER_TURN]]
+        self.reports, self.rows = {r.user.extension: r for r in reports}, rows
+        self.selections.clear()
+        self.config, self.signature, self.read_at = config, signature, now
+
+    def start_reading(self, ctx: WebContext, config: Config, signature: tuple[object, ...],
+                      now: datetime) -> asyncio.Task[None]:
+        if self.reading is None or self.reading.done():
+            self.reading = asyncio.create_task(self.read(ctx, config, signature, now), name="pbxsync-web-users")
+            self.reading.add_done_callback(_log_failure)
+        return self.reading
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:  # a page waiting for it shows the error too
+        log.error("reading the users' sync state failed: %s", task.exception())
 
 
 CACHES: weakref.WeakKeyDictionary[Store, ReportCache] = weakref.WeakKeyDictionary()  # one per open store
 CACHE_SECONDS = 5.0
+SELECTIONS = 64
+ROWS_PER_TURN = 200
 _SIGNATURE = ("SELECT (SELECT count(*) || ' ' || coalesce(max(last_attempt), '') FROM folder_sync), "
               "(SELECT count(*) || ' ' || coalesce(max(seen_at), '') FROM skipped_items), "
               "(SELECT count(*) FROM address_cache)")
 
 
-async def cached_reports(ctx: WebContext, now: datetime) -> list[UserReport]:
+async def cached_reports(ctx: WebContext, now: datetime) -> ReportCache:
     async with ctx.store.conn.execute(_SIGNATURE) as cur:
         signature = tuple(await cur.fetchone() or ())
     cache = CACHES.setdefault(ctx.store, ReportCache())
     config = ctx.config
+    while cache.config is not config or cache.signature != signature:
+        # What a page shows has changed: wait for a reading that has it (a running one may be older).
+        await asyncio.shield(cache.start_reading(ctx, config, signature, now))
     fresh = cache.read_at is not None and timedelta(0) <= now - cache.read_at <= timedelta(seconds=CACHE_SECONDS)
-    if cache.config is not config or cache.signature != signature or not fresh:
-        cache.reports = await user_reports(ctx.store, config, now, counts=False)
-        cache.config, cache.signature, cache.read_at = config, signature, now
-    return cache.reports
-
-
-async def _rows(request: web.Request) -> list[UserRow]:
-    ctx = web_context(request)
-    now = ctx.clock.now()
-    return [user_row(r, now) for r in await cached_reports(ctx, now)]
+    if not fresh:
+        cache.start_reading(ctx, config, signature, now)  # in the background; this page shows the last one
+    return cache
 
 
 async def users_page(request: web.Request) -> web.StreamResponse:
     admin_only(request)
-    rows, chosen = select_rows(await _rows(request), request.query)
+    now = web_context(request).clock.now()
+    cache = await cached_reports(web_context(request), now)
+    rows, chosen = cache.select(request.query)
     shown, page, pages = page_of(rows, request.query)
-    return render(request, "admin_users.html", title="Users", admin_nav=ADMIN_NAV, rows=shown, matching=len(rows),
+    return render(request, "admin_users.html", title="Users", admin_nav=ADMIN_NAV, rows=cache.current(shown, now),
+                  matching=len(rows),
                   page=page, pages=pages, chosen=chosen, statuses=STATUSES, duration=short_duration,
                   total=len(web_context(request).config.users))
 
 
 async def lag_page(request: web.Request) -> web.StreamResponse:
     admin_only(request)
-    rows, _ = select_rows(await _rows(request), {"sort": "lag", "order": "desc"})
+    now = web_context(request).clock.now()
+    cache = await cached_reports(web_context(request), now)
+    rows, _ = cache.select({"sort": "lag", "order": "desc"})
     never = [r for r in rows if r.lag is None and r.status != "off"]
+    never_count, never = len(never), cache.current(never[:PER_PAGE], now)
     lagging = [r for r in rows if r.lag is not None]
+    lagging_count, lagging = len(lagging), cache.current(lagging[:max(PER_PAGE, CHART_ROWS)], now)
     # Minutes, the unit an admin thinks in for a sync that runs every few minutes; the worst few only:
     # a thousand bars say less than the table.
     chart = horizontal_bars([(f"{r.extension} {r.name}"[:28], r.lag.total_seconds() / 60, short_duration(r.lag))
                              for r in lagging[:CHART_ROWS] if r.lag is not None], LAG_COLOUR, unit=" min")
     return render(request, "admin_lag.html", title="Sync lag", admin_nav=ADMIN_NAV, rows=lagging[:PER_PAGE],
-                  lagging=len(lagging), never=never[:PER_PAGE], never_count=len(never), chart=chart,
+                  lagging=lagging_count, never=never, never_count=never_count, chart=chart,
                   chart_rows=min(len(lagging), CHART_ROWS), duration=short_duration)
 
 

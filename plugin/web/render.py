@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from pbxsync.plugin.web.auth import current_user, form_token
+from pbxsync.plugin.web.chart import Chart
 
 LANG = "en"
 
@@ -44,6 +47,18 @@ def when(moment: datetime | None) -> str:
 
 
 ENV.filters["when"] = when
+
+
+@lru_cache(maxsize=32)
+def svg_chart(chart: Chart, chart_id: str, title: str, desc: str) -> Markup:
+    """A chart's SVG (templates/_chart.html), rendered once per distinct chart: the outcomes chart is the
+    same for every admin until a call ends, and drawing its bars took most of the page's time."""
+    drawn = ENV.get_template("_chart.html").module.svg_chart(chart, chart_id, title, desc)  # type: ignore[attr-defined]
+    assert isinstance(drawn, Markup)  # a macro's output under autoescape: escaped already
+    return drawn
+
+
+ENV.globals["svg_chart"] = svg_chart
 NAV_KEY: web.AppKey[tuple[NavLink, ...]] = web.AppKey("pbxsync_web_nav", tuple)
 
 

@@ -12,7 +12,7 @@ import aiosqlite
 
 from pbxsync.sync.model import Contact, PhoneKind, PhoneNumber, utc_text
 from pbxsync.sync.plan import ContactPlan
-from pbxsync.sync.store.db import Store, in_batches
+from pbxsync.sync.store.db import Store
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,9 @@ class StoredContact:
     id: int
     mailbox: str
     contact: Contact
+    # Per number of `contact.phones`: its stored (national, international) display forms, None while the
+    # portal has not formatted it yet (migration 0014); () when not read.
+    display: tuple[tuple[str, str] | None, ...] = ()
 
 
 class ContactVersions(NamedTuple):
@@ -70,36 +73,44 @@ async def apply_contact_plan(conn: aiosqlite.Connection, mailbox: str, plan: Con
                            [(mailbox, i) for i in plan.deletes])
 
 
-_SELECT = """SELECT c.id, c.mailbox, c.item_id, c.change_key, c.display_name, c.given_name, c.surname,
-                    c.company, c.title, c.emails, c.folder
-             FROM contacts c"""
+# Each contact with its numbers in one row (a JSON array, in the order they were stored): one query, one
+# trip to the database thread. The numbers are gathered only for the rows kept: the inner query selects,
+# sorts and limits, the outer one adds the numbers (and keeps the order).
+_ORDER = "c.display_name COLLATE NOCASE, c.id"
+_COLUMNS = """c.id, c.mailbox, c.item_id, c.change_key, c.display_name, c.given_name, c.surname,
+              c.company, c.title, c.emails, c.folder,
+              (SELECT json_group_array(json_array(p.kind, p.raw, p.e164, p.digits, p.national, p.international))
+               FROM (SELECT * FROM contact_phones WHERE contact_id = c.id ORDER BY rowid) AS p)"""
 
 
-async def _hydrate(store: Store, fetched: Iterable[Sequence[Any]]) -> list[StoredContact]:
-    rows = list(fetched)
-    ids = [int(r[0]) for r in rows]
-    phones: dict[int, list[PhoneNumber]] = {i: [] for i in ids}
-    for chunk, marks in in_batches(ids):
-        async with store.conn.execute(
-            f"SELECT contact_id, kind, raw, e164, digits FROM contact_phones WHERE contact_id IN ({marks}) "
-            "ORDER BY rowid", chunk
-        ) as cur:
-            async for cid, kind, raw, e164, digits in cur:
-                phones[int(cid)].append(PhoneNumber(PhoneKind(kind), raw, e164, digits))
+async def hydrate_rows(store: Store, where: str, args: Sequence[object],
+                       limit: int | None = None) -> list[StoredContact]:
+    """The contacts `SELECT ... FROM contacts c <where>` finds, by name, at most `limit` of them."""
+    limited = "" if limit is None else f" LIMIT {int(limit)}"
+    async with store.conn.execute(
+        f"SELECT {_COLUMNS} FROM (SELECT * FROM contacts c {where} ORDER BY {_ORDER}{limited}) AS c ORDER BY {_ORDER}",
+        args,
+    ) as cur:
+        rows = await cur.fetchall()
+    return _hydrate(rows)
+
+
+def _hydrate(rows: Iterable[Sequence[Any]]) -> list[StoredContact]:
     out = []
-    for r in rows:
-        cid, mailbox, item_id, ck, name, given, sur, company, title, emails, folder = r
+    for cid, mailbox, item_id, ck, name, given, sur, company, title, emails, folder, numbers in rows:
+        phones, display = [], []
+        for kind, raw, e164, digits, national, international in json.loads(numbers or "[]"):
+            phones.append(PhoneNumber(PhoneKind(kind), raw, e164, digits))
+            display.append(None if national is None else (str(national), str(international or "")))
         contact = Contact(str(item_id), str(ck), str(name), str(given), str(sur), str(company), str(title),
-                          tuple(json.loads(str(emails))), tuple(phones[int(cid)]), str(folder))
-        out.append(StoredContact(int(cid), str(mailbox), contact))
+                          tuple(json.loads(str(emails))), tuple(phones), str(folder))
+        out.append(StoredContact(int(cid), str(mailbox), contact, tuple(display)))
     return out
 
 
 async def list_contacts(store: Store, mailbox: str | None = None) -> list[StoredContact]:
     where, args = ("WHERE c.mailbox = ?", (mailbox,)) if mailbox else ("", ())
-    async with store.conn.execute(f"{_SELECT} {where} ORDER BY c.display_name COLLATE NOCASE, c.id", args) as cur:
-        rows = await cur.fetchall()
-    return await _hydrate(store, rows)
+    return await hydrate_rows(store, where, args)
 
 
 def _like(text: str) -> str:
@@ -118,19 +129,7 @@ async def search_contacts(store: Store, text: str, e164: str | None, digits: str
     if len(digits) >= 3:
         conditions.append("c.id IN (SELECT contact_id FROM contact_phones WHERE digits LIKE ? OR e164 LIKE ?)")
         args += [_like(digits), _like(digits)]
-    async with store.conn.execute(
-        f"{_SELECT} WHERE {' OR '.join(conditions)} ORDER BY c.display_name COLLATE NOCASE, c.id LIMIT ?",
-        (*args, limit),
-    ) as cur:
-        rows = await cur.fetchall()
-    return await _hydrate(store, rows)
-
-
-async def hydrate_rows(store: Store, tail: str, args: Sequence[object]) -> list[StoredContact]:
-    """The contacts `SELECT ... FROM contacts c <tail>` finds (`tail`: WHERE, ORDER BY, LIMIT)."""
-    async with store.conn.execute(f"{_SELECT} {tail}", args) as cur:
-        rows = await cur.fetchall()
-    return await _hydrate(store, rows)
+    return await hydrate_rows(store, f"WHERE {' OR '.join(conditions)}", args, limit)
 
 
 async def contact_by_id(store: Store, contact_id: int) -> StoredContact | None:

@@ -16,6 +16,8 @@ from pbxsync.plugin.user_settings import save_choices
 from pbxsync.plugin.web import accounts
 from pbxsync.plugin.web.server import WebService
 from pbxsync.sync.config import Config, parse_config
+from pbxsync.sync.model import Contact, ContactChanges, PhoneKind
+from pbxsync.sync.phones import phone_number
 from tests.support.quiet_source import QuietSource
 from tests.support.waiting import until
 
@@ -91,3 +93,27 @@ async def test_a_users_own_settings_reach_the_sync_service_and_bookings(daemon: 
     assert daemon.config.user_by_extension("102").room == "801"  # type: ignore[union-attr]  # the file's, kept
     web = daemon.supervisor.service("web")
     assert isinstance(web, WebService) and web.ctx.config.user_by_extension("102").room == "802"  # type: ignore[union-attr]
+
+
+class OneContactSource(QuietSource):
+    """Bob's mailbox holds one contact with a number."""
+
+    async def sync_contacts(self, mailbox: str, sync_state: str) -> ContactChanges:
+        if mailbox != "bob@example.com" or sync_state:
+            return ContactChanges(sync_state="s")
+        return ContactChanges((Contact("c1", "ck1", "Carla Kunde",
+                                       phones=(phone_number(PhoneKind.BUSINESS, "030 1234 5678", "DE"),)),),
+                              sync_state="s")
+
+
+async def test_a_pass_that_brings_contacts_has_their_numbers_formatted_for_the_portal(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    running = Daemon(make_config(tmp_path), make_source=lambda _c: OneContactSource())
+    await running.start()
+    daemons.append(running)
+    web = running.supervisor.service("web")
+    assert isinstance(web, WebService)
+    await sync_service(running).sync_now()  # its after-pass hook wakes the portal's filler
+    await web.number_forms.idle()
+    async with running.store.conn.execute("SELECT national, international FROM contact_phones") as cur:
+        assert await cur.fetchall() == [("030 12345678", "+49 30 12345678")]

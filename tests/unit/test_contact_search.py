@@ -11,6 +11,7 @@ import pytest
 from pbxsync.sync.model import Contact, PhoneKind
 from pbxsync.sync.phones import phone_number, search_forms
 from pbxsync.sync.plan import ContactPlan
+from pbxsync.sync.store import contact_search
 from pbxsync.sync.store.contact_search import find_contacts, match_expression
 from pbxsync.sync.store.contacts import apply_contact_plan
 from pbxsync.sync.store.db import Store
@@ -68,3 +69,19 @@ async def test_nothing_typed_is_query_syntax(store: Store, typed: str) -> None:
 def test_every_term_is_one_quoted_string() -> None:
     assert match_expression('a"b', ["123"]) == 'names : "a""b" OR numbers : "123"'
     assert match_expression("ab", ["12"]) == ""
+
+
+async def test_a_term_most_contacts_share_reads_a_bounded_part_of_the_index(store: Store,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(contact_search, "SCAN_LIMIT", 10)
+    await write(store, "alice@example.com", ContactPlan(inserts=tuple(
+        card(str(i), f"Acme Person {i:02d}", company="ACME GmbH") for i in range(30))))
+    await write(store, "bob@example.com", ContactPlan(inserts=(card("b1", "Zed Acme"), card("b2", "Anna Acme"))))
+    found = await find_contacts(store, "acme", (), 50)
+    assert len(found) == 10  # the first SCAN_LIMIT matches only, not all 32
+    shown = [c.contact.display_name for c in found]
+    assert shown == sorted(shown, key=str.lower)  # and those by name
+    # The visible-mailbox check is inside the scan: Bob's two are found behind Alice's thirty.
+    assert await names(store, "acme", ["bob@example.com"]) == ["Anna Acme", "Zed Acme"]
+    # Fewer matches than the limit: every one, by name.
+    assert await names(store, "person 1") == [f"Acme Person {i}" for i in range(10, 20)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pbxsync.plugin.daemon.service import Slot
-from pbxsync.plugin.phonebook.refresh import Refresh, phonebook_refresh_hook
+from pbxsync.plugin.phonebook.refresh import Refresh, wake_when_contacts_changed
 from pbxsync.sync.engine import FolderResult, PassSummary, UserSummary
 
 
@@ -17,7 +17,7 @@ def summary(contacts: FolderResult | None, calendar: FolderResult | None = None)
 async def test_a_pass_that_changed_contacts_wakes_the_running_phonebook() -> None:
     woken: list[str] = []
     slot: Slot[Refresh] = Slot()
-    hook = phonebook_refresh_hook(slot)
+    hook = wake_when_contacts_changed(slot)
     await hook(summary(FolderResult(added=1)))  # nothing running yet: nothing to wake
     slot.publish(lambda: woken.append("refresh"))
     for changed in (FolderResult(added=1), FolderResult(updated=2), FolderResult(deleted=3)):
@@ -29,7 +29,7 @@ async def test_passes_that_changed_no_contact_leave_it_to_its_polling() -> None:
     woken: list[str] = []
     slot: Slot[Refresh] = Slot()
     slot.publish(lambda: woken.append("refresh"))
-    hook = phonebook_refresh_hook(slot)
+    hook = wake_when_contacts_changed(slot)
     await hook(summary(None, FolderResult(added=5)))  # a calendar pass
     await hook(summary(FolderResult()))  # contacts unchanged
     await hook(summary(FolderResult(error="timeout")))

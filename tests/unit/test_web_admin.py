@@ -4,6 +4,7 @@ configuration page."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -235,3 +236,43 @@ async def test_a_thousand_users_are_paged_and_pages_keep_the_sort(store: Store) 
         assert len(cells(await page(client, "/admin/users?page=999"))) == 23  # clamped to the last page
         config_page = await page(client, "/admin/config?page=2")
         assert "users: 123 entries, page 2 of 2" in config_page and 'href="?page=1#cfg-users"' in config_page
+
+
+async def test_users_pages_read_the_reports_once_and_show_changes_and_lag_at_once(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pbxsync.plugin.web import admin_users
+    from pbxsync.plugin.web.context import CONTEXT
+    from pbxsync.sync.model import utc_text
+
+    reads = []
+    real_reports = admin_users.user_reports
+
+    async def counted_reports(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        return await real_reports(*args, **kwargs)
+
+    monkeypatch.setattr(admin_users, "user_reports", counted_reports)
+    async with signed_in(store, "101") as client:
+        clock = client.server.app[CONTEXT].clock
+        assert isinstance(clock, FakeClock)
+        assert {r[0]: r[7] for r in cells(await page(client, "/admin/users"))}["101"] == "5 min"
+        # Sorting, filtering, paging and the lag page: the same reading.
+        for path in ("/admin/users?sort=lag", "/admin/users?q=bob", "/admin/lag", "/admin/users?page=2"):
+            await page(client, path)
+        assert len(reads) == 1
+        # Three minutes later, nothing changed: the lag shown is the request's, the reading is renewed
+        # behind the page.
+        clock.advance(180)
+        assert {r[0]: r[7] for r in cells(await page(client, "/admin/users"))}["101"] == "8 min"
+        cache = admin_users.CACHES[store]
+        assert cache.reading is not None
+        await cache.reading
+        assert len(reads) == 2
+        # A folder state changes (a pass ran): five admins at once wait for one new reading, and see it.
+        async with store.transaction() as conn:
+            await conn.execute("UPDATE folder_sync SET last_attempt = ?, last_success = ?, last_error = NULL, "
+                               "error_kind = NULL WHERE mailbox = 'bob@example.com'",
+                               (utc_text(clock.now()), utc_text(clock.now())))
+        pages = await asyncio.gather(*(page(client, "/admin/users") for _ in range(5)))
+        assert len(reads) == 3
+        assert all({r[0]: r[4] for r in cells(html)}["102"] == "ok" for html in pages)

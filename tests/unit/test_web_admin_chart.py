@@ -8,7 +8,8 @@ import pytest
 
 from pbxsync.plugin.web.admin_outcomes import SERIES, day_span, outcome_counts, parse_days
 from pbxsync.plugin.web.admin_users import LAG_COLOUR, UserRow, select_rows, short_duration
-from pbxsync.plugin.web.chart import horizontal_bars, nice_ticks, stacked_columns
+from pbxsync.plugin.web.chart import Chart, horizontal_bars, nice_ticks, stacked_columns
+from pbxsync.plugin.web.render import svg_chart
 from tests.unit.test_web_contrast import contrast
 
 WHITE = "#ffffff"
@@ -100,3 +101,15 @@ def test_within_one_second_a_call_reads_before_its_outcome_and_a_retry_after_it(
         ("booked", "booked in room 8001"), ("called", "101, attempt 1"), ("called", "103, attempt 1"),
         ("answered", "101, attempt 1"), ("busy", "103, attempt 1 (Failure)"), ("joined the room", "101, attempt 1"),
         ("called", "103, attempt 2"), ("busy", "103, attempt 2")]
+
+
+def test_a_chart_is_drawn_once_and_the_same_numbers_draw_the_same_svg() -> None:
+    days = ["2026-12-01", "2026-12-02"]
+
+    def chart(answered: int) -> Chart:
+        return stacked_columns(days, SERIES, {("2026-12-01", "answered"): answered, ("2026-12-02", "busy"): 1})
+
+    first = svg_chart(chart(3), "c", "Outcomes <&>", "desc")
+    assert svg_chart(chart(3), "c", "Outcomes <&>", "desc") is first  # equal charts: drawn once
+    assert "Outcomes &lt;&amp;&gt;" in first and first.count("<rect") == 2
+    assert svg_chart(chart(4), "c", "Outcomes <&>", "desc") != first  # other numbers: drawn anew
