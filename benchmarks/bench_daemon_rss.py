@@ -8,6 +8,9 @@ user's phone fetches its Yealink XML book once (by a phone token), so the indexe
 1% of the contacts change in the store, LDAP rebuilds its index and the XML phonebook re-reads its snapshot
 while the old ones still serve (the daemon's real peak), the searches and fetches run again, and its peak RSS
 (VmHWM) is read. Runs without the XML phonebook and without LDAP show how much of it each is. Target: <= 200 MB.
+The change appends to names, so every contact keeps its place in display-name order: LDAP's rebuild shares
+the columns whose values did not change (plugin.ldap.columns ColumnBuilder); contacts added, or renamed to
+another place, shift the entries after them and every column is built again beside the old index.
 
     .venv/bin/python benchmarks/bench_daemon_rss.py [--users 1000] [--contacts-per-user 100] [--occurrences 20000]
 """

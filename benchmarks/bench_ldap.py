@@ -138,8 +138,15 @@ class Pbxsync:
         conn = sqlite3.connect(db)
         write_contacts(conn, contacts)
         conn.close()
-        self.proc = subprocess.Popen([sys.executable, "-m", "pbxsync.plugin.ldap", "--db", str(db), "--listen",
-                                      "127.0.0.1:0", "--base-dn", BASE_DN, "--max-connections", "1000"],
+        # Anonymous searches, as slapd answers them here (the product's default refuses them: without
+        # this, pbxsync answered every search with no entries and the ratios compared refusals).
+        config = workdir / "pbxsync.toml"
+        config.write_text(f'database = "{db}"\n[exchange]\nserver = "http://127.0.0.1:9/EWS/Exchange.asmx"\n'
+                          'auth = "basic"\nusername = "svc@example.com"\npassword = "x"\n'
+                          "[ldap]\nanonymous = true\n", encoding="utf-8")
+        self.proc = subprocess.Popen([sys.executable, "-m", "pbxsync.plugin.ldap", "--db", str(db), "--config",
+                                      str(config), "--listen", "127.0.0.1:0", "--base-dn", BASE_DN,
+                                      "--max-connections", "1000"],
                                      stdout=subprocess.PIPE, text=True,
                                      cwd=Path(__file__).resolve().parent.parent)
         assert self.proc.stdout is not None

@@ -228,7 +228,7 @@ class PhonebookConfig:
     number_format: str = "national"  # national | international | e164: how external numbers are written
     anonymous: bool = False  # no credentials: the shared contacts; false: HTTP Basic or a phone token needed
     refresh_seconds: float = 5.0  # how often the store is checked for changes
-    cache_mb: int = 64  # rendered books kept in memory (0 = render every request)
+    cache_mb: int = 16  # rendered books kept in memory (0 = render every request); counts in the peak RSS
 
 
 @dataclass(frozen=True)

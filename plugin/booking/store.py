@@ -6,10 +6,11 @@ the daemon, AUTOCALL and FastAGI room admission call.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -64,7 +65,8 @@ _KINDS = {k.value: k for k in AttendeeKind}
 _RESPONSES = {r.value: r for r in ResponseType}
 
 
-def _attendees(text: str) -> tuple[Attendee, ...]:
+def _attendees(text: str, one: Callable[[object], str] = str) -> tuple[Attendee, ...]:
+    """`one(value)` gives the string kept for a value (load_copies shares repeated ones)."""
     data = json.loads(text)
     if not isinstance(data, list):
         raise ValueError("attendees is not a list")
@@ -73,8 +75,8 @@ def _attendees(text: str) -> tuple[Attendee, ...]:
         if not isinstance(item, dict):
             raise ValueError("attendee is not an object")
         found.append(Attendee(
-            email=str(item.get("email") or ""),
-            name=str(item.get("name") or ""),
+            email=one(item.get("email") or ""),
+            name=one(item.get("name") or ""),
             kind=_KINDS.get(str(item.get("kind", "")), AttendeeKind.REQUIRED),
             response=_RESPONSES.get(str(item.get("response", "")), ResponseType.UNKNOWN),
         ))
@@ -93,27 +95,38 @@ async def load_copies(store: Store) -> StoredCopies:
     copies: list[MailboxCopy] = []
     broken: set[str] = set()
     # Every copy of a meeting usually lists the same attendees: each distinct list is parsed once (a
-    # 500-attendee meeting held by 20 synced calendars is one parse, not 20, on every reconcile).
-    lists: dict[str, tuple[Attendee, ...]] = {}
+    # 500-attendee meeting held by 20 synced calendars is one parse, not 20, on every reconcile). Kept
+    # by a digest of the text, not the text: the texts would be the largest part of a reconcile's memory.
+    lists: dict[bytes, tuple[Attendee, ...]] = {}
+    # Values many rows share (mailboxes, time zones, locations, organizers, timestamps) are one string
+    # each: every reconcile holds every copy at once, ~0.8 KB a copy less (the daemon's peak; see
+    # benchmarks/bench_daemon_rss.py).
+    shared: dict[str, str] = {}
+
+    def one(value: object) -> str:
+        text = str(value)
+        return shared.setdefault(text, text)
+
     async with store.conn.execute(
         "SELECT mailbox, item_id, change_key, uid, recurrence_id, series_item_id, start_utc, end_utc, "
         "timezone, subject, location, organizer_email, organizer_name, attendees, is_cancelled, "
         "is_all_day, updated_at, sensitivity, my_response FROM occurrences ORDER BY id"
     ) as cur:
         async for row in cur:
-            mailbox = str(row[0]).strip().lower()
+            mailbox = one(str(row[0]).strip().lower())
             try:
                 text = str(row[13])
-                attendees = lists.get(text)
+                digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+                attendees = lists.get(digest)
                 if attendees is None:
-                    attendees = lists[text] = _attendees(text)
+                    attendees = lists[digest] = _attendees(text, one)
                 occurrence = Occurrence(
                     item_id=str(row[1]), change_key=str(row[2]), uid=str(row[3]),
-                    recurrence_id=parse_utc(row[4]) if row[4] else None, series_item_id=str(row[5]),
-                    start=parse_utc(row[6]), end=parse_utc(row[7]), timezone=str(row[8]),
-                    subject=str(row[9]), location=str(row[10]), organizer_email=str(row[11]),
-                    organizer_name=str(row[12]), attendees=attendees,
-                    is_cancelled=bool(row[14]), is_all_day=bool(row[15]),
+                    recurrence_id=parse_utc(row[4]) if row[4] else None, series_item_id=one(row[5]),
+                    start=parse_utc(row[6]), end=parse_utc(row[7]), timezone=one(row[8]),
+                    subject=str(row[9]), location=one(row[10]),
+                    organizer_email=one(row[11]), organizer_name=one(row[12]),
+                    attendees=attendees, is_cancelled=bool(row[14]), is_all_day=bool(row[15]),
                     sensitivity=Sensitivity(str(row[17])),
                     my_response=_RESPONSES.get(str(row[18]), ResponseType.UNKNOWN),
                 )
@@ -122,7 +135,7 @@ async def load_copies(store: Store) -> StoredCopies:
                           "until the next good sync", row[1], mailbox, exc)
                 broken.add(mailbox)
                 continue
-            copies.append(MailboxCopy(mailbox, occurrence, str(row[16])))
+            copies.append(MailboxCopy(mailbox, occurrence, one(row[16])))
     return StoredCopies(copies, broken)
 
 

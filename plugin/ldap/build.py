@@ -132,13 +132,20 @@ def row_order_key(row: ContactRow) -> bytes:
 
 class IndexBuilder:
     """Appends contacts, already in display-name order, straight to the final columns: a build holds
-    no object per contact, only the columns growing (memory: about the finished index)."""
+    no object per contact, only the columns growing (memory: about the finished index).
 
-    def __init__(self, base_dn: str, forms: NumberForms) -> None:
+    With the `previous` index (the one serving while this one is built), a column whose values all came
+    out the same is the previous one's column, and so are its n-gram lists (see ColumnBuilder): after a
+    sync that edited a few contacts without moving them, the new index holds only what changed beside
+    the old one. Reuse needs the values to be byte for byte the same, so it is right whatever changed.
+    """
+
+    def __init__(self, base_dn: str, forms: NumberForms, previous: Index | None = None) -> None:
         self.base_dn = base_dn
         self.forms = forms
-        self.served = {pos: ColumnBuilder() for pos in STORED}
-        self.compared = {pos: ColumnBuilder() for pos in STORED}
+        self.previous = previous
+        self.served = {pos: ColumnBuilder(previous.original[pos] if previous else None) for pos in STORED}
+        self.compared = {pos: ColumnBuilder(previous.folded[pos] if previous else None) for pos in STORED}
         self.boxes = array("I")
         self.box_numbers: dict[str, int] = {}
         self.last_key = b""
@@ -163,7 +170,9 @@ class IndexBuilder:
             if served.text == compared.text and served.starts == compared.starts and served.first == compared.first:
                 served = compared  # uid, lower-case mail: one copy
             original[pos], folded[pos] = served, compared
-        grams = {pos: _grams(n, folded[pos]) for pos, n in GRAMS}
+        previous = self.previous
+        grams = {pos: previous.grams[pos] if previous is not None and folded[pos] is previous.folded[pos]
+                 else _grams(n, folded[pos]) for pos, n in GRAMS}
         for pos, source in SHARED:  # displayName is cn: the same columns and n-gram lists
             original[pos], folded[pos] = original[source], folded[source]
             if source in grams:
@@ -193,10 +202,12 @@ def build_index(contacts: Iterable[tuple[ContactRow, Iterable[PhoneRow]]], base_
     return builder.finish()
 
 
-def build_from_store(conn: sqlite3.Connection, base_dn: str, forms: NumberForms) -> Index:
+def build_from_store(conn: sqlite3.Connection, base_dn: str, forms: NumberForms,
+                     previous: Index | None = None) -> Index:
     """An index of the store's contacts, streamed in display-name order (SQLite sorts, spilling to
-    its temporary files rather than holding the rows in memory)."""
-    builder = IndexBuilder(base_dn, forms)
+    its temporary files rather than holding the rows in memory); `previous` lends its unchanged columns
+    (see IndexBuilder)."""
+    builder = IndexBuilder(base_dn, forms, previous)
     for row, phones in iter_contacts(conn):
         builder.add(row, phones)
     return builder.finish()

@@ -25,26 +25,79 @@ def _compact(values: array[int]) -> array[int]:
 
 
 class ColumnBuilder:
-    """Collects one attribute's values entry by entry, in entry id order."""
+    """Collects one attribute's values entry by entry, in entry id order.
 
-    __slots__ = ("first", "starts", "text")
+    Given the `previous` snapshot's column, it first only compares: while every value added so far is the
+    one the previous column holds at that place, nothing is copied, and a column found identical to the
+    previous one is that very object (`build`). A rebuild after a sync that changed a few contacts without
+    moving them (a new number, a title) then holds only the columns that changed beside the old index,
+    not a second copy of all of it. At the first difference the previous column's prefix is copied and the
+    builder goes on appending as usual.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("entries", "first", "previous", "starts", "text")
+
+    def __init__(self, previous: Column | None = None) -> None:
+        self.previous = previous  # still identical to the values added so far (None: appending)
+        self.entries = 0  # entries added
         self.text = bytearray(_SEP)
         self.starts = array("I", [1])  # starts[k]: offset of value k; starts[-1]: one past the last separator
         self.first = array("I", [0])  # entry i holds values first[i]..first[i + 1] - 1
 
     def add(self, values: Iterable[bytes]) -> None:
         """The next entry's values (NUL-free, as the callers' `clean` guarantees)."""
+        if self.previous is not None:
+            values = list(values)
+            if self._same(values):
+                self.entries += 1
+                return
+            self._copy_previous()
         text, starts = self.text, self.starts
         for value in values:
             text += value
             text += _SEP
             starts.append(len(text))
         self.first.append(len(starts) - 1)
+        self.entries += 1
+
+    def _same(self, values: list[bytes]) -> bool:
+        """Whether the previous column holds exactly `values` as the next entry's."""
+        previous = self.previous
+        assert previous is not None
+        if self.entries >= previous.entry_count:
+            return False
+        lo, hi = previous.span(self.entries)
+        if hi - lo != len(values):
+            return False
+        text, starts = previous.text, previous.starts
+        for k, value in zip(range(lo, hi), values, strict=True):
+            at = starts[k]
+            if starts[k + 1] - 1 - at != len(value) or not text.startswith(value, at):
+                return False
+        return True
+
+    def _copy_previous(self) -> None:
+        """Switch to appending: what was found identical so far, copied from the previous column."""
+        previous = self.previous
+        assert previous is not None
+        self.previous = None
+        entries = self.entries
+        values = previous.span(entries - 1)[1] if entries else 0
+        self.text = bytearray(previous.text[:previous.starts[values]])
+        self.starts = array("I", previous.starts[:values + 1])
+        if previous.first is None:
+            self.first = array("I", range(entries + 1))
+        else:
+            self.first = array("I", previous.first[:entries + 1])
 
     def build(self, sort: bool = False) -> Column:
-        """The finished column (exactly sized), with a sorted order of its values for lookups when `sort`."""
+        """The finished column (exactly sized), with a sorted order of its values for lookups when `sort`;
+        the previous column itself when every entry matched it."""
+        previous = self.previous
+        if previous is not None:
+            if self.entries == previous.entry_count:
+                return previous  # built by the same role, so sorted if `sort` (see IndexBuilder)
+            self._copy_previous()
         text = bytes(self.text)
         self.text = bytearray()
         starts, first = self.starts, self.first
@@ -71,6 +124,10 @@ class Column:
     @property
     def value_count(self) -> int:
         return len(self.starts) - 1
+
+    @property
+    def entry_count(self) -> int:
+        return self.value_count if self.first is None else len(self.first) - 1
 
     def value(self, k: int) -> bytes:
         return self.text[self.starts[k]:self.starts[k + 1] - 1]

@@ -182,7 +182,8 @@ class LdapServer:
 
     def _load(self, reader: sqlite3.Connection, force: bool) -> Index:
         started = time.monotonic()
-        index = build_from_store(reader, self.settings.base_dn, self.forms)
+        # The serving index lends the columns that come out the same (read-only, so safe on this thread).
+        index = build_from_store(reader, self.settings.base_dn, self.forms, self.index)
         self.build_seconds = time.monotonic() - started
         return index
 

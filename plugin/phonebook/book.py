@@ -106,18 +106,29 @@ def _fingerprint(entry: BookEntry) -> bytes:
     return ("\x1f".join(parts) + "\x1e").encode("utf-8", "surrogatepass")
 
 
-def read_snapshot(conn: sqlite3.Connection, dialer: Dialer) -> Snapshot:
-    """The store's contacts as a snapshot (runs in a worker thread: a sync may be writing meanwhile)."""
+def read_snapshot(conn: sqlite3.Connection, dialer: Dialer, previous: Snapshot | None = None) -> Snapshot:
+    """The store's contacts as a snapshot (runs in a worker thread: a sync may be writing meanwhile).
+
+    An entry packed the same as the `previous` snapshot's entry at its place in the mailbox is that
+    very string: while the old snapshot serves beside the one being read, the two share every entry a
+    sync did not touch (memory: one copy plus what changed, not two)."""
     snapshot = Snapshot()
     hashes: dict[str, hashlib.blake2b] = {}
     everything: list[str] = []
+    before = previous.by_mailbox if previous is not None else {}
+    old = previous.everything if previous is not None else ()
     for row, phones in iter_contacts(conn):
         entry = book_entry(row, phones, dialer)
         if not entry.numbers:
             continue
-        snapshot.by_mailbox.setdefault(row.mailbox, array("I")).append(len(everything))
+        positions = snapshot.by_mailbox.setdefault(row.mailbox, array("I"))
         hashes.setdefault(row.mailbox, hashlib.blake2b(digest_size=16)).update(_fingerprint(entry))
-        everything.append(pack(entry))
+        packed = pack(entry)
+        kept = before.get(row.mailbox)
+        if kept is not None and len(positions) < len(kept) and old[kept[len(positions)]] == packed:
+            packed = old[kept[len(positions)]]
+        positions.append(len(everything))
+        everything.append(packed)
     snapshot.everything = tuple(everything)
     snapshot.by_mailbox = {box: array("I", ids) for box, ids in snapshot.by_mailbox.items()}  # no spare room
     snapshot.digests = {box: h.hexdigest() for box, h in hashes.items()}

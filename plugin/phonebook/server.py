@@ -188,6 +188,7 @@ class PhonebookServer:
         changes = int(reader.execute(_CHANGES_SQL).fetchone()[0])
         if not force and changes == self._changes:
             return None
-        loaded = read_snapshot(reader, self.dialer), read_tokens(reader)
+        # The serving snapshot lends the entries that come out the same (read-only, so safe on this thread).
+        loaded = read_snapshot(reader, self.dialer, self.snapshot), read_tokens(reader)
         self._changes = changes
         return loaded

@@ -249,6 +249,20 @@ async def test_stored_copies_name_the_readable_rows_and_the_untrusted_mailboxes(
     assert loaded.broken_mailboxes == {ALICE}
 
 
+async def test_stored_copies_share_the_values_rows_repeat(store: Store) -> None:
+    """A reconcile holds every copy at once: repeated values are one string, a repeated attendee list
+    one tuple, and the copies read as stored."""
+    await put(store, ALICE, occ("m1"), occ("m2", start=at(12)))
+    await put(store, BOB, occ("m1"))
+    copies = (await load_copies(store)).copies
+    assert [(c.mailbox, c.occurrence) for c in copies] == [(ALICE, occ("m1")), (ALICE, occ("m2", start=at(12))),
+                                                           (BOB, occ("m1"))]
+    first, second, third = (c.occurrence for c in copies)
+    assert first.attendees is second.attendees is third.attendees
+    assert first.organizer_name is third.organizer_name and first.location is second.location
+    assert copies[0].mailbox is copies[1].mailbox and copies[0].updated_at is copies[2].updated_at
+
+
 async def test_show_conferences_json_and_all(tmp_path: Path) -> None:
     config = make_config(tmp_path / "cli.db")
     store = await open_store(config.database)

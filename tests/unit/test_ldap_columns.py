@@ -125,3 +125,73 @@ async def test_store_build_with_a_non_ascii_capital_in_the_mailbox(tmp_path: Pat
 def test_a_nul_in_a_fragment_never_matches_across_values() -> None:
     column = column_of([[b"xa"], [b"b"]])
     assert list(column.scan(b"\0", False, False)) == [] and list(column.scan(b"a\0b", False, False)) == []
+
+
+def _same_column(a: Column, b: Column) -> bool:
+    return (a.text, a.starts, a.first, a.order) == (b.text, b.starts, b.first, b.order)
+
+
+@settings(max_examples=300, deadline=None)
+@given(VALUES, VALUES, st.booleans())
+def test_a_column_built_beside_the_previous_one_is_the_column_built_afresh(
+        before: list[list[bytes]], after: list[list[bytes]], sort: bool) -> None:
+    previous = column_of(before, sort)
+    builder = ColumnBuilder(previous)
+    for values in after:
+        builder.add(iter(values))  # a generator, as IndexBuilder passes them
+    column = builder.build(sort)
+    assert _same_column(column, column_of(after, sort))
+    assert (column is previous) == (before == after)  # identical values: the previous column itself
+
+
+@settings(max_examples=100, deadline=None)
+@given(VALUES, st.integers(0, 29), st.lists(st.text("abc", max_size=4).map(str.encode), max_size=2))
+def test_a_column_differing_in_one_entry_is_the_column_built_afresh(
+        entries: list[list[bytes]], at: int, replacement: list[bytes]) -> None:
+    changed = [list(v) for v in entries]
+    if entries:
+        changed[at % len(entries)] = replacement
+    builder = ColumnBuilder(column_of(entries))
+    for values in changed:
+        builder.add(values)
+    assert _same_column(builder.build(sort=True), column_of(changed))
+
+
+async def test_a_rebuild_shares_the_columns_a_sync_left_unchanged(tmp_path: Path) -> None:
+    """A new number for one contact: only the number's columns (and n-grams) are built again; the index
+    is the one a fresh build makes, and the old one still answers as before."""
+    contacts = generate(200, seed=9, mailboxes=("a@example.com", "b@example.com"))
+    db = await make_store(tmp_path / "pb.db", contacts)
+    conn = sqlite3.connect(db, isolation_level=None)
+    old = build_from_store(conn, BASE_DN, FORMS)
+    old_ops = [old.encode(e, None) for e in range(old.count)]
+    contact_id = conn.execute("SELECT contact_id FROM contact_phones WHERE kind = 'business' LIMIT 1").fetchone()[0]
+    conn.execute("UPDATE contact_phones SET raw = '+49 30 99887766', e164 = '+493099887766', "
+                 "digits = '493099887766' WHERE contact_id = ? AND kind = 'business'", (contact_id,))
+    new = build_from_store(conn, BASE_DN, FORMS, old)
+    fresh = build_from_store(conn, BASE_DN, FORMS)
+    for pos in range(len(NAMES)):
+        for a, b, o in ((new.original[pos], fresh.original[pos], old.original[pos]),
+                        (new.folded[pos], fresh.folded[pos], old.folded[pos])):
+            assert (a is None and b is None) or (a is not None and b is not None and _same_column(a, b))
+            assert (a is o) == (pos != TELEPHONE)
+    assert new.grams[CN] is old.grams[CN] and new.grams[TELEPHONE] is not old.grams[TELEPHONE]
+    assert new.grams[TELEPHONE].postings == fresh.grams[TELEPHONE].postings
+    assert [new.encode(e, None) for e in range(new.count)] == [fresh.encode(e, None) for e in range(fresh.count)]
+    assert [old.encode(e, None) for e in range(old.count)] == old_ops
+
+
+async def test_a_rebuild_after_a_contact_moved_builds_every_column_again(tmp_path: Path) -> None:
+    """A rename that moves a contact shifts every entry after it: nothing is shared, and the index is
+    still the one a fresh build makes."""
+    contacts = generate(100, seed=3, mailboxes=("a@example.com",))
+    db = await make_store(tmp_path / "pb.db", contacts)
+    conn = sqlite3.connect(db, isolation_level=None)
+    old = build_from_store(conn, BASE_DN, FORMS)
+    conn.execute("UPDATE contacts SET display_name = 'Aaaa First' WHERE id = (SELECT max(id) FROM contacts)")
+    new = build_from_store(conn, BASE_DN, FORMS, old)
+    fresh = build_from_store(conn, BASE_DN, FORMS)
+    assert new.original[CN] is not old.original[CN]
+    assert [new.encode(e, None) for e in range(new.count)] == [fresh.encode(e, None) for e in range(fresh.count)]
+    assert [new.folded_values(e, TELEPHONE) for e in range(new.count)] == [
+        fresh.folded_values(e, TELEPHONE) for e in range(fresh.count)]
