@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from pbxsync.plugin.web.admin_users import read_ahead
 from pbxsync.plugin.web.auth import load_session
 from pbxsync.plugin.web.context import CONTEXT, WebContext
 from pbxsync.plugin.web.pages import page_routes
@@ -30,7 +31,12 @@ def create_app(ctx: WebContext) -> web.Application:
     app.add_routes(static_routes())
     app.on_response_prepare.append(security_headers)
     app.on_startup.append(compile_templates)
+    app.on_startup.append(read_admin_pages_ahead)
     return app
+
+
+async def read_admin_pages_ahead(app: web.Application) -> None:
+    await read_ahead(app[CONTEXT])
 
 
 async def compile_templates(app: web.Application) -> None:
