@@ -46,9 +46,10 @@ def _walk(prefix: str, node: object, rows: list[tuple[str, str]], *, users: bool
         if is_dataclass(value) and not isinstance(value, type | Secret | ListenAddress):
             _walk(f"{prefix}{f.name}.", value, rows)
         elif isinstance(value, list) and value and all(is_dataclass(v) for v in value):
-            if users or prefix or f.name != "users":
-                for i, item in enumerate(value):
-                    _walk(f"{prefix}{f.name}[{i}].", item, rows)
+            if not users and not prefix and f.name == "users":
+                continue  # the top-level [[users]]: left to `users_page_rows`
+            for i, item in enumerate(value):
+                _walk(f"{prefix}{f.name}[{i}].", item, rows)
         else:
             rows.append((prefix + f.name, shown_value(value)))
 

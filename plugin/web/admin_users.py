@@ -112,11 +112,9 @@ def _lag_key(row: UserRow) -> tuple[int, float]:
     return (0, 0.0) if row.status == "off" else (2, 0.0)
 
 
-def select_rows(rows: Sequence[UserRow], query: Mapping[str, str]) -> tuple[list[UserRow], dict[str, str]]:
-    """Filter (q: text in extension, name or mailbox; status) and sort (sort, order) as the query asks.
-
-    Unknown values fall back to the defaults (sorted by extension, all statuses); returns the rows and
-    the choices as understood, for the form and the column links."""
+def understood(query: Mapping[str, str]) -> dict[str, str]:
+    """The filter (q, status) and sort (sort, order) a query asks for; unknown values fall back to the
+    defaults (sorted by extension, all statuses)."""
     text = query.get("q", "").strip().lower()[:100]
     status = query.get("status", "")
     status = status if status in STATUSES else ""
@@ -125,6 +123,14 @@ def select_rows(rows: Sequence[UserRow], query: Mapping[str, str]) -> tuple[list
     default_order = "desc" if sort == "lag" else "asc"
     order = query.get("order", default_order)
     order = order if order in ("asc", "desc") else default_order
+    return {"q": text, "status": status, "sort": sort, "order": order}
+
+
+def select_rows(rows: Sequence[UserRow], query: Mapping[str, str]) -> tuple[list[UserRow], dict[str, str]]:
+    """Filter (q: text in extension, name or mailbox; status) and sort (sort, order) as the query asks;
+    returns the rows and the choices as understood, for the form and the column links."""
+    choices = understood(query)
+    text, status, sort, order = choices["q"], choices["status"], choices["sort"], choices["order"]
     chosen = [r for r in rows if (not text or text in f"{r.extension} {r.name} {r.mailbox}".lower())
               and (not status or r.status == status)]
     keys = {
@@ -134,7 +140,7 @@ def select_rows(rows: Sequence[UserRow], query: Mapping[str, str]) -> tuple[list
         "lag": lambda r: (_lag_key(r), r.extension),
     }
     chosen.sort(key=keys[sort], reverse=order == "desc")
-    return chosen, {"q": text, "status": status, "sort": sort, "order": order}
+    return chosen, choices
 
 
 def short_duration(lag: timedelta | None) -> str:
@@ -183,12 +189,12 @@ class ReportCache:
 
     def select(self, query: Mapping[str, str]) -> tuple[list[UserRow], dict[str, str]]:
         """`select_rows` over the cached rows, remembered per understood choice."""
-        _, chosen = select_rows((), query)  # the choices as understood: the key
-        key = tuple(chosen.values())
+        choices = understood(query)
+        key = tuple(choices.values())
         if key not in self.selections:
             if len(self.selections) >= SELECTIONS:
                 self.selections.clear()
-            self.selections[key] = select_rows(self.rows, chosen)
+            self.selections[key] = select_rows(self.rows, choices)
         return self.selections[key]
 
     def current(self, shown: Sequence[UserRow], now: datetime) -> list[UserRow]:
@@ -261,8 +267,7 @@ async def users_page(request: web.Request) -> web.StreamResponse:
     rows, chosen = cache.select(request.query)
     shown, page, pages = page_of(rows, request.query)
     return render(request, "admin_users.html", title="Users", admin_nav=ADMIN_NAV, rows=cache.current(shown, now),
-                  matching=len(rows),
-                  page=page, pages=pages, chosen=chosen, statuses=STATUSES, duration=short_duration,
+                  matching=len(rows), page=page, pages=pages, chosen=chosen, statuses=STATUSES, duration=short_duration,
                   total=len(web_context(request).config.users))
 
 
