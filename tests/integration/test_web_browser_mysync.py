@@ -15,14 +15,13 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pbxsync.plugin.daemon.clock import FakeClock
 from pbxsync.sync.model import Folder
 from pbxsync.sync.store.db import Store
 from pbxsync.sync.store.folders import record_success
-from tests.support.browser import WAIT_SECONDS, screenshot, sign_in, wait_for
+from tests.support.browser import WAIT_SECONDS, screenshot, sign_in, until_replaced, wait_for
 from tests.support.web_portal import XSS, RunningPortal, fill_sync_state, password_of, portal_in_thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("cheap_argon2")]
@@ -182,7 +181,7 @@ def test_a_user_switches_their_calendar_off(browser: WebDriver, portal: RunningP
     browser.find_element(By.CSS_SELECTOR, "label[for=sync_calendar]").click()  # the label toggles it too
     save = browser.find_element(By.ID, "settings-button")
     save.click()
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(save))  # the answer replaced the page
+    until_replaced(browser, save)  # the answer replaced the page
     wait_for(browser, "#settings .ok")
     assert not browser.find_element(By.ID, "sync_calendar").is_selected()
     assert "Not synced (switched off)." in browser.find_element(By.ID, "folder-calendar").text

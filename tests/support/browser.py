@@ -11,10 +11,11 @@ import shutil
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
@@ -64,4 +65,25 @@ def sign_in(driver: WebDriver, base_url: str, extension: str, password: str) -> 
     button.click()
     # the answer (the next page, or the sign-in page again with its error) replaces this document: until then
     # the old page and its <h1> are still there, and a page opened now would go out without the new cookie
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(button))
+    until_replaced(driver, button)
+
+
+def until_replaced(driver: WebDriver, element: WebElement, timeout: float = 30) -> None:
+    """Until the document holding `element` has been replaced (a form's answer has loaded).
+
+    Selenium's `staleness_of` knows only StaleElementReferenceException; chromedriver asked about an
+    element while the new document is taking over can also answer "Node with given id does not belong
+    to the document" (seen in CI), which says the same thing."""
+
+    def replaced(_: WebDriver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc.msg):
+                return True
+            raise
+        return False
+
+    WebDriverWait(driver, timeout).until(replaced)
